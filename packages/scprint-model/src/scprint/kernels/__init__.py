@@ -1,30 +1,29 @@
 """Attention kernels: one public function per operation, choosing the backend.
 
-Foundation version: only the PyTorch path of :func:`attention`; the Triton kernels and
-``attention_to_network`` are added by the kernels work (same signatures).
+- :func:`attention`: non-causal multi-head attention with an optional additive bias, forward and
+  backward (gradients for q, k, v and bias).
+- :func:`attention_to_network`: attention maps of many cells summed straight into a
+  ``(n_genes, n_genes)`` matrix (rows = query gene, columns = key gene), never materialising
+  ``(batch, heads, seq, seq)``.
+
+Backends: Triton kernels on CUDA (``triton_attention``, ``triton_attn_to_network``), PyTorch
+elsewhere (``torch_backend``); the specification is ``reference``.
 """
 
-from __future__ import annotations
+from scprint.kernels.dispatch import (
+    MAX_HEAD_DIM,
+    SUPPORTED_DTYPES,
+    attention,
+    attention_to_network,
+    triton_available,
+)
+from scprint.kernels.reference import gene_pair_counts
 
-import torch
-import torch.nn.functional as F
-
-__all__ = ["attention"]
-
-
-def attention(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    bias: torch.Tensor | None = None,
-    scale: float | None = None,
-    backend: str = "auto",
-) -> torch.Tensor:
-    """Non-causal multi-head attention.
-
-    q, k, v: ``(batch, heads, seq, head_dim)``; bias: additive, broadcastable to
-    ``(batch, heads, seq, seq)``. Returns ``(batch, heads, seq, head_dim)``.
-    """
-    if backend not in ("auto", "torch"):
-        raise ValueError(f"backend must be 'auto' or 'torch' in this build, got {backend!r}")
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)
+__all__ = [
+    "MAX_HEAD_DIM",
+    "SUPPORTED_DTYPES",
+    "attention",
+    "attention_to_network",
+    "gene_pair_counts",
+    "triton_available",
+]
