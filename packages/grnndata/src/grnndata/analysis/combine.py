@@ -1,0 +1,153 @@
+"""Comparing and merging networks by gene name (rows = regulators, columns = targets)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from .._matrix import ORIENTATION
+from ..core import GRNAnnData
+from ..edges import merge_duplicate_edges
+
+log = logging.getLogger(__name__)
+
+__all__ = ["compare", "merge"]
+
+
+def _edge_keys(
+    grn: GRNAnnData, genes: pd.Index, top_k: int | None, min_weight: float | None
+) -> np.ndarray:
+    """Edges of ``grn`` (strongest ``top_k``) as integer keys ``row * n + col`` over ``genes``."""
+    frame = grn.edges(min_weight=min_weight, top_k=top_k)
+    rows = genes.get_indexer(frame["regulator"].astype(str))
+    cols = genes.get_indexer(frame["target"].astype(str))
+    return np.unique(rows.astype(np.int64) * len(genes) + cols)
+
+
+def compare(
+    a: GRNAnnData,
+    b: GRNAnnData,
+    top_k: int | None = None,
+    *,
+    min_weight: float | None = None,
+    shared_genes_only: bool = True,
+) -> dict[str, Any]:
+    """Overlap of the (strongest) edges of two networks, matched by gene name and direction.
+
+    Parameters
+    ----------
+    a, b
+        Networks (rows = regulators, columns = targets), possibly over different genes.
+    top_k
+        Compare each network's ``top_k`` largest-weight edges (``None``: all edges).
+    min_weight
+        Ignore edges with ``weight < min_weight`` (applied before ``top_k``).
+    shared_genes_only
+        Restrict both networks to the genes they share first (default), so that an edge that one
+        network could not contain does not count as a disagreement.
+
+    Returns
+    -------
+    dict with ``n_shared_genes``, ``n_edges_a``, ``n_edges_b``, ``n_shared_edges``, ``jaccard``
+    (shared / union) and ``overlap_coefficient`` (shared / smaller set); ratios are ``nan`` when
+    both edge sets are empty.
+    """
+    for name, value in (("a", a), ("b", b)):
+        if not isinstance(value, GRNAnnData):
+            raise TypeError(f"{name} must be a GRNAnnData, got {type(value).__name__}")
+    shared = a.var_names.intersection(b.var_names, sort=False)
+    if shared_genes_only:
+        a, b = a.get(list(shared)), b.get(list(shared))
+        genes = pd.Index(shared)
+    else:
+        genes = a.var_names.union(b.var_names, sort=False)
+    keys_a = _edge_keys(a, genes, top_k, min_weight)
+    keys_b = _edge_keys(b, genes, top_k, min_weight)
+    n_shared = int(np.intersect1d(keys_a, keys_b, assume_unique=True).size)
+    n_union = keys_a.size + keys_b.size - n_shared
+    smaller = min(keys_a.size, keys_b.size)
+    return {
+        "n_shared_genes": len(shared),
+        "n_edges_a": int(keys_a.size),
+        "n_edges_b": int(keys_b.size),
+        "n_shared_edges": n_shared,
+        "jaccard": n_shared / n_union if n_union else float("nan"),
+        "overlap_coefficient": n_shared / smaller if smaller else float("nan"),
+    }
+
+
+def merge(
+    grns: Sequence[GRNAnnData],
+    how: Literal["union", "intersection"] = "union",
+    reduce: Literal["mean", "sum", "max", "min", "count"] = "mean",
+    *,
+    names: Sequence[str] | None = None,
+) -> GRNAnnData:
+    """Merge several networks (e.g. one per cell type) into one over their genes.
+
+    Parameters
+    ----------
+    grns
+        Networks, rows = regulators, columns = targets.
+    how
+        ``"union"``: all genes, in first-seen order (genes of the first network, then new genes of
+        the second ...); ``"intersection"``: genes present in every network, in the first
+        network's order (edges touching other genes are dropped).
+    reduce
+        Weight of an edge present in several networks: ``"mean"`` over the networks holding the
+        edge, ``"sum"``, ``"max"``, ``"min"`` (signed), or ``"count"`` (number of networks
+        holding it).
+    names
+        Labels of the networks, recorded in ``uns["grn"]["parameters"]``.
+
+    Returns
+    -------
+    :class:`GRNAnnData` without cells (``X`` shape ``(0, n_genes)``), network CSR float32.
+    """
+    if how not in ("union", "intersection"):
+        raise ValueError(f"how={how!r}; expected 'union' or 'intersection'")
+    if reduce not in ("mean", "sum", "max", "min", "count"):
+        raise ValueError(f"reduce={reduce!r}; expected 'mean', 'sum', 'max', 'min' or 'count'")
+    grns = list(grns)
+    if not grns:
+        raise ValueError("merge needs at least one network")
+    for position, grn in enumerate(grns):
+        if not isinstance(grn, GRNAnnData):
+            raise TypeError(f"grns[{position}] is a {type(grn).__name__}; expected GRNAnnData")
+    if names is not None and len(names) != len(grns):
+        raise ValueError(f"{len(names)} names for {len(grns)} networks")
+    genes = pd.Index(grns[0].var_names)
+    for grn in grns[1:]:
+        if how == "union":
+            genes = genes.append(grn.var_names[~grn.var_names.isin(genes)])
+        else:
+            genes = genes[genes.isin(grn.var_names)]
+    rows, cols, values = [], [], []
+    for grn in grns:
+        coo = grn.grn.tocoo()
+        mapping = genes.get_indexer(grn.var_names)
+        r, c = mapping[coo.row], mapping[coo.col]
+        keep = (r >= 0) & (c >= 0)
+        rows.append(r[keep].astype(np.int64))
+        cols.append(c[keep].astype(np.int64))
+        values.append(np.ones(int(keep.sum()), np.float32) if reduce == "count" else coo.data[keep])
+    rule = "sum" if reduce == "count" else reduce
+    matrix, _ = merge_duplicate_edges(
+        np.concatenate(rows), np.concatenate(cols), np.concatenate(values), len(genes), rule
+    )
+    out = GRNAnnData.from_matrix(matrix, list(genes))
+    out.set_metadata(
+        "merge",
+        {
+            "how": how,
+            "reduce": reduce,
+            "n_networks": len(grns),
+            "names": [str(n) for n in names] if names is not None else [],
+        },
+    )
+    out.uns["grn"]["orientation"] = ORIENTATION
+    return out

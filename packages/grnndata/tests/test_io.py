@@ -1,0 +1,247 @@
+"""Storage: zarr and h5ad round trips, compatibility with plain anndata and original grnndata
+files, atomic writes, corrupted stores, and lazy partial reads (real Kang x OmniPath data)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anndata
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import grnndata
+from grnndata import GRNAnnData, GRNStoreError, open_zarr, read_h5ad, read_zarr
+from grnndata.testing import counting_store, stored_bytes
+
+
+def assert_same(a: GRNAnnData, b: GRNAnnData) -> None:
+    assert type(b) is GRNAnnData
+    assert list(a.var_names) == list(b.var_names)
+    assert list(a.obs_names) == list(b.obs_names)
+    assert (a.grn != b.grn).nnz == 0
+    assert b.grn.dtype == np.float32
+    assert (sp.csr_matrix(a.X) != sp.csr_matrix(b.X)).nnz == 0
+    assert a.obs.equals(b.obs)
+    assert a.var.equals(b.var)
+    assert a.grn_metadata == b.grn_metadata
+
+
+@pytest.fixture(scope="module")
+def kang_zarr(kang_grn, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("store") / "kang.zarr"
+    kang_grn.write_zarr(path, chunk_size=512)
+    return path
+
+
+def test_zarr_round_trip_is_exact_and_readable_by_plain_anndata(kang_grn, kang_zarr):
+    assert_same(kang_grn, read_zarr(kang_zarr))
+    plain = anndata.read_zarr(kang_zarr)
+    assert type(plain) is anndata.AnnData
+    assert (plain.varp["GRN"] != kang_grn.grn).nnz == 0
+
+
+def test_h5ad_round_trip_is_exact(kang_grn, tmp_path):
+    path = tmp_path / "kang.h5ad"
+    kang_grn.write_h5ad(path)
+    assert_same(kang_grn, read_h5ad(path))
+    assert (anndata.read_h5ad(path).varp["GRN"] != kang_grn.grn).nnz == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["kang.h5ad"]
+
+
+def test_stacks_round_trip(kang_grn, tmp_path):
+    sub = kang_grn.get(list(kang_grn.var_names[:30]))
+    stack = np.stack([sub.grn.toarray(), -sub.grn.toarray(), np.eye(30)], axis=2)
+    stacked = GRNAnnData.from_matrix(stack, list(sub.var_names))
+    stacked.write_zarr(tmp_path / "s.zarr")
+    stacked.write_h5ad(tmp_path / "s.h5ad")
+    for back in (read_zarr(tmp_path / "s.zarr"), read_h5ad(tmp_path / "s.h5ad")):
+        np.testing.assert_array_equal(back.grn_stack, stack.astype(np.float32))
+    lazy = open_zarr(tmp_path / "s.zarr")
+    np.testing.assert_array_equal(lazy.get([sub.var_names[2]]).grn_stack, stack[[2]][:, [2]])
+    with pytest.raises(ValueError, match="stack of 3"):
+        lazy.targets(sub.var_names[0])
+
+
+def test_files_from_plain_anndata_and_original_grnndata_load(kang_small, kang_grn, tmp_path):
+    # original grnndata 1.x wrote an AnnData (subclass) to h5ad with a dense varp["GRN"]
+    original = kang_small.copy()
+    original.varp["GRN"] = kang_grn.grn.toarray()
+    original.write_h5ad(tmp_path / "original.h5ad")
+    loaded = read_h5ad(tmp_path / "original.h5ad")
+    assert (loaded.grn != kang_grn.grn).nnz == 0
+    plain = kang_small.copy()
+    plain.varp["GRN"] = kang_grn.grn
+    plain.write_zarr(tmp_path / "plain.zarr")
+    assert (read_zarr(tmp_path / "plain.zarr").grn != kang_grn.grn).nnz == 0
+    lazy = open_zarr(tmp_path / "plain.zarr")
+    gene = kang_grn.edges(top_k=1)["target"].astype(str).iloc[0]
+    assert lazy.regulators(gene).equals(kang_grn.regulators(gene))
+
+
+def test_h5ad_without_a_network_is_a_clear_error(kang_small, tmp_path):
+    kang_small.write_h5ad(tmp_path / "plain.h5ad")
+    with pytest.raises(GRNStoreError, match=r"holds no network.*varp\['GRN'\]"):
+        read_h5ad(tmp_path / "plain.h5ad")
+    with pytest.raises(FileNotFoundError):
+        read_h5ad(tmp_path / "missing.h5ad")
+    (tmp_path / "broken.h5ad").write_bytes((tmp_path / "plain.h5ad").read_bytes()[:2000])
+    with pytest.raises(GRNStoreError, match="truncated or corrupted"):
+        read_h5ad(tmp_path / "broken.h5ad")
+
+
+def test_overwriting_replaces_and_refuses_non_stores(kang_grn, tmp_path):
+    path = tmp_path / "net.zarr"
+    kang_grn.write_zarr(path)
+    smaller = kang_grn.get(list(kang_grn.var_names[:100]))
+    smaller.write_zarr(path)
+    assert read_zarr(path).n_vars == 100
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.zarr"]
+    folder = tmp_path / "my_results"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="not a zarr store"):
+        kang_grn.write_zarr(folder)
+    assert (folder / "notes.txt").read_text() == "keep me"
+
+
+def test_a_crash_mid_write_leaves_the_previous_file_intact(kang_grn, tmp_path, monkeypatch):
+    zarr_path, h5ad_path = tmp_path / "net.zarr", tmp_path / "net.h5ad"
+    kang_grn.write_zarr(zarr_path)
+    kang_grn.write_h5ad(h5ad_path)
+    other = kang_grn.get(list(kang_grn.var_names[:50]))
+
+    real_write_elem = grnndata.io.write_elem
+
+    def crash_on_network(group, key, value, **kwargs):
+        if key == "GRN":
+            real_write_elem(group, key, value, **kwargs)
+            raise OSError("disk full (simulated)")
+        return real_write_elem(group, key, value, **kwargs)
+
+    monkeypatch.setattr(grnndata.io, "write_elem", crash_on_network)
+    with pytest.raises(OSError, match="simulated"):
+        other.write_zarr(zarr_path)
+
+    def crash_h5ad(self, filename, **kwargs):
+        Path(filename).write_bytes(b"partial")
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(anndata.AnnData, "write_h5ad", crash_h5ad)
+    with pytest.raises(OSError, match="simulated"):
+        other.write_h5ad(h5ad_path)
+    monkeypatch.undo()
+    assert_same(kang_grn, read_zarr(zarr_path))
+    assert_same(kang_grn, read_h5ad(h5ad_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.h5ad", "net.zarr"]
+
+
+def _chunk_files(array_dir: Path) -> list[Path]:
+    return sorted(
+        p
+        for p in array_dir.rglob("*")
+        if p.is_file() and not p.name.startswith(".") and p.name != "zarr.json"
+    )
+
+
+def test_corrupted_or_truncated_stores_are_detected(kang_grn, tmp_path):
+    import shutil
+
+    source = tmp_path / "good.zarr"
+    kang_grn.write_zarr(source, chunk_size=256, index_chunk_size=256)
+    network = Path("varp") / "GRN"
+    index = network / "grnndata_column_index"
+    cases = {
+        "missing_index_data_chunk": lambda p: _chunk_files(p / index / "data")[1].unlink(),
+        "missing_index_indices_chunk": lambda p: _chunk_files(p / index / "indices")[2].unlink(),
+        "truncated_index_chunk": lambda p: _chunk_files(p / index / "data")[0].write_bytes(
+            b"\x00\x01"
+        ),
+        "missing_row_data_chunk": lambda p: _chunk_files(p / network / "data")[3].unlink(),
+        "missing_array": lambda p: shutil.rmtree(p / network / "indptr"),
+    }
+    for name, damage in cases.items():
+        path = tmp_path / f"{name}.zarr"
+        shutil.copytree(source, path)
+        damage(path)
+        with pytest.raises(GRNStoreError, match="corrupted|truncated|no network"):
+            read_zarr(path)
+    with pytest.raises(FileNotFoundError):
+        read_zarr(tmp_path / "nothing.zarr")
+    (tmp_path / "empty_dir").mkdir()
+    with pytest.raises(GRNStoreError):
+        open_zarr(tmp_path / "empty_dir")
+
+
+def test_lazy_queries_equal_the_loaded_network(kang_grn, kang_zarr):
+    lazy = open_zarr(kang_zarr)
+    assert list(lazy.var_names) == list(kang_grn.var_names)
+    assert lazy.nnz == kang_grn.n_edges
+    hubs = kang_grn.edges(top_k=40)
+    for gene in hubs["regulator"].astype(str).unique()[:5]:
+        assert lazy.targets(gene).equals(kang_grn.targets(gene))
+    for gene in hubs["target"].astype(str).unique()[:5]:
+        assert lazy.regulators(gene).equals(kang_grn.regulators(gene))
+    rng = np.random.default_rng(0)
+    genes = list(rng.choice(kang_grn.var_names, 100, replace=False))
+    genes[:3] = list(hubs["regulator"].astype(str).unique()[:3])
+    genes = list(dict.fromkeys(genes))
+    sub, expected = lazy.get(genes), kang_grn.get(genes)
+    assert list(sub.var_names) == genes
+    assert (sub.grn != expected.grn).nnz == 0
+    assert sub.var.equals(expected.var)
+    assert sub.grn_metadata["method"] == "omnipath"
+    assert_same(kang_grn, lazy.load())
+    with pytest.raises(KeyError, match="NOT_A_GENE"):
+        lazy.targets("NOT_A_GENE")
+
+
+def test_lazy_queries_read_a_small_fraction_of_the_store(omnipath_grn, tmp_path):
+    path = tmp_path / "omnipath.zarr"
+    omnipath_grn.write_zarr(path, chunk_size=1024, index_chunk_size=1024)
+    network_bytes = stored_bytes(path / "varp" / "GRN")
+    store = counting_store(path)
+    lazy = open_zarr(store)
+    hub = omnipath_grn.edges(top_k=1)
+    for query, gene in (
+        (lazy.targets, hub["regulator"].iloc[0]),
+        (lazy.regulators, hub["target"].iloc[0]),
+    ):
+        before = store.bytes_read
+        result = query(str(gene))
+        assert len(result) > 0
+        assert store.bytes_read - before < 0.05 * network_bytes
+
+
+def test_lazy_reads_of_a_damaged_store_raise_instead_of_dropping_edges(kang_grn, tmp_path):
+    path = tmp_path / "damaged.zarr"
+    kang_grn.write_zarr(path, chunk_size=256)
+    _chunk_files(path / "varp" / "GRN" / "data")[1].unlink()  # edges 256..511 now read as 0
+    indptr = kang_grn.grn.indptr
+    row = int(np.flatnonzero((indptr[:-1] < 512) & (indptr[1:] > 256))[0])
+    lazy = open_zarr(path)
+    with pytest.raises(GRNStoreError, match="corrupted or truncated"):
+        lazy.targets(kang_grn.var_names[row])
+    _chunk_files(path / "varp" / "GRN" / "indices")[0].write_bytes(b"\x00\x01")  # undecodable
+    with pytest.raises(GRNStoreError, match="reading edges failed"):
+        lazy.targets(kang_grn.var_names[int(np.flatnonzero(indptr[1:] > 0)[0])])
+    untouched = int(np.flatnonzero(indptr[1:] > 1024)[0]) + 1
+    assert lazy.targets(kang_grn.var_names[untouched]).equals(
+        kang_grn.targets(kang_grn.var_names[untouched])
+    )
+
+
+@pytest.mark.skipif(not grnndata.io._ZARR3, reason="zarr format 3 needs zarr>=3")
+def test_zarr_format_3_sharded_store_round_trips_and_reads_lazily(kang_grn, tmp_path):
+    path = tmp_path / "kang_v3.zarr"
+    kang_grn.write_zarr(path, chunk_size=256, index_chunk_size=1024, zarr_format=3)
+    assert (path / "zarr.json").exists()
+    assert_same(kang_grn, read_zarr(path))
+    assert (anndata.read_zarr(path).varp["GRN"] != kang_grn.grn).nnz == 0
+    lazy = open_zarr(path)
+    hub = kang_grn.edges(top_k=1)
+    regulator, target = str(hub["regulator"].iloc[0]), str(hub["target"].iloc[0])
+    assert lazy.targets(regulator).equals(kang_grn.targets(regulator))
+    assert lazy.regulators(target).equals(kang_grn.regulators(target))
+    with pytest.raises(ValueError, match="must be 2 or 3"):
+        kang_grn.write_zarr(tmp_path / "bad.zarr", zarr_format=4)
