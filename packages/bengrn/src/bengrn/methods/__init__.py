@@ -1,0 +1,200 @@
+"""Network-inference methods: built-in baselines and the plug-in protocol.
+
+A method is any callable ``(adata: AnnData, **params) -> GRNAnnData`` (cells x genes in, a
+network over the same genes out, rows = regulators, columns = targets). It is referenced by
+
+* a registered name: ``genie3``, ``grnboost2``, ``pearson``, ``spearman``, ``random``,
+  ``scprint`` (the last only when the ``scprint`` package is installed);
+* ``module:function``, e.g. ``my_package.grn:infer`` (imported when used);
+* ``cmd:<command>``: an external program. ``{input}`` in the command is replaced by the path of an
+  h5ad file holding the expression, ``{output}`` by a path prefix; the program writes
+  ``<prefix>.tsv``, ``.csv``, ``.parquet`` (an edge list with columns regulator, target, weight, or
+  the first three columns), ``.zarr`` or ``.h5ad`` (a GRnnData file). The command is split like a
+  shell command line but run without a shell.
+
+Methods that take a ``regulators`` parameter receive the task's candidate regulators (e.g. the
+dataset's TFs) unless the user set it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import logging
+import shlex
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anndata as ad
+import pandas as pd
+
+from bengrn.methods.correlation import pearson, spearman
+from bengrn.methods.random import random_network
+from bengrn.methods.trees import genie3, grnboost2
+
+__all__ = [
+    "BUILTIN",
+    "ExternalCommand",
+    "MethodUnavailableError",
+    "available_methods",
+    "genie3",
+    "grnboost2",
+    "pearson",
+    "random_network",
+    "resolve_method",
+    "spearman",
+]
+
+log = logging.getLogger(__name__)
+
+BUILTIN: dict[str, Callable[..., Any]] = {
+    "genie3": genie3,
+    "grnboost2": grnboost2,
+    "pearson": pearson,
+    "spearman": spearman,
+    "random": random_network,
+}
+
+
+class MethodUnavailableError(RuntimeError):
+    """A method that cannot be used here (package missing, bad reference)."""
+
+
+def _scprint_method() -> Callable[..., Any]:
+    if importlib.util.find_spec("scprint") is None:
+        raise MethodUnavailableError(
+            "method 'scprint' needs the scprint-model package (pip install packages/scprint-model); "
+            "it is not installed"
+        )
+    tasks = importlib.import_module("scprint.tasks")
+    if not hasattr(tasks, "bengrn_method"):
+        raise MethodUnavailableError("the installed scprint has no scprint.tasks.bengrn_method")
+    return tasks.bengrn_method
+
+
+def scprint(adata: ad.AnnData, *, ckpt: str, **params: Any) -> Any:
+    """scPRINT's attention-derived network (``scprint.tasks.bengrn_method``); ``ckpt`` is the
+    model checkpoint (required); other parameters are passed through."""
+    return _scprint_method()(adata, ckpt=ckpt, **params)
+
+
+def available_methods() -> dict[str, str]:
+    """Registered method names with their one-line description (or why they are unavailable)."""
+    out = {name: (fn.__doc__ or "").strip().splitlines()[0] for name, fn in BUILTIN.items()}
+    if importlib.util.find_spec("scprint") is None:
+        out["scprint"] = "unavailable: the scprint-model package is not installed"
+    else:
+        out["scprint"] = (scprint.__doc__ or "").strip().splitlines()[0]
+    return out
+
+
+@dataclass(frozen=True)
+class ExternalCommand:
+    """A method run as an external program (see the module docstring)."""
+
+    command: str
+    timeout: float | None = None
+
+    def __call__(self, adata: ad.AnnData, **params: Any) -> Any:
+        import grnndata
+
+        if params:
+            raise ValueError(
+                f"an external command takes no parameters (got {sorted(params)}); put them in the command line"
+            )
+        with tempfile.TemporaryDirectory(prefix="bengrn-cmd-") as tmp:
+            tmp_path = Path(tmp)
+            input_path = tmp_path / "input.h5ad"
+            ad.AnnData(
+                X=adata.X,
+                obs=pd.DataFrame(index=adata.obs_names),
+                var=pd.DataFrame(index=adata.var_names),
+            ).write_h5ad(input_path)
+            prefix = tmp_path / "network"
+            argv = [
+                a.replace("{input}", str(input_path)).replace("{output}", str(prefix))
+                for a in shlex.split(self.command)
+            ]
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout)
+            if done.returncode != 0:
+                raise RuntimeError(
+                    f"external command {argv[0]!r} exited with status {done.returncode}: "
+                    f"{done.stderr.strip()[-500:]}"
+                )
+            for suffix in (".tsv", ".csv", ".parquet", ".zarr", ".h5ad"):
+                out = prefix.with_suffix(suffix)
+                if out.exists():
+                    break
+            else:
+                raise RuntimeError(
+                    f"external command {argv[0]!r} wrote none of {prefix}.tsv/.csv/.parquet/.zarr/.h5ad"
+                )
+            if suffix == ".zarr":
+                return grnndata.read_zarr(out)
+            if suffix == ".h5ad":
+                return grnndata.read_h5ad(out)
+            if suffix == ".parquet":
+                edges = pd.read_parquet(out)
+            else:
+                edges = pd.read_csv(out, sep="\t" if suffix == ".tsv" else ",")
+            if not {"regulator", "target"} <= set(edges.columns):
+                if edges.shape[1] < 2:
+                    raise RuntimeError(
+                        f"edge list {out.name} has columns {list(edges.columns)}; expected regulator, target, weight"
+                    )
+                names = ["regulator", "target", "weight"][: min(3, edges.shape[1])]
+                edges = edges.rename(columns=dict(zip(edges.columns[: len(names)], names)))
+            weight = "weight" if "weight" in edges.columns else None
+            return grnndata.from_edges(list(adata.var_names), edges, weight=weight, strict=True)
+
+
+def resolve_method(spec: str) -> tuple[str, Callable[..., Any]]:
+    """``(display name, callable)`` for a method reference (see the module docstring).
+
+    A ``name=`` prefix sets the display name, e.g. ``mytool=cmd:./run.sh {input} {output}``.
+    """
+    name = None
+    head, sep, rest = spec.partition("=")
+    if sep and head and all(c.isalnum() or c in "-_." for c in head):
+        name, spec = head, rest
+    if spec in BUILTIN:
+        return name or spec, BUILTIN[spec]
+    if spec == "scprint":
+        _scprint_method()
+        return name or spec, scprint
+    if spec.startswith("cmd:"):
+        command = spec[4:].strip()
+        if not command:
+            raise MethodUnavailableError(
+                "cmd: needs a command line, e.g. cmd:python infer.py {input} {output}"
+            )
+        return name or Path(shlex.split(command)[0]).stem, ExternalCommand(command)
+    module_name, colon, attr = spec.partition(":")
+    if not colon or not module_name or not attr:
+        raise MethodUnavailableError(
+            f"unknown method {spec!r}: not a built-in ({sorted(BUILTIN) + ['scprint']}), "
+            "not 'module:function' and not 'cmd:<command>'"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise MethodUnavailableError(
+            f"method {spec!r}: cannot import module {module_name!r} ({err})"
+        ) from err
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise MethodUnavailableError(f"method {spec!r}: {module_name} has no callable {attr!r}")
+    return name or attr, fn
+
+
+def accepts(fn: Callable[..., Any], param: str) -> bool:
+    """Whether ``fn`` declares a parameter named ``param`` (``**kwargs`` does not count)."""
+    try:
+        return param in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False

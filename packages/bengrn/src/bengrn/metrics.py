@@ -1,0 +1,559 @@
+"""Exact edge-level metrics of a predicted gene network against a ground truth.
+
+Orientation everywhere: a network is a square ``(n_genes, n_genes)`` matrix whose rows are
+**regulators** and columns **targets**; entry ``[i, j]`` scores the edge ``gene_i -> gene_j``.
+
+The five metrics (plus the BEELINE companions) are computed over an explicit **edge universe**:
+
+* the universe's genes are the genes of the ground truth (``truth_genes``, by default every gene
+  named in the truth) intersected with ``genes`` when given. With ``missing="drop"`` (default) genes
+  absent from the prediction are also dropped; with ``missing="zero"`` they stay in the universe and
+  every edge touching them scores 0 (the prediction is penalised for not covering them);
+* the universe's regulators are its genes, optionally intersected with ``regulators`` (e.g. TFs)
+  and/or restricted to genes with at least one true edge (``regulators_in_truth=True``);
+* self-loops ``g -> g`` are always excluded.
+
+Scores are ranked by magnitude: the absolute value of each weight (as BEELINE does), so signed
+networks (correlations) can be scored directly. Zero (including every entry a sparse matrix does
+not store) is the lowest possible score and all zeros are tied. NaN scores are an error.
+
+Ties follow scikit-learn's convention: the precision-recall curve has one point per distinct
+score (threshold ``s >= t``), so tied edges enter the ranking together. Hence
+
+* ``ap`` equals :func:`sklearn.metrics.average_precision_score`;
+* ``auprc`` equals ``sklearn.metrics.auc(recall, precision)`` on
+  :func:`sklearn.metrics.precision_recall_curve` (trapezoids between consecutive curve points,
+  starting from the point ``(recall 0, precision 1)``);
+* metrics at a fixed number of edges ``k`` (``epr``, the odds ratio, ``top_k`` cutoffs) count the
+  edges tied at the k-th score fractionally: the expected value over all orderings of the tie,
+  which is exact and deterministic.
+
+Nothing here sorts all pairs with an argsort: the universe's scores are sorted by value in blocks of
+rows (no index arrays), positives are looked up directly, and every count is a ``searchsorted``.
+A 20,000 x 20,000 dense float32 network needs about one extra copy of itself in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+__all__ = [
+    "EmptyGroundTruthError",
+    "GeneOverlapError",
+    "Network",
+    "as_network",
+    "as_truth",
+    "score",
+    "score_arrays",
+]
+
+log = logging.getLogger(__name__)
+
+_ROWS_PER_BLOCK_ELEMENTS = 16_000_000
+
+
+class GeneOverlapError(ValueError):
+    """The prediction and the ground truth share no gene (or too few to define any edge)."""
+
+
+class EmptyGroundTruthError(ValueError):
+    """The ground truth has no true edge inside the edge universe."""
+
+
+@dataclass(frozen=True)
+class Network:
+    """A square network with named genes.
+
+    Attributes
+    ----------
+    matrix
+        ``(n_genes, n_genes)`` dense array or scipy sparse matrix; rows = regulators,
+        columns = targets.
+    genes
+        ``(n_genes,)`` gene names, the order of both rows and columns.
+    """
+
+    matrix: np.ndarray | sp.spmatrix | sp.sparray
+    genes: pd.Index
+
+
+def _example(values: Sequence[Any], n: int = 5) -> str:
+    return ", ".join(repr(v) for v in list(values)[:n])
+
+
+def _is_edge_table(obj: Any) -> bool:
+    """An edge table: ``regulator`` / ``target`` columns, or 2-3 columns, the first two of text."""
+    if not isinstance(obj, pd.DataFrame) or obj.index.equals(obj.columns):
+        return False
+    if {"regulator", "target"} <= set(obj.columns):
+        return True
+    return 2 <= obj.shape[1] <= 3 and all(
+        pd.api.types.is_object_dtype(obj.iloc[:, i]) or pd.api.types.is_string_dtype(obj.iloc[:, i])
+        for i in (0, 1)
+    )
+
+
+def _from_edge_table(
+    df: pd.DataFrame, genes: Iterable[str] | None, name: str, weighted: bool
+) -> Network:
+    """A sparse network from an edge table (``regulator``, ``target`` [, ``weight``] columns, or
+    the first two / three columns). Genes: ``genes`` if given (other edges dropped), else every
+    gene the table names. Repeated edges keep their largest |weight|."""
+    if {"regulator", "target"} <= set(df.columns):
+        regs, tgts = df["regulator"], df["target"]
+        weights = df["weight"] if weighted and "weight" in df.columns else None
+    elif df.shape[1] >= 2:
+        regs, tgts = df.iloc[:, 0], df.iloc[:, 1]
+        weights = df.iloc[:, 2] if weighted and df.shape[1] >= 3 else None
+    else:
+        raise ValueError(
+            f"{name}: an edge table needs 'regulator' and 'target' columns; got columns {list(df.columns)}"
+        )
+    regs, tgts = regs.astype(str).to_numpy(), tgts.astype(str).to_numpy()
+    if genes is None:
+        names = pd.Index(pd.unique(np.concatenate([regs, tgts])))
+    else:
+        names = pd.Index(pd.unique(np.asarray([str(g) for g in genes])))
+    r, t = names.get_indexer(regs), names.get_indexer(tgts)
+    keep = (r >= 0) & (t >= 0)
+    if weights is None:
+        values = np.ones(int(keep.sum()), dtype=np.float32)
+    else:
+        values = np.abs(pd.to_numeric(weights).to_numpy(dtype=np.float64)[keep])
+        if np.isnan(values).any():
+            raise ValueError(f"{name}: the edge table's weights contain NaN")
+    coo = sp.coo_matrix((values, (r[keep], t[keep])), shape=(len(names),) * 2)
+    order = np.lexsort((-coo.data, coo.col, coo.row))
+    rows, cols, data = coo.row[order], coo.col[order], coo.data[order]
+    first = np.r_[True, (np.diff(rows) != 0) | (np.diff(cols) != 0)]
+    matrix = sp.csr_matrix((data[first], (rows[first], cols[first])), shape=coo.shape)
+    return Network(matrix, names)
+
+
+def as_network(obj: Any, genes: Iterable[str] | None = None, *, name: str = "predicted") -> Network:
+    """Coerce a network given in any supported form to a :class:`Network`.
+
+    Accepted: an AnnData / GRNAnnData with the network in ``varp["GRN"]`` (genes = ``var_names``);
+    a square :class:`pandas.DataFrame` (index = regulators, columns = targets, same genes in the
+    same order); an edge table (``regulator``, ``target``, optional ``weight`` columns); a square
+    numpy array or scipy sparse matrix together with ``genes``.
+    """
+    if _is_edge_table(obj):
+        return _from_edge_table(obj, genes, name, weighted=True)
+    if hasattr(obj, "varp") and hasattr(obj, "var_names"):
+        if "GRN" not in obj.varp:
+            raise ValueError(
+                f"{name}: the AnnData has no network in varp['GRN'] "
+                f"(varp keys: {list(obj.varp.keys())}); expected a GRNAnnData"
+            )
+        matrix, names = obj.varp["GRN"], pd.Index(obj.var_names.astype(str))
+    elif isinstance(obj, pd.DataFrame):
+        if not obj.index.equals(obj.columns):
+            raise ValueError(
+                f"{name}: a DataFrame network must have the same genes as index (regulators) and "
+                f"columns (targets) in the same order; got index [{_example(obj.index)}] and "
+                f"columns [{_example(obj.columns)}]"
+            )
+        matrix, names = obj.to_numpy(), pd.Index(obj.index.astype(str))
+    else:
+        if genes is None:
+            raise ValueError(
+                f"{name}: a bare matrix needs `genes` (the names of its rows and columns)"
+            )
+        matrix = obj if sp.issparse(obj) else np.asarray(obj)
+        names = pd.Index([str(g) for g in genes])
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ValueError(
+            f"{name}: a network must be a square (n_genes, n_genes) matrix of regulators x "
+            f"targets; got shape {tuple(matrix.shape)}"
+        )
+    if matrix.shape[0] != len(names):
+        raise ValueError(
+            f"{name}: the matrix has {matrix.shape[0]} rows but {len(names)} gene names were given"
+        )
+    if not names.is_unique:
+        dup = names[names.duplicated()].unique()
+        raise ValueError(f"{name}: gene names must be unique; duplicated: [{_example(dup)}]")
+    if sp.issparse(matrix):
+        matrix = sp.csr_matrix(matrix)
+        data = matrix.data
+    else:
+        data = matrix
+    if not np.issubdtype(np.asarray(data).dtype, np.number) and np.asarray(data).dtype != bool:
+        raise ValueError(f"{name}: network scores must be numeric; got dtype {data.dtype}")
+    if np.issubdtype(np.asarray(data).dtype, np.floating) and np.asarray(data).size:
+        if np.isnan(np.min(data)):
+            coo = sp.coo_matrix(matrix)
+            bad = np.flatnonzero(np.isnan(coo.data))[0]
+            raise ValueError(
+                f"{name}: network scores contain NaN (e.g. edge {names[coo.row[bad]]!r} -> "
+                f"{names[coo.col[bad]]!r}); give every edge a finite score (0 = no edge)"
+            )
+    return Network(matrix, names)
+
+
+def as_truth(obj: Any, genes: Iterable[str] | None = None, *, name: str = "truth") -> Network:
+    """Coerce a ground truth to a boolean sparse :class:`Network`.
+
+    Accepted: everything :func:`as_network` accepts (non-zero = true edge), or an edge table
+    (:class:`pandas.DataFrame` with ``regulator`` and ``target`` columns, or its first two columns).
+    The genes of an edge table are ``genes`` when given (edges outside them are dropped) or else
+    every gene it names.
+    """
+    if _is_edge_table(obj):
+        net = _from_edge_table(obj, genes, name, weighted=False)
+        return Network(net.matrix.astype(bool), net.genes)
+    net = as_network(obj, genes, name=name)
+    matrix = sp.csr_matrix(net.matrix) != 0
+    return Network(sp.csr_matrix(matrix), net.genes)
+
+
+class _ScoreIndex:
+    """Sorted blocks of the universe's scores, answering ``#(score >= t)`` for any ``t >= 0``.
+
+    ``blocks`` are sorted 1-D arrays (excluded pairs stored as -1, never counted for ``t >= 0``);
+    ``n_zeros`` counts universe pairs scored 0 that are not stored in any block.
+    """
+
+    def __init__(self, blocks: list[np.ndarray], n_zeros: int):
+        self.blocks = blocks
+        self.n_zeros = int(n_zeros)
+
+    def count_ge(self, t: np.ndarray) -> np.ndarray:
+        t = np.asarray(t)
+        out = np.zeros(t.shape, dtype=np.int64)
+        for block in self.blocks:
+            out += len(block) - np.searchsorted(block, t.astype(block.dtype), side="left")
+        out += np.where(t <= 0, self.n_zeros, 0)
+        return out
+
+    def count_gt(self, t: np.ndarray) -> np.ndarray:
+        t = np.asarray(t)
+        out = np.zeros(t.shape, dtype=np.int64)
+        for block in self.blocks:
+            out += len(block) - np.searchsorted(block, t.astype(block.dtype), side="right")
+        out += np.where(t < 0, self.n_zeros, 0)
+        return out
+
+    def kth_largest(self, k: int) -> float:
+        """The k-th largest score (1-based), found by bisection on float bit patterns."""
+        dtype = np.float64 if any(b.dtype == np.float64 for b in self.blocks) else np.float32
+        itype = np.uint64 if dtype == np.float64 else np.uint32
+        hi_val = max((b[-1] for b in self.blocks if len(b)), default=0.0)
+        lo, hi = 0, int(np.array(max(hi_val, 0.0), dtype=dtype).view(itype))
+        # largest bit pattern b with count_ge(value(b)) >= k; count_ge(0) >= k always holds here.
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            value = np.array(mid, dtype=itype).view(dtype)
+            if self.count_ge(np.array([value]))[0] >= k:
+                lo = mid
+            else:
+                hi = mid - 1
+        return float(np.array(lo, dtype=itype).view(dtype))
+
+
+def _dense_index(
+    matrix: np.ndarray, rows: np.ndarray, cols: np.ndarray, self_loops: np.ndarray
+) -> list[np.ndarray]:
+    """Sorted |scores| of ``matrix[rows][:, cols]`` in row blocks; self-loops set to -1."""
+    n_cols = len(cols)
+    step = max(1, _ROWS_PER_BLOCK_ELEMENTS // max(n_cols, 1))
+    all_cols = n_cols == matrix.shape[1] and np.array_equal(cols, np.arange(n_cols))
+    dtype = np.float64 if matrix.dtype == np.float64 else np.float32
+    blocks = []
+    loop_rows, loop_cols = self_loops
+    for start in range(0, len(rows), step):
+        row_ids = rows[start : start + step]
+        contiguous = np.array_equal(row_ids, np.arange(row_ids[0], row_ids[0] + len(row_ids)))
+        part = matrix[row_ids[0] : row_ids[-1] + 1] if contiguous else matrix[row_ids]
+        if not all_cols:
+            part = part[:, cols]
+        block = np.abs(part.astype(dtype, copy=False))
+        if np.shares_memory(block, matrix):
+            block = block.copy()
+        sel = (loop_rows >= start) & (loop_rows < start + step)
+        block[loop_rows[sel] - start, loop_cols[sel]] = -1
+        block = block.ravel()
+        block.sort()
+        blocks.append(block)
+    return blocks
+
+
+@dataclass
+class _Universe:
+    rows: np.ndarray  # universe regulators as indices into the prediction (-1 = not predicted)
+    cols: np.ndarray  # universe targets as indices into the prediction (-1 = not predicted)
+    regulators: pd.Index
+    targets: pd.Index
+    true_rows: np.ndarray  # true edges, as positions in regulators / targets
+    true_cols: np.ndarray
+
+
+def _universe(
+    pred: Network,
+    truth: Network,
+    genes: Iterable[str] | None,
+    regulators: Iterable[str] | None,
+    regulators_in_truth: bool,
+    missing: str,
+) -> _Universe:
+    if missing not in ("drop", "zero"):
+        raise ValueError(f"missing must be 'drop' or 'zero'; got {missing!r}")
+    overlap = truth.genes.intersection(pred.genes, sort=False)
+    if len(overlap) == 0:
+        raise GeneOverlapError(
+            f"the predicted network and the ground truth share no gene: predicted genes look like "
+            f"[{_example(pred.genes)}] ({len(pred.genes)} genes), ground-truth genes look like "
+            f"[{_example(truth.genes)}] ({len(truth.genes)} genes); check the gene identifiers "
+            "(symbols vs Ensembl IDs, case)"
+        )
+    universe_genes = truth.genes if missing == "zero" else overlap
+    if genes is not None:
+        keep = pd.Index([str(g) for g in genes])
+        universe_genes = universe_genes[universe_genes.isin(keep)]
+    t_rows, t_cols = truth.matrix.nonzero()
+    true_regs = truth.genes[np.unique(t_rows[t_rows != t_cols])]  # self-loops do not count
+    regs = universe_genes
+    if regulators is not None:
+        regs = regs[regs.isin(pd.Index([str(g) for g in regulators]))]
+    if regulators_in_truth:
+        regs = regs[regs.isin(true_regs)]
+    if len(regs) == 0 or len(universe_genes) < 2:
+        raise GeneOverlapError(
+            f"the edge universe is empty: {len(regs)} regulators and {len(universe_genes)} genes "
+            f"remain after matching {len(pred.genes)} predicted and {len(truth.genes)} "
+            "ground-truth genes and applying the regulator restriction"
+        )
+    # true edges within the universe, as (regulator position, target position), no self-loops
+    reg_pos = regs.get_indexer(truth.genes[t_rows])
+    tgt_pos = universe_genes.get_indexer(truth.genes[t_cols])
+    keep = (reg_pos >= 0) & (tgt_pos >= 0) & (t_rows != t_cols)
+    return _Universe(
+        rows=pred.genes.get_indexer(regs),
+        cols=pred.genes.get_indexer(universe_genes),
+        regulators=regs,
+        targets=universe_genes,
+        true_rows=reg_pos[keep],
+        true_cols=tgt_pos[keep],
+    )
+
+
+def _positive_scores(matrix: Any, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """|scores| of the listed edges (prediction indices; -1 = not predicted = 0)."""
+    out = np.zeros(len(rows), dtype=np.float64)
+    ok = (rows >= 0) & (cols >= 0)
+    if not ok.any():
+        return out
+    if sp.issparse(matrix):
+        vals = np.asarray(matrix[rows[ok], cols[ok]]).ravel()
+    else:
+        vals = matrix[rows[ok], cols[ok]]
+    out[ok] = np.abs(vals.astype(np.float64))
+    return out
+
+
+def _build_index(matrix: Any, uni: _Universe) -> tuple[_ScoreIndex, int, np.ndarray]:
+    """Index of the universe's scores; also returns its size and the positives' scores."""
+    row_ok = uni.rows >= 0
+    col_ok = uni.cols >= 0
+    rows_p, cols_p = uni.rows[row_ok], uni.cols[col_ok]
+    # self-loops: the same gene as regulator and target
+    reg_names, tgt_names = uni.regulators, uni.targets
+    loop_r = np.flatnonzero(reg_names.isin(tgt_names))
+    loop_t = tgt_names.get_indexer(reg_names[loop_r])
+    n_universe = len(reg_names) * len(tgt_names) - len(loop_r)
+    # self-loops inside the covered block, in covered coordinates
+    covered_r = np.cumsum(row_ok) - 1
+    covered_t = np.cumsum(col_ok) - 1
+    in_cov = row_ok[loop_r] & col_ok[loop_t]
+    loops_cov = (covered_r[loop_r[in_cov]], covered_t[loop_t[in_cov]])
+    n_covered = len(rows_p) * len(cols_p) - int(in_cov.sum())
+    dtype = np.float64 if getattr(matrix, "dtype", None) == np.float64 else np.float32
+    if sp.issparse(matrix):
+        sub = matrix[rows_p][:, cols_p].tocoo()
+        vals = np.abs(sub.data.astype(dtype))
+        not_loop = np.ones(len(vals), dtype=bool)
+        if len(loops_cov[0]):
+            loop_keys = loops_cov[0].astype(np.int64) * len(cols_p) + loops_cov[1]
+            keys = sub.row.astype(np.int64) * len(cols_p) + sub.col
+            not_loop = ~np.isin(keys, loop_keys)
+        vals = vals[not_loop & (vals > 0)]
+        vals.sort()
+        blocks = [vals]
+        n_zeros = n_universe - len(vals)
+    else:
+        blocks = _dense_index(np.asarray(matrix), rows_p, cols_p, np.asarray(loops_cov))
+        n_zeros = n_universe - n_covered
+    pos = _positive_scores(matrix, uni.rows[uni.true_rows], uni.cols[uni.true_cols])
+    return _ScoreIndex(blocks, n_zeros), n_universe, pos
+
+
+def _expected_tp_at_k(index: _ScoreIndex, pos_sorted: np.ndarray, k: int) -> tuple[float, float]:
+    """Expected true positives among the top-k edges (ties split fractionally); and the k-th score."""
+    t = index.kth_largest(k)
+    n_gt = int(index.count_gt(np.array([t]))[0])
+    n_eq = int(index.count_ge(np.array([t]))[0]) - n_gt
+    tp_gt = len(pos_sorted) - np.searchsorted(pos_sorted, t, side="right")
+    tp_eq = np.searchsorted(pos_sorted, t, side="right") - np.searchsorted(pos_sorted, t, "left")
+    return float(tp_gt + (k - n_gt) * tp_eq / n_eq), t
+
+
+def _odds_ratio(tp: float, k: float, n_pos: int, n: int) -> float:
+    fp, fn = k - tp, n_pos - tp
+    tn = n - k - fn
+    if fp * fn == 0:
+        return float("inf") if tp * tn > 0 else float("nan")
+    return float(tp * tn / (fp * fn))
+
+
+def score_arrays(
+    index: _ScoreIndex,
+    n_universe: int,
+    pos_scores: np.ndarray,
+    *,
+    top_k: int | None = None,
+    threshold: float | None = None,
+    return_curve: bool = False,
+    max_curve_points: int = 1000,
+) -> dict[str, Any]:
+    """All metrics from a score index and the positives' scores (see :func:`score`)."""
+    n_pos = len(pos_scores)
+    if n_pos == 0:
+        raise EmptyGroundTruthError(
+            f"the ground truth has no true edge inside the edge universe ({n_universe} candidate "
+            "edges); check the gene overlap and the regulator restriction"
+        )
+    pos_sorted = np.sort(pos_scores.astype(np.float64))
+    thresholds, first = np.unique(pos_sorted, return_index=True)
+    thresholds, first = thresholds[::-1], first[::-1]  # distinct positive scores, descending
+    tp_ge = n_pos - first  # positives with score >= t
+    n_ge = index.count_ge(thresholds)
+    n_gt = index.count_gt(thresholds)
+    precision = tp_ge / n_ge
+    recall = tp_ge / n_pos
+    tp_gt = np.concatenate([[0], tp_ge[:-1]])
+    prev_recall = tp_gt / n_pos
+    with np.errstate(invalid="ignore", divide="ignore"):
+        prec_before = np.where(n_gt > 0, tp_gt / np.maximum(n_gt, 1), 1.0)
+    ap = float(np.sum((recall - prev_recall) * precision))
+    auprc = float(np.sum((recall - prev_recall) * (precision + prec_before) / 2))
+    random_precision = n_pos / n_universe
+    tp_k, _ = _expected_tp_at_k(index, pos_sorted, n_pos)
+    precision_at_k = tp_k / n_pos
+    # the network's own cutoff
+    if top_k is not None and threshold is not None:
+        raise ValueError("give at most one of top_k and threshold")
+    if top_k is not None:
+        if not 1 <= top_k <= n_universe:
+            raise ValueError(f"top_k must be in [1, {n_universe}] (the universe size); got {top_k}")
+        tp_cut, _ = _expected_tp_at_k(index, pos_sorted, top_k)
+        n_cut = top_k
+        cutoff = f"top {top_k} edges"
+    else:
+        t = 0.0 if threshold is None else float(threshold)
+        side = "right" if threshold is None else "left"
+        counter = index.count_gt if threshold is None else index.count_ge
+        n_cut = int(counter(np.array([t]))[0])
+        tp_cut = float(n_pos - np.searchsorted(pos_sorted, t, side=side))
+        cutoff = "non-zero edges" if threshold is None else f"score >= {t:g}"
+    result: dict[str, Any] = {
+        "precision": tp_cut / n_cut if n_cut else 0.0,
+        "recall": tp_cut / n_pos,
+        "auprc": auprc,
+        "ap": ap,
+        "epr": precision_at_k / random_precision,
+        "precision_at_k": precision_at_k,
+        "odds_ratio": _odds_ratio(tp_k, n_pos, n_pos, n_universe),
+        "random_precision": random_precision,
+        "auprc_ratio": auprc / random_precision,
+        "n_true_edges": n_pos,
+        "n_universe_edges": int(n_universe),
+        "n_predicted_edges": int(n_cut),
+        "cutoff": cutoff,
+    }
+    if return_curve:
+        keep = np.arange(len(thresholds))
+        if len(keep) > max_curve_points:
+            keep = np.unique(np.linspace(0, len(keep) - 1, max_curve_points).round().astype(int))
+        result["curve"] = pd.DataFrame(
+            {"threshold": thresholds[keep], "precision": precision[keep], "recall": recall[keep]}
+        )
+    return result
+
+
+def score(
+    predicted: Any,
+    truth: Any,
+    *,
+    predicted_genes: Iterable[str] | None = None,
+    truth_genes: Iterable[str] | None = None,
+    genes: Iterable[str] | None = None,
+    regulators: Iterable[str] | None = None,
+    regulators_in_truth: bool = False,
+    missing: Literal["drop", "zero"] = "drop",
+    top_k: int | None = None,
+    threshold: float | None = None,
+    return_curve: bool = False,
+    max_curve_points: int = 1000,
+) -> dict[str, Any]:
+    """Score a predicted network against a ground truth over an explicit edge universe.
+
+    Parameters
+    ----------
+    predicted
+        ``(n_genes, n_genes)`` scores, rows = regulators, columns = targets: a GRNAnnData /
+        AnnData with ``varp["GRN"]``, a square DataFrame, or a dense / sparse matrix with
+        ``predicted_genes``. Ranked by absolute value; zero is the lowest score; NaN raises.
+    truth
+        The ground truth: the same forms (non-zero = true edge) or an edge table with
+        ``regulator`` / ``target`` columns (then ``truth_genes`` defaults to the genes it names).
+    truth_genes
+        Genes on which the truth is complete (pairs among them that are not true edges are
+        negatives). Default: the truth's genes.
+    genes
+        Optional further restriction of the universe's genes (e.g. an expression set's genes).
+    regulators
+        Optional restriction of the universe's regulators (e.g. a TF list).
+    regulators_in_truth
+        Keep only regulators with at least one true edge (McCalla / BEELINE style).
+    missing
+        ``"drop"``: genes absent from the prediction leave the universe. ``"zero"``: they stay,
+        and their edges score 0.
+    top_k, threshold
+        The network's own cutoff for ``precision`` / ``recall`` (default: its non-zero edges).
+    return_curve
+        Add ``"curve"``: a DataFrame (threshold, precision, recall) with one row per distinct score
+        of a true edge (the points where recall changes), down-sampled to ``max_curve_points``.
+
+    Returns
+    -------
+    dict with ``precision``, ``recall`` (at the cutoff), ``auprc``, ``ap``, ``epr``,
+    ``precision_at_k`` (k = number of true edges), ``odds_ratio`` (top-k vs the rest; ``inf`` when
+    no false positive or false negative), ``random_precision`` (true edges / universe edges),
+    ``auprc_ratio``, ``n_true_edges``, ``n_universe_edges``, ``n_predicted_edges``, ``cutoff``,
+    ``n_regulators``, ``n_targets``, ``n_genes_overlap`` and optionally ``curve``.
+    """
+    pred = as_network(predicted, predicted_genes, name="predicted")
+    true = as_truth(truth, truth_genes, name="truth")
+    uni = _universe(pred, true, genes, regulators, regulators_in_truth, missing)
+    index, n_universe, pos = _build_index(pred.matrix, uni)
+    result = score_arrays(
+        index,
+        n_universe,
+        pos,
+        top_k=top_k,
+        threshold=threshold,
+        return_curve=return_curve,
+        max_curve_points=max_curve_points,
+    )
+    result["n_regulators"] = len(uni.regulators)
+    result["n_targets"] = len(uni.targets)
+    result["n_genes_overlap"] = int(len(true.genes.intersection(pred.genes)))
+    return result

@@ -1,0 +1,370 @@
+"""Run any set of methods on any set of tasks, resumably, and store everything on disk.
+
+For each task unit the expression set is written once to ``<out>/inputs/<id>.h5ad``, where ``id``
+is the unit's :meth:`~bengrn.tasks.Task.expression_id` (units of different tasks built on the same
+expression set, e.g. McCalla hESC, literature and enrichment, share it and share the inferred
+networks when the method's parameters, candidate regulators included, are the same).
+For each method x expression set, inference runs in a **separate process** (a forkserver child: a method
+that crashes, hangs past ``timeout`` or exhausts memory cannot take the benchmark down), which
+writes the network to ``<out>/networks/<id>/<method>.zarr`` (GRnnData) and its wall time,
+peak memory (the child's peak RSS, which includes the ~100-200 MB of imported libraries) and
+parameters to ``<method>.json`` beside it. The network is then scored and the metrics, PR curves
+and status go to ``<out>/runs/<task>/<unit>/<method>.json``. A failed method (an exception,
+wrong genes, NaN scores, a time limit) is recorded with its error; the others still run.
+
+Reruns skip every (method, task, unit) whose run file says ``ok`` unless ``force=True``; with the
+same seeds they give identical networks. :func:`bengrn.report.write_report` turns the run files
+into tables and figures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import multiprocessing as mp
+import os
+import re
+import resource
+import time
+import traceback
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from bengrn.methods import accepts, resolve_method
+from bengrn.tasks import Task, get_task
+
+__all__ = ["run_benchmark", "safe_name"]
+
+log = logging.getLogger(__name__)
+
+_CURVE_POINTS = 200
+_EXIT_GRACE_SECONDS = 15
+
+
+def safe_name(name: str) -> str:
+    """A file-name-safe version of a method / task / unit name."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "unnamed"
+
+
+def _write_json(path: Path, payload: Mapping[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=1, default=_json_default))
+    tmp.replace(path)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _check_result(result: Any, genes: pd.Index) -> None:
+    """Raise a specific error when a method's output is not a network over the input's genes."""
+    from bengrn.metrics import as_network
+
+    if not (hasattr(result, "varp") and hasattr(result, "var_names")):
+        raise TypeError(
+            f"the method returned {type(result).__name__}; expected a GRNAnnData "
+            "(network in varp['GRN'] over the input genes)"
+        )
+    network = as_network(result, name="the method's network")
+    unknown = network.genes[~network.genes.isin(genes)]
+    if len(unknown):
+        raise ValueError(
+            f"the method returned {len(unknown)} genes that are not in the expression set, e.g. "
+            f"{list(unknown[:5])} (input genes look like {list(genes[:5])})"
+        )
+
+
+def _infer_child(
+    spec: str, params: dict[str, Any], input_path: str, zarr_path: str, info_path: str
+) -> None:
+    """Forkserver child: infer, check, write the network and an info file (never raises)."""
+    logging.basicConfig(level=logging.WARNING)
+    info: dict[str, Any] = {"status": "failed"}
+    try:
+        import grnndata
+
+        adata = ad.read_h5ad(input_path)
+        _, fn = resolve_method(spec)
+        start = time.perf_counter()
+        result = fn(adata, **params)
+        info["infer_seconds"] = time.perf_counter() - start
+        _check_result(result, adata.var_names)
+        if not isinstance(result, grnndata.GRNAnnData):
+            result = grnndata.GRNAnnData.from_adata(result)
+        result.write_zarr(zarr_path)
+        info["n_edges"] = int(result.grn.nnz)
+        info["status"] = "ok"
+    except BaseException as err:  # noqa: BLE001 - every failure is reported, not raised
+        info["error"] = f"{type(err).__name__}: {err}"
+        info["traceback"] = traceback.format_exc()[-4000:]
+    info["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    _write_json(Path(info_path), info)
+
+
+def _context() -> Any:
+    methods = mp.get_all_start_methods()
+    ctx = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if ctx.get_start_method() == "forkserver":
+        ctx.set_forkserver_preload(["bengrn.runner", "bengrn.methods", "grnndata"])
+    return ctx
+
+
+def _infer(
+    spec: str, params: dict[str, Any], input_path: Path, zarr_path: Path, timeout: float | None
+) -> dict[str, Any]:
+    info_path = zarr_path.with_suffix(".json")
+    info_path.unlink(missing_ok=True)
+    ctx = _context()
+    start = time.perf_counter()
+    proc = ctx.Process(
+        target=_infer_child, args=(spec, params, str(input_path), str(zarr_path), str(info_path))
+    )
+    proc.start()
+    timed_out, finished_at = False, None
+    while proc.is_alive():
+        proc.join(0.5)
+        now = time.perf_counter()
+        if info_path.exists():
+            # the result is on disk; a child stuck in shutdown (e.g. a method's idle worker pool)
+            # gets a grace period, then is stopped
+            finished_at = finished_at or now
+            if now - finished_at > _EXIT_GRACE_SECONDS:
+                log.warning(
+                    "%s: inference process did not exit after writing its result; stopping it", spec
+                )
+                break
+        elif timeout is not None and now - start > timeout:
+            timed_out = True
+            break
+    if proc.is_alive():
+        proc.terminate()
+        proc.join(5)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+    if timed_out:
+        info = {
+            "status": "failed",
+            "error": f"TimeoutError: exceeded the time limit of {timeout:g} s",
+        }
+    else:
+        info = _read_json(info_path) or {
+            "status": "failed",
+            "error": f"the inference process died with exit code {proc.exitcode} (out of memory?)",
+        }
+    info["wall_seconds"] = time.perf_counter() - start
+    return info
+
+
+def _parse_params_for_record(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Parameters as recorded: long lists (candidate regulators) become their size and digest."""
+    out = {}
+    for key, value in params.items():
+        if isinstance(value, list | tuple) and len(value) > 10:
+            digest = hashlib.sha1("\n".join(map(str, value)).encode()).hexdigest()[:12]
+            out[key] = f"<{len(value)} items, sha1 {digest}>"
+        else:
+            out[key] = value
+    return out
+
+
+def _expression_path(
+    out: Path, task: Task, unit: str, adata: ad.AnnData | None
+) -> tuple[Path, str]:
+    """The h5ad the methods read for this unit (written once) and its key."""
+    if adata is not None:
+        key = "user"
+        path = out / "inputs" / "user.h5ad"
+        source = adata
+    else:
+        key = "/".join(safe_name(part) for part in task.expression_id(unit).split("/"))
+        path = out / "inputs" / f"{key}.h5ad"
+        source = None
+    if not path.exists():
+        data = source if source is not None else task.expression(unit)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp.h5ad")
+        ad.AnnData(
+            X=data.X, obs=pd.DataFrame(index=data.obs_names), var=data.var.copy()
+        ).write_h5ad(tmp)
+        tmp.replace(path)
+    return path, key
+
+
+def run_benchmark(
+    methods: Sequence[str],
+    tasks: Sequence[str | Task],
+    out: str | os.PathLike,
+    *,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    task_options: Mapping[str, Mapping[str, Any]] | None = None,
+    adata: ad.AnnData | None = None,
+    timeout: float | None = None,
+    force: bool = False,
+    report: bool = True,
+) -> pd.DataFrame:
+    """Infer with every method on every task unit, score, store; return the results table.
+
+    Parameters
+    ----------
+    methods
+        Method references (see :mod:`bengrn.methods`): names, ``module:function``, ``cmd:...``,
+        each optionally prefixed ``display_name=``.
+    tasks
+        Task names (see :mod:`bengrn.tasks`) or :class:`~bengrn.tasks.Task` objects.
+    out
+        Results folder (created).
+    params
+        Per-method parameters, keyed by display name: ``{"genie3": {"n_trees": 50}}``.
+    task_options
+        Per-task constructor options, keyed by task name: ``{"mccalla-hesc": {"n_genes": 500}}``.
+    adata
+        Infer on this expression set (cells x genes) instead of each task's own.
+    timeout
+        Seconds allowed to each inference; past it the method is recorded as failed.
+    force
+        Redo (method, task, unit) triples already finished.
+    report
+        Write tables and figures (:func:`bengrn.report.write_report`) at the end.
+
+    Returns
+    -------
+    The tidy results table (one row per method x task x unit x variant), as
+    :func:`bengrn.report.collect_results` builds it.
+    """
+    from bengrn.report import collect_results, write_report
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    params = {k: dict(v) for k, v in (params or {}).items()}
+    task_options = task_options or {}
+    resolved = []
+    for spec in methods:
+        try:
+            name, fn = resolve_method(spec)
+        except Exception as err:  # noqa: BLE001 - an unusable method is a recorded failure
+            name, fn = safe_name(spec.split("=")[0].split(":")[-1]), err
+        resolved.append((spec, name, fn))
+    task_objs = [get_task(t, **task_options.get(t, {})) if isinstance(t, str) else t for t in tasks]
+    pairs = [(task, unit) for task in task_objs for unit in task.units()]
+    bar = tqdm(total=len(pairs) * len(resolved), desc="benchmark", unit="run")
+    for task, unit in pairs:
+        for spec, name, fn in resolved:
+            run_path = (
+                out / "runs" / safe_name(task.name) / safe_name(unit) / f"{safe_name(name)}.json"
+            )
+            previous = _read_json(run_path)
+            if not force and previous is not None and previous.get("status") == "ok":
+                log.info("skip %s on %s/%s (already done)", name, task.name, unit)
+                bar.update()
+                continue
+            record: dict[str, Any] = {
+                "method": name,
+                "spec": spec,
+                "task": task.name,
+                "unit": unit,
+                "status": "failed",
+            }
+            try:
+                if isinstance(fn, Exception):
+                    raise fn
+                record.update(
+                    _run_one(
+                        out, task, unit, spec, name, fn, params.get(name, {}), adata, timeout, force
+                    )
+                )
+            except Exception as err:  # noqa: BLE001 - recorded in the table, the others still run
+                record["error"] = f"{type(err).__name__}: {err}"
+                log.warning("%s on %s/%s failed: %s", name, task.name, unit, record["error"])
+            _write_json(run_path, record)
+            bar.update()
+    bar.close()
+    if report:
+        write_report(out)
+    return collect_results(out)
+
+
+def _run_one(
+    out: Path,
+    task: Task,
+    unit: str,
+    spec: str,
+    name: str,
+    fn: Any,
+    method_params: dict[str, Any],
+    adata: ad.AnnData | None,
+    timeout: float | None,
+    force: bool,
+) -> dict[str, Any]:
+    import grnndata
+
+    input_path, key = _expression_path(out, task, unit, adata)
+    call_params = dict(method_params)
+    if "regulators" not in call_params and accepts(fn, "regulators"):
+        regulators = task.regulators(unit) if adata is None else None
+        if regulators is not None:
+            call_params["regulators"] = list(regulators)
+    zarr_path = out / "networks" / key / f"{safe_name(name)}.zarr"
+    info_path = zarr_path.with_suffix(".json")
+    info = _read_json(info_path)
+    reuse = (
+        not force
+        and info is not None
+        and info.get("status") == "ok"
+        and zarr_path.exists()
+        and info.get("params") == _parse_params_for_record(call_params)
+    )
+    if not reuse:
+        log.info("infer %s on %s", name, key)
+        info = _infer(spec, call_params, input_path, zarr_path, timeout)
+        info["params"] = _parse_params_for_record(call_params)
+        _write_json(info_path, info)
+    record = {
+        "params": info.get("params"),
+        "infer_seconds": info.get("infer_seconds"),
+        "wall_seconds": info.get("wall_seconds"),
+        "peak_rss_mb": info.get("peak_rss_mb"),
+        "network": str(zarr_path.relative_to(out)),
+    }
+    if info.get("status") != "ok":
+        record["error"] = info.get("error", "inference failed")
+        return record
+    grn = grnndata.read_zarr(zarr_path)
+    result = task.run(grn, unit=unit)
+    variants = []
+    for v in result.variants:
+        curve = v.curve
+        if curve is not None and len(curve) > _CURVE_POINTS:
+            keep = np.unique(np.linspace(0, len(curve) - 1, _CURVE_POINTS).round().astype(int))
+            curve = curve.iloc[keep]
+        variants.append(
+            {
+                "variant": v.variant,
+                "metrics": {k: val for k, val in v.metrics.items() if np.isscalar(val)},
+                "n_genes_overlap": v.n_genes_overlap,
+                "n_true_edges": v.n_true_edges,
+                "universe": v.universe,
+                "curve": None if curve is None else curve.to_dict(orient="list"),
+            }
+        )
+    record.update(status="ok", variants=variants, score_seconds=result.timings.get("total"))
+    return record

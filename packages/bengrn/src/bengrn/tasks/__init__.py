@@ -1,0 +1,85 @@
+"""The benchmark tasks, one interface: ``task.run(grn) -> TaskResult``; ``BenGRN(grn).run(...)``.
+
+Registered names (:func:`get_task`): ``literature``, ``mccalla-hesc``, ``mccalla-mesc``,
+``perturbseq``, ``enrichment``, ``beeline-synthetic``, ``beeline-curated``,
+``beeline-curated-dropout50``. Options are passed to the task's constructor, e.g.
+``get_task("mccalla-hesc", n_genes=1000)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pandas as pd
+
+from bengrn.tasks.base import Task, TaskResult, VariantScore
+from bengrn.tasks.beeline import BeelineTask
+from bengrn.tasks.enrichment import EnrichmentTask
+from bengrn.tasks.literature import LiteratureTask
+from bengrn.tasks.mccalla import McCallaTask
+from bengrn.tasks.perturbseq import PerturbSeqTask
+
+__all__ = [
+    "TASKS",
+    "BeelineTask",
+    "BenGRN",
+    "EnrichmentTask",
+    "LiteratureTask",
+    "McCallaTask",
+    "PerturbSeqTask",
+    "Task",
+    "TaskResult",
+    "VariantScore",
+    "get_task",
+]
+
+log = logging.getLogger(__name__)
+
+TASKS: dict[str, Callable[..., Task]] = {
+    "literature": LiteratureTask,
+    "mccalla-hesc": lambda **kw: McCallaTask(cell="hESC", **kw),
+    "mccalla-mesc": lambda **kw: McCallaTask(cell="mESC", **kw),
+    "perturbseq": PerturbSeqTask,
+    "enrichment": EnrichmentTask,
+    "beeline-synthetic": lambda **kw: BeelineTask(kind="synthetic", **kw),
+    "beeline-curated": lambda **kw: BeelineTask(kind="curated", **kw),
+    "beeline-curated-dropout50": lambda **kw: BeelineTask(kind="curated-dropout50", **kw),
+}
+
+
+def get_task(name: str, **options: Any) -> Task:
+    """A task by registered name, built with ``options``."""
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; known tasks: {sorted(TASKS)}")
+    return TASKS[name](**options)
+
+
+class BenGRN:
+    """Score one network on several tasks.
+
+    Parameters
+    ----------
+    grn
+        A GRNAnnData (network in ``varp["GRN"]``, rows = regulators, columns = targets).
+    gene_column
+        ``var`` column with the identifiers the truths use (default ``var_names``).
+    """
+
+    def __init__(self, grn: Any, gene_column: str | None = None):
+        self.grn = grn
+        self.gene_column = gene_column
+
+    def run(
+        self,
+        tasks: Sequence[str | Task] = ("literature", "mccalla-hesc", "enrichment"),
+        unit: str | None = None,
+    ) -> pd.DataFrame:
+        """Tidy DataFrame, one row per task x variant (see :meth:`TaskResult.to_frame`)."""
+        frames = []
+        for task in tasks:
+            task_obj = get_task(task) if isinstance(task, str) else task
+            result = task_obj.run(self.grn, unit=unit, gene_column=self.gene_column)
+            frames.append(result.to_frame())
+        return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,49 @@
+"""Plug-in methods used by the runner tests (referenced as ``tests.plugin_methods:<name>``)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import scipy.sparse as sp
+from anndata import AnnData
+
+from grnndata import GRNAnnData
+
+
+def _dense(adata: AnnData) -> np.ndarray:
+    return adata.X.toarray() if sp.issparse(adata.X) else np.asarray(adata.X)
+
+
+def mean_product(adata: AnnData, scale: float = 1.0) -> GRNAnnData:
+    """|covariance| between genes, times ``scale``: a real (if naive) inference method."""
+    X = _dense(adata).astype(np.float64)
+    cov = np.abs(np.cov(X, rowvar=False)) * scale
+    np.fill_diagonal(cov, 0)
+    return GRNAnnData.from_matrix(cov, list(adata.var_names))
+
+
+def raises(adata: AnnData) -> GRNAnnData:
+    """Always fails."""
+    raise RuntimeError("this method is broken on purpose")
+
+
+def wrong_genes(adata: AnnData) -> GRNAnnData:
+    """Returns a network over genes the input does not have."""
+    genes = [f"other{i}" for i in range(adata.n_vars)]
+    return GRNAnnData.from_matrix(np.ones((adata.n_vars, adata.n_vars)), genes)
+
+
+def nan_scores(adata: AnnData) -> AnnData:
+    """Returns a plain AnnData whose network holds NaN."""
+    out = AnnData(var=adata.var.copy())
+    weights = np.ones((adata.n_vars, adata.n_vars))
+    weights[0, 1] = np.nan
+    out.varp["GRN"] = weights
+    return out
+
+
+def sleeps(adata: AnnData) -> GRNAnnData:
+    """Never finishes in time."""
+    time.sleep(60)
+    return mean_product(adata)

@@ -1,0 +1,181 @@
+"""Dataset registry: checksums of the shared files, resolution order, offline errors, parsers."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+from bengrn import datasets
+from bengrn.datasets import DatasetNotFoundError, UnknownDatasetError
+
+
+def test_every_entry_has_source_citation_and_checksum():
+    for name, entry in datasets.REGISTRY.items():
+        assert entry.url.startswith("https://"), name
+        assert entry.citation and entry.description, name
+        if not name.startswith("perturbseq"):
+            assert entry.sha256 is not None and entry.size > 0, name
+
+
+@pytest.mark.parametrize(
+    "name", ["mccalla-hESC-literature", "tfs-human", "beeline-synthetic-dyn-LL-network"]
+)
+def test_shared_files_match_the_registered_checksum(data_dir, name):
+    entry = datasets.get(name)
+    raw = (data_dir / entry.layout).read_bytes()
+    if entry.layout.endswith(".gz"):
+        raw = gzip.decompress(raw)
+    assert len(raw) == entry.size
+    assert hashlib.sha256(raw).hexdigest() == entry.sha256
+
+
+def test_unknown_dataset_name_suggests_close_names():
+    with pytest.raises(
+        UnknownDatasetError, match=r"unknown dataset 'mccalla-hESC-chipp'.*mccalla-hESC-chip"
+    ):
+        datasets.get("mccalla-hESC-chipp")
+
+
+def test_resolution_prefers_explicit_path_then_data_dir_then_cache(data_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("BENGRN_CACHE_DIR", str(tmp_path / "cache"))
+    explicit = tmp_path / "mine.txt"
+    explicit.write_text("SOX2\n")
+    assert datasets.fetch("tfs-human", explicit) == explicit
+    assert datasets.fetch("tfs-human") == data_dir / "gene_sets/human_TFs_grnndata.txt"
+    empty = tmp_path / "empty_data"
+    empty.mkdir()
+    monkeypatch.setenv("SCPRINT_DATA_DIR", str(empty))
+    (tmp_path / "cache").mkdir()
+    cached = tmp_path / "cache" / "TF.txt"
+    cached.write_text("PAX5\n")
+    assert datasets.fetch("tfs-human") == cached
+    assert datasets.load_tfs("human") == ["PAX5"]
+
+
+def test_offline_without_local_copy_names_file_url_and_setting(tmp_path, monkeypatch):
+    empty = tmp_path / "empty_data"
+    empty.mkdir()
+    monkeypatch.setenv("SCPRINT_DATA_DIR", str(empty))
+    monkeypatch.setenv("BENGRN_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(DatasetNotFoundError) as err:
+        datasets.fetch("mccalla-hESC-knockdown", download=False)
+    message = str(err.value)
+    assert "hESC_KDUnion.txt" in message
+    assert "https://raw.githubusercontent.com/jkobject/benGRN" in message
+    assert "SCPRINT_DATA_DIR" in message
+
+
+def test_download_checks_the_checksum_and_writes_atomically(tmp_path, monkeypatch):
+    source = tmp_path / "remote.txt"
+    source.write_bytes(b"GATA1\nTAL1\n")
+    good = datasets.DatasetFile(
+        "tiny",
+        "nowhere/tiny.txt",
+        source.as_uri(),
+        hashlib.sha256(source.read_bytes()).hexdigest(),
+        source.stat().st_size,
+        "synthetic",
+        "synthetic test file",
+    )
+    bad = datasets.DatasetFile(
+        "tiny-bad", "nowhere/bad.txt", source.as_uri(), "0" * 64, 1, "synthetic", "x"
+    )
+    monkeypatch.setitem(datasets.REGISTRY, "tiny", good)
+    monkeypatch.setitem(datasets.REGISTRY, "tiny-bad", bad)
+    monkeypatch.setenv("SCPRINT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("BENGRN_CACHE_DIR", str(tmp_path / "cache"))
+    got = datasets.fetch("tiny")
+    assert got.parent == tmp_path / "cache" and got.read_bytes() == source.read_bytes()
+    (tmp_path / "cache" / "remote.txt").unlink()
+    with pytest.raises(DatasetNotFoundError, match="checksum mismatch"):
+        datasets.fetch("tiny-bad")
+    assert list((tmp_path / "cache").iterdir()) == []  # nothing half-written is left behind
+
+
+def test_mccalla_expression_is_recovered_as_exact_integer_counts(hesc_expression):
+    X = hesc_expression.X.toarray()
+    assert hesc_expression.obs["recovery_error"].max() < 1e-6
+    assert (X >= 0).all() and np.array_equal(X, np.rint(X))
+    assert (X.sum(axis=1) > 0).all()
+
+
+def test_log2_to_counts_inverts_the_double_log_transform():
+    counts = np.array([[0, 1, 2, 15], [3, 0, 0, 700]], dtype=float)  # synthetic
+    published = np.log2(np.log2(counts + 1) + 1)
+    recovered, error = datasets.log2_to_counts(published)
+    np.testing.assert_array_equal(recovered, counts)
+    assert error.max() < 1e-9
+
+
+def test_mccalla_union_is_the_union_of_chip_and_knockdown(data_dir):
+    chip = datasets.load_mccalla_network("hESC", "chip")
+    knockdown = datasets.load_mccalla_network("hESC", "knockdown")
+    union = datasets.load_mccalla_network("hESC", "union")
+    key = lambda df: set(zip(df["regulator"], df["target"]))  # noqa: E731
+    assert key(union) == key(chip) | key(knockdown)
+    assert len(union) == len(key(union))
+
+
+def test_omnipath_subsets_are_transcriptional_and_nested(data_dir):
+    everything = datasets.load_omnipath("all")
+    collectri = datasets.load_omnipath("collectri")
+    pairs = set(zip(everything["regulator"], everything["target"]))
+    assert set(zip(collectri["regulator"], collectri["target"])) <= pairs
+    assert not everything["regulator"].str.startswith("COMPLEX:").any()
+    assert 10_000 < len(collectri) < len(everything)
+    with pytest.raises(ValueError, match="subset must be one of"):
+        datasets.load_omnipath("trrust")
+
+
+def test_beeline_expression_and_network_share_genes(beeline_ll):
+    adata, edges = beeline_ll
+    assert adata.n_obs == 2000 and adata.n_vars == 18
+    assert set(edges["regulator"]) | set(edges["target"]) <= set(adata.var_names)
+    assert set(edges["sign"]) <= {"+", "-"}
+
+
+def _write_perturbseq_miniature(tmp_path):
+    """Synthetic miniature in the published layout: readout genes x perturbation columns."""
+    table = pd.DataFrame(
+        {
+            "1_GATA1_P1_ENSG01": [0.001, 0.2, 0.04, 0.9],
+            "2_TAL1_P1P2_ENSG02": [0.5, 0.01, 0.6, 0.7],
+            "3_TAL1_P2_ENSG02": [0.001, 0.001, 0.001, 0.001],  # repeated perturbation: first kept
+            "4_MYB_P1_ENSG03": [1.0, 1.0, 1.0, 1.0],
+        },
+        index=["ENSG01", "ENSG02", "ENSG03", "ENSG04"],
+    )
+    path = tmp_path / "BH-corrected.csv.gz"
+    table.to_csv(path)
+    return path
+
+
+def test_perturbseq_parser_reads_the_published_layout(tmp_path):
+    truth = datasets.load_perturbseq_truth(path=_write_perturbseq_miniature(tmp_path))
+    edges = set(zip(truth.edges["regulator"], truth.edges["target"]))
+    assert edges == {("ENSG01", "ENSG01"), ("ENSG01", "ENSG03"), ("ENSG02", "ENSG02")}
+    assert truth.perturbed_genes == ["ENSG01", "ENSG02", "ENSG03"]
+    assert truth.readout_genes == ["ENSG01", "ENSG02", "ENSG03", "ENSG04"]
+    stricter = datasets.load_perturbseq_truth(
+        path=_write_perturbseq_miniature(tmp_path), max_pvalue=0.005
+    )
+    assert len(stricter.edges) == 1
+
+
+def test_perturbseq_control_keeps_non_targeting_cells(tmp_path):
+    cells = ad.AnnData(
+        X=np.arange(12, dtype=np.float32).reshape(4, 3),
+        obs=pd.DataFrame(
+            {"gene_id": ["non-targeting", "ENSG01", "non-targeting", "ENSG02"]}, index=list("wxyz")
+        ),
+        var=pd.DataFrame(index=["ENSG01", "ENSG02", "ENSG03"]),
+    )
+    path = tmp_path / "cells.h5ad"
+    cells.write_h5ad(path)
+    control = datasets.load_perturbseq_control(path=path)
+    assert list(control.obs_names) == ["w", "y"]

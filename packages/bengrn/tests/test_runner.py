@@ -1,0 +1,170 @@
+"""The runner and CLI: files written, a real signal check, resuming, plug-ins and failures."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import grnndata
+from bengrn.cli import main
+from bengrn.runner import run_benchmark
+from bengrn.tasks import BeelineTask
+
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.fixture(scope="module")
+def cli_run(data_dir, tmp_path_factory):
+    """The documented command on small variants: 3 methods x (McCalla hESC subset, BEELINE, DoRothEA)."""
+    out = tmp_path_factory.mktemp("bench")
+    code = main(
+        [
+            "run",
+            "--method", "pearson",
+            "--method", "genie3",
+            "--method", "random",
+            "--task", "mccalla-hesc",
+            "--task", "beeline-synthetic",
+            "--task", "literature",
+            "--task-option", "mccalla-hesc:n_genes=150",
+            "--task-option", "literature:n_genes=150",
+            "--task-option", "literature:sources=('dorothea',)",
+            "--task-option", "mccalla-hesc:variants=('chip','intersection')",
+            "--param", "genie3:n_trees=10",
+            "--out", str(out),
+        ]
+    )  # fmt: skip
+    return code, out
+
+
+def test_cli_run_writes_networks_tables_and_figures(cli_run):
+    code, out = cli_run
+    assert code == 0
+    table = pd.read_csv(out / "results.csv")
+    assert set(table["method"]) == {"pearson", "genie3", "random"}
+    assert (table["status"] == "ok").all()
+    # methods x (2 McCalla variants + 6 BEELINE networks + DoRothEA with / without TF restriction)
+    assert len(table) == 3 * (2 + 6 + 2)
+    assert (out / "results.md").read_text().count("\n| ") == len(table) + 1
+    for name in ("pr_mccalla-hesc.png", "pr_beeline-synthetic.png", "summary.png"):
+        png = out / "figures" / name
+        assert png.read_bytes()[:4] == b"\x89PNG"
+    grn = grnndata.read_zarr(out / "networks" / "beeline-synthetic" / "dyn-LL" / "genie3.zarr")
+    assert grn.n_vars == 18 and grn.grn.nnz > 0
+    assert json.loads(grn.uns["grn"]["parameters"])["n_trees"] == 10
+    assert (table["infer_seconds"] > 0).all() and (table["peak_rss_mb"] > 0).all()
+    # McCalla hESC and literature use the same expression set and regulators: one network each
+    assert sorted(p.name for p in (out / "networks").iterdir()) == [
+        "beeline-synthetic",
+        "mccalla-hESC-chen-150",
+    ]
+
+
+def test_genie3_and_pearson_beat_random_on_beeline_synthetic(cli_run):
+    _, out = cli_run
+    table = pd.read_csv(out / "results.csv")
+    beeline = table[table["task"] == "beeline-synthetic"].groupby("method")["auprc_ratio"].mean()
+    assert beeline["genie3"] > beeline["random"] + 0.2
+    assert beeline["pearson"] > beeline["random"] + 0.2
+
+
+def test_rerun_skips_finished_pairs_and_report_regenerates(cli_run, capsys):
+    _, out = cli_run
+    run_file = out / "runs" / "beeline-synthetic" / "dyn-BF" / "pearson.json"
+    before = run_file.stat().st_mtime_ns
+    first = pd.read_csv(out / "results.csv")
+    frame = run_benchmark(["pearson"], ["beeline-synthetic"], out, report=False)
+    assert run_file.stat().st_mtime_ns == before
+    assert len(frame) == len(first)
+    (out / "results.csv").unlink()
+    (out / "figures" / "summary.png").unlink()
+    assert main(["report", str(out)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    pd.testing.assert_frame_equal(pd.read_csv(out / "results.csv"), first)
+    assert (out / "figures" / "summary.png").exists()
+
+
+def test_forced_rerun_gives_identical_networks(cli_run):
+    _, out = cli_run
+    task = BeelineTask("synthetic", networks=["dyn-BF"])
+    path = out / "networks" / "beeline-synthetic" / "dyn-BF" / "genie3.zarr"
+    before = grnndata.read_zarr(path).grn.toarray()
+    run_benchmark(
+        ["genie3"], [task], out, params={"genie3": {"n_trees": 10}}, force=True, report=False
+    )
+    assert (grnndata.read_zarr(path).grn.toarray() == before).all()
+
+
+def test_plugin_function_and_external_command_run_through_the_runner(data_dir, tmp_path):
+    task = BeelineTask("synthetic", networks=["dyn-LL"])
+    command = f"edges=cmd:{sys.executable} {HERE / 'write_edges.py'} {{input}} {{output}}"
+    frame = run_benchmark(
+        ["tests.plugin_methods:mean_product", command, "pearson"],
+        [task],
+        tmp_path,
+        params={"mean_product": {"scale": 2.0}},
+        report=False,
+    )
+    assert (frame["status"] == "ok").all(), frame[["method", "error"]]
+    by_method = frame.set_index("method")
+    # the external command computes |Pearson| on the raw values: it must find the same signal
+    assert by_method.loc["edges", "auprc_ratio"] > 3
+    assert by_method.loc["mean_product", "n_true_edges"] == by_method.loc["pearson", "n_true_edges"]
+    info = json.loads(
+        (tmp_path / "networks" / "beeline-synthetic" / "dyn-LL" / "mean_product.json").read_text()
+    )
+    assert info["params"] == {"scale": 2.0}
+
+
+def test_failing_methods_are_recorded_and_the_others_still_run(data_dir, tmp_path):
+    task = BeelineTask("synthetic", networks=["dyn-CY"])
+    frame = run_benchmark(
+        [
+            "tests.plugin_methods:raises",
+            "tests.plugin_methods:wrong_genes",
+            "tests.plugin_methods:nan_scores",
+            "tests.plugin_methods:sleeps",
+            "not_a_module_xyz:infer",
+            "pearson",
+        ],
+        [task],
+        tmp_path,
+        timeout=8,
+    )
+    errors = frame.set_index("method")["error"].fillna("")
+    status = frame.set_index("method")["status"]
+    assert "broken on purpose" in errors["raises"]
+    assert "not in the expression set" in errors["wrong_genes"]
+    assert "NaN" in errors["nan_scores"]
+    assert "time limit of 8 s" in errors["sleeps"]
+    assert "cannot import module" in errors["infer"]
+    assert status["pearson"] == "ok" and (status.drop("pearson") == "failed").all()
+    markdown = (tmp_path / "results.md").read_text()
+    assert "broken on purpose" in markdown
+
+
+def test_cli_list_names_methods_and_tasks(capsys):
+    assert main(["list"]) == 0
+    text = capsys.readouterr().out
+    assert "genie3" in text and "beeline-synthetic" in text and "mccalla-hESC-knockdown" in text
+
+
+def test_cli_rejects_malformed_options():
+    with pytest.raises(SystemExit, match="NAME:KEY=VALUE"):
+        main(
+            [
+                "run",
+                "--method",
+                "pearson",
+                "--task",
+                "beeline-synthetic",
+                "--out",
+                "x",
+                "--param",
+                "n_trees=5",
+            ]
+        )
