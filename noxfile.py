@@ -79,7 +79,9 @@ def tests_scprint(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """All three packages in one environment (the README's test command)."""
     _install_torch(session)
-    session.install(GRNNDATA, f"{GRNNDATA}[test]", f"{BENGRN}[test]", f"{SCPRINT}[test,triton,bench]")
+    session.install(
+        GRNNDATA, f"{GRNNDATA}[test]", f"{BENGRN}[test]", f"{SCPRINT}[test,triton,bench]"
+    )
     for package_dir in (GRNNDATA, BENGRN, SCPRINT):
         _pytest(session, package_dir)
 
@@ -106,5 +108,11 @@ def demo(session: nox.Session) -> None:
     _install_torch(session)
     session.install(GRNNDATA, BENGRN, f"{SCPRINT}[triton,bench]")
     session.run(
-        "python", "-m", "scprint.demo", "--out", str(ROOT / "demo_output"), *session.posargs, env=_env()
+        "python",
+        "-m",
+        "scprint.demo",
+        "--out",
+        str(ROOT / "demo_output"),
+        *session.posargs,
+        env=_env(),
     )

@@ -28,7 +28,9 @@ log = logging.getLogger("benchmarks")
 
 def data_dir_argument(parser: argparse.ArgumentParser) -> None:
     """Add ``--data-dir`` (default: ``SCPRINT_DATA_DIR`` or ``../shared/data``)."""
-    parser.add_argument("--data-dir", default=None, help="real data folder (default: SCPRINT_DATA_DIR)")
+    parser.add_argument(
+        "--data-dir", default=None, help="real data folder (default: SCPRINT_DATA_DIR)"
+    )
 
 
 def resolve_data_dir(path: str | None) -> Path:
@@ -57,7 +59,18 @@ def machine_info() -> dict[str, Any]:
     except OSError:
         pass
     versions = {}
-    for dist in ("grnndata", "bengrn", "scprint-model", "numpy", "scipy", "anndata", "zarr", "torch", "triton", "scikit-learn"):
+    for dist in (
+        "grnndata",
+        "bengrn",
+        "scprint-model",
+        "numpy",
+        "scipy",
+        "anndata",
+        "zarr",
+        "torch",
+        "triton",
+        "scikit-learn",
+    ):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -96,7 +109,9 @@ def best_of(fn: Callable[[], Any], repeats: int = 3) -> tuple[float, Any]:
     return best, out
 
 
-def write_results(name: str, rows: list[dict[str, Any]], notes: str = "", extra: dict | None = None) -> Path:
+def write_results(
+    name: str, rows: list[dict[str, Any]], notes: str = "", extra: dict | None = None
+) -> Path:
     """Write ``results/<name>.json`` and ``results/<name>.md`` (a table of ``rows``)."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     payload = {
