@@ -1,0 +1,1 @@
+"""Model size presets (``tiny``, ``small``, ``medium``, ``large``) as YAML files."""

@@ -1,0 +1,330 @@
+"""Training data: cells of one or many datasets, label-balanced batches, a validation split.
+
+Batches are a pure function of ``(seed, rank, step)``: the training stream is an infinite
+:class:`~torch.utils.data.IterableDataset` that starts at the trainer's current step, so resuming
+from a checkpoint replays exactly the batches an uninterrupted run would have seen, and each DDP
+rank draws its own cells.
+
+Each training batch holds the full counts of the context genes and a *thinned* copy (each count
+binomially down-sampled with a per-cell keep probability), the input of the denoising task.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
+
+from .ontology import LabelEncoder, label_values
+from .sampling import SAMPLING_METHODS, sample_context
+from .source import CellSource
+from .vocabulary import Vocabulary
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SamplingOptions:
+    """How batches are drawn.
+
+    Attributes:
+        batch_size: cells per batch (per process).
+        max_len: genes per cell.
+        pad_with_unexpressed: fill the context with unexpressed genes after the expressed ones.
+        thinning: range ``(low, high)`` of the per-cell keep probability of the binomial
+            down-sampling that makes the denoising input (``(1, 1)`` disables it).
+        gene_sampling: how expressed genes are chosen, ``"weighted"`` or ``"random"`` (see
+            :func:`~scprint.data.sampling.sample_context`).
+        balance_weight: ``w`` of the label-balanced sampling, cell weight ``w / (n + w)`` with ``n``
+            the cells sharing its labels; ``None`` samples cells uniformly.
+    """
+
+    batch_size: int = 32
+    max_len: int = 512
+    pad_with_unexpressed: bool = True
+    thinning: tuple[float, float] = (0.1, 1.0)
+    balance_weight: float | None = 100.0
+    gene_sampling: str = "weighted"
+
+    def __post_init__(self) -> None:
+        if self.gene_sampling not in SAMPLING_METHODS:
+            raise ValueError(
+                f"gene_sampling must be one of {SAMPLING_METHODS}, got {self.gene_sampling!r}"
+            )
+        low, high = self.thinning
+        if not 0.0 < low <= high <= 1.0:
+            raise ValueError(
+                f"thinning must be (low, high) with 0 < low <= high <= 1, got {self.thinning!r}"
+            )
+        if self.batch_size < 1 or self.max_len < 1:
+            raise ValueError(
+                f"batch_size and max_len must be positive, got {self.batch_size}, {self.max_len}"
+            )
+        if self.balance_weight is not None and self.balance_weight <= 0:
+            raise ValueError(
+                f"balance_weight must be positive or None, got {self.balance_weight!r}"
+            )
+
+
+def encode_labels(
+    sources: Sequence[CellSource], encoders: dict[str, LabelEncoder]
+) -> list[np.ndarray]:
+    """Per source, ``(n_cells, n_classes)`` int64 label codes (``-1`` unknown or column absent)."""
+    out = []
+    for source in sources:
+        codes = np.full((source.n_cells, len(encoders)), -1, dtype=np.int64)
+        for j, (column, encoder) in enumerate(encoders.items()):
+            found = label_values(source.meta.obs, column)
+            if found is not None:
+                values, _ = found
+                codes[:, j] = encoder.encode(values.tolist())
+        out.append(codes)
+    return out
+
+
+def build_label_encoders(
+    sources: Sequence[CellSource],
+    label_columns: Sequence[str],
+    coarse_requested: Sequence[str] = (),
+) -> dict[str, LabelEncoder]:
+    """One :class:`LabelEncoder` per label column from the training sources.
+
+    Raises:
+        ValueError: a label column is absent from every dataset.
+    """
+    encoders = {}
+    for column in label_columns:
+        values: list = []
+        aliases: dict[str, str] = {}
+        for source in sources:
+            found = label_values(source.meta.obs, column)
+            if found is None:
+                log.warning(
+                    "dataset %s has no label column %r; its cells are unlabelled for it",
+                    source.name,
+                    column,
+                )
+                continue
+            values += found[0].tolist()
+            aliases.update(found[1])
+        if not values:
+            columns = sorted({c for s in sources for c in s.meta.obs.columns})
+            raise ValueError(
+                f"label column {column!r} is in none of the datasets {[s.name for s in sources]}; "
+                f"obs columns found: {columns[:12]}"
+            )
+        encoders[column] = LabelEncoder.build(column, values, aliases, coarse_requested)
+    return encoders
+
+
+class _Cells:
+    """A set of cells across sources, and how to turn some of them into a batch."""
+
+    def __init__(
+        self,
+        sources: Sequence[CellSource],
+        labels: Sequence[np.ndarray],
+        source_id: np.ndarray,
+        row: np.ndarray,
+        options: SamplingOptions,
+    ) -> None:
+        self.sources, self.labels = sources, labels
+        self.source_id, self.row = source_id, row
+        self.options = options
+
+    def __len__(self) -> int:
+        return len(self.row)
+
+    def batch(self, picks: np.ndarray, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        """Model inputs of cells ``picks`` (indices into this set)."""
+        options = self.options
+        n = len(picks)
+        gene_ids = np.full((n, options.max_len), -1, dtype=np.int64)
+        counts = np.zeros((n, options.max_len), dtype=np.float32)
+        depth = np.zeros(n, dtype=np.float32)
+        n_classes = self.labels[0].shape[1] if self.labels else 0
+        labels = np.full((n, n_classes), -1, dtype=np.int64)
+        source_ids = self.source_id[picks]
+        for sid in np.unique(source_ids):
+            where = np.flatnonzero(source_ids == sid)
+            rows = self.row[picks[where]]
+            source = self.sources[sid]
+            gene_ids[where], counts[where] = sample_context(
+                source.rows(rows),
+                source.vocab_index,
+                options.max_len,
+                rng,
+                options.pad_with_unexpressed,
+                options.gene_sampling,
+            )
+            depth[where] = source.depth[rows]
+            labels[where] = self.labels[sid][rows]
+        keep = rng.uniform(*options.thinning, size=(n, 1))
+        thinned = rng.binomial(counts.astype(np.int64), keep).astype(np.float32)
+        return {
+            "gene_ids": torch.from_numpy(gene_ids),
+            "counts": torch.from_numpy(counts),
+            "thinned_counts": torch.from_numpy(thinned),
+            "depth": torch.from_numpy(depth),
+            "labels": torch.from_numpy(labels),
+        }
+
+
+class TrainingStream(IterableDataset):
+    """Infinite stream of training batches; batch ``step`` depends only on ``(seed, rank, step)``."""
+
+    def __init__(
+        self, cells: _Cells, weights: np.ndarray, seed: int, rank: int = 0, start_step: int = 0
+    ) -> None:
+        self.cells, self.weights = cells, weights
+        self.seed, self.rank, self.start_step = seed, rank, start_step
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        worker = get_worker_info()
+        offset, stride = (worker.id, worker.num_workers) if worker is not None else (0, 1)
+        step = self.start_step + offset
+        while True:
+            rng = np.random.default_rng([self.seed, self.rank, step])
+            picks = rng.choice(len(self.cells), size=self.cells.options.batch_size, p=self.weights)
+            yield self.cells.batch(picks, rng)
+            step += stride
+
+
+class ValidationBatches(Dataset):
+    """Fixed validation batches (same cells, genes and thinning every time), split across ranks.
+
+    With several processes each rank gets an equal share (the last incomplete share is dropped);
+    with fewer batches than ranks every rank evaluates all of them.
+    """
+
+    def __init__(self, cells: _Cells, seed: int, rank: int = 0, world_size: int = 1) -> None:
+        size = cells.options.batch_size
+        starts = list(range(0, len(cells), size))
+        if len(starts) >= world_size:
+            # every rank gets the same number of batches (collectives stay in step)
+            starts = starts[: len(starts) // world_size * world_size][rank::world_size]
+        self.cells, self.seed = cells, seed
+        self.starts = starts
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        start = self.starts[i]
+        picks = np.arange(start, min(start + self.cells.options.batch_size, len(self.cells)))
+        return self.cells.batch(picks, np.random.default_rng([self.seed, 1_000_003, start]))
+
+
+class CellDataModule(L.LightningDataModule):
+    """Lightning data module over :class:`CellSource` s bound to a vocabulary.
+
+    Args:
+        sources: datasets (raw counts).
+        vocab: model vocabulary (the sources are matched to it).
+        labels: label class -> encoder, in class-token order.
+        options: batch sampling options.
+        val_fraction: fraction of the cells of the training datasets held out for validation.
+        val_datasets: indices of ``sources`` held out entirely for validation.
+        val_max_cells: cap on validation cells (a random subset beyond it).
+        seed: seed of the split and of every batch.
+        num_workers: DataLoader worker processes.
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[CellSource],
+        vocab: Vocabulary,
+        labels: dict[str, LabelEncoder],
+        options: SamplingOptions,
+        val_fraction: float = 0.05,
+        val_datasets: Sequence[int] = (),
+        val_max_cells: int = 1024,
+        seed: int = 0,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        if not 0.0 <= val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
+        bad = [i for i in val_datasets if not 0 <= i < len(sources)]
+        if bad:
+            raise ValueError(f"val_datasets indices {bad} out of range for {len(sources)} datasets")
+        if len(set(val_datasets)) >= len(sources):
+            raise ValueError(
+                "val_datasets holds out every dataset; at least one must remain for training"
+            )
+        self.sources, self.vocab, self.labels = list(sources), vocab, labels
+        self.options, self.seed, self.num_workers = options, seed, num_workers
+        for source in self.sources:
+            if source.columns is None:
+                source.bind(vocab)
+        codes = encode_labels(self.sources, labels)
+        rng = np.random.default_rng([seed, 7])
+        train_parts, val_parts = [], []
+        for sid, source in enumerate(self.sources):
+            ids = np.full(source.n_cells, sid)
+            rows = np.arange(source.n_cells)
+            if sid in val_datasets:
+                val_parts.append((ids, rows))
+                continue
+            held = rng.random(source.n_cells) < val_fraction
+            train_parts.append((ids[~held], rows[~held]))
+            val_parts.append((ids[held], rows[held]))
+        self.train_cells = _Cells(
+            self.sources, codes, *map(np.concatenate, zip(*train_parts)), options
+        )
+        val_ids, val_rows = map(np.concatenate, zip(*val_parts))
+        if len(val_rows) > val_max_cells:
+            keep = np.sort(rng.choice(len(val_rows), val_max_cells, replace=False))
+            val_ids, val_rows = val_ids[keep], val_rows[keep]
+        self.val_cells = _Cells(self.sources, codes, val_ids, val_rows, options)
+        if len(self.train_cells) == 0:
+            raise ValueError("no training cells left after the validation split")
+        self.weights = self._weights(codes)
+        log.info(
+            "training cells: %d, validation cells: %d", len(self.train_cells), len(self.val_cells)
+        )
+
+    def _weights(self, codes: Sequence[np.ndarray]) -> np.ndarray:
+        """Sampling probability of each training cell (``w / (n + w)``, normalised)."""
+        n = len(self.train_cells)
+        if self.options.balance_weight is None or not self.labels:
+            return np.full(n, 1.0 / n)
+        cell_codes = np.empty((n, len(self.labels)), dtype=np.int64)
+        for sid in np.unique(self.train_cells.source_id):
+            where = self.train_cells.source_id == sid
+            cell_codes[where] = codes[sid][self.train_cells.row[where]]
+        _, group, group_size = np.unique(
+            cell_codes, axis=0, return_inverse=True, return_counts=True
+        )
+        w = self.options.balance_weight
+        weights = w / (group_size[group.ravel()] + w)
+        return weights / weights.sum()
+
+    def _rank(self) -> tuple[int, int, int]:
+        trainer = self.trainer
+        if trainer is None:
+            return 0, 1, 0
+        return trainer.global_rank, trainer.world_size, trainer.global_step
+
+    def train_dataloader(self) -> DataLoader:
+        rank, _, step = self._rank()
+        stream = TrainingStream(
+            self.train_cells, self.weights, self.seed, rank=rank, start_step=step
+        )
+        return DataLoader(
+            stream, batch_size=None, num_workers=self.num_workers, persistent_workers=False
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        rank, world_size, _ = self._rank()
+        return DataLoader(
+            ValidationBatches(self.val_cells, self.seed, rank, world_size),
+            batch_size=None,
+            shuffle=False,
+            num_workers=self.num_workers,
+        )

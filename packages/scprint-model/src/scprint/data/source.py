@@ -1,0 +1,202 @@
+"""One dataset of cells, read lazily: rows of its count matrix restricted to vocabulary genes.
+
+A :class:`CellSource` opens an ``.h5ad`` file or a ``.zarr`` store without loading ``X`` (CSR, CSC
+or dense on disk), or wraps an in-memory :class:`~anndata.AnnData`. Small matrices are loaded into
+memory as CSR over the matched genes (one slice per batch costs microseconds); large ones stay on
+disk and are read batch by batch, so a collection larger than RAM trains.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import anndata as ad
+import numpy as np
+import scipy.sparse as sp
+
+from .vocabulary import Vocabulary, check_organism
+
+log = logging.getLogger(__name__)
+
+#: Matrices with at most this many stored values are loaded into memory (about 1.2 GB as CSR).
+IN_MEMORY_MAX_VALUES = 100_000_000
+_SCAN_ROWS = 4096
+
+
+def _open_matrix(path: Path) -> tuple[Any, ad.AnnData]:
+    """The on-disk ``X`` (sparse dataset or dense array) and an X-less AnnData of obs/var."""
+    from anndata.io import read_elem, sparse_dataset
+
+    if path.suffix == ".h5ad":
+        backed = ad.read_h5ad(path, backed="r")
+        return backed.X, ad.AnnData(obs=backed.obs, var=backed.var)
+    if not (path.suffix == ".zarr" or path.is_dir()):
+        raise ValueError(f"dataset {str(path)!r}: expected an .h5ad file or a .zarr store")
+    import zarr
+
+    store = zarr.open(str(path), mode="r")
+    if "X" not in store:
+        raise ValueError(f"dataset {str(path)!r} has no X matrix")
+    node = store["X"]
+    encoding = str(node.attrs.get("encoding-type", "array"))
+    matrix = sparse_dataset(node) if encoding in ("csr_matrix", "csc_matrix") else node
+    meta = ad.AnnData(obs=read_elem(store["obs"]), var=read_elem(store["var"]))
+    return matrix, meta
+
+
+def _to_csr(block: Any) -> sp.csr_matrix:
+    if sp.issparse(block):
+        return sp.csr_matrix(block)
+    return sp.csr_matrix(np.asarray(block))
+
+
+class CellSource:
+    """Cells of one dataset, with raw-count checks and per-cell depth.
+
+    Args:
+        data: path to ``.h5ad``/``.zarr`` or an AnnData (raw counts in ``X``).
+        name: display name (default: file name).
+        in_memory: load ``X`` into memory (default: when it has at most
+            :data:`IN_MEMORY_MAX_VALUES` stored values).
+
+    Attributes:
+        meta: AnnData with ``obs`` and ``var`` only.
+        depth: ``(n_cells,)`` float32 total counts of each cell over all its genes.
+    """
+
+    def __init__(
+        self, data: str | Path | ad.AnnData, name: str | None = None, in_memory: bool | None = None
+    ) -> None:
+        if isinstance(data, ad.AnnData):
+            self.name = name or "AnnData"
+            self.meta = ad.AnnData(obs=data.obs.copy(), var=data.var.copy())
+            self._matrix: Any = data.X
+        else:
+            path = Path(data)
+            if not path.exists():
+                raise FileNotFoundError(f"dataset {str(path)!r} does not exist")
+            self.name = name or path.name
+            self._matrix, self.meta = _open_matrix(path)
+        if self._matrix is None:
+            raise ValueError(
+                f"dataset {self.name!r} has no X matrix (raw counts are required in X)"
+            )
+        shape = tuple(self._matrix.shape)
+        if shape != (self.meta.n_obs, self.meta.n_vars):
+            raise ValueError(
+                f"dataset {self.name!r}: X has shape {shape} but obs x var is {self.meta.shape}"
+            )
+        n_values = _stored_values(self._matrix)
+        if in_memory is None:
+            in_memory = n_values <= IN_MEMORY_MAX_VALUES
+        self.in_memory = in_memory
+        if in_memory and not isinstance(self._matrix, sp.csr_matrix):
+            self._matrix = _to_csr(
+                self._matrix[:] if not sp.issparse(self._matrix) else self._matrix
+            )
+        self.depth = self._scan()
+        self.columns: np.ndarray | None = None
+        self.vocab_index: np.ndarray | None = None
+
+    @property
+    def n_cells(self) -> int:
+        """Number of cells."""
+        return self.meta.n_obs
+
+    def _scan(self) -> np.ndarray:
+        """Check raw counts chunk by chunk and return the depth of each cell."""
+        depth = np.empty(self.n_cells, dtype=np.float64)
+        for start in range(0, self.n_cells, _SCAN_ROWS):
+            stop = min(start + _SCAN_ROWS, self.n_cells)
+            block = self._read(np.arange(start, stop), columns=None)
+            values = block.data
+            if values.size:
+                bad = (values < 0) | (values != np.round(values))
+                if bad.any():
+                    example = float(values[np.flatnonzero(bad)[0]])
+                    raise ValueError(
+                        f"dataset {self.name!r}: X must hold raw integer counts, found {example!r} "
+                        "(log-normalised or scaled data?). Put the raw counts in X, e.g. "
+                        "adata.X = adata.layers['counts'] or adata.raw.X"
+                    )
+            depth[start:stop] = np.asarray(block.sum(axis=1)).ravel()
+        empty = np.flatnonzero(depth <= 0)
+        if empty.size:
+            raise ValueError(
+                f"dataset {self.name!r}: {empty.size} cells have no counts, e.g. "
+                f"{self.meta.obs_names[empty[:3]].tolist()}; remove them first "
+                "(e.g. adata = adata[adata.X.sum(axis=1).A1 > 0])"
+            )
+        return depth.astype(np.float32)
+
+    def _read(self, rows: np.ndarray, columns: np.ndarray | None) -> sp.csr_matrix:
+        """CSR ``(len(rows), n_columns)`` of the sorted ``rows``, restricted to ``columns``."""
+        if isinstance(self._matrix, sp.csr_matrix):
+            block = self._matrix[rows]
+        elif sp.issparse(self._matrix):
+            block = sp.csr_matrix(self._matrix)[rows]
+        elif hasattr(self._matrix, "oindex"):
+            block = _to_csr(self._matrix.oindex[rows])
+        else:
+            block = _to_csr(self._matrix[rows])
+        return block if columns is None else block[:, columns]
+
+    def check_organism(self, organism: str) -> None:
+        """Raise when ``obs["organism_ontology_term_id"]`` names another or an unknown organism."""
+        check_organism(organism)
+        if "organism_ontology_term_id" in self.meta.obs:
+            found = set(self.meta.obs["organism_ontology_term_id"].astype(str).unique())
+            other = sorted(found - {organism})
+            if other:
+                raise ValueError(
+                    f"dataset {self.name!r} has organism {other[0]!r} in obs['organism_ontology_term_id'], "
+                    f"but the model is for {organism!r}"
+                )
+
+    def bind(self, vocab: Vocabulary) -> None:
+        """Match this dataset's genes to ``vocab``; afterwards :meth:`rows` returns vocabulary genes."""
+        self.check_organism(vocab.organism)
+        columns, vocab_index = vocab.match(self.meta)
+        self.columns, self.vocab_index = columns, vocab_index
+        if (
+            self.in_memory
+            and isinstance(self._matrix, sp.csr_matrix)
+            and len(columns) < self.meta.n_vars
+        ):
+            self._matrix_matched = self._matrix[:, columns]
+        else:
+            self._matrix_matched = None
+        log.info(
+            "%s: %d cells, %d of %d genes in the vocabulary",
+            self.name,
+            self.n_cells,
+            len(columns),
+            self.meta.n_vars,
+        )
+
+    def rows(self, rows: np.ndarray) -> sp.csr_matrix:
+        """Counts of ``rows`` (any order) over the matched genes: CSR ``(len(rows), n_matched)`` float32.
+
+        Column ``j`` is vocabulary gene ``self.vocab_index[j]``.
+        """
+        if self.columns is None:
+            raise RuntimeError(f"dataset {self.name!r}: call bind(vocab) before reading rows")
+        rows = np.asarray(rows, dtype=np.int64)
+        order = np.argsort(rows, kind="stable")
+        if self._matrix_matched is not None:
+            block = self._matrix_matched[rows[order]]
+        else:
+            block = self._read(rows[order], self.columns)
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(len(order))
+        return block[inverse].astype(np.float32)
+
+
+def _stored_values(matrix: Any) -> int:
+    if sp.issparse(matrix):
+        return int(matrix.nnz)
+    if hasattr(matrix, "group") and "data" in matrix.group:
+        return int(matrix.group["data"].shape[0])
+    return int(np.prod(matrix.shape))

@@ -1,0 +1,15 @@
+"""Pretraining: the Lightning module, the ``fit`` entry point, checkpoints and the CLI."""
+
+from .checkpoint import FORMAT_VERSION, Pretrained, load_pretrained
+from .fit import fit
+from .lightning_module import LossWeights, OptimOptions, ScPrintLightning
+
+__all__ = [
+    "FORMAT_VERSION",
+    "LossWeights",
+    "OptimOptions",
+    "Pretrained",
+    "ScPrintLightning",
+    "fit",
+    "load_pretrained",
+]

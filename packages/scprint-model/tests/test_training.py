@@ -1,0 +1,226 @@
+"""Pretraining on real Kang counts: losses go down, checkpoints round-trip, resume is exact, DDP runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from scprint import load_pretrained
+from scprint.cli import main as scprint_main
+from scprint.data import make_inference_batches
+from scprint.model import ModelConfig, ScPrint
+from scprint.training import FORMAT_VERSION, fit
+from scprint.training.checkpoint import checkpoint_metadata
+
+TERMS = ("denoise", "generation", "classification", "disentanglement")
+
+
+def train_curve(run: Path) -> pd.DataFrame:
+    metrics = pd.read_csv(run / "metrics.csv")
+    return metrics.dropna(subset=["train/loss"]).set_index("step")
+
+
+def test_tiny_model_lowers_each_loss_term(tiny_run: Path, tiny_steps: int) -> None:
+    curve = train_curve(tiny_run)
+    assert curve.index.max() == tiny_steps - 1
+    first, last = curve.head(15), curve.tail(15)
+    for term in TERMS:
+        before, after = first[f"train/{term}"].mean(), last[f"train/{term}"].mean()
+        assert after < before, f"{term}: {before:.3f} -> {after:.3f}"
+    validation = pd.read_csv(tiny_run / "metrics.csv").dropna(subset=["val/loss"])
+    assert (
+        len(validation) == 2
+        and validation["val/denoise"].iloc[-1] < validation["val/denoise"].iloc[0]
+    )
+
+
+def test_checkpoint_holds_everything_for_inference(tiny_checkpoint: Path, kang_adata) -> None:
+    pretrained = load_pretrained(tiny_checkpoint, device="cpu")
+    assert pretrained.version and pretrained.normalisation == "log1p"
+    assert not pretrained.model.training
+    assert pretrained.model.label_classes == ["cell_type"]
+    assert len(pretrained.vocab) == kang_adata.n_vars
+    cell_type = pretrained.labels["cell_type"]
+    assert sorted(cell_type.classes) == sorted(
+        kang_adata.obs["cell_type_ontology_term_id"].unique()
+    )
+    assert cell_type.encode(["CD4 T cells"])[0] == cell_type.classes.index("CL:0000624")
+    batch = next(
+        make_inference_batches(
+            kang_adata, pretrained.vocab, max_len=pretrained.config.max_len, batch_size=16
+        )
+    )
+    with torch.no_grad():
+        out = pretrained.model(batch["gene_ids"], batch["counts"], batch["depth"])
+    assert out.logits["cell_type"].shape == (16, len(cell_type.classes))
+
+
+def test_save_then_load_gives_identical_outputs(
+    tiny_checkpoint: Path, tmp_path: Path, kang_adata
+) -> None:
+    pretrained = load_pretrained(tiny_checkpoint, device="cpu")
+    torch.manual_seed(1)
+    model = ScPrint(pretrained.config, len(pretrained.vocab), {"cell_type": 4}).eval()
+    meta = checkpoint_metadata(pretrained.config, pretrained.vocab, pretrained.labels, {})
+    path = tmp_path / "saved.ckpt"
+    torch.save(
+        {"scprint": meta, "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}},
+        path,
+    )
+    loaded = load_pretrained(path, device="cpu").model
+    batch = next(make_inference_batches(kang_adata, pretrained.vocab, max_len=32, batch_size=8))
+    with torch.no_grad():
+        expected = model(batch["gene_ids"], batch["counts"], batch["depth"])
+        got = loaded(batch["gene_ids"], batch["counts"], batch["depth"])
+    assert torch.equal(expected.cell_embedding, got.cell_embedding)
+    assert torch.equal(expected.zinb_mean, got.zinb_mean)
+    assert torch.equal(expected.logits["cell_type"], got.logits["cell_type"])
+
+
+def test_incompatible_checkpoint_version_names_both_versions(
+    tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    checkpoint = torch.load(tiny_checkpoint, map_location="cpu", weights_only=True)
+    checkpoint["scprint"]["format"] = FORMAT_VERSION + 1
+    checkpoint["scprint"]["version"] = "9.9.9"
+    path = tmp_path / "future.ckpt"
+    torch.save(checkpoint, path)
+    with pytest.raises(
+        ValueError,
+        match=f"format version {FORMAT_VERSION + 1} .*9.9.9.*reads format version {FORMAT_VERSION}",
+    ):
+        load_pretrained(path)
+    torch.save({"state_dict": {}}, path)
+    with pytest.raises(ValueError, match="not an scPRINT checkpoint"):
+        load_pretrained(path)
+
+
+def test_resume_continues_at_the_same_step_and_loss(kang_adata, tmp_path: Path) -> None:
+    common = dict(config="tiny", seed=5, val_every=6, log_every=1, dropout=0.1)
+    whole = tmp_path / "whole"
+    fit([kang_adata], max_steps=12, out_dir=whole, checkpoint_every=6, **common)
+    middle = whole / "checkpoints" / "step6.ckpt"
+    assert middle.is_file()
+    resumed = tmp_path / "resumed"
+    final = fit([kang_adata], max_steps=12, out_dir=resumed, resume_from=middle, **common)
+    assert torch.load(final, map_location="cpu", weights_only=True)["global_step"] == 12
+    expected, got = train_curve(whole), train_curve(resumed)
+    assert list(got.index) == list(range(6, 12))
+    np.testing.assert_allclose(got["train/loss"], expected.loc[6:11, "train/loss"], rtol=1e-5)
+    for term in TERMS:
+        np.testing.assert_allclose(
+            got[f"train/{term}"], expected.loc[6:11, f"train/{term}"], rtol=1e-5
+        )
+
+
+def test_fit_rejects_bad_input(kang_adata, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="label column 'disease' is in none of the datasets"):
+        fit([kang_adata], label_columns=("disease",), max_steps=2, out_dir=tmp_path)
+    with pytest.raises(ValueError, match="unknown organism"):
+        fit([kang_adata], organism="martian", max_steps=2, out_dir=tmp_path)
+    with pytest.raises(ValueError, match="unknown ModelConfig keys \\['width'\\]"):
+        fit([kang_adata], max_steps=2, out_dir=tmp_path, width=3)
+    logged = kang_adata[:50].copy()
+    logged.X = logged.X.astype(np.float32) * 0.5
+    with pytest.raises(ValueError, match="raw integer counts, found 0.5"):
+        fit([logged], max_steps=2, out_dir=tmp_path)
+    assert not list(tmp_path.glob("*.ckpt"))
+
+
+def test_gene_embedding_table_initialises_frozen_identities(kang_adata, tmp_path: Path) -> None:
+    symbols = kang_adata.var["gene_symbol"].astype(str).to_numpy()[:300]
+    table = pd.DataFrame(np.random.default_rng(0).normal(size=(300, 8)), index=symbols)
+    path = fit(
+        [kang_adata],
+        max_steps=3,
+        out_dir=tmp_path,
+        val_fraction=0.0,
+        gene_embeddings=table,
+        freeze_gene_embeddings=True,
+    )
+    pretrained = load_pretrained(path, device="cpu")
+    assert pretrained.config.gene_embedding_dim == 8
+    rows = pretrained.vocab.index_of(list(symbols[:5]))
+    weights = pretrained.model.gene_identity.table.weight.detach().numpy()
+    np.testing.assert_allclose(weights[rows], table.to_numpy()[:5], rtol=1e-6)
+
+
+def test_resume_with_another_config_raises(
+    kang_adata, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(ValueError, match="pass the same config to resume"):
+        fit([kang_adata], config="tiny", d_model=64, resume_from=tiny_checkpoint, out_dir=tmp_path)
+    with pytest.raises(
+        ValueError, match="classifies \\['cell_type'\\], but label_columns is \\['donor_id'\\]"
+    ):
+        fit(
+            [kang_adata], label_columns=("donor_id",), resume_from=tiny_checkpoint, out_dir=tmp_path
+        )
+
+
+def test_cli_fit_writes_a_checkpoint(kang_path: Path, tmp_path: Path) -> None:
+    code = scprint_main(
+        [
+            "fit",
+            "--config",
+            "tiny",
+            "--data",
+            str(kang_path),
+            "--max-steps",
+            "3",
+            "--out-dir",
+            str(tmp_path),
+            "--val-fraction",
+            "0",
+            "--model",
+            "d_model=16",
+            "--batch-size",
+            "8",
+        ]
+    )
+    assert code == 0
+    pretrained = load_pretrained(tmp_path / "scprint.ckpt", device="cpu")
+    assert (
+        pretrained.config.d_model == 16
+        and pretrained.config.n_layers == ModelConfig.from_yaml("tiny").n_layers
+    )
+
+
+DDP_SCRIPT = """
+import sys
+import anndata as ad
+from scprint.training import fit
+
+adata = ad.read_h5ad(sys.argv[1])[:200].copy()
+fit([adata], "tiny", max_steps=4, out_dir=sys.argv[2], accelerator="cpu", devices=2, strategy="ddp",
+    val_every=2, log_every=1, batch_size=8)
+"""
+
+
+def test_ddp_on_two_cpu_processes_completes(kang_path: Path, tmp_path: Path) -> None:
+    script = tmp_path / "ddp_fit.py"
+    script.write_text(textwrap.dedent(DDP_SCRIPT))
+    result = subprocess.run(
+        [sys.executable, str(script), str(kang_path), str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "distributed_backend=gloo" in result.stderr + result.stdout
+    assert (
+        "All distributed processes registered. Starting with 2 processes"
+        in result.stderr + result.stdout
+    )
+    checkpoint = torch.load(
+        tmp_path / "run" / "scprint.ckpt", map_location="cpu", weights_only=True
+    )
+    assert checkpoint["global_step"] == 4
