@@ -1,0 +1,265 @@
+"""Cell embeddings, label predictions and gene embeddings: :class:`Embedder`.
+
+Written into the AnnData (cells x genes, raw counts):
+
+* ``obsm["X_scprint"]`` ``(n_cells, d_model)`` float32: mean of the chosen cell tokens (all of
+  them by default, the model's ``cell_embedding``);
+* ``obsm["X_scprint_<class>"]`` ``(n_cells, d_model)`` float32: one embedding per cell token
+  (e.g. ``X_scprint_cell_type``);
+* ``obs["pred_<class>"]`` (categorical leaf label, by its readable name) and ``obs["pred_<class>_prob"]`` (float32, the
+  winning probability) for each label class; with ``probabilities=True`` also
+  ``obsm["probs_<class>"]``, a DataFrame ``(n_cells, n_leaf_labels)`` of softmax probabilities;
+* with ``gene_embeddings=True``: ``varm["X_scprint_genes"]`` ``(n_genes, d_model)`` float32, the
+  model's output gene embedding averaged over the cells whose input held the gene (NaN rows for
+  genes never in an input) and ``var["scprint_n_cells"]``, that number of cells; with
+  ``gene_embedding_cells=[...]`` also ``varm["X_scprint_genes_<cell>"]`` for each listed cell.
+
+Metrics (when ``obs`` holds the true labels of a class): ``accuracy`` credits a prediction that is
+the true label or one of its ontology descendants (a prediction below a coarse true label is
+right); ``macro_f1`` is scikit-learn's macro F1 where such credited predictions count as matches.
+Cells whose true label the model does not know are left out (``n_unknown``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import torch
+
+from scprint.tasks._common import (
+    iter_model_batches,
+    load_model,
+    model_device,
+    prepare,
+    provenance,
+)
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Embedder", "label_metrics"]
+
+
+def label_metrics(
+    true_labels: Sequence[Any], predicted: np.ndarray, encoder: Any
+) -> dict[str, float | int]:
+    """Accuracy (crediting predictions below a coarse true label) and macro F1 of leaf predictions.
+
+    ``true_labels`` ``(n_cells,)`` are labels as the model's encoder reads them (leaf or coarser
+    ontology terms, their names or aliases); ``predicted`` ``(n_cells,)`` are leaf indices into
+    ``encoder.classes``. A prediction is right when it is the true label or one of its descendant
+    leaves (``encoder.descendant_leaves``). For the macro F1 (scikit-learn, over the labels
+    present) a right prediction counts as a match; cells whose true label the encoder does not
+    know are left out and counted in ``n_unknown``.
+    """
+    from sklearn.metrics import f1_score
+
+    classes = [str(c) for c in encoder.classes]
+    predicted = np.asarray(predicted, dtype=np.int64)
+    codes = np.asarray(encoder.encode(list(true_labels)), dtype=np.int64)
+    known = codes >= 0
+    n_known = int(known.sum())
+    base = {"n_cells": n_known, "n_unknown": int((~known).sum()), "n_classes": len(classes)}
+    base["chance_accuracy"] = 1.0 / len(classes)
+    if n_known == 0:
+        return {**base, "accuracy": float("nan"), "macro_f1": float("nan")}
+    canonical = np.asarray(encoder.decode(codes[known]), dtype=object)
+    leaves = {label: set(encoder.descendant_leaves(label)) for label in pd.unique(canonical)}
+    pred_known = predicted[known]
+    credited = np.array([int(p) in leaves[t] for p, t in zip(pred_known, canonical)], dtype=bool)
+    pred_names = np.asarray([classes[int(p)] for p in pred_known], dtype=object)
+    true_effective = np.where(credited, pred_names, canonical)
+    return {
+        **base,
+        "accuracy": float(credited.mean()),
+        "macro_f1": float(f1_score(true_effective, pred_names, average="macro", zero_division=0)),
+    }
+
+
+class Embedder:
+    """Embed cells (and optionally genes) and predict their labels.
+
+    Parameters
+    ----------
+    ckpt
+        Checkpoint path or an already loaded model (:func:`scprint.load_pretrained`).
+    classes
+        Cell tokens averaged into ``obsm["X_scprint"]`` (e.g. ``["cell_type"]``); ``None`` = all.
+    probabilities
+        Also store the full label probabilities in ``obsm["probs_<class>"]``.
+    label_columns
+        ``{class: obs column}`` holding true labels for the metrics; default: a column named like
+        the class, when present.
+    gene_embeddings, gene_embedding_cells
+        Average output gene embeddings into ``varm`` (see the module docstring); per-cell gene
+        embeddings for the listed ``obs_names``.
+    max_len
+        Input genes per cell (the model's default choice of genes when ``None``).
+    batch_size, device
+        Cells per forward pass; ``"auto"`` (GPU if any), ``"cpu"`` or ``"cuda"``.
+    """
+
+    def __init__(
+        self,
+        ckpt: Any,
+        *,
+        classes: Sequence[str] | None = None,
+        probabilities: bool = False,
+        label_columns: Mapping[str, str] | None = None,
+        gene_embeddings: bool = False,
+        gene_embedding_cells: Sequence[str] | None = None,
+        max_len: int | None = None,
+        batch_size: int = 32,
+        device: str = "auto",
+    ) -> None:
+        self.pretrained = load_model(ckpt, device)
+        tokens = list(self.pretrained.model.cell_token_index)
+        if classes is not None:
+            unknown = [c for c in classes if c not in tokens]
+            if unknown or not classes:
+                raise ValueError(
+                    f"classes must be a non-empty subset of the cell tokens {tokens}, got {list(classes)}"
+                )
+        label_columns = dict(label_columns or {})
+        bad = [c for c in label_columns if c not in self.pretrained.model.label_classes]
+        if bad:
+            raise ValueError(
+                f"label_columns names unknown label classes {bad}; the model predicts "
+                f"{list(self.pretrained.model.label_classes)}"
+            )
+        self.classes = None if classes is None else list(classes)
+        self.probabilities = probabilities
+        self.label_columns = label_columns
+        self.gene_embeddings = gene_embeddings or bool(gene_embedding_cells)
+        self.gene_embedding_cells = list(gene_embedding_cells or [])
+        self.max_len = max_len
+        self.batch_size = batch_size
+
+    def __call__(
+        self, adata: ad.AnnData, *, copy: bool = False
+    ) -> tuple[ad.AnnData, dict[str, dict]]:
+        """Embed ``adata`` (cells x genes, raw counts). Returns ``(adata, metrics)``.
+
+        ``adata`` is modified in place (or a copy when ``copy=True``) and returned; ``metrics`` is
+        ``{class: {"accuracy", "macro_f1", "n_cells", ...}}`` for the classes with true labels,
+        also stored in ``uns["scprint_embed"]["metrics"]``.
+        """
+        match = prepare(adata, self.pretrained)
+        if copy:
+            adata = adata.copy()
+        model = self.pretrained.model
+        device = model_device(self.pretrained)
+        n_cells = adata.n_obs
+        cell_rows = {}
+        if self.gene_embedding_cells:
+            positions = pd.Index(adata.obs_names).get_indexer(self.gene_embedding_cells)
+            missing = [c for c, p in zip(self.gene_embedding_cells, positions) if p < 0]
+            if missing:
+                raise ValueError(f"gene_embedding_cells not in obs_names, e.g. {missing[0]!r}")
+            cell_rows = {int(p): c for p, c in zip(positions, self.gene_embedding_cells)}
+        vocab_to_var = torch.full(
+            (len(self.pretrained.vocab),), -1, dtype=torch.long, device=device
+        )
+        vocab_to_var[torch.as_tensor(match.vocab_indices, device=device)] = torch.as_tensor(
+            match.var_indices, device=device
+        )
+        default = None
+        per_token: dict[str, np.ndarray] = {}
+        logits: dict[str, np.ndarray] = {}
+        gene_sum = gene_count = None
+        per_cell_genes: dict[str, np.ndarray] = {}
+        with torch.inference_mode():
+            for batch in iter_model_batches(
+                adata,
+                self.pretrained,
+                genes=None,
+                max_len=self.max_len,
+                batch_size=self.batch_size,
+                description="embed",
+            ):
+                out = model(batch["gene_ids"], batch["counts"], batch["depth"])
+                index = batch["cell_index"].cpu().numpy()
+                if default is None:
+                    d = out.cell_embedding.shape[-1]
+                    default = np.zeros((n_cells, d), dtype=np.float32)
+                    for name in out.class_embeddings:
+                        per_token[name] = np.zeros((n_cells, d), dtype=np.float32)
+                    for name, value in out.logits.items():
+                        logits[name] = np.zeros((n_cells, value.shape[-1]), dtype=np.float32)
+                    if self.gene_embeddings:
+                        gene_sum = torch.zeros(adata.n_vars + 1, d, device=device)
+                        gene_count = torch.zeros(adata.n_vars + 1, device=device)
+                if self.classes is None:
+                    chosen = out.cell_embedding
+                else:
+                    positions = [model.cell_token_index[c] for c in self.classes]
+                    chosen = out.cell_tokens[:, positions].mean(1)
+                default[index] = chosen.float().cpu().numpy()
+                for name, value in out.class_embeddings.items():
+                    per_token[name][index] = value.float().cpu().numpy()
+                for name, value in out.logits.items():
+                    logits[name][index] = value.float().cpu().numpy()
+                if self.gene_embeddings:
+                    ids = batch["gene_ids"]
+                    var_pos = torch.where(ids >= 0, vocab_to_var[ids.clamp(min=0)], -1)
+                    slot = torch.where(var_pos >= 0, var_pos, adata.n_vars).reshape(-1)
+                    emb = out.gene_embeddings.float()
+                    gene_sum.index_add_(0, slot, emb.reshape(-1, emb.shape[-1]))
+                    gene_count.index_add_(0, slot, torch.ones_like(slot, dtype=gene_count.dtype))
+                    for b, row in enumerate(index):
+                        if int(row) in cell_rows:
+                            matrix = np.full(
+                                (adata.n_vars, emb.shape[-1]), np.nan, dtype=np.float32
+                            )
+                            keep = var_pos[b] >= 0
+                            matrix[var_pos[b][keep].cpu().numpy()] = emb[b][keep].cpu().numpy()
+                            per_cell_genes[cell_rows[int(row)]] = matrix
+        adata.obsm["X_scprint"] = default
+        for name, value in per_token.items():
+            adata.obsm[f"X_scprint_{name}"] = value
+        metrics: dict[str, dict] = {}
+        for name, value in logits.items():
+            encoder = self.pretrained.labels[name]
+            leaf_names = [str(encoder.label_name(c)) for c in encoder.classes]
+            if len(set(leaf_names)) != len(leaf_names):
+                leaf_names = [str(c) for c in encoder.classes]
+            probs = torch.softmax(torch.from_numpy(value), dim=-1).numpy()
+            winner = probs.argmax(axis=1)
+            adata.obs[f"pred_{name}"] = pd.Categorical.from_codes(winner, categories=leaf_names)
+            adata.obs[f"pred_{name}_prob"] = probs[np.arange(n_cells), winner].astype(np.float32)
+            if self.probabilities:
+                adata.obsm[f"probs_{name}"] = pd.DataFrame(
+                    probs, index=adata.obs_names, columns=leaf_names
+                )
+            column = self.label_columns.get(name, name)
+            if column in adata.obs:
+                metrics[name] = label_metrics(
+                    adata.obs[column].astype(str).to_numpy(), winner, encoder
+                )
+                log.info("embed %s: %s", name, metrics[name])
+            elif name in self.label_columns:
+                raise KeyError(
+                    f"obs has no column {column!r} (true labels of {name!r}); available: {list(adata.obs.columns)}"
+                )
+        if self.gene_embeddings:
+            counts = gene_count[: adata.n_vars].cpu().numpy()
+            mean = (
+                (gene_sum[: adata.n_vars] / gene_count[: adata.n_vars].clamp(min=1)[:, None])
+                .cpu()
+                .numpy()
+            )
+            mean[counts == 0] = np.nan
+            adata.varm["X_scprint_genes"] = mean.astype(np.float32)
+            adata.var["scprint_n_cells"] = counts.astype(np.int64)
+            for cell, matrix in per_cell_genes.items():
+                adata.varm[f"X_scprint_genes_{cell}"] = matrix
+        adata.uns["scprint_embed"] = provenance(
+            self.pretrained,
+            classes=self.classes or list(per_token),
+            metrics=metrics,
+        )
+        return adata, metrics

@@ -1,0 +1,249 @@
+"""Counterfactual expression: :class:`Generator`.
+
+For each source cell the model encodes its counts into cell tokens (one per token class, e.g.
+``base``, ``depth``, ``cell_type``); the tokens of the chosen classes are replaced by those of a
+target (the mean output token of reference cells carrying the target label, or a given vector)
+and the expression of the chosen genes is decoded from the cell tokens alone
+(``ScPrint.decode_from_cell_tokens``) at the source cell's depth, in chunks of the model's
+context length. The source cells are encoded as in training: up to ``max_len`` genes per cell,
+expressed genes first.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import torch
+
+from scprint.tasks._common import (
+    iter_model_batches,
+    load_model,
+    model_device,
+    prepare,
+    provenance,
+    resolve_gene_list,
+    var_names_to_vocab,
+)
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Generator", "sample_zinb"]
+
+
+def sample_zinb(
+    mean: np.ndarray, dispersion: np.ndarray, dropout_logit: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Draw counts from a zero-inflated negative binomial (same-shaped arrays).
+
+    NB as a gamma-Poisson mixture: ``rate ~ Gamma(shape=theta, scale=mean / theta)``,
+    ``x ~ Poisson(rate)`` (variance ``mean + mean² / theta``); then ``x = 0`` with probability
+    ``sigmoid(dropout_logit)``. Returns float32 counts.
+    """
+    theta = np.maximum(dispersion.astype(np.float64), 1e-8)
+    rate = rng.gamma(shape=theta, scale=np.maximum(mean.astype(np.float64), 0.0) / theta)
+    counts = rng.poisson(rate).astype(np.float32)
+    dropped = rng.random(mean.shape) < 1.0 / (1.0 + np.exp(-dropout_logit.astype(np.float64)))
+    counts[dropped] = 0.0
+    return counts
+
+
+class Generator:
+    """Generate counterfactual expression profiles.
+
+    Parameters
+    ----------
+    ckpt
+        Checkpoint path or an already loaded model (:func:`scprint.load_pretrained`).
+    genes
+        Genes decoded: ``"all"`` (every gene of the AnnData the model knows) or a list of
+        ``var_names``.
+    sample
+        Also draw counts from the decoded ZINB (``X`` then holds the draws, ``layers["zinb_mean"]``
+        the means).
+    seed
+        Seed of the draws.
+    max_reference_cells
+        At most this many reference cells (the most counts first) define a target label's token.
+    context_len
+        Genes decoded together (default: the model's training context length ``max_len``); the
+        genes are decoded in such chunks, each from the cell tokens alone, so that the cell
+        tokens weigh in the attention as they did in training.
+    batch_size, device
+        Cells per forward pass; ``"auto"`` (GPU if any), ``"cpu"`` or ``"cuda"``.
+    """
+
+    def __init__(
+        self,
+        ckpt: Any,
+        *,
+        genes: str | Sequence[str] = "all",
+        sample: bool = False,
+        seed: int = 0,
+        max_reference_cells: int = 256,
+        context_len: int | None = None,
+        batch_size: int = 32,
+        device: str = "auto",
+    ) -> None:
+        if isinstance(genes, str) and genes != "all":
+            raise ValueError(f"genes must be 'all' or a list of var_names, got {genes!r}")
+        if context_len is not None and context_len < 1:
+            raise ValueError(f"context_len must be a positive integer or None, got {context_len!r}")
+        if max_reference_cells < 1:
+            raise ValueError(f"max_reference_cells must be positive, got {max_reference_cells!r}")
+        self.pretrained = load_model(ckpt, device)
+        self.genes = genes
+        self.sample = sample
+        self.seed = seed
+        self.max_reference_cells = max_reference_cells
+        self.context_len = context_len
+        self.batch_size = batch_size
+
+    def _columns(self, adata: ad.AnnData, match: Any) -> np.ndarray:
+        if isinstance(self.genes, str):
+            return np.sort(match.var_indices)
+        columns = resolve_gene_list(adata, self.genes)
+        var_names_to_vocab(adata, match, columns)
+        return columns
+
+    def label_token(
+        self, reference: ad.AnnData, token_class: str, label: str, column: str | None = None
+    ) -> np.ndarray:
+        """Mean output token ``(d_model,)`` of class ``token_class`` over reference cells labelled ``label``.
+
+        The label is read from ``reference.obs[column]`` (default: the column named like the class).
+        """
+        column = column or token_class
+        if column not in reference.obs:
+            raise KeyError(
+                f"obs has no column {column!r} to find {label!r}; available: {list(reference.obs.columns)}"
+            )
+        values = reference.obs[column].astype(str).to_numpy()
+        rows = np.flatnonzero(values == str(label))
+        if rows.size == 0:
+            present = sorted(pd.unique(values))[:10]
+            raise ValueError(
+                f"label {label!r} is absent from obs[{column!r}]; present values include {present}"
+            )
+        if rows.size > self.max_reference_cells:
+            totals = np.asarray(reference.X[rows].sum(axis=1)).ravel()
+            rows = np.sort(rows[np.argsort(-totals, kind="stable")[: self.max_reference_cells]])
+        model = self.pretrained.model
+        position = model.cell_token_index[token_class]
+        total = None
+        with torch.inference_mode():
+            for batch in iter_model_batches(
+                reference[rows],
+                self.pretrained,
+                genes=None,
+                max_len=None,
+                batch_size=self.batch_size,
+                description=f"token {label}",
+            ):
+                tokens = model(batch["gene_ids"], batch["counts"], batch["depth"]).cell_tokens[
+                    :, position
+                ]
+                summed = tokens.float().sum(0)
+                total = summed if total is None else total + summed
+        return (total / rows.size).cpu().numpy()
+
+    def __call__(
+        self,
+        adata: ad.AnnData,
+        target: Mapping[str, str | np.ndarray],
+        *,
+        reference: ad.AnnData | None = None,
+        label_columns: Mapping[str, str] | None = None,
+    ) -> ad.AnnData:
+        """Generate the profiles of ``adata``'s cells (raw counts) with their tokens replaced.
+
+        ``target`` maps a token class to a label (its token is the mean over ``reference`` cells,
+        default ``adata``, with that label in ``obs[label_columns.get(class, class)]``) or to a
+        ``(d_model,)`` embedding. Returns a new AnnData ``(n_cells, n_genes)``: ``X`` float32 ZINB
+        means at each source cell's depth (or draws with ``sample=True``, means then in
+        ``layers["zinb_mean"]``); ``obs["source_cell"]`` the source ``obs_names``; ``var`` the
+        decoded genes; ``uns["scprint_generate"]`` the provenance.
+        """
+        match = prepare(adata, self.pretrained)
+        model = self.pretrained.model
+        device = model_device(self.pretrained)
+        if not target:
+            raise ValueError("target is empty; give e.g. {'cell_type': 'B cells'}")
+        label_columns = dict(label_columns or {})
+        reference = adata if reference is None else reference
+        replacements: dict[int, torch.Tensor] = {}
+        described: dict[str, str] = {}
+        d_model = self.pretrained.config.d_model
+        for token_class, value in target.items():
+            if token_class not in model.cell_token_index:
+                raise ValueError(
+                    f"unknown token class {token_class!r}; the model has {list(model.cell_token_index)}"
+                )
+            if isinstance(value, str):
+                if reference is not adata:
+                    prepare(reference, self.pretrained)
+                vector = self.label_token(
+                    reference, token_class, value, label_columns.get(token_class)
+                )
+                described[token_class] = value
+            else:
+                vector = np.asarray(value, dtype=np.float32)
+                if vector.shape != (d_model,):
+                    raise ValueError(
+                        f"target embedding of {token_class!r} must have shape ({d_model},), got {vector.shape}"
+                    )
+                described[token_class] = "embedding"
+            replacements[model.cell_token_index[token_class]] = torch.as_tensor(
+                vector, device=device
+            )
+        columns = self._columns(adata, match)
+        vocab_ids = torch.as_tensor(var_names_to_vocab(adata, match, columns), device=device)
+        context = self.context_len or self.pretrained.config.max_len
+        means = np.zeros((adata.n_obs, columns.size), dtype=np.float32)
+        dispersion = np.zeros_like(means)
+        dropout = np.zeros_like(means)
+        with torch.inference_mode():
+            for batch in iter_model_batches(
+                adata,
+                self.pretrained,
+                genes=None,
+                max_len=None,
+                batch_size=self.batch_size,
+                description="generate",
+            ):
+                out = model(batch["gene_ids"], batch["counts"], batch["depth"])
+                tokens = out.cell_tokens.clone()
+                for position, vector in replacements.items():
+                    tokens[:, position] = vector.to(tokens.dtype)
+                rows = batch["cell_index"].cpu().numpy()
+                for start in range(0, columns.size, context):
+                    chunk = vocab_ids[start : start + context].expand(len(rows), -1)
+                    decoded = model.decode_from_cell_tokens(tokens, chunk, batch["depth"])
+                    window = slice(start, start + chunk.shape[1])
+                    means[rows, window] = decoded["mean"].float().cpu().numpy()
+                    dispersion[rows, window] = decoded["dispersion"].float().cpu().numpy()
+                    dropout[rows, window] = decoded["dropout_logit"].float().cpu().numpy()
+        suffix = "_".join(f"{k}={v}" for k, v in described.items())
+        obs = pd.DataFrame(
+            {"source_cell": np.asarray(adata.obs_names, dtype=str)},
+            index=pd.Index([f"{name}->{suffix}" for name in adata.obs_names]),
+        )
+        for token_class, value in described.items():
+            obs[f"target_{token_class}"] = value
+        layers = {}
+        matrix = means
+        if self.sample:
+            layers["zinb_mean"] = means
+            matrix = sample_zinb(means, dispersion, dropout, np.random.default_rng(self.seed))
+        result = ad.AnnData(X=matrix, obs=obs, var=adata.var.iloc[columns].copy(), layers=layers)
+        result.uns["scprint_generate"] = provenance(
+            self.pretrained,
+            target=described,
+            sample=self.sample,
+            seed=self.seed,
+        )
+        return result

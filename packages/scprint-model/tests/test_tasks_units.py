@@ -1,0 +1,207 @@
+"""The model-free parts of the tasks: gene selection, network filtration, head selection, metrics,
+input checks and atomic writing. Small arrays or a slice of the real Kang data; no model."""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from scipy import stats
+
+from scprint.tasks import _common, label_metrics, write_anndata
+from scprint.tasks.denoise import _rowwise_pearson, _rowwise_spearman
+from scprint.tasks.generate import sample_zinb
+from scprint.tasks.genes import (
+    differentially_expressed_genes,
+    highly_variable_genes,
+    log_normalise,
+    most_expressed_genes,
+)
+from scprint.tasks.gninfer import filter_network, ground_truth_matrix, ridge_head_weights
+
+
+@pytest.fixture(scope="module")
+def kang_counts(data_dir) -> ad.AnnData:
+    adata = ad.read_h5ad(data_dir / "scrna" / "kang2018_pbmc_8k.h5ad")
+    return adata[:400].copy()
+
+
+def test_log_normalise_rows_sum_to_target_before_log():
+    counts = sp.csr_matrix(np.array([[1, 3, 0], [0, 0, 0], [2, 2, 4]], dtype=np.int32))
+    normalised = log_normalise(counts).toarray()
+    np.testing.assert_allclose(np.expm1(normalised).sum(axis=1), [1e4, 0.0, 1e4])
+
+
+def test_hvg_picks_planted_bimodal_gene_and_skips_unexpressed(kang_counts):
+    counts = kang_counts.X.toarray().astype(np.float64)
+    assert 5 not in highly_variable_genes(sp.csr_matrix(counts), 50)
+    rng = np.random.default_rng(0)
+    counts[:, 5] = np.where(rng.random(counts.shape[0]) < 0.5, 0, 60)
+    counts[:, 7] = 0
+    chosen = highly_variable_genes(sp.csr_matrix(counts), 50)
+    assert len(chosen) == 50 and len(set(chosen.tolist())) == 50
+    assert 5 in chosen
+    assert 7 not in chosen
+
+
+def test_de_statistic_matches_scipy_welch_t_test(kang_counts):
+    in_group = (kang_counts.obs["cell_type"] == "B cells").to_numpy()
+    chosen = differentially_expressed_genes(kang_counts.X, in_group, 10)
+    logged = log_normalise(kang_counts.X).toarray()
+    t, _ = stats.ttest_ind(logged[in_group], logged[~in_group], equal_var=False)
+    t = np.nan_to_num(t, nan=-np.inf)
+    np.testing.assert_array_equal(np.sort(chosen), np.sort(np.argsort(-t, kind="stable")[:10]))
+    symbols = kang_counts.var["gene_symbol"].to_numpy()[chosen]
+    assert {"CD79A", "MS4A1", "CD79B", "CD74"} & set(symbols)
+
+
+def test_de_needs_two_cells_per_side(kang_counts):
+    group = np.zeros(kang_counts.n_obs, dtype=bool)
+    group[0] = True
+    with pytest.raises(ValueError, match="at least 2 cells"):
+        differentially_expressed_genes(kang_counts.X, group, 10)
+
+
+def test_most_expressed_is_order_of_mean_log_expression(kang_counts):
+    chosen = most_expressed_genes(kang_counts.X, 20)
+    mean = np.asarray(log_normalise(kang_counts.X).mean(axis=0)).ravel()
+    np.testing.assert_array_equal(chosen, np.argsort(-mean, kind="stable")[:20])
+
+
+def test_uniform_filtration_keeps_weights_above_one_over_n():
+    network = np.array([[0.5, 0.2, 0.3], [0.1, 0.8, 0.1], [0.34, 0.33, 0.33]], dtype=np.float32)
+    out = filter_network(network, "uniform")
+    np.testing.assert_array_equal(out > 0, network > 1 / 3)
+    np.testing.assert_array_equal(out[out > 0], network[network > 1 / 3])
+
+
+def test_topk_filtration_keeps_k_strongest_targets_per_regulator():
+    rng = np.random.default_rng(1)
+    network = rng.random((12, 12)).astype(np.float32)
+    out = filter_network(network, "topk", k=3)
+    assert ((out > 0).sum(axis=1) == 3).all()
+    for row in range(12):
+        np.testing.assert_array_equal(
+            np.sort(np.flatnonzero(out[row])), np.sort(np.argsort(-network[row])[:3])
+        )
+    with pytest.raises(ValueError, match="filtration must be one of"):
+        filter_network(network, "top5")
+
+
+def test_ridge_keeps_informative_heads_and_drops_anticorrelated_one():
+    rng = np.random.default_rng(0)
+    n = 40
+    truth = rng.random((n, n)) < 0.1
+    informative = truth + 0.3 * rng.random((n, n))
+    noise = rng.random((n, n))
+    anti = 1.0 - truth + 0.3 * rng.random((n, n))
+    weights = ridge_head_weights(np.stack([informative, noise, anti]), truth)
+    assert weights[0] > 0.5
+    assert weights[2] == 0.0
+    assert weights.sum() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="kept no head"):
+        ridge_head_weights(np.stack([anti]), truth)
+
+
+def test_ground_truth_matrix_matches_symbols_when_ids_do_not():
+    genes = ["ENSG1", "ENSG2", "ENSG3"]
+    symbols = ["TP53", "MDM2", "CDKN1A"]
+    edges = pd.DataFrame({"source": ["TP53", "TP53", "FOO"], "target": ["MDM2", "CDKN1A", "TP53"]})
+    matrix = ground_truth_matrix(edges, genes, symbols)
+    expected = np.zeros((3, 3), dtype=bool)
+    expected[0, 1] = expected[0, 2] = True
+    np.testing.assert_array_equal(matrix, expected)
+    with pytest.raises(ValueError, match="none of the 1 ground-truth edges"):
+        ground_truth_matrix(pd.DataFrame({"regulator": ["X"], "target": ["Y"]}), genes, symbols)
+
+
+class _Encoder:
+    """A two-level ontology: 'T cell' is the parent of the leaves 'CD4 T' and 'CD8 T'."""
+
+    classes = ["CD4 T", "CD8 T", "B"]
+    coarse = ["T cell"]
+    _leaves = {"CD4 T": [0], "CD8 T": [1], "B": [2], "T cell": [0, 1]}
+
+    def encode(self, values):
+        labels = [*self.classes, *self.coarse]
+        return np.array([labels.index(v) if v in labels else -1 for v in values])
+
+    def decode(self, index):
+        labels = [*self.classes, *self.coarse]
+        return [labels[int(i)] for i in index]
+
+    def descendant_leaves(self, label):
+        return self._leaves[label]
+
+
+def test_label_metrics_credit_predictions_below_a_coarse_true_label():
+    true = ["T cell", "T cell", "B", "CD4 T", "unknown"]
+    predicted = np.array([0, 1, 0, 0, 2])
+    metrics = label_metrics(true, predicted, _Encoder())
+    assert metrics["n_cells"] == 4 and metrics["n_unknown"] == 1
+    assert metrics["accuracy"] == pytest.approx(3 / 4)
+    assert 0 < metrics["macro_f1"] < 1
+
+
+def test_rowwise_correlations_match_scipy():
+    rng = np.random.default_rng(0)
+    a, b = rng.poisson(2.0, (5, 30)).astype(float), rng.poisson(2.0, (5, 30)).astype(float)
+    expected_s = [stats.spearmanr(x, y).statistic for x, y in zip(a, b)]
+    expected_p = [stats.pearsonr(x, y).statistic for x, y in zip(a, b)]
+    np.testing.assert_allclose(_rowwise_spearman(a, b), expected_s, rtol=1e-10)
+    np.testing.assert_allclose(_rowwise_pearson(a, b), expected_p, rtol=1e-10)
+    a[:, :10] = np.nan  # ignored entries: the correlation over the other 20
+    expected_masked = [stats.spearmanr(x[10:], y[10:]).statistic for x, y in zip(a, b)]
+    np.testing.assert_allclose(_rowwise_spearman(a, b), expected_masked, rtol=1e-10)
+
+
+def test_zinb_samples_have_the_zinb_mean():
+    rng = np.random.default_rng(0)
+    shape = (20_000,)
+    mean, theta, logit = np.full(shape, 5.0), np.full(shape, 2.0), np.full(shape, -1.0)
+    draws = sample_zinb(mean, theta, logit, rng)
+    pi = 1 / (1 + np.exp(1.0))
+    assert draws.dtype == np.float32
+    assert draws.mean() == pytest.approx(5.0 * (1 - pi), rel=0.05)
+
+
+def test_organism_check_reads_obs_then_ensembl_prefixes():
+    mouse_obs = ad.AnnData(
+        X=np.ones((2, 2), dtype=np.float32),
+        obs=pd.DataFrame({"organism": ["Mus musculus"] * 2}, index=["a", "b"]),
+    )
+    with pytest.raises(ValueError, match="unsupported organism.*NCBITaxon:10090"):
+        _common.check_cells_organism(mouse_obs, ["NCBITaxon:9606"])
+    mouse_genes = ad.AnnData(
+        X=np.ones((1, 3), dtype=np.float32),
+        var=pd.DataFrame(index=["ENSMUSG00000000001", "ENSMUSG00000000028", "ENSMUSG00000000031"]),
+    )
+    with pytest.raises(ValueError, match="Ensembl prefixes"):
+        _common.check_cells_organism(mouse_genes, ["NCBITaxon:9606"])
+    _common.check_cells_organism(mouse_genes, ["NCBITaxon:10090"])
+
+
+def test_resolve_device_auto_and_missing_gpu():
+    import torch
+
+    assert _common.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            _common.resolve_device("cuda")
+    with pytest.raises(ValueError, match="device must be"):
+        _common.resolve_device("tpu-please")
+
+
+def test_write_anndata_is_atomic_and_replaces(tmp_path, kang_counts):
+    small = kang_counts[:10, :20].copy()
+    for name in ("out.h5ad", "out.zarr"):
+        target = tmp_path / name
+        write_anndata(small, target)
+        write_anndata(small[:5].copy(), target)
+        back = ad.read_h5ad(target) if name.endswith("h5ad") else ad.read_zarr(target)
+        assert back.shape == (5, 20)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.h5ad", "out.zarr"]
+    with pytest.raises(ValueError, match="must end in .h5ad or .zarr"):
+        write_anndata(small, tmp_path / "out.csv")
