@@ -140,6 +140,38 @@ def test_denoising_beats_the_downsampled_input_on_training_cells(pretrained, kan
     assert result["spearman_denoised"] > result["spearman_noisy"]
 
 
+def test_denoising_baselines_are_scored_on_the_same_cells_and_genes(pretrained, kang_adata):
+    def oracle(noisy, columns):
+        # the full counts of the very cells that were thinned: a perfect denoiser
+        rows = kang_adata.obs_names.get_indexer(noisy.obs_names)
+        return np.asarray(kang_adata.X[rows][:, columns].todense(), dtype=float)
+
+    def identity(noisy, columns):
+        return np.asarray(noisy.X[:, columns].todense(), dtype=float)
+
+    result = evaluate_denoising(
+        kang_adata,
+        pretrained,
+        n_cells=48,
+        n_genes=100,
+        device="cpu",
+        baselines={"oracle": oracle, "identity": identity},
+    )
+    assert result["spearman_oracle"] == pytest.approx(1.0)
+    assert result["pearson_oracle"] == pytest.approx(1.0)
+    assert result["spearman_identity"] == pytest.approx(result["spearman_noisy"])
+    assert result["improved_fraction_identity"] == 0.0
+    with pytest.raises(ValueError, match="baseline 'bad' returned shape"):
+        evaluate_denoising(
+            kang_adata,
+            pretrained,
+            n_cells=8,
+            n_genes=50,
+            device="cpu",
+            baselines={"bad": lambda noisy, columns: np.zeros((1, 1))},
+        )
+
+
 def test_denoiser_rejects_bad_options(pretrained):
     with pytest.raises(ValueError, match="depth_factor must be positive"):
         Denoiser(pretrained, depth_factor=0)

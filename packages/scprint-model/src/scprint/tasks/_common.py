@@ -26,6 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from scprint.data import ORGANISMS, CellSource
+from scprint.training.checkpoint import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -54,27 +55,6 @@ _ORGANISM_NAMES: dict[str, str] = {
     "human": "NCBITaxon:9606",
     "mouse": "NCBITaxon:10090",
 }
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> the first CUDA GPU when there is one, else the CPU; otherwise ``torch.device(device)``.
-
-    Raises ``ValueError`` when a CUDA device is asked for on a machine without one.
-    """
-    if isinstance(device, torch.device):
-        resolved = device
-    elif device == "auto":
-        resolved = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    else:
-        try:
-            resolved = torch.device(device)
-        except RuntimeError as err:
-            raise ValueError(
-                f"device must be 'auto', 'cpu', 'cuda' or 'cuda:<index>', got {device!r}"
-            ) from err
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {str(resolved)!r} was asked for but no CUDA GPU is available")
-    return resolved
 
 
 def load_model(ckpt: Any, device: str | torch.device = "auto") -> Any:

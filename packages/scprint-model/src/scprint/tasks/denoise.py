@@ -9,7 +9,7 @@ counts of the cell) and predicts a zero-inflated negative binomial per gene; its
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import anndata as ad
@@ -204,6 +204,7 @@ def evaluate_denoising(
     batch_size: int = 32,
     device: str = "auto",
     seed: int = 0,
+    baselines: Mapping[str, Callable[[ad.AnnData, np.ndarray], np.ndarray]] | None = None,
 ) -> dict[str, float | int]:
     """Down-sample cells, denoise them, and compare with the full counts.
 
@@ -217,6 +218,11 @@ def evaluate_denoising(
     ``spearman_noisy``, ``pearson_denoised``, ``pearson_noisy``), the share of cells whose
     Spearman improved (``improved_fraction``), and ``n_cells``, ``n_genes``, ``fraction``.
     Pass held-out cells (not seen in training) for an honest estimate.
+
+    ``baselines`` maps a name to another denoiser scored on the very same thinned cells and
+    genes: ``fn(noisy, columns) -> (n_cells, len(columns))`` expected counts at full depth, where
+    ``noisy`` is the thinned AnnData (cells x all genes) and ``columns`` the chosen gene columns.
+    Each adds ``spearman_<name>``, ``pearson_<name>`` and ``improved_fraction_<name>``.
     """
     if not 0 < fraction < 1:
         raise ValueError(
@@ -263,5 +269,19 @@ def evaluate_denoising(
         "pearson_noisy": float(np.nanmean(pearson_noisy)),
         "improved_fraction": float((spearman_denoised[valid] > spearman_noisy[valid]).mean()),
     }
+    for name, baseline in (baselines or {}).items():
+        predicted = np.asarray(baseline(noisy, columns), dtype=np.float64)
+        if predicted.shape != full_genes.shape:
+            raise ValueError(
+                f"baseline {name!r} returned shape {predicted.shape}; expected {full_genes.shape} "
+                "(cells x chosen genes)"
+            )
+        predicted[unexpressed] = np.nan
+        spearman = _rowwise_spearman(predicted, full_genes)
+        pearson = _rowwise_pearson(np.log1p(predicted), np.log1p(full_genes))
+        ok = ~np.isnan(spearman) & ~np.isnan(spearman_noisy)
+        result[f"spearman_{name}"] = float(np.nanmean(spearman))
+        result[f"pearson_{name}"] = float(np.nanmean(pearson))
+        result[f"improved_fraction_{name}"] = float((spearman[ok] > spearman_noisy[ok]).mean())
     log.info("denoising evaluation: %s", result)
     return result

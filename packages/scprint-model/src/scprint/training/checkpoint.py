@@ -107,11 +107,25 @@ def build_model(
     return model, config, vocab, labels
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; anything else as given."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> the first CUDA GPU when there is one, else the CPU; otherwise ``torch.device(device)``.
+
+    Raises ``ValueError`` when a CUDA device is asked for on a machine without one.
+    """
+    if isinstance(device, torch.device):
+        resolved = device
+    elif device == "auto":
+        resolved = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        try:
+            resolved = torch.device(device)
+        except RuntimeError as err:
+            raise ValueError(
+                f"device must be 'auto', 'cpu', 'cuda' or 'cuda:<index>', got {device!r}"
+            ) from err
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(resolved)!r} was asked for but no CUDA GPU is available")
+    return resolved
 
 
 def load_pretrained(path: str | Path, device: str | torch.device = "auto") -> Pretrained:

@@ -1,0 +1,328 @@
+"""Quality of scPRINT's zero-shot outputs against simple, honest baselines.
+
+- Label prediction on the held-out Zheng 2017 sorted PBMC (7 FACS-sorted populations): scPRINT's
+  classifier vs a logistic regression on log-normalised highly variable genes, trained on the same
+  labelled cells (Kang 2018 and pbmc3k, Cell Ontology labels). Both are scored by the same metric
+  (:func:`scprint.tasks.label_metrics`: accuracy crediting a prediction below a coarse true label,
+  and macro-F1).
+- Denoising: the same held-out cells thinned to 30 % of their counts, restored by scPRINT and by
+  kNN smoothing (average of each cell's k nearest neighbours in PCA space of the thinned cells,
+  rescaled to the cell's depth), compared with the full counts (Spearman, and Pearson of log1p,
+  over the genes expressed in the full profile; :func:`scprint.tasks.evaluate_denoising`'s protocol).
+- Gene networks: BenGRN (``bengrn.runner.run_benchmark``) for scPRINT (fast and exact attention
+  paths, mean of all heads and heads selected by a positive ridge fit on OmniPath), genie3,
+  grnboost2, pearson and random, on McCalla hESC (Chen and Liu), literature (on a PBMC cell type)
+  and BEELINE synthetic networks.
+
+The checkpoint is ``--ckpt`` or the demo's cached pretraining run (trained when missing, same
+settings as ``nox -s demo``). Results: ``benchmarks/results/quality_*.json|.md`` and figures in
+``benchmarks/results/quality_bengrn/``.
+
+Usage::
+
+    python benchmarks/quality/bench_quality.py [--quick] [--ckpt PATH] [--data-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _common import RESULTS_DIR, data_dir_argument, resolve_data_dir, write_results  # noqa: E402
+
+log = logging.getLogger("benchmarks.quality")
+
+LABELLED_TRAIN = ("scrna/kang2018_pbmc_8k.h5ad", "scrna/pbmc3k_2k_hvg.h5ad")
+HELD_OUT = "scrna/zheng2017_sorted_pbmc_3k5.h5ad"
+LABEL = "cell_type_ontology_term_id"
+
+
+def _ensembl_ids(adata: ad.AnnData) -> pd.Index:
+    if "ensembl_id" in adata.var:
+        return pd.Index(adata.var["ensembl_id"].astype(str))
+    return pd.Index(adata.var_names.astype(str))
+
+
+def _log_normalise(counts: sp.csr_matrix) -> sp.csr_matrix:
+    depth = np.asarray(counts.sum(axis=1)).ravel()
+    scaled = sp.diags(1e4 / np.maximum(depth, 1)) @ counts
+    scaled = sp.csr_matrix(scaled, dtype=np.float32)
+    scaled.data = np.log1p(scaled.data)
+    return scaled
+
+
+def logistic_regression_baseline(data: Path, held_out: ad.AnnData, n_hvg: int = 1000) -> np.ndarray:
+    """Predicted ``LABEL`` of each held-out cell by a logistic regression on highly variable genes.
+
+    Genes: Ensembl ids common to every labelled training set and the held-out set; the ``n_hvg``
+    of highest variance of log-normalised training expression. Standardised, multinomial, C=1.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    train = [ad.read_h5ad(data / f) for f in LABELLED_TRAIN]
+    ids = [_ensembl_ids(a) for a in train]
+    target_ids = _ensembl_ids(held_out)
+    common = set(target_ids)
+    for i in ids:
+        common &= set(i)
+    common.discard("nan")
+    common = sorted(common)
+    log.info("logistic regression: %d genes common to training and held-out sets", len(common))
+
+    def columns(index: pd.Index) -> np.ndarray:
+        first_position = pd.Series(np.arange(len(index)), index=index).groupby(level=0).first()
+        return first_position.loc[common].to_numpy()
+
+    x_train = sp.vstack(
+        [
+            _log_normalise(sp.csr_matrix(a.X, dtype=np.float32))[:, columns(i)]
+            for a, i in zip(train, ids)
+        ]
+    ).tocsr()
+    y_train = np.concatenate([a.obs[LABEL].astype(str).to_numpy() for a in train])
+    x_test = _log_normalise(sp.csr_matrix(held_out.X, dtype=np.float32))[:, columns(target_ids)]
+    mean = np.asarray(x_train.mean(axis=0)).ravel()
+    var = np.asarray(x_train.multiply(x_train).mean(axis=0)).ravel() - mean**2
+    hvg = np.argsort(-var)[:n_hvg]
+    scaler = StandardScaler()
+    train_dense = scaler.fit_transform(x_train[:, hvg].toarray())
+    model = LogisticRegression(max_iter=1000, C=1.0)
+    model.fit(train_dense, y_train)
+    return model.predict(scaler.transform(x_test[:, hvg].toarray()))
+
+
+def label_prediction(ckpt: Path, data: Path, held_out: ad.AnnData) -> list[dict[str, Any]]:
+    from scprint import load_pretrained
+    from scprint.tasks import Embedder, label_metrics
+
+    pretrained = load_pretrained(ckpt, device="cpu")
+    encoder = pretrained.labels["cell_type"]
+    embedded, metrics = Embedder(pretrained, label_columns={"cell_type": LABEL})(held_out.copy())
+    rows = [{"method": "scPRINT (zero-shot classifier)", **metrics["cell_type"]}]
+    predicted = logistic_regression_baseline(data, held_out)
+    codes = np.asarray(encoder.encode(list(predicted)))
+    baseline = label_metrics(held_out.obs[LABEL].astype(str).to_numpy(), codes, encoder)
+    rows.append({"method": "logistic regression (log-norm HVG)", **baseline})
+    return rows
+
+
+def knn_smoothing(
+    thinned: sp.csr_matrix, k: int = 15, n_pcs: int = 30, seed: int = 0
+) -> np.ndarray:
+    """kNN smoothing (dense ``(n_cells, n_genes)`` means): average each cell with its ``k`` nearest
+    neighbours (Euclidean, PCA of log-normalised thinned counts), on normalised profiles, rescaled
+    to the cell's own depth."""
+    from sklearn.decomposition import PCA
+    from sklearn.neighbors import NearestNeighbors
+
+    depth = np.asarray(thinned.sum(axis=1)).ravel()
+    pcs = PCA(n_components=min(n_pcs, min(thinned.shape) - 1), random_state=seed).fit_transform(
+        _log_normalise(thinned).toarray()
+    )
+    _, neighbours = NearestNeighbors(n_neighbors=k + 1).fit(pcs).kneighbors(pcs)
+    fractions = (sp.diags(1 / np.maximum(depth, 1)) @ thinned).toarray()
+    smoothed = fractions[neighbours].mean(axis=1)
+    return smoothed * depth[:, None]
+
+
+def denoising(ckpt: Path, held_out: ad.AnnData, n_cells: int, seed: int) -> list[dict[str, Any]]:
+    from scprint.tasks import evaluate_denoising
+
+    def knn(noisy: ad.AnnData, columns: np.ndarray) -> np.ndarray:
+        smoothed = knn_smoothing(sp.csr_matrix(noisy.X, dtype=np.float32), seed=seed)
+        return smoothed[:, columns] / 0.3
+
+    result = evaluate_denoising(
+        held_out,
+        ckpt,
+        fraction=0.7,
+        n_cells=n_cells,
+        genes="expressed",
+        n_genes=500,
+        seed=seed,
+        baselines={"knn_smoothing": knn},
+    )
+    rows = [
+        {
+            "method": "thinned input (no denoising)",
+            "spearman": result["spearman_noisy"],
+            "pearson_log1p": result["pearson_noisy"],
+        },
+        {
+            "method": "scPRINT denoised",
+            "spearman": result["spearman_denoised"],
+            "pearson_log1p": result["pearson_denoised"],
+            "improved_fraction": result["improved_fraction"],
+        },
+        {
+            "method": "kNN smoothing (k=15)",
+            "spearman": result["spearman_knn_smoothing"],
+            "pearson_log1p": result["pearson_knn_smoothing"],
+            "improved_fraction": result["improved_fraction_knn_smoothing"],
+        },
+    ]
+    for row in rows:
+        row.update(n_cells=result["n_cells"], n_genes=result["n_genes"])
+    return rows
+
+
+def networks(ckpt: Path, data: Path, held_out: ad.AnnData, quick: bool, seed: int) -> pd.DataFrame:
+    from bengrn.datasets import load_omnipath
+    from bengrn.runner import run_benchmark
+
+    out = RESULTS_DIR / "quality_bengrn"
+    omnipath = load_omnipath()
+    scprint_common = {"ckpt": str(ckpt), "n_cells": 128 if quick else 512, "filtration": "none"}
+    methods = [
+        "scprint-fast=scprint",
+        "scprint-exact=scprint",
+        "scprint-ridge=scprint",
+        "genie3",
+        "grnboost2",
+        "pearson",
+        "random",
+    ]
+    params = {
+        "scprint-fast": {**scprint_common, "aggregation": "fast"},
+        "scprint-exact": {**scprint_common, "aggregation": "exact"},
+        "scprint-ridge": {
+            **scprint_common,
+            "aggregation": "fast",
+            "head_aggregation": "ridge",
+            "ground_truth": omnipath,
+        },
+        "genie3": {"n_trees": 50 if quick else 100, "seed": seed},
+        "grnboost2": {"seed": seed},
+        "random": {"seed": seed},
+    }
+    n_genes = 200 if quick else 1000
+    tables = []
+    tables.append(
+        run_benchmark(
+            methods,
+            ["mccalla-hesc"],
+            out / "hesc_chen",
+            params=params,
+            task_options={"mccalla-hesc": {"n_genes": n_genes}},
+        )
+    )
+    tables.append(
+        run_benchmark(
+            methods,
+            ["mccalla-hesc"],
+            out / "hesc_liu",
+            params=params,
+            task_options={"mccalla-hesc": {"n_genes": n_genes, "expression": "hESC-liu"}},
+        )
+    )
+    monocytes = held_out[held_out.obs["cell_type"] == "CD14+ Monocyte"]
+    tables.append(
+        run_benchmark(
+            methods,
+            ["literature"],
+            out / "pbmc_monocytes",
+            params=params,
+            adata=monocytes[:, _top_expressed(monocytes, n_genes)].copy(),
+        )
+    )
+    tables.append(
+        run_benchmark(
+            [m for m in methods if not m.startswith("scprint")],
+            ["beeline-synthetic"],
+            out / "beeline",
+            params=params,
+        )
+    )
+    return pd.concat(tables, ignore_index=True)
+
+
+def _top_expressed(adata: ad.AnnData, n: int) -> list[str]:
+    mean = np.asarray(adata.X.mean(axis=0)).ravel()
+    return list(adata.var_names[np.argsort(-mean)[:n]])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    data_dir_argument(parser)
+    parser.add_argument("--quick", action="store_true", help="fewer cells, genes and trees")
+    parser.add_argument(
+        "--ckpt", default=None, help="scPRINT checkpoint (default: the demo's cached run)"
+    )
+    parser.add_argument("--cache-dir", default=None, help="pretraining cache (default: the demo's)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--skip", default="", help="comma-separated parts to skip: labels,denoising,networks"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    data = resolve_data_dir(args.data_dir)
+    skip = {s for s in args.skip.split(",") if s}
+
+    if args.ckpt:
+        ckpt = Path(args.ckpt)
+    else:
+        from scprint.demo import DEFAULT_PRETRAINING, pretrain
+
+        cache = (
+            Path(args.cache_dir) if args.cache_dir else Path.home() / ".cache" / "scprint" / "demo"
+        )
+        ckpt, _ = pretrain(data, cache, seed=args.seed, retrain=False, **DEFAULT_PRETRAINING)
+    held_out = ad.read_h5ad(data / HELD_OUT)
+    note = f"checkpoint: {ckpt.name} ({'given' if args.ckpt else 'the demo pretraining run'})."
+
+    if "labels" not in skip:
+        write_results("quality_labels", label_prediction(ckpt, data, held_out), notes=note)
+    if "denoising" not in skip:
+        write_results(
+            "quality_denoising",
+            denoising(ckpt, held_out, 300 if args.quick else 1000, args.seed),
+            notes=note,
+        )
+    if "networks" not in skip:
+        table = networks(ckpt, data, held_out, args.quick, args.seed)
+        keep = [
+            c
+            for c in (
+                "task",
+                "unit",
+                "variant",
+                "method",
+                "status",
+                "auprc",
+                "auprc_ratio",
+                "ap",
+                "epr",
+                "precision",
+                "recall",
+                "odds_ratio",
+                "n_true_edges",
+                "wall_time_s",
+            )
+            if c in table.columns
+        ]
+        write_results(
+            "quality_bengrn",
+            table[keep].to_dict(orient="records"),
+            notes=note + " Figures in results/quality_bengrn/*/.",
+        )
+        for folder in (RESULTS_DIR / "quality_bengrn").glob("*/networks"):
+            shutil.rmtree(folder)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

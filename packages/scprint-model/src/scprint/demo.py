@@ -1,0 +1,525 @@
+"""The main job, end to end on real data: ``python -m scprint.demo --out demo_output``.
+
+1. pretrain a small scPRINT on the shared PBMC count sets (or reuse the cached run);
+2. embed and predict cell types of the held-out sorted-PBMC set (Zheng 2017), and save a 2-D map
+   (t-SNE of the embeddings) coloured by true and predicted label;
+3. denoise held-out cells and report the correlation gain over the down-sampled input;
+4. infer a gene network for one cell type, store it as a GRnnData zarr file and plot the
+   sub-network around a known regulator;
+5. benchmark it with BenGRN against pearson, genie3 and random (literature and enrichment tasks on
+   the PBMC genes, McCalla hESC);
+6. write ``<out>/report.md`` with the tables and links to the figures.
+
+Data come from ``--data-dir`` / ``SCPRINT_DATA_DIR`` (see :mod:`grnndata.settings`). Needs the
+``bench`` extra (``pip install "scprint-model[bench]"``) for step 5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger("scprint.demo")
+
+TRAIN_FILES = (
+    "scrna/kang2018_pbmc_8k.h5ad",
+    "scrna/pbmc3k_2k_hvg.h5ad",
+    "scrna/kang2018_ctrl_stim_2k.h5ad",
+    "scrna/celltypist_demo_559cells.h5ad",
+)
+HELD_OUT = "scrna/zheng2017_sorted_pbmc_3k5.h5ad"
+# (cell type of the held-out set, regulators to centre the sub-network plot on, first found wins)
+GRN_CELL_TYPE = "CD14+ Monocyte"
+GRN_SEEDS = ("SPI1", "CEBPB", "CEBPA", "IRF8", "KLF4", "FOS", "JUNB")
+# The demo's pretraining run (also reused by benchmarks/quality): model preset and steps.
+# max_len 128 (genes per cell) keeps a `small` model's pretraining within a few minutes on 2 cores.
+DEFAULT_PRETRAINING: dict[str, Any] = {
+    "config": "small",
+    "max_steps": 400,
+    "batch_size": 32,
+    "max_len": 128,
+}
+
+
+class Step:
+    """Log a numbered step with its wall time."""
+
+    def __init__(self, timings: dict[str, float], number: int, title: str) -> None:
+        self.timings, self.number, self.title = timings, number, title
+
+    def __enter__(self) -> Step:
+        log.info("step %d/6: %s", self.number, self.title)
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        elapsed = time.perf_counter() - self.start
+        self.timings[f"{self.number}. {self.title}"] = elapsed
+        log.info("step %d/6 done in %.1f s", self.number, elapsed)
+
+
+def _cache_key(files: list[Path], config: str, max_steps: int, seed: int) -> str:
+    from scprint import __version__
+
+    h = hashlib.sha256()
+    for f in files:
+        stat = f.stat()
+        h.update(f"{f.name}:{stat.st_size}".encode())
+    h.update(f"{config}:{max_steps}:{seed}:{__version__}".encode())
+    return h.hexdigest()[:16]
+
+
+def pretrain(
+    data: Path,
+    cache_dir: Path,
+    config: str,
+    max_steps: int,
+    seed: int,
+    retrain: bool,
+    **fit_options: Any,
+) -> tuple[Path, dict[str, Any]]:
+    """Pretrain on the PBMC sets, or return the cached checkpoint of an identical run.
+
+    ``fit_options`` go to :func:`scprint.training.fit` (e.g. ``batch_size``, or model-config
+    overrides such as ``max_len``) and into the cache key.
+    """
+    from scprint.training import fit
+
+    files = [data / f for f in TRAIN_FILES]
+    missing = [str(f) for f in files if not f.exists()]
+    if missing:
+        raise FileNotFoundError(f"training files missing from the data folder: {missing}")
+    key = _cache_key(files, f"{config}:{sorted(fit_options.items())}", max_steps, seed)
+    run_dir = cache_dir / f"pretrain-{config}-{key}"
+    ckpt = run_dir / "scprint.ckpt"
+    info: dict[str, Any] = {
+        "files": [f.name for f in files],
+        "config": config,
+        "max_steps": max_steps,
+    }
+    if ckpt.exists() and not retrain:
+        log.info("reusing the cached pretraining run %s (pass --retrain to redo it)", run_dir)
+        info["cached"] = True
+    else:
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+        ckpt = fit(
+            files,
+            config=config,
+            label_columns=("cell_type",),
+            max_steps=max_steps,
+            out_dir=run_dir,
+            seed=seed,
+            progress_bar=True,
+            **fit_options,
+        )
+        info["cached"] = False
+    metrics = run_dir / "metrics.csv"
+    if metrics.exists():
+        info["metrics_csv"] = str(metrics)
+    return ckpt, info
+
+
+def _loss_figure(metrics_csv: Path, path: Path) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    frame = pd.read_csv(metrics_csv)
+    columns = [c for c in frame.columns if c.startswith("train/") and "loss" in c]
+    if "step" not in frame or not columns:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for column in columns:
+        series = frame[["step", column]].dropna()
+        ax.plot(series["step"], series[column], label=column.removeprefix("train/"))
+    ax.set_xlabel("optimiser step")
+    ax.set_ylabel("loss")
+    ax.set_yscale("symlog")
+    ax.legend(fontsize=7, ncol=2)
+    ax.set_title("pretraining losses")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def embed_held_out(ckpt: Path, adata: ad.AnnData, out: Path) -> tuple[dict[str, Any], Path]:
+    """Embed the held-out cells, predict their cell types, plot a 2-D map."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+
+    from scprint.tasks import Embedder
+
+    embedder = Embedder(ckpt, label_columns={"cell_type": "cell_type_ontology_term_id"})
+    adata, metrics = embedder(adata)
+    names = dict(zip(adata.obs["cell_type_ontology_term_id"], adata.obs["cell_type"]))
+    embedding = adata.obsm["X_scprint"]
+    coords = PCA(n_components=min(30, embedding.shape[1]), random_state=0).fit_transform(embedding)
+    coords = TSNE(n_components=2, random_state=0, init="pca", perplexity=30).fit_transform(coords)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
+    for ax, column, title in (
+        (axes[0], "cell_type_ontology_term_id", "true label (FACS sort)"),
+        (axes[1], "pred_cell_type", "predicted label (zero-shot)"),
+    ):
+        labels = adata.obs[column].astype(str)
+        for label in sorted(labels.unique()):
+            mask = (labels == label).to_numpy()
+            ax.scatter(*coords[mask].T, s=3, label=f"{label} {names.get(label, '')}".strip())
+        ax.set_title(title)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.legend(fontsize=6, markerscale=3, loc="best")
+    fig.suptitle("Held-out Zheng 2017 sorted PBMC: t-SNE of scPRINT cell embeddings")
+    fig.tight_layout()
+    path = out / "embedding_tsne.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return metrics.get("cell_type", {}), path
+
+
+def denoise_held_out(ckpt: Path, adata: ad.AnnData, seed: int) -> dict[str, Any]:
+    """Down-sample held-out cells by 70 %, denoise back to full depth, compare with full counts."""
+    from scprint.tasks import evaluate_denoising
+
+    return evaluate_denoising(
+        adata, ckpt, fraction=0.7, n_cells=300, genes="expressed", n_genes=300, seed=seed
+    )
+
+
+def infer_network(ckpt: Path, adata: ad.AnnData, out: Path) -> tuple[Any, Path, Path, str]:
+    """A network for one cell type of the held-out set, stored as zarr, plotted around a regulator."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from grnndata.plot import plot_subgraph
+    from scprint.tasks import GNInfer
+
+    infer = GNInfer(
+        ckpt,
+        cell_type_column="cell_type",
+        cell_type=GRN_CELL_TYPE,
+        genes="hvg",
+        n_genes=300,
+        n_cells=256,
+        aggregation="exact",
+        filtration="none",
+    )
+    grn = infer(adata)
+    path = out / "scprint_monocyte_grn.zarr"
+    grn.write_zarr(path)
+    genes = set(grn.var_names)
+    seed = next((g for g in GRN_SEEDS if g in genes), None)
+    if seed is None:
+        strength = np.asarray(abs(grn.grn).sum(axis=1)).ravel()
+        seed = str(grn.var_names[int(np.argmax(strength))])
+        log.info(
+            "none of %s among the network's genes; centring the plot on the hub %s", GRN_SEEDS, seed
+        )
+    fig = plot_subgraph(grn, seed, max_genes=20, top_edges=40)
+    figure = out / f"grn_subgraph_{seed}.png"
+    fig.savefig(figure, dpi=120)
+    plt.close(fig)
+    return grn, path, figure, seed
+
+
+def benchmark_networks(ckpt: Path, grn_input: ad.AnnData, out: Path, seed: int) -> pd.DataFrame:
+    """BenGRN: scPRINT vs pearson, genie3 and random on literature, enrichment and McCalla hESC."""
+    try:
+        from bengrn.runner import run_benchmark
+    except ImportError as err:
+        raise ImportError(
+            "step 5 needs bengrn: pip install 'scprint-model[bench]' (or ./packages/bengrn)"
+        ) from err
+
+    methods = ["scprint", "pearson", "genie3", "random"]
+    scprint_params = {
+        "ckpt": str(ckpt),
+        "n_cells": 256,
+        "aggregation": "exact",
+        "filtration": "none",
+    }
+    params = {
+        "scprint": scprint_params,
+        "genie3": {"n_trees": 50, "seed": seed, "n_jobs": 2},
+        "random": {"seed": seed},
+    }
+    pbmc = run_benchmark(
+        methods,
+        ["literature", "enrichment"],
+        out / "bengrn_pbmc",
+        params=params,
+        adata=grn_input,
+    )
+    hesc = run_benchmark(
+        methods,
+        ["mccalla-hesc"],
+        out / "bengrn_hesc",
+        params=params,
+        task_options={"mccalla-hesc": {"n_genes": 300}},
+    )
+    return pd.concat([pbmc, hesc], ignore_index=True)
+
+
+def _table(frame: pd.DataFrame, columns: list[str]) -> str:
+    present = [c for c in columns if c in frame.columns]
+    frame = frame[present]
+    lines = ["| " + " | ".join(present) + " |", "|" + "---|" * len(present)]
+    for _, row in frame.iterrows():
+        cells = [f"{v:.3g}" if isinstance(v, float) else str(v) for v in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_report(out: Path, sections: dict[str, Any]) -> Path:
+    """``<out>/report.md``: every table and a link to every figure."""
+    s = sections
+    lines = [
+        "# scPRINT demo report",
+        "",
+        f"Data: `{s['data_dir']}`. Total wall time {sum(s['timings'].values()):.0f} s on "
+        f"{s['machine']}.",
+        "",
+        "## 1. Pretraining",
+        "",
+        f"A `{s['pretrain']['config']}` scPRINT, {s['pretrain']['max_steps']} optimiser steps on "
+        f"{', '.join(s['pretrain']['files'])}"
+        + (" (reused from the cache)." if s["pretrain"]["cached"] else "."),
+    ]
+    if s.get("loss_figure"):
+        lines += ["", f"![pretraining losses]({s['loss_figure']})"]
+    m = s["embedding"]
+    lines += [
+        "",
+        "## 2. Zero-shot cell-type prediction on held-out cells (Zheng 2017, 7 FACS-sorted populations)",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        *[
+            f"| {k} | {v:.3f} |" if isinstance(v, float) else f"| {k} | {v} |"
+            for k, v in m.items()
+            if not isinstance(v, dict | list)
+        ],
+        "",
+        f"![t-SNE of the embeddings]({s['embedding_figure']})",
+        "",
+        "## 3. Denoising held-out cells (70 % of counts removed, then restored by the model)",
+        "",
+        "| | noisy input | scPRINT denoised | gain |",
+        "|---|---|---|---|",
+    ]
+    d = s["denoising"]
+    for corr in ("spearman", "pearson"):
+        noisy, den = d[f"{corr}_noisy"], d[f"{corr}_denoised"]
+        lines.append(f"| {corr} vs full counts | {noisy:.3f} | {den:.3f} | {den - noisy:+.3f} |")
+    lines += [
+        "",
+        f"{d['n_cells']} cells, {d['n_genes']} genes; cells improved: {d['improved_fraction']:.0%}.",
+        "",
+        f"## 4. Gene network of {GRN_CELL_TYPE} cells",
+        "",
+        f"{s['grn_shape'][0]} genes, {s['grn_edges']} non-zero edges (rows = regulators), stored as "
+        f"GRnnData zarr `{s['grn_path']}`.",
+        "",
+        f"![sub-network around {s['grn_seed']}]({s['grn_figure']})",
+        "",
+        "## 5. BenGRN",
+        "",
+    ]
+    bench: pd.DataFrame = s["bengrn"]
+    edges = bench[bench["task"] != "enrichment"]
+    enrichment = bench[bench["task"] == "enrichment"]
+    lines += [
+        "Edge-level tasks (AUPRC ratio and EPR: 1 = random; rows = regulators):",
+        "",
+        _table(
+            edges,
+            [
+                "task",
+                "variant",
+                "method",
+                "status",
+                "auprc_ratio",
+                "epr",
+                "ap",
+                "precision",
+                "recall",
+                "n_true_edges",
+            ],
+        ),
+        "",
+        "Enrichment self-assessment (top 100 central genes):",
+        "",
+        _table(
+            enrichment,
+            [
+                "method",
+                "status",
+                "tf_enrichment_odds_ratio",
+                "tf_enrichment_pvalue",
+                "marker_best_set",
+                "marker_best_fdr",
+                "chip_tfs_enriched_share",
+            ],
+        ),
+        "",
+        "Figures: " + ", ".join(f"[{p.name}]({p.relative_to(out)})" for p in s["bengrn_figures"]),
+        "",
+        "## Timings",
+        "",
+        "| step | seconds |",
+        "|---|---|",
+        *[f"| {k} | {v:.1f} |" for k, v in s["timings"].items()],
+        "",
+    ]
+    path = out / "report.md"
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text("\n".join(lines))
+    tmp.replace(path)
+    return path
+
+
+def run(
+    out: Path,
+    data_dir: str | None = None,
+    cache_dir: Path | None = None,
+    seed: int = 0,
+    retrain: bool = False,
+    **pretraining: Any,
+) -> Path:
+    """Run the six steps and return the path of ``report.md``.
+
+    ``pretraining`` overrides :data:`DEFAULT_PRETRAINING` (``config``, ``max_steps``, and
+    :func:`scprint.training.fit` options).
+    """
+    pretraining = {**DEFAULT_PRETRAINING, **pretraining}
+    config = pretraining["config"]
+    import platform
+
+    from grnndata.settings import data_dir as resolve_data_dir
+
+    data = resolve_data_dir(data_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cache_dir = cache_dir or Path.home() / ".cache" / "scprint" / "demo"
+    timings: dict[str, float] = {}
+    sections: dict[str, Any] = {
+        "data_dir": str(data),
+        "timings": timings,
+        "machine": f"{platform.machine()} with {__import__('os').cpu_count()} CPUs",
+    }
+
+    with Step(timings, 1, f"pretrain a {config} scPRINT on the PBMC count sets"):
+        ckpt, sections["pretrain"] = pretrain(
+            data, cache_dir, seed=seed, retrain=retrain, **pretraining
+        )
+        if "metrics_csv" in sections["pretrain"]:
+            fig = _loss_figure(
+                Path(sections["pretrain"]["metrics_csv"]), out / "pretraining_losses.png"
+            )
+            sections["loss_figure"] = fig.name if fig else None
+
+    held_out = ad.read_h5ad(data / HELD_OUT)
+    with Step(timings, 2, "embed and predict cell types of the held-out Zheng set"):
+        sections["embedding"], fig = embed_held_out(ckpt, held_out.copy(), out)
+        sections["embedding_figure"] = fig.name
+
+    with Step(timings, 3, "denoise held-out cells"):
+        sections["denoising"] = denoise_held_out(ckpt, held_out, seed)
+
+    with Step(timings, 4, f"infer the gene network of {GRN_CELL_TYPE} cells"):
+        grn, path, fig, seed_gene = infer_network(ckpt, held_out, out)
+        sections.update(
+            grn_shape=grn.shape[::-1],
+            grn_edges=int(grn.grn.nnz),
+            grn_path=path.name,
+            grn_figure=fig.name,
+            grn_seed=seed_gene,
+        )
+
+    with Step(timings, 5, "benchmark with BenGRN against pearson, genie3 and random"):
+        cells = held_out[held_out.obs["cell_type"] == GRN_CELL_TYPE]
+        grn_input = cells[:, list(grn.var_names)].copy()
+        sections["bengrn"] = benchmark_networks(ckpt, grn_input, out, seed)
+        sections["bengrn_figures"] = sorted(out.glob("bengrn_*/**/*.png"))
+
+    with Step(timings, 6, "write the report"):
+        report = write_report(out, sections)
+    (out / "demo_summary.json").write_text(
+        json.dumps(
+            {k: v for k, v in sections.items() if k not in ("bengrn", "bengrn_figures")},
+            indent=1,
+            default=str,
+        )
+    )
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point (``python -m scprint.demo``)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m scprint.demo",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--out", default="demo_output", help="output folder (default: demo_output)")
+    parser.add_argument("--data-dir", default=None, help="data folder (default: SCPRINT_DATA_DIR)")
+    parser.add_argument(
+        "--cache-dir", default=None, help="pretraining cache (default: ~/.cache/scprint/demo)"
+    )
+    defaults = DEFAULT_PRETRAINING
+    parser.add_argument("--config", default=defaults["config"], help="model preset or YAML")
+    parser.add_argument(
+        "--max-steps", type=int, default=defaults["max_steps"], help="pretraining steps"
+    )
+    parser.add_argument("--max-len", type=int, default=defaults["max_len"], help="genes per cell")
+    parser.add_argument(
+        "--batch-size", type=int, default=defaults["batch_size"], help="cells per step"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--retrain", action="store_true", help="ignore the cached pretraining run")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    from grnndata.settings import DataDirNotFoundError
+
+    try:
+        report = run(
+            Path(args.out).resolve(),
+            data_dir=args.data_dir,
+            cache_dir=Path(args.cache_dir) if args.cache_dir else None,
+            seed=args.seed,
+            retrain=args.retrain,
+            config=args.config,
+            max_steps=args.max_steps,
+            max_len=args.max_len,
+            batch_size=args.batch_size,
+        )
+    except DataDirNotFoundError as err:
+        log.error("%s", err)
+        return 2
+    sys.stdout.write(f"\nDemo report written to {report}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,64 @@
+"""The demo's command line: a missing data folder is a clear error, and the report writer."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from scprint import demo
+
+
+def test_missing_data_dir_says_what_to_set(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("SCPRINT_DATA_DIR", str(tmp_path / "absent"))
+    code = demo.main(["--out", str(tmp_path / "out")])
+    assert code == 2
+    assert "SCPRINT_DATA_DIR" in caplog.text
+    assert not (tmp_path / "out" / "report.md").exists()
+
+
+def test_report_lists_every_table_and_figure(tmp_path):
+    (tmp_path / "bengrn_pbmc" / "figures").mkdir(parents=True)
+    figure = tmp_path / "bengrn_pbmc" / "figures" / "pr_literature.png"
+    figure.write_bytes(b"png")
+    bench = pd.DataFrame(
+        {
+            "task": ["literature", "enrichment"],
+            "variant": ["omnipath", "self-assessment"],
+            "method": ["scprint", "pearson"],
+            "status": ["ok", "ok"],
+            "auprc_ratio": [1.5, float("nan")],
+            "tf_enrichment_odds_ratio": [float("nan"), 2.0],
+        }
+    )
+    sections = {
+        "data_dir": "/data",
+        "machine": "x86_64 with 2 CPUs",
+        "timings": {"1. pretrain": 10.0, "2. embed": 5.0},
+        "pretrain": {"config": "small", "max_steps": 3, "files": ["a.h5ad"], "cached": True},
+        "loss_figure": "pretraining_losses.png",
+        "embedding": {"accuracy": 0.75, "macro_f1": 0.5, "n_cells": 10},
+        "embedding_figure": "embedding_tsne.png",
+        "denoising": {
+            "spearman_noisy": 0.5,
+            "spearman_denoised": 0.6,
+            "pearson_noisy": 0.4,
+            "pearson_denoised": 0.45,
+            "n_cells": 10,
+            "n_genes": 20,
+            "improved_fraction": 0.8,
+        },
+        "grn_shape": (50, 3),
+        "grn_edges": 120,
+        "grn_path": "net.zarr",
+        "grn_figure": "grn_subgraph_SPI1.png",
+        "grn_seed": "SPI1",
+        "bengrn": bench,
+        "bengrn_figures": [figure],
+    }
+    text = demo.write_report(tmp_path, sections).read_text()
+    for link in ("pretraining_losses.png", "embedding_tsne.png", "grn_subgraph_SPI1.png"):
+        assert f"]({link})" in text
+    assert "](bengrn_pbmc/figures/pr_literature.png)" in text
+    assert "| spearman vs full counts | 0.500 | 0.600 | +0.100 |" in text
+    assert "| accuracy | 0.750 |" in text
+    assert "reused from the cache" in text
+    assert "| 2.0 |" in text or "| 2 |" in text  # the enrichment table carries its own column
