@@ -2,7 +2,8 @@
 
 Each script is runnable alone (``python benchmarks/<topic>/<script>.py --help``) and writes
 ``benchmarks/results/<name>.json`` and ``.md``. By default the scripts run in their quick mode
-(minutes on a 2-core laptop); ``--full`` runs the genome-scale / long variants, ``--peers`` also
+(minutes on a 2-core laptop; the BenGRN runner comparison is the longest, about 20 minutes);
+``--full`` runs the genome-scale / long variants and the ``pretrain_*.py`` pretraining runs, ``--peers`` also
 builds and times the original bengrn 1.3.2 / grnndata 1.3.2 in their own venvs (needs PyPI).
 
 Usage::
@@ -27,8 +28,9 @@ from _common import write_results  # noqa: E402
 log = logging.getLogger("benchmarks.run_all")
 
 
-def discover() -> list[tuple[str, Path]]:
-    """Every ``bench_*.py`` script under a topic folder, in a stable order."""
+def discover(full: bool = False) -> list[tuple[str, Path]]:
+    """Every ``bench_*.py`` script under a topic folder (and, with ``full``, the long
+    ``pretrain_*.py`` runs), in a stable order."""
     order = ["grnndata", "bengrn", "kernels", "training", "tasks", "quality"]
     found = []
     for topic_dir in sorted(
@@ -36,8 +38,10 @@ def discover() -> list[tuple[str, Path]]:
     ):
         if topic_dir.name == "results":
             continue
-        for script in sorted(topic_dir.glob("bench_*.py")):
-            found.append((topic_dir.name, script))
+        patterns = ("bench_*.py", "pretrain_*.py") if full else ("bench_*.py",)
+        for pattern in patterns:
+            for script in sorted(topic_dir.glob(pattern)):
+                found.append((topic_dir.name, script))
     return sorted(
         found, key=lambda t: (order.index(t[0]) if t[0] in order else len(order), t[1].name)
     )
@@ -58,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
     only = {t for t in args.only.split(",") if t}
     rows = []
-    for topic, script in discover():
+    for topic, script in discover(args.full):
         if only and topic not in only:
             continue
         help_text = subprocess.run(

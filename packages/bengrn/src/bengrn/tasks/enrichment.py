@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from functools import cached_property
 
-import anndata as ad
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -27,12 +26,12 @@ from scipy import stats
 from bengrn import datasets
 from bengrn.metrics import Network
 from bengrn.tasks.base import Task, VariantScore
-from bengrn.tasks.mccalla import mccalla_expression, mccalla_expression_id, mccalla_regulators
+from bengrn.tasks.mccalla import McCallaExpression
 
 __all__ = ["EnrichmentTask"]
 
 
-class EnrichmentTask(Task):
+class EnrichmentTask(McCallaExpression, Task):
     """Self-assessment of a human network keyed by gene symbols (see the module docstring).
 
     Parameters
@@ -69,19 +68,6 @@ class EnrichmentTask(Task):
     @cached_property
     def _tfs(self) -> list[str]:
         return datasets.load_tfs("human")
-
-    @cached_property
-    def _expression(self) -> ad.AnnData:
-        return mccalla_expression(self.expression_key, self.n_genes)
-
-    def expression(self, unit: str | None = None) -> ad.AnnData:
-        return self._expression
-
-    def regulators(self, unit: str | None = None) -> list[str]:
-        return mccalla_regulators(self.expression_key, self._expression)
-
-    def expression_id(self, unit: str | None = None) -> str:
-        return mccalla_expression_id(self.expression_key, self.n_genes)
 
     @cached_property
     def _chip_sets(self) -> dict[str, list[str]]:

@@ -11,18 +11,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import cached_property
 
-import anndata as ad
 import pandas as pd
 
 from bengrn import datasets
 from bengrn.metrics import Network
 from bengrn.tasks.base import Task, VariantScore, score_variant
-from bengrn.tasks.mccalla import mccalla_expression, mccalla_expression_id, mccalla_regulators
+from bengrn.tasks.mccalla import McCallaExpression
 
 __all__ = ["LiteratureTask"]
 
 
-class LiteratureTask(Task):
+class LiteratureTask(McCallaExpression, Task):
     """Compare to OmniPath (``sources``: some of ``"omnipath"``, ``"collectri"``, ``"dorothea"``).
 
     ``tf_only``: which regulator restrictions to score (``False`` = all genes, ``True`` = human TFs).
@@ -52,19 +51,6 @@ class LiteratureTask(Task):
     @cached_property
     def _tfs(self) -> list[str]:
         return datasets.load_tfs("human")
-
-    @cached_property
-    def _expression(self) -> ad.AnnData:
-        return mccalla_expression(self.expression_key, self.n_genes)
-
-    def expression(self, unit: str | None = None) -> ad.AnnData:
-        return self._expression
-
-    def regulators(self, unit: str | None = None) -> list[str]:
-        return mccalla_regulators(self.expression_key, self._expression)
-
-    def expression_id(self, unit: str | None = None) -> str:
-        return mccalla_expression_id(self.expression_key, self.n_genes)
 
     @cached_property
     def _truths(self) -> dict[str, pd.DataFrame]:

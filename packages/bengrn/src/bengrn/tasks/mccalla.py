@@ -53,7 +53,29 @@ def mccalla_expression_id(expression_key: str, n_genes: int | None) -> str:
     return f"mccalla-{expression_key}-{n_genes or 'all'}"
 
 
-class McCallaTask(Task):
+class McCallaExpression:
+    """Hands methods a McCalla expression set (``self.expression_key``, ``self.n_genes`` most
+    expressed genes plus TFs) with the dataset's TFs as candidate regulators; shared by the
+    McCalla, literature and enrichment tasks so one benchmark run infers one network for all."""
+
+    expression_key: str
+    n_genes: int | None
+
+    @cached_property
+    def _expression(self) -> ad.AnnData:
+        return mccalla_expression(self.expression_key, self.n_genes)
+
+    def expression(self, unit: str | None = None) -> ad.AnnData:
+        return self._expression
+
+    def regulators(self, unit: str | None = None) -> list[str]:
+        return mccalla_regulators(self.expression_key, self._expression)
+
+    def expression_id(self, unit: str | None = None) -> str:
+        return mccalla_expression_id(self.expression_key, self.n_genes)
+
+
+class McCallaTask(McCallaExpression, Task):
     """Score against McCalla gold standards on the genes of a matching expression set.
 
     Parameters
@@ -92,19 +114,6 @@ class McCallaTask(Task):
         self.variants = tuple(variants)
         self.n_genes = n_genes
         self.name = f"mccalla-{cell.lower()}"
-
-    @cached_property
-    def _expression(self) -> ad.AnnData:
-        return mccalla_expression(self.expression_key, self.n_genes)
-
-    def expression(self, unit: str | None = None) -> ad.AnnData:
-        return self._expression
-
-    def regulators(self, unit: str | None = None) -> list[str]:
-        return mccalla_regulators(self.expression_key, self._expression)
-
-    def expression_id(self, unit: str | None = None) -> str:
-        return mccalla_expression_id(self.expression_key, self.n_genes)
 
     @cached_property
     def _truths(self) -> dict[str, pd.DataFrame]:
