@@ -135,6 +135,9 @@ class _Encoder:
     def descendant_leaves(self, label):
         return self._leaves[label]
 
+    def nearest_known(self, value):
+        return None  # no ontology behind this two-level test double
+
 
 def test_label_metrics_credit_predictions_below_a_coarse_true_label():
     true = ["T cell", "T cell", "B", "CD4 T", "unknown"]
@@ -205,3 +208,30 @@ def test_write_anndata_is_atomic_and_replaces(tmp_path, kang_counts):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.h5ad", "out.zarr"]
     with pytest.raises(ValueError, match="must end in .h5ad or .zarr"):
         write_anndata(small, tmp_path / "out.csv")
+
+
+def test_true_labels_finer_than_the_model_are_scored_at_their_nearest_known_ancestor():
+    """Real Cell Ontology: the model knows "CD8-positive, alpha-beta T cell" (CL:0000625) and B
+    cells; a FACS-sorted naive CD8 T cell (CL:0000900) is scored as CD8 T, a Treg (CL:0000815)
+    at "T cell"-level or coarser, and a non-ontology label stays unknown."""
+    from scprint.data import LabelEncoder
+    from scprint.tasks import label_metrics
+
+    encoder = LabelEncoder.build("cell_type", ["CL:0000625", "CL:0000236"])
+    assert encoder.nearest_known("CL:0000900") == "CL:0000625"
+    assert encoder.nearest_known("CL:0000236") == "CL:0000236"
+    assert encoder.nearest_known("not a term") is None
+    treg = encoder.nearest_known("CL:0000815")
+    assert treg is not None and encoder.descendant_leaves(treg) == [
+        encoder.classes.index("CL:0000625")
+    ]
+
+    cd8, b = encoder.classes.index("CL:0000625"), encoder.classes.index("CL:0000236")
+    metrics = label_metrics(
+        ["CL:0000900", "CL:0000900", "CL:0000236", "something else"],
+        np.array([cd8, b, b, b]),
+        encoder,
+    )
+    assert metrics["n_cells"] == 3 and metrics["n_unknown"] == 1
+    assert metrics["n_mapped_to_ancestor"] == 2
+    assert metrics["accuracy"] == pytest.approx(2 / 3)

@@ -138,7 +138,11 @@ def _loss_figure(metrics_csv: Path, path: Path) -> Path | None:
     import matplotlib.pyplot as plt
 
     frame = pd.read_csv(metrics_csv)
-    columns = [c for c in frame.columns if c.startswith("train/") and "loss" in c]
+    columns = [
+        c
+        for c in frame.columns
+        if c.startswith("train/") and c != "train/lr" and not c.startswith("train/classification_")
+    ]
     if "step" not in frame or not columns:
         return None
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -147,7 +151,6 @@ def _loss_figure(metrics_csv: Path, path: Path) -> Path | None:
         ax.plot(series["step"], series[column], label=column.removeprefix("train/"))
     ax.set_xlabel("optimiser step")
     ax.set_ylabel("loss")
-    ax.set_yscale("symlog")
     ax.legend(fontsize=7, ncol=2)
     ax.set_title("pretraining losses")
     fig.tight_layout()
@@ -165,23 +168,33 @@ def embed_held_out(ckpt: Path, adata: ad.AnnData, out: Path) -> tuple[dict[str, 
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
 
+    from scprint.data.ontology import term_label
     from scprint.tasks import Embedder
 
     embedder = Embedder(ckpt, label_columns={"cell_type": "cell_type_ontology_term_id"})
     adata, metrics = embedder(adata)
-    names = dict(zip(adata.obs["cell_type_ontology_term_id"], adata.obs["cell_type"]))
+
+    # both panels in the ontology's names, one colour per name
+    true_names = adata.obs["cell_type_ontology_term_id"].astype(str).map(term_label)
+    predicted_names = (
+        adata.obs["pred_cell_type"]
+        .astype(str)
+        .map(lambda label: term_label(label) if ":" in label else label)
+    )
+    palette = plt.get_cmap("tab20").colors
+    names = sorted(set(true_names) | set(predicted_names))
+    colours = {name: palette[i % len(palette)] for i, name in enumerate(names)}
     embedding = adata.obsm["X_scprint"]
     coords = PCA(n_components=min(30, embedding.shape[1]), random_state=0).fit_transform(embedding)
     coords = TSNE(n_components=2, random_state=0, init="pca", perplexity=30).fit_transform(coords)
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
-    for ax, column, title in (
-        (axes[0], "cell_type_ontology_term_id", "true label (FACS sort)"),
-        (axes[1], "pred_cell_type", "predicted label (zero-shot)"),
+    for ax, labels, title in (
+        (axes[0], true_names, "true label (FACS sort, Cell Ontology name)"),
+        (axes[1], predicted_names, "predicted label (zero-shot)"),
     ):
-        labels = adata.obs[column].astype(str)
         for label in sorted(labels.unique()):
             mask = (labels == label).to_numpy()
-            ax.scatter(*coords[mask].T, s=3, label=f"{label} {names.get(label, '')}".strip())
+            ax.scatter(*coords[mask].T, s=3, color=colours[label], label=label)
         ax.set_title(title)
         ax.set_xticks([])
         ax.set_yticks([])
@@ -318,6 +331,11 @@ def write_report(out: Path, sections: dict[str, Any]) -> Path:
             for k, v in m.items()
             if not isinstance(v, dict | list)
         ],
+        "",
+        "Accuracy credits a prediction that is the true Cell Ontology term or one of its "
+        "descendants; a true term finer than any the model learned (e.g. regulatory T cell) is "
+        "scored at its nearest known ancestor (`n_mapped_to_ancestor`); `n_unknown` cells have no "
+        "such ancestor and are left out.",
         "",
         f"![t-SNE of the embeddings]({s['embedding_figure']})",
         "",

@@ -153,6 +153,28 @@ class LabelEncoder:
             )
         return hits
 
+    def nearest_known(self, value: Any) -> str | None:
+        """The label itself when encodable, else its closest ontology ancestor that is a leaf or
+        an ancestor of one (by is_a distance; e.g. a naive CD8 T cell -> "CD8 T cell" when the
+        model only knows the latter), else ``None``.
+        """
+        label = self._resolve(value)
+        if label is None:
+            return None
+        if label in self._index:
+            return label
+        if not is_term_id(label):
+            return None
+        try:
+            distances = _parser().get_term_ancestors_with_distances(label)
+        except (ValueError, KeyError):
+            return None
+        reachable = set(self.classes).union(*self.ancestors.values())
+        for ancestor, _ in sorted(distances.items(), key=lambda item: (item[1], item[0])):
+            if ancestor in reachable:
+                return ancestor
+        return None
+
     def descendant_matrix(self) -> np.ndarray:
         """``(n_labels, n_leaves)`` bool: row ``t`` marks the leaves that count as correct for label ``t``."""
         matrix = np.zeros((self.n_labels, len(self.classes)), dtype=bool)

@@ -52,7 +52,9 @@ def label_metrics(
     ``true_labels`` ``(n_cells,)`` are labels as the model's encoder reads them (leaf or coarser
     ontology terms, their names or aliases); ``predicted`` ``(n_cells,)`` are leaf indices into
     ``encoder.classes``. A prediction is right when it is the true label or one of its descendant
-    leaves (``encoder.descendant_leaves``). For the macro F1 (scikit-learn, over the labels
+    leaves (``encoder.descendant_leaves``). A true ontology term finer than anything the model knows
+    (e.g. a naive CD8 T cell when it only learned "CD8 T cell") is scored at its nearest known
+    ancestor (``encoder.nearest_known``; counted in ``n_mapped_to_ancestor``). For the macro F1 (scikit-learn, over the labels
     present) a right prediction counts as a match; cells whose true label the encoder does not
     know are left out and counted in ``n_unknown``.
     """
@@ -60,14 +62,25 @@ def label_metrics(
 
     classes = [str(c) for c in encoder.classes]
     predicted = np.asarray(predicted, dtype=np.int64)
-    codes = np.asarray(encoder.encode(list(true_labels)), dtype=np.int64)
-    known = codes >= 0
+    true_labels = list(true_labels)
+    codes = np.asarray(encoder.encode(true_labels), dtype=np.int64)
+    nearest = {v: encoder.nearest_known(v) for v, c in zip(true_labels, codes) if c < 0}
+    decoded = iter(encoder.decode(codes[codes >= 0]) if (codes >= 0).any() else [])
+    resolved = [
+        next(decoded) if code >= 0 else nearest[value] for value, code in zip(true_labels, codes)
+    ]
+    known = np.array([label is not None for label in resolved], dtype=bool)
     n_known = int(known.sum())
-    base = {"n_cells": n_known, "n_unknown": int((~known).sum()), "n_classes": len(classes)}
+    base = {
+        "n_cells": n_known,
+        "n_unknown": int((~known).sum()),
+        "n_mapped_to_ancestor": int((known & (codes < 0)).sum()),
+        "n_classes": len(classes),
+    }
     base["chance_accuracy"] = 1.0 / len(classes)
     if n_known == 0:
         return {**base, "accuracy": float("nan"), "macro_f1": float("nan")}
-    canonical = np.asarray(encoder.decode(codes[known]), dtype=object)
+    canonical = np.asarray([label for label in resolved if label is not None], dtype=object)
     leaves = {label: set(encoder.descendant_leaves(label)) for label in pd.unique(canonical)}
     pred_known = predicted[known]
     credited = np.array([int(p) in leaves[t] for p, t in zip(pred_known, canonical)], dtype=bool)
