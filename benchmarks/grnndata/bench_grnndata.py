@@ -382,7 +382,7 @@ def main() -> None:
         "Targets: " + "; ".join(verdicts) + ". "
         f"Network: {n_genes} genes ({gene_source}), {n_edges} synthetic uniformly random edges "
         f"({nnz} distinct after merging duplicates with 'max'), float32 weights. "
-        "Machine shared with four other jobs on 2 cores: wall times are inflated 2-5x. "
+        "Wall times on the 2-core machine; a run made while other jobs shared the cores is inflated 2-5x. "
         "Times: best of 3 for the 1M-edge build and grnndata's partial queries (fresh handle "
         "each), one run otherwise; peak_alloc_mb = tracemalloc peak of a separate traced run (timings are "
         "untraced). h5ad written without compression by both tools. grnndata's zarr store holds "
