@@ -97,7 +97,7 @@ def comparison(args: argparse.Namespace) -> None:
         "inference call (sum over distinct inferences: "
         f"{infer_total:.0f} s; this invocation {total:.0f} s, earlier finished runs resumed), "
         "`peak_rss_mb` the peak RSS of the inference process (including ~150 MB of imported "
-        "libraries). The machine's 2 cores were shared with other jobs: times are inflated. "
+        "libraries). A run made while other jobs shared the 2 cores has inflated times. "
         "Figures: benchmarks/results/bengrn/."
     )
     write_results("bengrn_runner", rows, notes)
