@@ -10,10 +10,11 @@ cannot be downloaded on machines without internet. The runner's work folder (net
 ``--work`` (default ``~/.cache/bengrn/bench_runner``, resumable); the table goes to
 ``benchmarks/results/bengrn_runner.{json,md}`` and the figures to ``benchmarks/results/bengrn/``.
 
-Part 2, ``--peers``: GENIE3 timed against bengrn 1.3.2's GENIE3 (its own virtualenv, see
-``_peer.py``) on the same matrix (hESC Chen, ``--genie3-genes`` most expressed genes plus TFs,
-library-size-normalised log1p), the same regulators (the Chen TF list), the same number of trees
-and ``max_features="sqrt"``, both with 2 processes; both networks scored on mccalla-hesc.
+Part 2, ``--peers``: GENIE3 (the compiled default and ``backend="sklearn"``) timed against
+bengrn 1.3.2's GENIE3 (its own virtualenv, see ``_peer.py``) on the same matrix (hESC Chen,
+``--genie3-genes`` most expressed genes plus TFs, library-size-normalised log1p), the same
+regulators (the Chen TF list), the same number of trees and ``max_features="sqrt"``, 2 workers
+each; all networks scored on mccalla-hesc.
 
     python benchmarks/bengrn/bench_runner.py --peers
 """
@@ -103,6 +104,24 @@ def comparison(args: argparse.Namespace) -> None:
     write_results("bengrn_runner", rows, notes)
 
 
+def _cold_compile_seconds(tmp: Path) -> float:
+    """Seconds to compile the GENIE3 forest in a new process with an empty numba cache."""
+    import os
+    import subprocess
+
+    code = (
+        "import time, numpy as np; from bengrn.methods._forest import forest_importances; "
+        "s = time.perf_counter(); forest_importances(np.zeros((1, 4), np.uint16), "
+        "np.zeros(1, np.int64), np.arange(4.0), max_features=1, seed=0, n_trees=1); "
+        "print(time.perf_counter() - s)"
+    )
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp / "numba-cache")}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    return float(done.stdout.strip().splitlines()[-1])
+
+
 def genie3_vs_peer(args: argparse.Namespace) -> None:
     import anndata as ad
     from _peer import peer_missing_reason, run_peer
@@ -147,9 +166,22 @@ def genie3_vs_peer(args: argparse.Namespace) -> None:
                     str(tmp / "vim.npy"),
                 )
                 vim = np.load(tmp / "vim.npy")
+        start = time.perf_counter()
+        ours_sklearn = genie3(
+            same_input,
+            n_trees=TREES,
+            regulators=regulators,
+            n_jobs=2,
+            seed=0,
+            transform="none",
+            backend="sklearn",
+        )
+        sklearn_seconds = time.perf_counter() - start
+        compile_seconds = _cold_compile_seconds(tmp)
         genes = list(adata.var_names)
         for name, network, seconds, peak in (
             ("bengrn (ours) genie3", ours.grn, min(timings), None),
+            ("bengrn (ours) genie3, backend='sklearn'", ours_sklearn.grn, sklearn_seconds, None),
             ("bengrn 1.3.2 GENIE3", vim, peer["seconds"], peer["peak_rss_mb"]),
         ):
             row = {
@@ -158,6 +190,7 @@ def genie3_vs_peer(args: argparse.Namespace) -> None:
                 "regulators": len(regulators),
                 "trees": TREES,
                 "seconds": seconds,
+                "speedup_vs_peer": peer["seconds"] / seconds,
             }
             if peak is not None:
                 row["peak_rss_mb"] = peak
@@ -173,15 +206,20 @@ def genie3_vs_peer(args: argparse.Namespace) -> None:
                 row[f"epr_{variant}"] = m["epr"]
             rows.append(row)
         rows[0]["ours_timings"] = ", ".join(f"{t:.1f}" for t in timings)
-        rows[0]["speedup_vs_peer"] = peer["seconds"] / min(timings)
     notes = (
         f"Same input: hESC Chen, {len(genes)} genes ({args.genie3_genes} most expressed + TFs), "
         "library-size-normalised log1p, float64 for the peer; same regulators (Chen TF list), same "
-        f"{TREES} trees, max_features='sqrt', 2 processes each (ours: joblib; peer: multiprocessing "
-        "Pool). Ours ran twice (before and after the peer; both times listed, best used) so that "
-        "load from other jobs on the 2 cores, if any, hits both sides alike. Quality: AUPRC / EPR of "
-        "both networks on the McCalla hESC truths (regulators with a true edge; seeds differ, so "
-        "AUPRCs differ within the noise of random forests)."
+        f"{TREES} trees, max_features='sqrt' (bootstrap, fully grown trees: scikit-learn's "
+        "RandomForestRegressor defaults on all three rows), 2 workers each (ours: threads; "
+        "backend='sklearn': joblib processes; peer: multiprocessing Pool). Ours ran twice (before "
+        "and after the peer; both times listed, best used) so that load from other jobs on the 2 "
+        "cores, if any, hits both sides alike. Our default backend is the compiled (numba) forest "
+        "of bengrn.methods._forest; its first call in a fresh environment also compiles it: "
+        f"{compile_seconds:.1f} s, measured in a new process with an empty numba cache and not "
+        "included above (numba caches the machine code on disk, so later processes load it). "
+        "Quality: AUPRC / EPR of each network on the McCalla hESC truths (regulators with a true "
+        "edge; the three draw different random numbers, so AUPRCs differ within the noise of "
+        "random forests)."
     )
     write_results("bengrn_genie3_vs_peer", rows, notes)
 

@@ -88,6 +88,20 @@ def test_rerun_skips_finished_pairs_and_report_regenerates(cli_run, capsys):
     assert (out / "figures" / "summary.png").exists()
 
 
+def test_rerun_with_other_parameters_runs_again(data_dir, tmp_path):
+    task = BeelineTask("synthetic", networks=["dyn-LL"])
+    run_file = tmp_path / "runs" / "beeline-synthetic" / "dyn-LL" / "genie3.json"
+    net_file = tmp_path / "networks" / "beeline-synthetic" / "dyn-LL" / "genie3.zarr"
+    run_benchmark(["genie3"], [task], tmp_path, params={"genie3": {"n_trees": 5}}, report=False)
+    stamp = run_file.stat().st_mtime_ns
+    run_benchmark(["genie3"], [task], tmp_path, params={"genie3": {"n_trees": 5}}, report=False)
+    assert run_file.stat().st_mtime_ns == stamp  # same parameters: skipped
+    run_benchmark(["genie3"], [task], tmp_path, params={"genie3": {"n_trees": 7}}, report=False)
+    assert run_file.stat().st_mtime_ns != stamp
+    assert json.loads(run_file.read_text())["params"]["n_trees"] == 7
+    assert json.loads(grnndata.read_zarr(net_file).uns["grn"]["parameters"])["n_trees"] == 7
+
+
 def test_forced_rerun_gives_identical_networks(cli_run):
     _, out = cli_run
     task = BeelineTask("synthetic", networks=["dyn-BF"])

@@ -12,8 +12,9 @@ parameters to ``<method>.json`` beside it. The network is then scored and the me
 and status go to ``<out>/runs/<task>/<unit>/<method>.json``. A failed method (an exception,
 wrong genes, NaN scores, a time limit) is recorded with its error; the others still run.
 
-Reruns skip every (method, task, unit) whose run file says ``ok`` unless ``force=True``; with the
-same seeds they give identical networks. :func:`bengrn.report.write_report` turns the run files
+Reruns skip every (method, task, unit) whose run file says ``ok`` for the same method spec and
+parameters, unless ``force=True`` (changed parameters are run again; a changed method *code* is
+not detected: use ``force``); with the same seeds they give identical networks. :func:`bengrn.report.write_report` turns the run files
 into tables and figures.
 """
 
@@ -273,7 +274,18 @@ def run_benchmark(
                 out / "runs" / safe_name(task.name) / safe_name(unit) / f"{safe_name(name)}.json"
             )
             previous = _read_json(run_path)
-            if not force and previous is not None and previous.get("status") == "ok":
+            requested = json.loads(
+                json.dumps(
+                    {"spec": spec, "params": _parse_params_for_record(params.get(name, {}))},
+                    default=str,
+                )
+            )
+            if (
+                not force
+                and previous is not None
+                and previous.get("status") == "ok"
+                and previous.get("requested") == requested
+            ):
                 log.info("skip %s on %s/%s (already done)", name, task.name, unit)
                 bar.update()
                 continue
@@ -283,6 +295,7 @@ def run_benchmark(
                 "task": task.name,
                 "unit": unit,
                 "status": "failed",
+                "requested": requested,
             }
             try:
                 if isinstance(fn, Exception):

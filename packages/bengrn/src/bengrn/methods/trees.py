@@ -2,21 +2,27 @@
 
 For each target gene ``j``, a regressor predicts its expression (scaled to unit variance) from the
 candidate regulators (``j`` itself excluded); the regressor's feature importances become the
-weights of the edges ``regulator -> j``. Targets are independent, so they run in parallel
-(joblib processes, targets sent in batches of 64 with the expression matrix).
-Each target's ensemble is seeded from ``(seed, j)`` (via :class:`numpy.random.SeedSequence`), so
-results do not depend on ``n_jobs`` or on how targets are batched.
+weights of the edges ``regulator -> j``. Each target's ensemble is seeded from ``(seed, j)`` (via
+:class:`numpy.random.SeedSequence`), so results do not depend on ``n_jobs`` or on the order in
+which targets run.
+
+GENIE3 runs by default on the compiled random forest of :mod:`bengrn.methods._forest` (the same
+algorithm and settings as scikit-learn's ``RandomForestRegressor``, targets on threads);
+``backend="sklearn"`` and GRNBoost2 fit scikit-learn estimators in joblib processes, targets sent
+in batches of 64 with the expression matrix.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import anndata as ad
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
+from joblib import Parallel, delayed, effective_n_jobs
 from tqdm.auto import tqdm
 
 from bengrn.methods._common import expression_matrix, make_network, regulator_indices
@@ -71,6 +77,58 @@ def _fit_batch(
     return out
 
 
+def _genie3_compiled(
+    adata: ad.AnnData,
+    n_trees: int,
+    max_features: str | float | int,
+    regulators: Sequence[str] | None,
+    n_jobs: int,
+    seed: int,
+    transform: str,
+    params: dict[str, Any],
+) -> Any:
+    """GENIE3 on :func:`bengrn.methods._forest.forest_importances`, one thread per target."""
+    from bengrn.methods._forest import feature_ranks, forest_importances, resolve_max_features
+
+    genes = pd.Index(adata.var_names.astype(str))
+    X = expression_matrix(adata, transform)
+    reg_idx = regulator_indices(genes, regulators)
+    ranks = feature_ranks(X[:, reg_idx])
+    weights = np.zeros((len(reg_idx), len(genes)), dtype=np.float32)
+    all_rows = np.arange(len(reg_idx))
+
+    def one_target(j: int) -> None:
+        y = X[:, j].astype(np.float64)
+        sd = y.std()
+        if sd == 0:
+            return
+        pos = np.searchsorted(reg_idx, j)
+        is_reg = pos < len(reg_idx) and reg_idx[pos] == j
+        rows = np.delete(all_rows, pos) if is_reg else all_rows
+        if len(rows) == 0:
+            return
+        importances = forest_importances(
+            ranks,
+            rows,
+            y / sd,
+            n_trees=n_trees,
+            max_features=resolve_max_features(max_features, len(rows)),
+            seed=_target_seed(seed, j),
+        )
+        weights[rows, j] = importances
+
+    threads = max(1, min(effective_n_jobs(n_jobs), os.cpu_count() or 1))
+    # compile (or load from numba's cache) once, before the threads start
+    forest_importances(ranks, all_rows[:1], np.zeros(X.shape[0]), max_features=1, seed=0, n_trees=1)
+    with (
+        ThreadPoolExecutor(max_workers=threads) as pool,
+        tqdm(total=len(genes), desc="genie3", unit="target") as bar,
+    ):
+        for _ in pool.map(one_target, range(len(genes))):
+            bar.update(1)
+    return make_network(reg_idx, weights, genes, "genie3", params)
+
+
 def _infer(
     adata: ad.AnnData,
     kind: str,
@@ -115,8 +173,9 @@ def genie3(
     n_jobs: int = 1,
     seed: int = 0,
     transform: str = "log1p",
+    backend: str = "compiled",
 ) -> Any:
-    """GENIE3 (Huynh-Thu et al. 2010) with scikit-learn random forests.
+    """GENIE3 (Huynh-Thu et al. 2010): a random forest per target gene.
 
     Parameters
     ----------
@@ -129,20 +188,40 @@ def genie3(
     regulators
         Candidate regulators (e.g. TFs); ``None`` = every gene.
     n_jobs
-        Parallel processes over target genes.
+        Target genes fitted in parallel (threads for the compiled backend, processes for
+        scikit-learn); ``-1`` = all cores.
     seed
         Base seed; target ``j`` uses a seed derived from ``(seed, j)``.
     transform
         ``"log1p"`` (library-size scaling + log1p) or ``"none"``.
+    backend
+        ``"compiled"`` (default): the numba random forest of :mod:`bengrn.methods._forest`, the
+        algorithm and settings of scikit-learn's ``RandomForestRegressor`` (bootstrap, fully grown
+        squared-error trees, ``max_features`` candidates per split), several times faster.
+        ``"sklearn"``: scikit-learn's ``RandomForestRegressor`` itself. The two draw different
+        random numbers, so their networks agree as two seeds of one method do.
 
     Returns
     -------
     GRNAnnData over ``adata``'s genes, rows = regulators, columns = targets, weight = importance
     (unnormalised impurity decrease of the unit-variance target, averaged over trees).
     """
+    if backend not in ("compiled", "sklearn"):
+        raise ValueError(f"backend must be 'compiled' or 'sklearn'; got {backend!r}")
+    if not isinstance(n_trees, (int, np.integer)) or n_trees < 1:
+        raise ValueError(f"n_trees must be a positive integer; got {n_trees!r}")
     params = dict(
-        n_trees=n_trees, max_features=max_features, n_jobs=n_jobs, seed=seed, transform=transform
+        n_trees=n_trees,
+        max_features=max_features,
+        n_jobs=n_jobs,
+        seed=seed,
+        transform=transform,
+        backend=backend,
     )
+    if backend == "compiled":
+        return _genie3_compiled(
+            adata, n_trees, max_features, regulators, n_jobs, seed, transform, params
+        )
     options = {"n_estimators": n_trees, "max_features": max_features}
     return _infer(adata, "genie3", options, regulators, n_jobs, seed, transform, params)
 
