@@ -110,6 +110,33 @@ def _sort_prefix(keys, m):  # pragma: no cover - compiled
         keys[:m].sort()
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _node_sums(samples, w, y, lo, hi):  # pragma: no cover - compiled
+    """Weight, weighted sum and weighted sum of squares of ``y`` over ``samples[lo:hi]``."""
+    W = 0.0
+    S = 0.0
+    Q = 0.0
+    for q in range(lo, hi):
+        s = samples[q]
+        W += w[s]
+        S += w[s] * y[s]
+        Q += w[s] * y[s] * y[s]
+    return W, S, Q
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _push(st_int, st_flt, top, start, end, depth, n_constant, W, S, Q):  # pragma: no cover
+    """Put a node on the stack at ``top``; returns the new top."""
+    st_int[top, 0] = start
+    st_int[top, 1] = end
+    st_int[top, 2] = depth
+    st_int[top, 3] = n_constant
+    st_flt[top, 0] = W
+    st_flt[top, 1] = S
+    st_flt[top, 2] = Q
+    return top + 1
+
+
 @nb.njit(cache=True, nogil=True)
 def _grow_tree(  # pragma: no cover - compiled
     R, feats, y, w, samples, n_root, max_features, max_depth, imp, features, known, keys,
@@ -118,24 +145,9 @@ def _grow_tree(  # pragma: no cover - compiled
     """Grow one tree depth-first on ``samples[:n_root]`` (weights ``w``), adding each split's
     weighted impurity decrease to ``imp`` (indexed like ``feats``). Returns the root weight."""
     p = feats.shape[0]
-    W = 0.0
-    S = 0.0
-    Q = 0.0
-    for q in range(n_root):
-        s = samples[q]
-        W += w[s]
-        S += w[s] * y[s]
-        Q += w[s] * y[s] * y[s]
+    W, S, Q = _node_sums(samples, w, y, 0, n_root)
     w_root = W
-    top = 0
-    st_int[top, 0] = 0
-    st_int[top, 1] = n_root
-    st_int[top, 2] = 0
-    st_int[top, 3] = 0
-    st_flt[top, 0] = W
-    st_flt[top, 1] = S
-    st_flt[top, 2] = Q
-    top += 1
+    top = _push(st_int, st_flt, 0, 0, n_root, 0, 0, W, S, Q)
     while top > 0:
         top -= 1
         start = st_int[top, 0]
@@ -235,42 +247,14 @@ def _grow_tree(  # pragma: no cover - compiled
                 samples[i] = samples[j]
                 samples[j] = tmp
         mid = i
-        WL = 0.0
-        SL = 0.0
-        QL = 0.0
-        for q in range(start, mid):
-            s = samples[q]
-            WL += w[s]
-            SL += w[s] * y[s]
-            QL += w[s] * y[s] * y[s]
-        WR = 0.0
-        SR = 0.0
-        QR = 0.0
-        for q in range(mid, end):
-            s = samples[q]
-            WR += w[s]
-            SR += w[s] * y[s]
-            QR += w[s] * y[s] * y[s]
+        WL, SL, QL = _node_sums(samples, w, y, start, mid)
+        WR, SR, QR = _node_sums(samples, w, y, mid, end)
         ml = SL / WL
         mr = SR / WR
         imp[best_f] += W * impurity - WL * (QL / WL - ml * ml) - WR * (QR / WR - mr * mr)
         # right pushed first: the left child is grown first, as in scikit-learn
-        st_int[top, 0] = mid
-        st_int[top, 1] = end
-        st_int[top, 2] = depth + 1
-        st_int[top, 3] = n_total
-        st_flt[top, 0] = WR
-        st_flt[top, 1] = SR
-        st_flt[top, 2] = QR
-        top += 1
-        st_int[top, 0] = start
-        st_int[top, 1] = mid
-        st_int[top, 2] = depth + 1
-        st_int[top, 3] = n_total
-        st_flt[top, 0] = WL
-        st_flt[top, 1] = SL
-        st_flt[top, 2] = QL
-        top += 1
+        top = _push(st_int, st_flt, top, mid, end, depth + 1, n_total, WR, SR, QR)
+        top = _push(st_int, st_flt, top, start, mid, depth + 1, n_total, WL, SL, QL)
     return w_root
 
 
