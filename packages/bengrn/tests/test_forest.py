@@ -73,6 +73,8 @@ def test_bad_parameters_are_refused(hesc_expression):
         resolve_max_features(1.5, 10)
     with pytest.raises(ValueError, match="backend must be"):
         genie3(hesc_expression, backend="xgboost")
+    with pytest.raises(ValueError, match="max_features must be 'sqrt'"):
+        genie3(hesc_expression, max_features="half")
     with pytest.raises(ValueError, match="n_trees must be a positive integer"):
         genie3(hesc_expression, n_trees=0)
 

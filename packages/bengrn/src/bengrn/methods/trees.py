@@ -93,6 +93,7 @@ def _genie3_compiled(
     genes = pd.Index(adata.var_names.astype(str))
     X = expression_matrix(adata, transform)
     reg_idx = regulator_indices(genes, regulators)
+    resolve_max_features(max_features, len(reg_idx))  # a bad value fails here, not in a thread
     ranks = feature_ranks(X[:, reg_idx])
     weights = np.zeros((len(reg_idx), len(genes)), dtype=np.float32)
     all_rows = np.arange(len(reg_idx))
