@@ -42,6 +42,23 @@ def _forest_importances(model: Any) -> np.ndarray:
     )
 
 
+def _target_problem(
+    X: np.ndarray, reg_idx: np.ndarray, j: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Target ``j``'s regression: its expression scaled to unit variance (float64, ``(n_cells,)``)
+    and the positions in ``reg_idx`` of its candidate regulators (``j`` itself left out).
+    ``None`` when the target is constant or has no candidate."""
+    y = X[:, j].astype(np.float64)
+    sd = y.std()
+    keep = np.arange(len(reg_idx))
+    pos = np.searchsorted(reg_idx, j)
+    if pos < len(reg_idx) and reg_idx[pos] == j:
+        keep = np.delete(keep, pos)
+    if sd == 0 or len(keep) == 0:
+        return None
+    return y / sd, keep
+
+
 def _fit_batch(
     X: np.ndarray,
     reg_idx: np.ndarray,
@@ -55,17 +72,12 @@ def _fit_batch(
     X_regs = np.asfortranarray(X[:, reg_idx])
     out = []
     for j in targets:
-        y = X[:, j].astype(np.float64)
-        sd = y.std()
-        if sd == 0:
+        problem = _target_problem(X, reg_idx, int(j))
+        if problem is None:
             continue
-        y = y / sd
-        self_pos = np.searchsorted(reg_idx, j)
-        is_reg = self_pos < len(reg_idx) and reg_idx[self_pos] == j
-        features = np.delete(X_regs, self_pos, axis=1) if is_reg else X_regs
-        cols = np.delete(reg_idx, self_pos) if is_reg else reg_idx
-        if features.shape[1] == 0:
-            continue
+        y, keep = problem
+        features = X_regs if len(keep) == len(reg_idx) else X_regs[:, keep]
+        cols = reg_idx[keep]
         rs = _target_seed(seed, int(j))
         if kind == "genie3":
             model = RandomForestRegressor(random_state=rs, n_jobs=1, **options).fit(features, y)
@@ -96,31 +108,22 @@ def _genie3_compiled(
     resolve_max_features(max_features, len(reg_idx))  # a bad value fails here, not in a thread
     ranks = feature_ranks(X[:, reg_idx])
     weights = np.zeros((len(reg_idx), len(genes)), dtype=np.float32)
-    all_rows = np.arange(len(reg_idx))
 
     def one_target(j: int) -> None:
-        y = X[:, j].astype(np.float64)
-        sd = y.std()
-        if sd == 0:
+        problem = _target_problem(X, reg_idx, j)
+        if problem is None:
             return
-        pos = np.searchsorted(reg_idx, j)
-        is_reg = pos < len(reg_idx) and reg_idx[pos] == j
-        rows = np.delete(all_rows, pos) if is_reg else all_rows
-        if len(rows) == 0:
-            return
-        importances = forest_importances(
+        y, keep = problem
+        weights[keep, j] = forest_importances(
             ranks,
-            rows,
-            y / sd,
+            keep,
+            y,
             n_trees=n_trees,
-            max_features=resolve_max_features(max_features, len(rows)),
+            max_features=resolve_max_features(max_features, len(keep)),
             seed=_target_seed(seed, j),
         )
-        weights[rows, j] = importances
 
     threads = max(1, min(effective_n_jobs(n_jobs), os.cpu_count() or 1))
-    # compile (or load from numba's cache) once, before the threads start
-    forest_importances(ranks, all_rows[:1], np.zeros(X.shape[0]), max_features=1, seed=0, n_trees=1)
     with (
         ThreadPoolExecutor(max_workers=threads) as pool,
         tqdm(total=len(genes), desc="genie3", unit="target") as bar,
