@@ -212,6 +212,8 @@ def test_auto_uses_torch_on_cpu_without_touching_triton(monkeypatch):
 
 
 def test_auto_picks_triton_for_cuda_tensors_only_when_importable(monkeypatch):
+    monkeypatch.setattr(dispatch, "_self_check_results", {})
+    monkeypatch.setattr(dispatch, "_self_check_case", lambda *args: None)
     monkeypatch.setattr(dispatch, "triton_available", lambda: True)
     assert dispatch._resolve_backend("auto", torch.device("cuda", 0)) == "triton"
     assert dispatch._resolve_backend("auto", torch.device("cpu")) == "torch"
@@ -240,7 +242,7 @@ def test_triton_backend_on_cpu_without_interpreter_raises(monkeypatch):
 
 def test_triton_interpreter_enabled_too_late_raises(monkeypatch):
     monkeypatch.setattr(dispatch, "triton_available", lambda: True)
-    monkeypatch.setattr(dispatch, "_triton_interpreting", lambda: True)
+    monkeypatch.setattr(dispatch, "triton_interpreter_enabled", lambda: True)
     monkeypatch.setattr(dispatch, "_triton_language_interpreted", lambda: False)
     with pytest.raises(RuntimeError, match=r"triton.language was imported before"):
         attention(Q, K, V, backend="triton")

@@ -1,17 +1,28 @@
 """Public attention operations: validate inputs, then dispatch to the Triton or PyTorch backend.
 
-``backend="auto"`` runs the Triton kernels on CUDA tensors when ``triton`` imports, and the
-PyTorch backend otherwise. ``backend="triton"`` also runs on CPU tensors when Triton's
-interpreter is enabled (``TRITON_INTERPRET=1`` or ``triton.knobs.runtime.interpret = True``);
-that is how the kernels are tested without a GPU. Triton is imported lazily: this module works
-without it.
+``backend="auto"`` never breaks a run because of Triton. It considers the Triton kernels for CUDA
+tensors only (never on CPU), and uses them only after a one-time self-check per operation,
+device, dtype and head dimension in this process: import the kernels, compile and run a small
+case (forward and backward), compare with the PyTorch backend computed in float32 within the
+dtype's tolerance (:data:`SELF_CHECK_TOLERANCE`). If the import, the compile or the comparison
+fails, or a later Triton call fails, ``auto`` uses the PyTorch backend (SDPA, or the chunked path
+for attention-to-network) from then on and says so once with a :class:`TritonFallbackWarning`
+naming the cause. ``backend="triton"`` skips the self-check and raises the error itself.
+
+``backend="triton"`` also runs on CPU tensors when Triton's interpreter is enabled
+(``TRITON_INTERPRET=1`` before triton is first imported); that is how the kernels are tested
+without a GPU. Triton is imported lazily: this module works without it, and with Tritons older
+than 3.4 (no ``triton.knobs``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import math
+import os
+import warnings
 from collections.abc import Sequence
 from types import ModuleType
 from typing import Literal, overload
@@ -24,6 +35,8 @@ __all__ = [
     "attention",
     "attention_to_network",
     "triton_available",
+    "triton_interpreter_enabled",
+    "TritonFallbackWarning",
     "MAX_HEAD_DIM",
     "SUPPORTED_DTYPES",
 ]
@@ -48,9 +61,16 @@ def triton_available() -> bool:
     return True
 
 
-def _triton_interpreting() -> bool:
-    from triton import knobs
+def triton_interpreter_enabled() -> bool:
+    """Whether Triton's interpreter is on (``TRITON_INTERPRET=1``).
 
+    Read from ``triton.knobs`` (Triton >= 3.4, where it can also be set in code) and from the
+    environment variable on older Tritons, which have no ``knobs``.
+    """
+    try:
+        from triton import knobs
+    except ImportError:
+        return os.environ.get("TRITON_INTERPRET", "0").strip().lower() in ("1", "true", "on", "yes")
     return bool(knobs.runtime.interpret)
 
 
@@ -61,8 +81,11 @@ def _triton_language_interpreted() -> bool:
     ``triton.language`` is first imported; the interpreter cannot run compiled-mode ones.
     """
     import triton.language as tl
-    from triton.runtime.interpreter import InterpretedFunction
 
+    try:
+        from triton.runtime.interpreter import InterpretedFunction
+    except ImportError:  # Tritons whose interpreter does not wrap library functions
+        return True
     return isinstance(tl.zeros, InterpretedFunction)
 
 
@@ -74,7 +97,7 @@ def _triton_kernels() -> tuple[ModuleType, ModuleType]:
     """
     from scprint.kernels import triton_attention, triton_attn_to_network
 
-    interpreting = _triton_interpreting()
+    interpreting = triton_interpreter_enabled()
     if triton_attention.INTERPRETED != interpreting:
         log.debug("rebuilding Triton kernels with interpret=%s", interpreting)
         triton_attention = importlib.reload(triton_attention)
@@ -84,13 +107,188 @@ def _triton_kernels() -> tuple[ModuleType, ModuleType]:
     return triton_attention, triton_attn_to_network
 
 
-def _resolve_backend(backend: str, device: torch.device) -> str:
+def _load_triton_kernels(requested: str) -> tuple[ModuleType, ModuleType]:
+    """The kernel modules; a broken Triton install raises a ``RuntimeError`` naming the cause."""
+    try:
+        return _triton_kernels()
+    except Exception as error:  # an old or broken triton fails in many ways at import
+        raise RuntimeError(
+            f"backend={requested!r}: the Triton kernels do not import with this triton "
+            f"({_describe(error)}); use backend='torch', or install a supported triton "
+            "(pip install 'scprint-model[triton]')"
+        ) from error
+
+
+def _describe(error: BaseException) -> str:
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}: {first_line[:300]}" if first_line else type(error).__name__
+
+
+# ----------------------------------------------------------------------- auto: Triton self-check
+
+
+class TritonFallbackWarning(RuntimeWarning):
+    """``backend="auto"`` could not use the Triton kernels and uses the PyTorch backend instead."""
+
+
+#: Max |Triton - PyTorch| / max |PyTorch| the self-check accepts, per dtype (the PyTorch side
+#: computes in float32; the Triton side rounds probabilities to the input dtype before matmuls).
+SELF_CHECK_TOLERANCE = {torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 6e-2}
+
+Operation = Literal["attention", "attention_to_network"]
+#: (operation, device, dtype, head_dim) -> None when the Triton kernels passed, else the cause.
+_self_check_results: dict[tuple[str, str, torch.dtype, int], str | None] = {}
+
+
+def _assert_close(
+    actual: torch.Tensor, expected: torch.Tensor, tolerance: float, what: str
+) -> None:
+    actual, expected = actual.detach().float(), expected.detach().float()
+    finite = torch.isfinite(expected)
+    if not torch.equal(finite, torch.isfinite(actual)):
+        raise AssertionError(f"{what}: non-finite entries differ from PyTorch's")
+    error = float((actual[finite] - expected[finite]).abs().max()) if finite.any() else 0.0
+    scale = max(float(expected[finite].abs().max()) if finite.any() else 0.0, 1e-6)
+    if error > tolerance * scale:
+        raise AssertionError(
+            f"{what}: max |error| {error:.3g} exceeds {tolerance:g} x max |expected| {scale:.3g}"
+        )
+
+
+def _self_check_case(
+    operation: Operation, device: torch.device, dtype: torch.dtype, head_dim: int
+) -> None:
+    """Compile and run the Triton kernels of ``operation`` on a small case; raise if they fail or
+    differ from the PyTorch backend (computed in float32) by more than the dtype's tolerance.
+
+    Attention: forward and backward without bias, with a ``(batch, 1, 1, seq)`` padding mask, and
+    with a ``(heads, seq, seq)`` bias that requires grad (every kernel variant the model uses).
+    Network: a padded batch with repeated genes. The sequence length (37) is not a tile multiple.
+    """
+    attention_kernels, network_kernels = _load_triton_kernels("auto")
+    batch, n_heads, seq = 2, 2, 37
+    scale = head_dim**-0.5
+    tolerance = SELF_CHECK_TOLERANCE[dtype]
+    on_device = torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+    # Valid inside a user's no_grad / inference_mode / autocast: those would break the check.
+    with (
+        on_device,
+        torch.inference_mode(False),
+        torch.enable_grad(),
+        torch.autocast(device.type, enabled=False),
+    ):
+        generator = torch.Generator(device=device).manual_seed(0)
+
+        def randn(*shape: int) -> torch.Tensor:
+            return torch.randn(*shape, generator=generator, device=device, dtype=torch.float32)
+
+        q, k, v = (randn(batch, n_heads, seq, head_dim).to(dtype) for _ in range(3))
+        if operation == "attention_to_network":
+            gene_ids = torch.randint(0, 23, (batch, seq), generator=generator, device=device)
+            gene_ids[1, 30:] = -1
+            heads = torch.arange(n_heads, device=device)
+            ours = network_kernels.attention_to_network_triton(
+                q, k, gene_ids, 23, scale, heads.int(), True, None
+            )
+            expected = attention_to_network_torch(
+                q.float(), k.float(), gene_ids, 23, scale, heads, True, None
+            )
+            _assert_close(ours, expected, tolerance, "attention_to_network")
+            return
+        padding = torch.zeros(batch, 1, 1, seq, device=device, dtype=dtype)
+        padding[1, ..., 30:] = float("-inf")
+        for name, bias in (
+            ("no bias", None),
+            ("padding mask", padding),
+            ("learnable bias", randn(n_heads, seq, seq).to(dtype).requires_grad_()),
+        ):
+            inputs = [t.detach().requires_grad_() for t in (q, k, v)]
+            if bias is not None and bias.requires_grad:
+                inputs.append(bias)
+            out, _ = attention_kernels.TritonAttention.apply(*inputs[:3], bias, scale)
+            grad_out = randn(*out.shape).to(dtype)
+            grads = torch.autograd.grad(out, inputs, grad_out)
+            expected_inputs = [t.detach().float().requires_grad_() for t in inputs]
+            expected_bias = None if bias is None else bias.detach().float()
+            if len(expected_inputs) == 4:
+                expected_bias = expected_inputs[3]
+            expected = attention_torch(*expected_inputs[:3], expected_bias, scale, False)
+            expected_grads = torch.autograd.grad(expected, expected_inputs, grad_out.float())
+            _assert_close(out, expected, tolerance, f"attention ({name}) output")
+            for label, grad, expected_grad in zip("qkvb", grads, expected_grads):
+                _assert_close(grad, expected_grad, 2 * tolerance, f"attention ({name}) d{label}")
+
+
+def _triton_failure(
+    operation: Operation, device: torch.device, dtype: torch.dtype, head_dim: int
+) -> str | None:
+    """Why ``auto`` must not use Triton for this case (``None``: the self-check passed).
+
+    Runs :func:`_self_check_case` once per (operation, device, dtype, head_dim) and process; a
+    failure is logged and warned about once (:class:`TritonFallbackWarning`), naming the cause.
+    """
+    key = (operation, str(device), dtype, head_dim)
+    if key not in _self_check_results:
+        try:
+            _self_check_case(operation, device, dtype, head_dim)
+            cause = None
+        except Exception as error:  # any failure of the kernels means: do not use them
+            cause = _describe(error)
+        _self_check_results[key] = cause
+        if cause is None:
+            log.info(
+                "Triton %s kernels passed their self-check on %s (%s)", operation, device, dtype
+            )
+        else:
+            _warn_fallback(operation, device, dtype, f"the self-check failed: {cause}")
+    return _self_check_results[key]
+
+
+def _warn_fallback(operation: str, device: torch.device, dtype: torch.dtype, cause: str) -> None:
+    fallback = "SDPA" if operation == "attention" else "the chunked PyTorch path"
+    message = (
+        f"scprint.kernels: backend='auto' uses {fallback} instead of the Triton {operation} "
+        f"kernels on {device} ({dtype}) for this process, because {cause}. "
+        "Results are the same, only slower; backend='triton' raises the error itself."
+    )
+    log.warning("%s", message)
+    warnings.warn(message, TritonFallbackWarning, stacklevel=4)
+
+
+def _mark_failed(
+    operation: Operation,
+    device: torch.device,
+    dtype: torch.dtype,
+    head_dim: int,
+    error: BaseException,
+) -> None:
+    """Record that the Triton kernels failed on a real call under ``auto`` (after passing the
+    self-check, e.g. compiling for a new shape): warn once, use PyTorch from now on."""
+    cause = _describe(error)
+    _self_check_results[(operation, str(device), dtype, head_dim)] = cause
+    _warn_fallback(operation, device, dtype, f"the kernels failed: {cause}")
+
+
+def _auto_may_use_triton(device: torch.device) -> bool:
+    """``auto`` considers Triton for CUDA tensors only (never on CPU, even when interpreting)."""
+    return device.type == "cuda"
+
+
+def _resolve_backend(
+    backend: str,
+    device: torch.device,
+    operation: Operation = "attention",
+    dtype: torch.dtype = torch.float32,
+    head_dim: int = 64,
+) -> str:
     if backend not in _BACKENDS:
         raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
     if backend == "torch":
         return "torch"
     if backend == "auto":
-        return "triton" if device.type == "cuda" and triton_available() else "torch"
+        if not _auto_may_use_triton(device) or not triton_available():
+            return "torch"
+        return "torch" if _triton_failure(operation, device, dtype, head_dim) else "triton"
     if not triton_available():
         raise RuntimeError(
             "backend='triton' needs the optional dependency triton (Linux: "
@@ -98,7 +296,7 @@ def _resolve_backend(backend: str, device: torch.device) -> str:
         )
     if device.type == "cuda":
         return "triton"
-    if device.type != "cpu" or not _triton_interpreting():
+    if device.type != "cpu" or not triton_interpreter_enabled():
         raise RuntimeError(
             f"backend='triton' runs on CUDA tensors, got tensors on {device}; for CPU tensors set "
             "TRITON_INTERPRET=1 to use Triton's interpreter (slow, for testing), or use backend='torch'"
@@ -228,8 +426,8 @@ def attention(
             The PyTorch backend casts it to ``q.dtype``; the Triton kernels read it in float32.
         scale: multiplies ``q kᵀ``; default ``head_dim ** -0.5``.
         return_lse: also return the (differentiable) log-sum-exp of each query's scores.
-        backend: ``"auto"`` (Triton on CUDA when importable, else PyTorch SDPA), ``"triton"`` or
-            ``"torch"``.
+        backend: ``"auto"`` (Triton on CUDA once its self-check passed, else PyTorch SDPA; see
+            the module docstring), ``"triton"`` (raises if the kernels cannot run) or ``"torch"``.
 
     Returns:
         ``out`` ``(batch, heads, seq_q, head_dim)`` in ``q.dtype``; with ``return_lse`` the pair
@@ -251,10 +449,16 @@ def attention(
     if bias is not None:
         _check_bias(bias, q, k)
     scale = _resolve_scale(scale, head_dim)
-    if _resolve_backend(backend, q.device) == "torch":
+    if _resolve_backend(backend, q.device, "attention", q.dtype, head_dim) == "torch":
         return attention_torch(q, k, v, bias, scale, return_lse)
-    triton_attention, _ = _triton_kernels()
-    out, lse = triton_attention.TritonAttention.apply(q, k, v, bias, scale)
+    triton_attention, _ = _load_triton_kernels(backend)
+    try:
+        out, lse = triton_attention.TritonAttention.apply(q, k, v, bias, scale)
+    except Exception as error:
+        if backend != "auto":
+            raise
+        _mark_failed("attention", q.device, q.dtype, head_dim, error)
+        return attention_torch(q, k, v, bias, scale, return_lse)
     return (out, lse) if return_lse else out
 
 
@@ -335,8 +539,8 @@ def attention_to_network(
         n_genes: size of the gene vocabulary (side of the output matrices).
         scale: multiplies ``q kᵀ``; default ``head_dim ** -0.5``.
         heads: ``"mean"`` (average of all heads), a list of head indices, or ``None`` (all heads).
-        backend: ``"auto"`` (Triton on CUDA when importable, else chunked PyTorch), ``"triton"``
-            or ``"torch"``.
+        backend: ``"auto"`` (Triton on CUDA once its self-check passed, else chunked PyTorch),
+            ``"triton"`` (raises if the kernels cannot run) or ``"torch"``.
         chunk_size: query positions processed per step (bounds temporary memory in the PyTorch
             backend, query rows per kernel launch in the Triton one); ``None`` picks automatically.
 
@@ -361,18 +565,23 @@ def attention_to_network(
         isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
     ):
         raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
-    resolved = _resolve_backend(backend, q.device)
+    resolved = _resolve_backend(backend, q.device, "attention_to_network", q.dtype, head_dim)
     with torch.no_grad():
         q, k = q.detach(), k.detach()
-        if resolved == "torch":
-            head_index = torch.tensor(selected, device=q.device, dtype=torch.long)
+        head_index = torch.tensor(selected, device=q.device, dtype=torch.long)
+        maps = None
+        if resolved == "triton":
+            _, triton_network = _load_triton_kernels(backend)
+            try:
+                maps = triton_network.attention_to_network_triton(
+                    q, k, gene_ids, n_genes, scale, head_index.int(), sum_heads, chunk_size
+                )
+            except Exception as error:
+                if backend != "auto":
+                    raise
+                _mark_failed("attention_to_network", q.device, q.dtype, head_dim, error)
+        if maps is None:
             maps = attention_to_network_torch(
-                q, k, gene_ids, n_genes, scale, head_index, sum_heads, chunk_size
-            )
-        else:
-            head_index = torch.tensor(selected, device=q.device, dtype=torch.int32)
-            _, triton_network = _triton_kernels()
-            maps = triton_network.attention_to_network_triton(
                 q, k, gene_ids, n_genes, scale, head_index, sum_heads, chunk_size
             )
         counts = gene_pair_counts(gene_ids, n_genes)

@@ -17,25 +17,30 @@ log-sum-exp; the backward pass recomputes probabilities block by block from it.
 
 The bias is read through strides, so broadcast dimensions cost no memory (stride 0).
 
+Compiled (on a GPU), every kernel is autotuned over :data:`TUNING` once per head dimension,
+power-of-two length bucket and dtype; in the interpreter the tiles are fixed at 16 x 16.
+Supported Tritons: 3.0 (PyTorch 2.4's) to 3.9. This module has no
+``from __future__ import annotations``: Triton 3.0's interpreter does not recognise string
+``tl.constexpr`` annotations.
+
 Triton 3.9's interpreter (``TRITON_INTERPRET=1``) computes ``tl.dot`` on bfloat16 operands
 wrongly; when interpreting, dot operands are upcast to float32 after rounding to the input dtype
 (``UPCAST_DOT``), which keeps the kernels' numerics and makes CPU testing possible.
 """
-
-from __future__ import annotations
 
 import math
 
 import torch
 import triton
 import triton.language as tl
-from triton import knobs
+
+from scprint.kernels.dispatch import triton_interpreter_enabled
 
 LOG2E = math.log2(math.e)
 LN2 = math.log(2.0)
 
 #: Whether this module's kernels were built for Triton's interpreter (read at import time).
-INTERPRETED: bool = bool(knobs.runtime.interpret)
+INTERPRETED: bool = triton_interpreter_enabled()
 
 
 @triton.jit
@@ -79,6 +84,7 @@ def _attn_fwd_kernel(
     seq_q,
     seq_k,
     head_dim,
+    seq_bucket,
     qk_scale_log2,
     HAS_BIAS: tl.constexpr,
     BLOCK_M: tl.constexpr,
@@ -220,6 +226,7 @@ def _attn_bwd_dkdv_kernel(
     seq_q,
     seq_k,
     head_dim,
+    seq_bucket,
     scale,
     qk_scale_log2,
     HAS_BIAS: tl.constexpr,
@@ -356,6 +363,7 @@ def _attn_bwd_dq_kernel(
     seq_q,
     seq_k,
     head_dim,
+    seq_bucket,
     scale,
     qk_scale_log2,
     HAS_BIAS: tl.constexpr,
@@ -476,6 +484,7 @@ def _attn_bwd_dbias_kernel(
     seq_q,
     seq_k,
     head_dim,
+    seq_bucket,
     qk_scale_log2,
     bias_heads,
     batch_repeat,
@@ -573,27 +582,88 @@ def _block_d(head_dim: int) -> int:
     return max(16, triton.next_power_of_2(head_dim))
 
 
-def _launch_options(head_dim: int, dtype: torch.dtype, backward: bool) -> dict[str, int]:
-    """Tile sizes and launch settings.
+#: Autotuning candidates per kernel, (BLOCK_M, BLOCK_N, num_warps, num_stages), chosen for
+#: Hopper (sm_90, 228 KiB shared memory per SM) and valid on Ampere: FlashAttention-2's tiles and
+#: the Triton fused-attention tutorial's Hopper tiles (forward 128 x 64/128 with 3-4 stages;
+#: backward 32 x 128 for dK/dV, 128 x 32 for dQ), plus small ones for float32 / head_dim 128.
+#: Tiles too large for a device are skipped by the autotuner (``OutOfResources``). The first
+#: entry of each list is the fixed choice when :data:`FIXED_TILES` is used.
+TUNING = {
+    "forward": [(128, 64, 4, 3), (128, 128, 8, 3), (128, 32, 4, 4), (64, 64, 4, 3), (32, 32, 4, 2)],
+    "dkdv": [(64, 64, 4, 2), (32, 128, 8, 3), (64, 128, 8, 2), (32, 32, 4, 2)],
+    "dq": [(64, 64, 4, 2), (128, 32, 8, 3), (128, 64, 8, 2), (32, 32, 4, 2)],
+    "dbias": [(64, 64, 4, 2), (128, 64, 8, 2), (64, 128, 8, 2), (32, 32, 4, 2)],
+}
+#: Most tile elements (BLOCK_M x BLOCK_N) tried for float32 inputs (twice the bytes per element).
+FLOAT32_MAX_TILE = 64 * 64
+#: ``None``: autotune. Otherwise kernel name -> the (BLOCK_M, BLOCK_N, num_warps, num_stages) to
+#: launch with (tests pin tiles this way: fast, and each candidate can be checked alone).
+FIXED_TILES: dict[str, tuple[int, int, int, int]] | None = None
+#: Interpreter tiles: small, so that ragged tails are exercised cheaply in CPU tests.
+INTERPRETER_TILES = {"BLOCK_M": 16, "BLOCK_N": 16}
 
-    Small tiles in the interpreter (ragged tails exercised cheaply). On GPUs, FlashAttention-2
-    defaults chosen so every kernel needs at most ~160 KiB of shared memory (fits A100 and H100);
-    float32 uses smaller tiles because each element is twice as large.
+
+def _fits(tile: tuple[int, int, int, int], dtype: torch.dtype) -> bool:
+    return dtype != torch.float32 or tile[0] * tile[1] <= FLOAT32_MAX_TILE
+
+
+def _prune_for_dtype(configs: list, named_args: dict, **_: object) -> list:
+    """Drop tiles too large for float32 inputs (``Q`` is the first argument of every kernel)."""
+    dtype = named_args["Q"].dtype
+    kept = [
+        c
+        for c in configs
+        if _fits((c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"], c.num_warps, c.num_stages), dtype)
+    ]
+    return kept or configs
+
+
+def _tuned(kernel: "triton.JITFunction", name: str) -> "triton.runtime.Autotuner":
+    """``kernel`` autotuned over ``TUNING[name]``, once per (head_dim, power-of-two length bucket,
+    dtypes). Every attention kernel stores each output element once (no atomics), so the
+    autotuner's repeated launches leave correct results."""
+    configs = [
+        triton.Config({"BLOCK_M": m, "BLOCK_N": n}, num_warps=warps, num_stages=stages)
+        for m, n, warps, stages in TUNING[name]
+    ]
+    return triton.autotune(
+        configs=configs,
+        key=["head_dim", "seq_bucket"],
+        prune_configs_by={"early_config_prune": _prune_for_dtype},
+    )(kernel)
+
+
+_KERNELS = {
+    "forward": _attn_fwd_kernel,
+    "dkdv": _attn_bwd_dkdv_kernel,
+    "dq": _attn_bwd_dq_kernel,
+    "dbias": _attn_bwd_dbias_kernel,
+}
+_AUTOTUNED = (
+    {} if INTERPRETED else {name: _tuned(kernel, name) for name, kernel in _KERNELS.items()}
+)
+
+
+def _launch(name: str, grid, *args, **constexprs) -> None:
+    """Launch kernel ``name``; ``grid(meta)`` gives the grid from the chosen ``BLOCK_M``/``BLOCK_N``.
+
+    Interpreter: 16 x 16 tiles. Compiled: autotuned, or :data:`FIXED_TILES` when set.
     """
     if INTERPRETED:
-        return {"BLOCK_M": 16, "BLOCK_N": 16}
-    wide = head_dim > 64
-    if dtype == torch.float32:
-        block = 32 if wide else 64
-        return {"BLOCK_M": block, "BLOCK_N": block, "num_warps": 4, "num_stages": 2}
-    if backward:
-        return {"BLOCK_M": 64, "BLOCK_N": 64, "num_warps": 8 if wide else 4, "num_stages": 2}
-    return {
-        "BLOCK_M": 128,
-        "BLOCK_N": 64,
-        "num_warps": 8 if wide else 4,
-        "num_stages": 2 if wide else 3,
-    }
+        _KERNELS[name][grid(INTERPRETER_TILES)](*args, **constexprs, **INTERPRETER_TILES)
+    elif FIXED_TILES is None:
+        _AUTOTUNED[name][grid](*args, **constexprs)
+    else:
+        block_m, block_n, num_warps, num_stages = FIXED_TILES[name]
+        tiles = {"BLOCK_M": block_m, "BLOCK_N": block_n}
+        _KERNELS[name][grid(tiles)](
+            *args, **constexprs, **tiles, num_warps=num_warps, num_stages=num_stages
+        )
+
+
+def _seq_bucket(seq_q: int, seq_k: int) -> int:
+    """Autotuning bucket of a problem: the next power of two of its longest length."""
+    return triton.next_power_of_2(max(seq_q, seq_k))
 
 
 def _dot_precision(dtype: torch.dtype) -> str:
@@ -621,9 +691,9 @@ def attention_forward(
     out = torch.empty_like(q, memory_format=torch.contiguous_format)
     lse = torch.empty(batch, n_heads, seq_q, device=q.device, dtype=torch.float32)
     bias_view, bias_strides = _bias_view(bias, q, seq_k)
-    options = _launch_options(head_dim, q.dtype, backward=False)
-    grid = (triton.cdiv(seq_q, options["BLOCK_M"]), batch * n_heads)
-    _attn_fwd_kernel[grid](
+    _launch(
+        "forward",
+        lambda meta: (triton.cdiv(seq_q, meta["BLOCK_M"]), batch * n_heads),
         q,
         k,
         v,
@@ -639,12 +709,12 @@ def attention_forward(
         seq_q,
         seq_k,
         head_dim,
+        _seq_bucket(seq_q, seq_k),
         scale * LOG2E,
         HAS_BIAS=bias is not None,
         BLOCK_D=_block_d(head_dim),
         PRECISION=_dot_precision(q.dtype),
         UPCAST_DOT=INTERPRETED,
-        **options,
     )
     return out, lse
 
@@ -684,15 +754,14 @@ def attention_backward(
         if column_grad
         else lse  # not written: BIAS_COLUMN_GRAD is off
     )
-    options = _launch_options(head_dim, q.dtype, backward=True)
     common = dict(
-        BLOCK_D=_block_d(head_dim),
-        PRECISION=_dot_precision(q.dtype),
-        UPCAST_DOT=INTERPRETED,
-        **options,
+        BLOCK_D=_block_d(head_dim), PRECISION=_dot_precision(q.dtype), UPCAST_DOT=INTERPRETED
     )
+    bucket = _seq_bucket(seq_q, seq_k)
     strides = (*q.stride(), *k.stride(), *v.stride(), *bias_strides, *grad_out.stride())
-    _attn_bwd_dkdv_kernel[(triton.cdiv(seq_k, options["BLOCK_N"]), batch * n_heads)](
+    _launch(
+        "dkdv",
+        lambda meta: (triton.cdiv(seq_k, meta["BLOCK_N"]), batch * n_heads),
         q,
         k,
         v,
@@ -709,13 +778,16 @@ def attention_backward(
         seq_q,
         seq_k,
         head_dim,
+        bucket,
         scale,
         scale * LOG2E,
         HAS_BIAS=bias is not None,
         BIAS_COLUMN_GRAD=column_grad,
         **common,
     )
-    _attn_bwd_dq_kernel[(triton.cdiv(seq_q, options["BLOCK_M"]), batch * n_heads)](
+    _launch(
+        "dq",
+        lambda meta: (triton.cdiv(seq_q, meta["BLOCK_M"]), batch * n_heads),
         q,
         k,
         v,
@@ -730,6 +802,7 @@ def attention_backward(
         seq_q,
         seq_k,
         head_dim,
+        bucket,
         scale,
         scale * LOG2E,
         HAS_BIAS=bias is not None,
@@ -746,12 +819,13 @@ def attention_backward(
             dbias4 = torch.empty(
                 bias_batch, bias_heads, seq_q, seq_k, device=q.device, dtype=torch.float32
             )
-            grid = (
-                triton.cdiv(seq_q, options["BLOCK_M"]),
-                triton.cdiv(seq_k, options["BLOCK_N"]),
-                bias_batch * bias_heads,
-            )
-            _attn_bwd_dbias_kernel[grid](
+            _launch(
+                "dbias",
+                lambda meta: (
+                    triton.cdiv(seq_q, meta["BLOCK_M"]),
+                    triton.cdiv(seq_k, meta["BLOCK_N"]),
+                    bias_batch * bias_heads,
+                ),
                 q,
                 k,
                 v,
@@ -765,6 +839,7 @@ def attention_backward(
                 seq_q,
                 seq_k,
                 head_dim,
+                bucket,
                 scale * LOG2E,
                 bias_heads,
                 batch // bias_batch,

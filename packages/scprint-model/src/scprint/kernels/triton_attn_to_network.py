@@ -14,24 +14,24 @@ The specification is :func:`scprint.kernels.reference.attention_to_network_refer
    rounding, not bitwise.
 
 As in :mod:`scprint.kernels.triton_attention`, dot operands are upcast to float32 when running in
-Triton's interpreter, whose bfloat16 ``tl.dot`` is wrong.
+Triton's interpreter, whose bfloat16 ``tl.dot`` is wrong. The accumulation kernel is not
+autotuned (the autotuner's repeated launches would add its atomics more than once); its fixed
+64 x 64 tiles suit Ampere and Hopper.
 """
-
-from __future__ import annotations
 
 import math
 
 import torch
 import triton
 import triton.language as tl
-from triton import knobs
 
+from scprint.kernels.dispatch import triton_interpreter_enabled
 from scprint.kernels.triton_attention import _block_d, _dot, _dot_precision
 
 LOG2E = math.log2(math.e)
 
 #: Whether this module's kernels were built for Triton's interpreter (read at import time).
-INTERPRETED: bool = bool(knobs.runtime.interpret)
+INTERPRETED: bool = triton_interpreter_enabled()
 
 
 @triton.jit
