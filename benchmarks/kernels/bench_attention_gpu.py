@@ -1,26 +1,37 @@
-"""GPU: the Triton kernels of ``scprint.kernels`` against PyTorch, on an H100/H200-class GPU.
+"""GPU: the Triton kernels of ``scprint.kernels`` against PyTorch's SDPA and FlexAttention.
 
-1. ``attention`` (bfloat16, seq 1,024-8,192, head_dim 64 and 128, 16k tokens per batch, model
-   width 2,048): forward and forward+backward TFLOP/s against ``scaled_dot_product_attention``
-   with the flash backend (targets: >= 0.8x SDPA forward+backward without bias); with a
-   ``(heads, seq, seq)`` bias against SDPA given the materialised ``(batch, heads, seq, seq)``
-   float mask (target: >= 3x faster).
-2. ``attention_to_network`` (64 cells, 8 heads, head_dim 64, bfloat16 q/k, heads="mean") against
-   the naive method (``attention_to_network_reference`` over batches of cells, at most 8 and at
-   most 8 GiB of float32 maps: materialised softmax maps + scatter-add) at 4,096 and 8,192
-   genes: time and peak GPU memory (targets: >= 3x faster, >= 10x less memory); and ours alone
-   at 20,000 genes (feasibility).
+Four parts, each row written to ``results/kernels_attention_gpu.{json,md}``; the targets beside
+the measured ratios, with pass / fail, go to ``results/kernels_gpu_targets.{json,md}``:
+
+1. ``attention`` without bias, bfloat16, 1,024-8,192 tokens, head_dim 64 and 128 (16,384 tokens
+   per batch, model width 2,048): forward and forward+backward TFLOP/s, ours (autotuned) against
+   SDPA's flash backend. Target: >= 0.8x SDPA flash, forward and forward+backward.
+2. learnable bias: a ``(heads, seq, seq)`` bias that requires grad (e.g. a learned gene-gene
+   prior), forward+backward time and peak memory, ours against FlexAttention (``torch.compile``
+   d ``flex_attention`` with a ``score_mod`` closing over the bias tensor; its backward
+   accumulates the bias gradient) and against SDPA's memory-efficient backend given the bias as
+   a grad-requiring ``attn_mask`` (broadcast over the batch). Targets: >= 1.5x FlexAttention,
+   >= 3x SDPA memory-efficient.
+3. ``attention_to_network`` at 8,000 genes x 64 cells (8 heads, head_dim 64, bfloat16, 10 %
+   padding, ``heads="mean"``) against the naive materialise-and-scatter
+   (``attention_to_network_reference`` over batches of cells, each batch's float32 maps at most
+   8 GiB): time and peak memory. Targets: >= 3x faster, >= 10x less peak memory.
+4. the whole model with ``backend="auto"`` (``gpu_model.build_model``), ``small`` and ``medium``:
+   training (bfloat16 autocast, AdamW) and inference cells/s on synthetic counts.
 
 FLOPs: forward ``4 * batch * heads * seq**2 * head_dim``; forward+backward 3.5x that (the
-FlashAttention convention: backward = 2.5 forwards). Times: median of ``triton.testing.do_bench``
-for attention, best of 3 synchronised runs (after a warm-up) for networks. Peak memory:
-``torch.cuda.max_memory_allocated`` during the call minus the allocation before it.
+FlashAttention convention). Times: median of ``triton.testing.do_bench`` (attention), best of 3
+synchronised runs after a warm-up (networks). Peak memory: ``torch.cuda.max_memory_allocated``
+during the call minus the allocation before it. A time budget (``--budget-s``) bounds the run:
+rows it leaves out say so.
 
 Without a CUDA device the script records every planned row as "not measured: no GPU available"
-and exits 0. ``--smoke`` runs tiny shapes on CPU through Triton's interpreter to check the script
-itself (nothing is written).
+and exits 0. ``--smoke`` runs every part with tiny shapes on CPU, the kernels in Triton's
+interpreter, to check the script end to end (rows PyTorch cannot run on CPU are marked; nothing
+is written unless ``--out`` is given).
 
-Run alone: ``python benchmarks/kernels/bench_attention_gpu.py``.
+Run alone: ``python benchmarks/kernels/bench_attention_gpu.py``; the whole GPU check (tests,
+then this) is ``bash benchmarks/kernels/gpu_check.sh``.
 """
 
 from __future__ import annotations
@@ -31,7 +42,6 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,78 +52,87 @@ if "--smoke" in sys.argv:
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
 
-from _common import write_results  # noqa: E402
+import _common  # noqa: E402
+import gpu_model  # noqa: E402
 
 log = logging.getLogger("benchmarks.kernels.gpu")
 NOT_MEASURED = "not measured: no GPU available"
 RESULT_NAME = "kernels_attention_gpu"
+TARGETS_NAME = "kernels_gpu_targets"
+#: Target name -> (claim, least acceptable ratio).
+TARGETS = {
+    "no_bias_fwd": ("attention, no bias, forward: ours / SDPA flash speed", 0.8),
+    "no_bias_fwd_bwd": ("attention, no bias, forward+backward: ours / SDPA flash speed", 0.8),
+    "bias_vs_flex": ("learnable bias, forward+backward: speed-up over FlexAttention", 1.5),
+    "bias_vs_sdpa": ("learnable bias, forward+backward: speed-up over SDPA mem-efficient", 3.0),
+    "network_speed": ("attention-to-network, 8,000 genes x 64 cells: speed-up over naive", 3.0),
+    "network_memory": ("attention-to-network: peak-memory reduction over naive", 10.0),
+}
 
 
 class Plan:
     """Shapes of the run (full on a GPU, tiny with ``--smoke``)."""
 
-    def __init__(self, smoke: bool) -> None:
+    def __init__(self, smoke: bool, budget_s: float) -> None:
         self.smoke = smoke
         self.device = torch.device("cpu" if smoke else "cuda")
         self.dtype = torch.float32 if smoke else torch.bfloat16
-        self.seqs = (40,) if smoke else (1024, 2048, 4096, 8192)
+        self.seqs = (24,) if smoke else (1024, 2048, 4096, 8192)
         self.head_dims = (16,) if smoke else (64, 128)
-        self.tokens = 80 if smoke else 16384
+        self.bias_seqs = (24,) if smoke else (1024, 4096)
+        self.tokens = 24 if smoke else 16384
         self.width = 32 if smoke else 2048
-        self.network_genes = (24,) if smoke else (4096, 8192)
-        self.feasibility_genes = 30 if smoke else 20000
-        self.cells = 4 if smoke else 64
+        self.network_genes = 24 if smoke else 8000
+        self.cells = 2 if smoke else 64
         self.network_heads = 2 if smoke else 8
         self.network_head_dim = 16 if smoke else 64
-        #: The naive method's batch of cells: at most 8, and at most 2**31 float32 map entries (8 GiB).
+        #: The naive method's batch of cells: at most 2**31 float32 map entries (8 GiB).
         self.naive_max_entries = 2**31
+        self.presets = (("tiny", 2),) if smoke else (("small", 64), ("medium", 32))
+        self.model_steps = (0, 1) if smoke else (3, 10)
+        self.budget_s = budget_s
+        self.start = time.perf_counter()
 
     def naive_batch(self, genes: int) -> int:
-        return max(1, min(8, self.naive_max_entries // (self.network_heads * genes * genes)))
+        return max(1, min(self.cells, self.naive_max_entries // (self.network_heads * genes**2)))
+
+    def over_budget(self) -> bool:
+        return time.perf_counter() - self.start > self.budget_s
 
 
 def planned_rows(plan: Plan) -> list[dict[str, Any]]:
-    """Every row the GPU run produces, marked as not measured."""
+    """Every measurement row of a GPU run, marked as not measured."""
     rows: list[dict[str, Any]] = []
     for head_dim in plan.head_dims:
         for seq in plan.seqs:
-            for variant in (
-                "triton",
-                "sdpa_flash",
-                "triton_bias",
-                "sdpa_float_mask",
-                "triton_bias_grad",
-            ):
+            for variant in ("triton", "sdpa_flash"):
                 rows.append(
-                    {
-                        "op": "attention",
-                        "variant": variant,
-                        "seq": seq,
-                        "head_dim": head_dim,
-                        "status": NOT_MEASURED,
-                    }
+                    {"op": "attention", "variant": variant, "seq": seq, "head_dim": head_dim}
                 )
-    for genes in plan.network_genes:
-        for variant in ("triton", "naive"):
-            rows.append(
-                {
-                    "op": "attention_to_network",
-                    "variant": variant,
-                    "genes": genes,
-                    "status": NOT_MEASURED,
-                }
-            )
-    rows.append(
-        {
-            "op": "attention_to_network",
-            "variant": "triton",
-            "genes": plan.feasibility_genes,
-            "status": NOT_MEASURED,
-        }
-    )
+        for seq in plan.bias_seqs:
+            for variant in ("triton", "flex_attention", "sdpa_mem_efficient"):
+                rows.append(
+                    {"op": "learnable_bias", "variant": variant, "seq": seq, "head_dim": head_dim}
+                )
+    for variant in ("triton", "naive"):
+        rows.append({"op": "attention_to_network", "variant": variant, "genes": plan.network_genes})
+    for preset, _ in plan.presets:
+        for mode in ("train", "inference"):
+            rows.append({"op": f"model_{mode}", "variant": "auto", "preset": preset})
+    for row in rows:
+        row["status"] = NOT_MEASURED
     return rows
+
+
+# ------------------------------------------------------------------------------- measuring
+
+
+class NotRunHere(RuntimeError):
+    """A variant that cannot run on this device (recorded as its status, not as a failure)."""
 
 
 def median_ms(fn: Callable[[], Any], plan: Plan) -> float:
@@ -141,6 +160,7 @@ def best_of_3_ms(fn: Callable[[], Any], plan: Plan) -> float:
 
 
 def peak_extra_mb(fn: Callable[[], Any], plan: Plan) -> float | str:
+    """Peak CUDA memory during ``fn()`` above what was allocated before, in MiB."""
     if plan.smoke:
         fn()
         return "n/a (CPU smoke run)"
@@ -155,29 +175,43 @@ def peak_extra_mb(fn: Callable[[], Any], plan: Plan) -> float | str:
     return round(peak / 2**20, 1)
 
 
-def guarded(row: dict[str, Any], measure: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Fill ``row`` from ``measure()``; an out-of-memory error or failure is recorded, not raised."""
+def guarded(row: dict[str, Any], measure: Callable[[], dict[str, Any]], plan: Plan) -> dict:
+    """Fill ``row`` from ``measure()``; out of memory, a failure or the budget is recorded."""
+    if plan.over_budget():
+        row["status"] = f"not measured: time budget of {plan.budget_s:.0f} s spent"
+        return row
     try:
         row.update(measure())
         row.setdefault("status", "ok")
     except torch.cuda.OutOfMemoryError:
         row["status"] = "out of memory"
-    except RuntimeError as error:
-        row["status"] = f"failed: {str(error).splitlines()[0][:160]}"
-    if not row["status"].startswith("ok"):
+    except NotRunHere as reason:
+        row["status"] = str(reason)
+    except Exception as error:  # one failing variant must not stop the others
+        row["status"] = f"failed: {type(error).__name__}: {str(error).splitlines()[0][:160]}"
+    if row["status"].startswith(("failed", "out of memory")):
         log.warning("%s", row)
-    if not torch.cuda.is_available():
-        return row
-    torch.cuda.empty_cache()
+    else:
+        log.info("%s", row)
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
     return row
 
 
-def bench_attention_shape(plan: Plan, seq: int, head_dim: int) -> list[dict[str, Any]]:
-    """Rows of every attention variant at one (seq, head_dim)."""
-    from torch.nn.attention import SDPBackend, sdpa_kernel
+def ratio(rows: dict[str, dict], ours: str, theirs: str, key: str) -> float | None:
+    """``theirs[key] / ours[key]`` when both rows measured ``key``."""
+    a, b = rows.get(ours, {}), rows.get(theirs, {})
+    if a.get("status") != "ok" or b.get("status") != "ok":
+        return None
+    if not isinstance(a.get(key), float) or not isinstance(b.get(key), float):
+        return None
+    return round(b[key] / max(a[key], 1e-9), 2)
 
-    from scprint.kernels import attention
 
+# ------------------------------------------------------------------------------ attention
+
+
+def attention_inputs(plan: Plan, seq: int, head_dim: int):
     batch, heads = max(1, plan.tokens // seq), plan.width // head_dim
     generator = torch.Generator(device=plan.device).manual_seed(0)
 
@@ -185,63 +219,122 @@ def bench_attention_shape(plan: Plan, seq: int, head_dim: int) -> list[dict[str,
         return torch.randn(*shape, generator=generator, device=plan.device, dtype=plan.dtype)
 
     q, k, v = (randn(batch, heads, seq, head_dim).requires_grad_() for _ in range(3))
-    grad_out = randn(batch, heads, seq, head_dim)
-    bias = randn(heads, seq, seq)
-    forward_flops = 4 * batch * heads * seq * seq * head_dim
-    Variant = tuple[Callable[[], torch.Tensor], list[torch.Tensor]]
+    return q, k, v, randn(batch, heads, seq, head_dim), randn, (batch, heads)
 
-    def sdpa_flash() -> Variant:
-        def forward() -> torch.Tensor:
-            with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
-                return F.scaled_dot_product_attention(q, k, v)
 
-        return forward, [q, k, v]
+def timing(forward: Callable[[], torch.Tensor], inputs, grad_out, flops: int, plan: Plan) -> dict:
+    """Forward and forward+backward medians, TFLOP/s, and peak memory of forward+backward."""
 
-    def sdpa_float_mask() -> Variant:
-        # Materialised here, so that it exists only while this variant is measured.
-        mask = bias.expand(batch, heads, seq, seq).contiguous()
-        return (lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=mask)), [q, k, v]
+    def both() -> Any:
+        return torch.autograd.grad(forward(), inputs, grad_out)
 
-    def triton(with_bias: bool = False, bias_grad: bool = False) -> Variant:
-        b = bias.detach().requires_grad_(bias_grad) if with_bias else None
-        inputs = [q, k, v] + ([b] if bias_grad else [])
-        return (lambda: attention(q, k, v, bias=b, backend="triton")), inputs
-
-    variants: dict[str, Callable[[], Variant]] = {
-        "triton": triton,
-        "sdpa_flash": sdpa_flash,
-        "triton_bias": lambda: triton(with_bias=True),
-        "sdpa_float_mask": sdpa_float_mask,
-        "triton_bias_grad": lambda: triton(with_bias=True, bias_grad=True),
+    forward_ms = median_ms(forward, plan)
+    both_ms = median_ms(both, plan)
+    return {
+        "fwd_ms": round(forward_ms, 3),
+        "fwd_tflops": round(flops / forward_ms / 1e9, 1),
+        "fwd_bwd_ms": round(both_ms, 3),
+        "fwd_bwd_tflops": round(3.5 * flops / both_ms / 1e9, 1),
+        "fwd_bwd_peak_mb": peak_extra_mb(both, plan),
     }
 
-    def measure(factory: Callable[[], Variant]) -> dict[str, Any]:
-        forward, inputs = factory()
-        forward_ms = median_ms(forward, plan)
-        both_ms = median_ms(lambda: torch.autograd.grad(forward(), inputs, grad_out), plan)
-        return {
-            "fwd_ms": round(forward_ms, 3),
-            "fwd_tflops": round(forward_flops / forward_ms / 1e9, 1),
-            "fwd_bwd_ms": round(both_ms, 3),
-            "fwd_bwd_tflops": round(3.5 * forward_flops / both_ms / 1e9, 1),
-        }
 
-    measured: dict[str, dict[str, Any]] = {}
-    for name, factory in variants.items():
-        row: dict[str, Any] = {"op": "attention", "variant": name, "seq": seq, "head_dim": head_dim}
+def bench_no_bias(plan: Plan, seq: int, head_dim: int) -> list[dict[str, Any]]:
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    from scprint.kernels import attention
+
+    q, k, v, grad_out, _, (batch, heads) = attention_inputs(plan, seq, head_dim)
+    flops = 4 * batch * heads * seq * seq * head_dim
+
+    def sdpa_flash() -> torch.Tensor:
+        with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+            return F.scaled_dot_product_attention(q, k, v)
+
+    variants = {
+        "triton": lambda: attention(q, k, v, backend="triton"),
+        "sdpa_flash": sdpa_flash,
+    }
+    rows = {}
+    for name, forward in variants.items():
+        row = {"op": "attention", "variant": name, "seq": seq, "head_dim": head_dim}
         row.update(batch=batch, heads=heads)
-        measured[name] = guarded(row, partial(measure, factory))
-        log.info("%s", row)
-    for ours, theirs in (("triton", "sdpa_flash"), ("triton_bias", "sdpa_float_mask")):
-        if measured[ours]["status"] == "ok" and measured[theirs]["status"] == "ok":
-            for key in ("fwd_ms", "fwd_bwd_ms"):
-                ratio = measured[theirs][key] / measured[ours][key]
-                measured[ours][f"speedup_{key[:-3]}_vs_{theirs}"] = round(ratio, 2)
-    return list(measured.values())
+        rows[name] = guarded(
+            row, lambda f=forward: timing(f, [q, k, v], grad_out, flops, plan), plan
+        )
+    for key in ("fwd_ms", "fwd_bwd_ms"):
+        speed = ratio(rows, "triton", "sdpa_flash", key)
+        if speed is not None:
+            rows["triton"][f"speed_vs_sdpa_flash_{key[:-3]}"] = speed
+    return list(rows.values())
 
 
-def network_inputs(plan: Plan, genes: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Cells holding every gene once in random order, the last 10% of them replaced by padding."""
+_COMPILED: dict[str, Callable] = {}
+
+
+def compiled_flex_attention() -> Callable:
+    """``torch.compile(flex_attention)``, built once (how FlexAttention is meant to be used)."""
+    if "flex" not in _COMPILED:
+        from torch.nn.attention.flex_attention import flex_attention
+
+        _COMPILED["flex"] = torch.compile(flex_attention, dynamic=False)
+    return _COMPILED["flex"]
+
+
+def bench_learnable_bias(plan: Plan, seq: int, head_dim: int) -> list[dict[str, Any]]:
+    """A ``(heads, seq, seq)`` bias requiring grad: ours, FlexAttention, SDPA memory-efficient."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    from scprint.kernels import attention
+
+    q, k, v, grad_out, randn, (batch, heads) = attention_inputs(plan, seq, head_dim)
+    bias = randn(heads, seq, seq).requires_grad_()
+    flops = 4 * batch * heads * seq * seq * head_dim
+    inputs = [q, k, v, bias]
+
+    def ours() -> torch.Tensor:
+        return attention(q, k, v, bias=bias, backend="triton")
+
+    def flex() -> torch.Tensor:
+        if plan.smoke:
+            raise NotRunHere("not run on CPU: FlexAttention has no CPU backward")
+
+        def score_mod(score, b, h, q_idx, kv_idx):
+            return score + bias[h, q_idx, kv_idx]
+
+        return compiled_flex_attention()(q, k, v, score_mod=score_mod)
+
+    def sdpa_mem_efficient() -> torch.Tensor:
+        if plan.smoke:
+            raise NotRunHere("not run on CPU: the memory-efficient SDPA backend is CUDA-only")
+        with sdpa_kernel(SDPBackend.EFFICIENT_ATTENTION):
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=bias.unsqueeze(0))
+
+    rows = {}
+    for name, forward in (
+        ("triton", ours),
+        ("flex_attention", flex),
+        ("sdpa_mem_efficient", sdpa_mem_efficient),
+    ):
+        row = {"op": "learnable_bias", "variant": name, "seq": seq, "head_dim": head_dim}
+        row.update(batch=batch, heads=heads)
+        rows[name] = guarded(row, lambda f=forward: timing(f, inputs, grad_out, flops, plan), plan)
+    for theirs in ("flex_attention", "sdpa_mem_efficient"):
+        speed = ratio(rows, "triton", theirs, "fwd_bwd_ms")
+        if speed is not None:
+            rows["triton"][f"speedup_vs_{theirs}"] = speed
+        memory = ratio(rows, "triton", theirs, "fwd_bwd_peak_mb")
+        if memory is not None:
+            rows["triton"][f"memory_reduction_vs_{theirs}"] = memory
+    return list(rows.values())
+
+
+# ------------------------------------------------------------------------------ networks
+
+
+def network_inputs(plan: Plan) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Cells holding every gene once in random order, the last 10 % of them replaced by padding."""
+    genes = plan.network_genes
     generator = torch.Generator(device=plan.device).manual_seed(0)
     shape = (plan.cells, plan.network_heads, genes, plan.network_head_dim)
     q = torch.randn(shape, generator=generator, device=plan.device, dtype=plan.dtype)
@@ -251,12 +344,12 @@ def network_inputs(plan: Plan, genes: int) -> tuple[torch.Tensor, torch.Tensor, 
     return q, k, gene_ids
 
 
-def bench_network_size(plan: Plan, genes: int) -> list[dict[str, Any]]:
-    """Rows of ours (and naive, except at the feasibility size) at one vocabulary size."""
+def bench_network(plan: Plan) -> list[dict[str, Any]]:
     from scprint.kernels import attention_to_network, gene_pair_counts
     from scprint.kernels.reference import attention_to_network_reference
 
-    q, k, gene_ids = network_inputs(plan, genes)
+    genes = plan.network_genes
+    q, k, gene_ids = network_inputs(plan)
     results: dict[str, torch.Tensor] = {}
 
     def ours() -> tuple[torch.Tensor, torch.Tensor]:
@@ -273,34 +366,115 @@ def bench_network_size(plan: Plan, genes: int) -> list[dict[str, Any]]:
             total += maps
         return total, gene_pair_counts(gene_ids, genes)
 
-    def measure(name: str, fn: Callable[[], tuple[torch.Tensor, torch.Tensor]]) -> dict[str, Any]:
+    def measure(name: str, fn: Callable[[], tuple[torch.Tensor, torch.Tensor]]) -> dict:
         memory = peak_extra_mb(lambda: results.setdefault(name, fn()[0]), plan)
         return {"ms": round(best_of_3_ms(fn, plan), 1), "peak_extra_mb": memory}
 
-    variants = (
-        {"triton": ours} if genes == plan.feasibility_genes else {"triton": ours, "naive": naive}
-    )
-    measured: dict[str, dict[str, Any]] = {}
-    for name, fn in variants.items():
-        row: dict[str, Any] = {"op": "attention_to_network", "variant": name, "genes": genes}
-        row.update(cells=plan.cells, heads=plan.network_heads, head_dim=plan.network_head_dim)
-        measured[name] = guarded(row, partial(measure, name, fn))
-        log.info("%s", row)
+    rows = {}
+    for name, fn in (("triton", ours), ("naive", naive)):
+        row = {"op": "attention_to_network", "variant": name, "genes": genes, "cells": plan.cells}
+        row.update(heads=plan.network_heads, head_dim=plan.network_head_dim)
+        rows[name] = guarded(row, lambda n=name, f=fn: measure(n, f), plan)
     if "naive" in results and "triton" in results:
-        difference = (results["triton"] - results["naive"]).abs().max() / results[
-            "naive"
-        ].abs().max()
-        measured["triton"]["max_relative_difference"] = float(f"{float(difference):.2e}")
-        if measured["naive"]["status"] == "ok" and measured["triton"]["status"] == "ok":
-            measured["triton"]["speedup_vs_naive"] = round(
-                measured["naive"]["ms"] / measured["triton"]["ms"], 2
-            )
-            if isinstance(measured["naive"]["peak_extra_mb"], float):
-                ratio = measured["naive"]["peak_extra_mb"] / max(
-                    measured["triton"]["peak_extra_mb"], 1e-3
-                )
-                measured["triton"]["memory_reduction_vs_naive"] = round(ratio, 1)
-    return list(measured.values())
+        difference = (results["triton"] - results["naive"]).abs().max()
+        rows["triton"]["max_relative_difference"] = float(
+            f"{float(difference / results['naive'].abs().max()):.2e}"
+        )
+    speed = ratio(rows, "triton", "naive", "ms")
+    if speed is not None:
+        rows["triton"]["speedup_vs_naive"] = speed
+    memory = ratio(rows, "triton", "naive", "peak_extra_mb")
+    if memory is not None:
+        rows["triton"]["memory_reduction_vs_naive"] = memory
+    return list(rows.values())
+
+
+# ---------------------------------------------------------------------------------- model
+
+
+def bench_model(plan: Plan, preset: str, batch_size: int) -> list[dict[str, Any]]:
+    """Training and inference cells/s of the whole model with ``backend="auto"``."""
+    warmup, steps = plan.model_steps
+    rows = []
+    state: dict[str, Any] = {}
+
+    def setup() -> None:
+        torch.manual_seed(0)
+        state["module"] = gpu_model.build_model(preset, plan.device)
+        state["batch"] = gpu_model.make_batch(state["module"], batch_size, plan.device)
+        state["optimizer"] = torch.optim.AdamW(state["module"].parameters(), lr=1e-4)
+
+    def train() -> dict:
+        setup()
+
+        def step() -> Any:
+            return gpu_model.training_step(state["module"], state["optimizer"], state["batch"])
+
+        rate = gpu_model.cells_per_second(step, batch_size, plan.device, warmup, steps)
+        return {"cells_per_s": round(rate, 1)}
+
+    def inference() -> dict:
+        if "module" not in state:
+            setup()
+
+        def step() -> Any:
+            return gpu_model.inference_step(state["module"], state["batch"])
+
+        rate = gpu_model.cells_per_second(step, batch_size, plan.device, warmup, steps)
+        return {"cells_per_s": round(rate, 1)}
+
+    for mode, measure in (("train", train), ("inference", inference)):
+        row = {"op": f"model_{mode}", "variant": "auto", "preset": preset, "batch": batch_size}
+        rows.append(guarded(row, measure, plan))
+    from scprint.kernels import dispatch
+
+    used = sorted(
+        f"{op} {dtype} head_dim {dim}: {'triton' if cause is None else 'PyTorch (' + cause + ')'}"
+        for (op, _, dtype, dim), cause in dispatch._self_check_results.items()
+    )
+    for row in rows:
+        row["auto_backend"] = "; ".join(used) or "PyTorch (CPU)"
+    state.clear()
+    return rows
+
+
+# -------------------------------------------------------------------------------- targets
+
+
+def target_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each target beside its measured ratios (worst case over shapes) and pass / fail."""
+    measured: dict[str, list[tuple[str, float]]] = {name: [] for name in TARGETS}
+    for row in rows:
+        shape = f"seq {row.get('seq')} d {row.get('head_dim')}"
+        pairs = {
+            "no_bias_fwd": row.get("speed_vs_sdpa_flash_fwd"),
+            "no_bias_fwd_bwd": row.get("speed_vs_sdpa_flash_fwd_bwd"),
+            "bias_vs_flex": row.get("speedup_vs_flex_attention"),
+            "bias_vs_sdpa": row.get("speedup_vs_sdpa_mem_efficient"),
+            "network_speed": row.get("speedup_vs_naive"),
+            "network_memory": row.get("memory_reduction_vs_naive"),
+        }
+        for name, value in pairs.items():
+            if value is not None:
+                label = shape if name.startswith(("no_bias", "bias")) else f"{row['genes']} genes"
+                measured[name].append((label, value))
+    out = []
+    for name, (claim, target) in TARGETS.items():
+        values = measured[name]
+        if not values:
+            out.append({"claim": claim, "target": f">= {target}x", "measured": "not measured"})
+            continue
+        worst = min(values, key=lambda pair: pair[1])
+        out.append(
+            {
+                "claim": claim,
+                "target": f">= {target}x",
+                "measured": ", ".join(f"{value}x ({label})" for label, value in values),
+                "worst": worst[1],
+                "result": "pass" if worst[1] >= target else "fail",
+            }
+        )
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -308,48 +482,72 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--smoke",
-        action="store_true",
-        help="tiny shapes on CPU via Triton's interpreter; writes nothing",
+        "--smoke", action="store_true", help="tiny shapes on CPU via Triton's interpreter"
     )
-    parser.add_argument("--only", choices=["attention", "network"], help="run one of the two parts")
+    parser.add_argument(
+        "--only",
+        choices=["attention", "bias", "network", "model"],
+        action="append",
+        help="run some parts only (repeatable; default: all four)",
+    )
+    parser.add_argument(
+        "--budget-s",
+        type=float,
+        default=240.0,
+        help="stop measuring after this many seconds; later rows say so (default 240)",
+    )
+    parser.add_argument(
+        "--out", default=None, help="results folder (default: benchmarks/results; smoke: none)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    plan = Plan(smoke=args.smoke)
-    targets = (
-        "Targets: attention forward+backward >= 0.8x SDPA flash (speedup_fwd_bwd_vs_sdpa_flash >= 0.8); bias path "
-        ">= 3x SDPA with a materialised float mask (speedup_*_vs_sdpa_float_mask >= 3); attention_to_network "
-        ">= 3x faster and >= 10x less peak memory than naive at 4,096 and 8,192 genes; 20,000 genes feasible."
-    )
+    if args.out:
+        _common.RESULTS_DIR = Path(args.out).resolve()
+    plan = Plan(smoke=args.smoke, budget_s=args.budget_s)
+    parts = set(args.only or ["attention", "bias", "network", "model"])
+    targets_note = "Targets: " + "; ".join(f"{c} >= {t}x" for c, t in TARGETS.values()) + "."
     if not args.smoke and not torch.cuda.is_available():
         log.warning("no CUDA device: recording the GPU rows as not measured")
-        write_results(
-            RESULT_NAME,
-            planned_rows(plan),
-            notes=f"{NOT_MEASURED}; to be measured on an H100/H200. {targets}",
-        )
+        rows = planned_rows(plan)
+        note = f"{NOT_MEASURED}; to be measured on an H100/H200. {targets_note}"
+        _common.write_results(RESULT_NAME, rows, notes=note)
+        _common.write_results(TARGETS_NAME, target_rows(rows), notes=note)
         return 0
-    rows = []
-    if args.only in (None, "attention"):
+    rows: list[dict[str, Any]] = []
+    if "attention" in parts:
         for head_dim in plan.head_dims:
             for seq in plan.seqs:
-                rows += bench_attention_shape(plan, seq, head_dim)
-    if args.only in (None, "network"):
-        for genes in (*plan.network_genes, plan.feasibility_genes):
-            rows += bench_network_size(plan, genes)
-    if args.smoke:
-        failed = [row for row in rows if row["status"] != "ok"]
-        log.info("smoke run: %d rows, %d failed", len(rows), len(failed))
-        return 1 if failed else 0
+                rows += bench_no_bias(plan, seq, head_dim)
+    if "bias" in parts:
+        for head_dim in plan.head_dims:
+            for seq in plan.bias_seqs:
+                rows += bench_learnable_bias(plan, seq, head_dim)
+    if "network" in parts:
+        rows += bench_network(plan)
+    if "model" in parts:
+        for preset, batch_size in plan.presets:
+            rows += bench_model(plan, preset, batch_size)
+    targets = target_rows(rows)
+    failed = [row for row in rows if row["status"].startswith(("failed", "out of memory"))]
+    where = "CPU smoke run (Triton interpreter, tiny shapes: the numbers mean nothing)"
+    if not args.smoke:
+        where = f"GPU {torch.cuda.get_device_name(0)}, bfloat16, torch {torch.__version__}"
     notes = (
-        f"GPU {torch.cuda.get_device_name(0)}, bfloat16. attention: batch = 16384 // seq, heads = 2048 // head_dim; "
-        "triton_bias uses a (heads, seq, seq) bias without grad, triton_bias_grad also computes its gradient; "
-        "sdpa_float_mask gets the same bias materialised as (batch, heads, seq, seq). attention_to_network: "
-        "10% padding per cell, naive over batches of min(8, 2**31 // (heads * genes**2)) cells "
-        "(8 at 4,096 genes, 4 at 8,192). " + targets
+        f"{where}. attention: batch = {plan.tokens} // seq, heads = {plan.width} // head_dim. "
+        "learnable_bias: a (heads, seq, seq) bias requiring grad; flex_attention is "
+        "torch.compile(flex_attention) with a score_mod reading the bias; sdpa_mem_efficient gets "
+        "it as attn_mask (1, heads, seq, seq). attention_to_network: 10 % padding per cell, "
+        f"naive over batches of {plan.naive_batch(plan.network_genes)} cells. model: "
+        "gpu_model.build_model, synthetic counts, bfloat16 autocast, AdamW. " + targets_note
     )
-    write_results(RESULT_NAME, rows, notes=notes)
-    return 0
+    if args.smoke and not args.out:
+        for row in rows + targets:
+            log.info("smoke: %s", row)
+    else:
+        _common.write_results(RESULT_NAME, rows, notes=notes)
+        _common.write_results(TARGETS_NAME, targets, notes=notes)
+    log.info("%d rows, %d failed", len(rows), len(failed))
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

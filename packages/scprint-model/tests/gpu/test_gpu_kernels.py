@@ -102,9 +102,14 @@ def run(case: dict, backend: str | None, upcast: bool = False) -> dict[str, torc
     return result
 
 
-@pytest.mark.parametrize("bias_kind", BIAS_KINDS)
-@pytest.mark.parametrize("head_dim", SIZES.head_dims)
-@pytest.mark.parametrize("dtype", SIZES.dtypes, ids=str)
+#: Every dtype x head_dim with the full learnable bias, and the per-key (padding) bias shape in
+#: bfloat16 at every head_dim (float16 and float32 share its code path).
+CASES = [(dtype, head_dim, "full") for dtype in SIZES.dtypes for head_dim in SIZES.head_dims] + [
+    (torch.bfloat16, head_dim, "padding") for head_dim in SIZES.head_dims
+]
+
+
+@pytest.mark.parametrize(("dtype", "head_dim", "bias_kind"), CASES, ids=str)
 def test_attention_forward_and_gradients_match_reference(
     device, fixed_tiles, dtype, head_dim, bias_kind
 ):
@@ -121,12 +126,12 @@ def test_attention_forward_and_gradients_match_reference(
 
 
 def test_every_tuning_candidate_is_correct(device, fixed_tiles, monkeypatch):
-    """Each autotuning configuration, pinned alone, gives the reference's results (bfloat16 and
-    float32, head_dim 64, both bias kinds: every kernel runs)."""
+    """Each autotuning configuration, pinned alone, gives the reference's results (bfloat16,
+    head_dim 64, both bias kinds: every kernel runs)."""
     if SMOKE:
         pytest.skip("the interpreter ignores tile choices (16 x 16 there)")
     expected = {}
-    for dtype in (torch.bfloat16, torch.float32):
+    for dtype in (torch.bfloat16,):
         for bias_kind in BIAS_KINDS:
             case = make_case(device, dtype, 64, bias_kind, seed=1)
             expected[dtype, bias_kind] = (case, run(case, None, upcast=True), run(case, "torch"))
