@@ -240,19 +240,24 @@ def _triton_failure(
                 "Triton %s kernels passed their self-check on %s (%s)", operation, device, dtype
             )
         else:
-            _warn_fallback(operation, device, dtype, f"the self-check failed: {cause}")
+            # _warn_fallback <- _triton_failure <- _resolve_backend <- attention <- caller
+            _warn_fallback(operation, device, dtype, f"the self-check failed: {cause}", 4)
     return _self_check_results[key]
 
 
-def _warn_fallback(operation: str, device: torch.device, dtype: torch.dtype, cause: str) -> None:
+def _warn_fallback(
+    operation: str, device: torch.device, dtype: torch.dtype, cause: str, stacklevel: int
+) -> None:
+    """Log and warn once; ``stacklevel`` points the warning at the caller of the public function."""
     fallback = "SDPA" if operation == "attention" else "the chunked PyTorch path"
     message = (
         f"scprint.kernels: backend='auto' uses {fallback} instead of the Triton {operation} "
         f"kernels on {device} ({dtype}) for this process, because {cause}. "
-        "Results are the same, only slower; backend='triton' raises the error itself."
+        "Results are equivalent (PyTorch computes the same attention), only slower; "
+        "backend='triton' raises the error itself."
     )
     log.warning("%s", message)
-    warnings.warn(message, TritonFallbackWarning, stacklevel=4)
+    warnings.warn(message, TritonFallbackWarning, stacklevel=stacklevel + 1)
 
 
 def _mark_failed(
@@ -266,7 +271,8 @@ def _mark_failed(
     self-check, e.g. compiling for a new shape): warn once, use PyTorch from now on."""
     cause = _describe(error)
     _self_check_results[(operation, str(device), dtype, head_dim)] = cause
-    _warn_fallback(operation, device, dtype, f"the kernels failed: {cause}")
+    # _warn_fallback <- _mark_failed <- attention <- caller
+    _warn_fallback(operation, device, dtype, f"the kernels failed: {cause}", 3)
 
 
 def _auto_may_use_triton(device: torch.device) -> bool:

@@ -594,26 +594,31 @@ TUNING = {
     "dq": [(64, 64, 4, 2), (128, 32, 8, 3), (128, 64, 8, 2), (32, 32, 4, 2)],
     "dbias": [(64, 64, 4, 2), (128, 64, 8, 2), (64, 128, 8, 2), (32, 32, 4, 2)],
 }
-#: Most tile elements (BLOCK_M x BLOCK_N) tried for float32 inputs (twice the bytes per element).
-FLOAT32_MAX_TILE = 64 * 64
+#: Most tile elements (BLOCK_M x BLOCK_N) for float32 inputs (twice the bytes per element), for
+#: head_dim <= 64 and above (the previous fixed float32 tiles: 64 x 64 and 32 x 32).
+FLOAT32_MAX_TILE = {64: 64 * 64, 128: 32 * 32}
 #: ``None``: autotune. Otherwise kernel name -> the (BLOCK_M, BLOCK_N, num_warps, num_stages) to
-#: launch with (tests pin tiles this way: fast, and each candidate can be checked alone).
+#: launch with, replaced by the first fitting :data:`TUNING` entry when it does not fit
+#: (tests pin tiles this way: fast, and each candidate can be checked alone).
 FIXED_TILES: dict[str, tuple[int, int, int, int]] | None = None
 #: Interpreter tiles: small, so that ragged tails are exercised cheaply in CPU tests.
 INTERPRETER_TILES = {"BLOCK_M": 16, "BLOCK_N": 16}
 
 
-def _fits(tile: tuple[int, int, int, int], dtype: torch.dtype) -> bool:
-    return dtype != torch.float32 or tile[0] * tile[1] <= FLOAT32_MAX_TILE
+def _fits(tile: tuple[int, int, int, int], dtype: torch.dtype, head_dim: int) -> bool:
+    """Whether a tile is tried for these inputs (float32 gets smaller tiles)."""
+    if dtype != torch.float32:
+        return True
+    return tile[0] * tile[1] <= FLOAT32_MAX_TILE[64 if head_dim <= 64 else 128]
 
 
 def _prune_for_dtype(configs: list, named_args: dict, **_: object) -> list:
     """Drop tiles too large for float32 inputs (``Q`` is the first argument of every kernel)."""
-    dtype = named_args["Q"].dtype
+    dtype, head_dim = named_args["Q"].dtype, named_args["head_dim"]
     kept = [
         c
         for c in configs
-        if _fits((c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"], c.num_warps, c.num_stages), dtype)
+        if _fits((c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"], 0, 0), dtype, head_dim)
     ]
     return kept or configs
 
@@ -644,17 +649,22 @@ _AUTOTUNED = (
 )
 
 
-def _launch(name: str, grid, *args, **constexprs) -> None:
+def _launch(name: str, grid, *args, tile_head_dim: int, **constexprs) -> None:
     """Launch kernel ``name``; ``grid(meta)`` gives the grid from the chosen ``BLOCK_M``/``BLOCK_N``.
 
-    Interpreter: 16 x 16 tiles. Compiled: autotuned, or :data:`FIXED_TILES` when set.
+    Interpreter: 16 x 16 tiles. Compiled: autotuned, or :data:`FIXED_TILES` when set
+    (``tile_head_dim`` decides which tiles fit float32 inputs).
     """
     if INTERPRETED:
         _KERNELS[name][grid(INTERPRETER_TILES)](*args, **constexprs, **INTERPRETER_TILES)
     elif FIXED_TILES is None:
         _AUTOTUNED[name][grid](*args, **constexprs)
     else:
-        block_m, block_n, num_warps, num_stages = FIXED_TILES[name]
+        dtype = args[0].dtype
+        tile = FIXED_TILES[name]
+        if not _fits(tile, dtype, tile_head_dim):
+            tile = next(t for t in TUNING[name] if _fits(t, dtype, tile_head_dim))
+        block_m, block_n, num_warps, num_stages = tile
         tiles = {"BLOCK_M": block_m, "BLOCK_N": block_n}
         _KERNELS[name][grid(tiles)](
             *args, **constexprs, **tiles, num_warps=num_warps, num_stages=num_stages
@@ -715,6 +725,7 @@ def attention_forward(
         BLOCK_D=_block_d(head_dim),
         PRECISION=_dot_precision(q.dtype),
         UPCAST_DOT=INTERPRETED,
+        tile_head_dim=head_dim,
     )
     return out, lse
 
@@ -755,7 +766,10 @@ def attention_backward(
         else lse  # not written: BIAS_COLUMN_GRAD is off
     )
     common = dict(
-        BLOCK_D=_block_d(head_dim), PRECISION=_dot_precision(q.dtype), UPCAST_DOT=INTERPRETED
+        BLOCK_D=_block_d(head_dim),
+        PRECISION=_dot_precision(q.dtype),
+        UPCAST_DOT=INTERPRETED,
+        tile_head_dim=head_dim,
     )
     bucket = _seq_bucket(seq_q, seq_k)
     strides = (*q.stride(), *k.stride(), *v.stride(), *bias_strides, *grad_out.stride())
