@@ -500,6 +500,9 @@ class LazyGRN:
         self.source = source
         self._root = root
         self._token = store_token(root)
+        has_manifest = verify_manifest(
+            root, source, prefixes=self._READ_PREFIXES, contents=False, error=GRNStoreError
+        )
         try:
             var = root["var"]
             index_key = var.attrs.get("_index", "_index")
@@ -540,9 +543,7 @@ class LazyGRN:
             raise GRNStoreError(
                 f"{source}: varp['GRN'] has shape {self.shape} but there are {len(self.var_names)} genes"
             )
-        if not verify_manifest(
-            root, source, prefixes=self._READ_PREFIXES, contents=False, error=GRNStoreError
-        ):
+        if not has_manifest:
             sparse = [(f"varp/{GRN_KEY}", node)] if self._dense is None else []
             if encoding == "csr_matrix" and COLUMN_INDEX in node:
                 sparse.append((f"varp/{GRN_KEY}/{COLUMN_INDEX}", node[COLUMN_INDEX]))
@@ -681,6 +682,7 @@ class LazyGRN:
 
     def load(self) -> GRNAnnData:
         """Read the whole store (expression included) with :func:`read_zarr` semantics."""
+        self._check_unchanged()
         out = _read_root(self._root, self.source)
         self._check_unchanged()
         return out
