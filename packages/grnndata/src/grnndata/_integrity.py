@@ -94,6 +94,48 @@ else:  # zarr 2: stores are mappings of keys to bytes
         return [bytes(store[k]) for k in keys]
 
 
+def _plain_directory(store: Any) -> str | None:
+    """The folder of a plain local directory store (not a wrapper), else ``None``."""
+    if _ZARR3:
+        from zarr.storage import LocalStore
+
+        return os.fspath(store.root) if type(store) is LocalStore else None
+    return store.path if type(store) is zarr.storage.DirectoryStore else None
+
+
+def _walk(folder: str, relative: str) -> Iterable[tuple[str, int]]:
+    """(key, size) of every file below ``folder``; keys start with ``relative``."""
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            yield from _walk(entry.path, f"{relative}{entry.name}/")
+        elif entry.is_file():
+            yield f"{relative}{entry.name}", entry.stat().st_size
+
+
+def _listing(store: Any, prefix: str) -> list[tuple[str, int]]:
+    """Sorted (key, size in bytes) of the chunk objects under ``prefix``; lists, reads nothing."""
+    folder = _plain_directory(store)
+    if folder is not None:  # fast path: one directory walk, sizes from the same pass
+        found = _walk(os.path.join(folder, prefix), prefix)
+        return sorted((k, size) for k, size in found if _is_chunk_key(k))
+    keys = _chunk_keys(store, prefix)
+    return list(zip(keys, _sizes(store, keys)))
+
+
+def _read_all(store: Any, keys: list[str]) -> Iterable[bytes]:
+    folder = _plain_directory(store)
+    if folder is None:
+        yield from _contents(store, keys)
+        return
+    for key in keys:
+        with open(os.path.join(folder, key), "rb") as handle:
+            yield handle.read()
+
+
 def _store_and_prefix(root: Any) -> tuple[Any, str]:
     path = root.path.strip("/")
     return root.store, f"{path}/" if path else ""
@@ -112,12 +154,13 @@ def _arrays(root: Any) -> Iterable[tuple[str, Any]]:
 
 
 def _array_digest(store: Any, prefix: str, *, contents: bool) -> tuple[int, int, int | None]:
-    keys = _chunk_keys(store, prefix)
-    n_bytes = sum(_sizes(store, keys))
+    listing = _listing(store, prefix)
+    keys = [key for key, _ in listing]
+    n_bytes = sum(size for _, size in listing)
     crc = None
     if contents:
         crc = 0
-        for key, data in zip(keys, _contents(store, keys)):
+        for key, data in zip(keys, _read_all(store, keys)):
             crc = zlib.crc32(key.rsplit("/", 1)[-1].encode(), crc)
             crc = zlib.crc32(data, crc)
     return len(keys), n_bytes, crc
@@ -191,7 +234,7 @@ def verify_manifest(
 def _missing_chunks(array: Any) -> list[int]:
     """Indices of the chunks of the 1-D ``array`` that have no stored object."""
     store, base = _store_and_prefix(array)
-    stored = set(_chunk_keys(store, base))
+    stored = {key for key, _ in _listing(store, base)}
     encode = array.metadata.encode_chunk_key if _ZARR3 else None
     missing = []
     n_chunks = -(-array.shape[0] // array.chunks[0]) if array.shape[0] else 0

@@ -435,7 +435,11 @@ def replace_path(new: str | os.PathLike, target: str | os.PathLike) -> None:
 
 @contextlib.contextmanager
 def atomic_path(
-    path: str | os.PathLike, kind: str | Kind, *, overwrite: bool = False, durable: bool = True
+    path: str | os.PathLike,
+    kind: str | Kind,
+    *,
+    overwrite: bool = False,
+    durable: bool | None = None,
 ) -> Iterator[Path]:
     """Write an output of ``kind`` to ``path`` atomically: yields a temporary path to write to.
 
@@ -455,7 +459,11 @@ def atomic_path(
     overwrite
         Replace ``path`` even if it is not of ``kind`` (a user's folder would be deleted).
     durable
-        Flush the new data to disk before it replaces the old (survives a power loss).
+        Flush the new data to disk before it replaces the old, so that the swap also survives
+        a power loss or OS crash (a killed process never loses data either way). Default
+        (``None``): files are flushed, directory stores are not (one flush per chunk file:
+        20-30 s measured for a 5,000-file store on a shared 2-core VM, several times the
+        write itself).
     """
     spec = _kind(kind)
     target = check_output_path(path, spec, overwrite=overwrite)
@@ -471,7 +479,7 @@ def atomic_path(
             raise TypeError(f"{spec.description} should be {expected}; the writer made {tmp}")
         # the path may have changed while we computed: check again just before replacing
         check_output_path(target, spec, overwrite=overwrite)
-        if durable:
+        if durable or (durable is None and not spec.directory):
             _fsync_tree(tmp)
         replace_path(tmp, target)
     except BaseException:
