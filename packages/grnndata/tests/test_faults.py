@@ -231,6 +231,38 @@ def test_writers_killed_at_random_times_never_lose_the_store(two_versions, tmp_p
         assert _leftovers(target.parent) == []
 
 
+_SLOW_WRITER = """
+import sys, time
+from grnndata.atomic import atomic_path
+with atomic_path(sys.argv[1], "json") as tmp:
+    tmp.write_text('{"version": "slow"}')
+    print("ready", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_a_live_writers_temporary_is_kept_and_a_dead_ones_removed(tmp_path):
+    target = tmp_path / "m.json"
+    write_json(target, {"version": 1})
+    slow = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(_SLOW_WRITER), str(target)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert slow.stdout.readline().strip() == "ready"
+        live = _leftovers(tmp_path)
+        assert len(live) == 1 and f"-{slow.pid}-" in live[0]
+        write_json(target, {"version": 2})  # another writer: must not delete the live temporary
+        assert _leftovers(tmp_path) == live
+    finally:
+        slow.kill()
+        slow.wait(timeout=30)
+    write_json(target, {"version": 3})  # its writer is dead now: removed
+    assert _leftovers(tmp_path) == []
+    assert target.read_text().count('"version": 3') == 1
+
+
 # --------------------------------------------------------------------------- missing chunks
 def _chunk_objects(array_dir: Path) -> list[Path]:
     return sorted(

@@ -23,7 +23,8 @@ is deleted, and a reader never sees a half-written output.
 Temporaries are named ``.<name>.<tmp|bak>-<host>-<pid>-<start>-<random>``: ``host`` is a short
 hash of the host name, ``pid``/``start`` the writing process and its start time (Linux
 ``/proc``; 0 elsewhere), so a live writer's temporary is never taken for a stale one, even
-after process-id reuse. Temporaries of writers on another host are left alone for a day.
+after process-id reuse. Temporaries of writers on another host (or on Windows, where a
+process cannot be probed safely) are left alone for a day.
 
 Use::
 
@@ -224,6 +225,8 @@ def _writer_alive(host: str | None, pid: str | None, start: str | None, mtime: f
     pid_int = int(pid)
     if pid_int == os.getpid():
         return True  # another thread of this process may be writing
+    if os.name == "nt":  # os.kill(pid, 0) would send CTRL_C there: rely on age alone
+        return time.time() - mtime < _STALE_FOREIGN_SECONDS
     try:
         os.kill(pid_int, 0)
     except ProcessLookupError:
@@ -370,7 +373,7 @@ def _exchange(a: Path, b: Path) -> bool:
         try:
             libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
             _renameat2 = libc.renameat2
-        except (OSError, AttributeError):
+        except (OSError, AttributeError, TypeError):  # no libc / no renameat2 (not Linux)
             _renameat2_usable = False
             return False
         _renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p]
