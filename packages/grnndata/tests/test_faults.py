@@ -103,10 +103,19 @@ def test_text_and_json_writers_replace_their_own_kind_only(tmp_path):
     png.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
     with pytest.raises(OutputExistsError, match="not a text"):
         write_text(png, "a,b\n1,2\n", "csv")
+    import gzip
+
+    import pandas as pd
+
+    with atomic_path(tmp_path / "table.csv.gz", "csv") as tmp:  # pandas infers gzip from the name
+        pd.DataFrame({"a": [1, 2]}).to_csv(tmp, index=False)
+    assert gzip.decompress((tmp_path / "table.csv.gz").read_bytes()) == b"a\n1\n2\n"
+    write_text(tmp_path / "table.csv.gz", "replaced", "csv")  # a compressed table is a table
     with pytest.raises(ValueError, match="Out of range float"):
         write_json(tmp_path / "nan.json", {"x": float("nan")}, allow_nan=False)
     assert not (tmp_path / "nan.json").exists()
     assert _leftovers(tmp_path) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fig.csv", "sub", "table.csv.gz"]
 
 
 def test_a_failing_writer_leaves_the_old_version_and_no_temporary(small_grn, tmp_path):

@@ -17,13 +17,14 @@ is deleted, and a reader never sees a half-written output.
   the two renames leaves the path missing and the old version in the backup;
   :func:`recover` (called by every write and by grnndata's readers) puts the backup back.
 - **On any failure the old version stays in place**; the temporary is removed. A writer killed
-  outright (SIGKILL, power loss of the process) leaves its temporary behind: the next write
+  outright (SIGKILL, a crash) leaves its temporary behind: the next write
   to the same path removes temporaries whose writer process is gone.
 
-Temporaries are named ``.<name>.<tmp|bak>-<host>-<pid>-<start>-<random>``: ``host`` is a short
-hash of the host name, ``pid``/``start`` the writing process and its start time (Linux
-``/proc``; 0 elsewhere), so a live writer's temporary is never taken for a stale one, even
-after process-id reuse. Temporaries of writers on another host (or on Windows, where a
+Temporaries are named ``.<name>.<tmp|bak>-<host>-<pid>-<start>-<random><ext>``: ``ext`` repeats
+the last suffixes of ``name`` (``.csv.gz``: writers that infer the format from the name see
+it), ``host`` is a short hash of the host name, ``pid``/``start`` the writing process and its
+start time (Linux ``/proc``; 0 elsewhere), so a live writer's temporary is never taken for a
+stale one, even after process-id reuse. Temporaries of writers on another host (or on Windows, where a
 process cannot be probed safely) are left alone for a day.
 
 Use::
@@ -130,6 +131,14 @@ def _is_text(path: Path) -> bool:
     return True
 
 
+_COMPRESSED_SIGNATURES = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd", b"PK\x03\x04")
+
+
+def _is_table(path: Path) -> bool:
+    """Text, or a compressed file (gzip, bz2, xz, zstd, zip) as pandas writes ``.csv.gz``."""
+    return _is_text(path) or _head(path, 6).startswith(_COMPRESSED_SIGNATURES)
+
+
 def _is_png(path: Path) -> bool:
     return _head(path, 8) == b"\x89PNG\r\n\x1a\n"
 
@@ -160,7 +169,7 @@ def register_kind(
 register_kind("zarr", directory=True, recognise=_is_zarr, description="a zarr store")
 register_kind("h5ad", directory=False, recognise=_is_hdf5, description="an HDF5 (.h5ad) file")
 register_kind("json", directory=False, recognise=_is_json, description="a JSON file")
-register_kind("csv", directory=False, recognise=_is_text, description="a text (CSV) file")
+register_kind("csv", directory=False, recognise=_is_table, description="a text (CSV) file")
 register_kind("text", directory=False, recognise=_is_text, description="a text file")
 register_kind("png", directory=False, recognise=_is_png, description="a PNG image")
 register_kind("pdf", directory=False, recognise=_is_pdf, description="a PDF document")
@@ -208,8 +217,14 @@ def _writer_tag() -> str:
     return f"{_HOST}-{pid}-{_start_time(pid)}-{uuid.uuid4().hex[:8]}"
 
 
+def _extension(path: Path) -> str:
+    """The last (up to two) suffixes of ``path`` (``".csv.gz"``), kept by its temporaries so that
+    writers which infer the format or compression from the name (pandas, matplotlib) see it."""
+    return "".join(path.suffixes[-2:])
+
+
 def _sibling(path: Path, tag: str) -> Path:
-    return path.parent / f".{path.name}.{tag}-{_writer_tag()}"
+    return path.parent / f".{path.name}.{tag}-{_writer_tag()}{_extension(path)}"
 
 
 _SIBLING = re.compile(
@@ -240,6 +255,7 @@ def _writer_alive(host: str | None, pid: str | None, start: str | None, mtime: f
 def _siblings(path: Path) -> list[tuple[Path, str, bool]]:
     """Temporaries of ``path``: (sibling, "tmp" | "bak", writer alive), newest first."""
     prefix = f".{path.name}."
+    extension = _extension(path)
     found = []
     try:
         entries = list(os.scandir(path.parent))
@@ -248,7 +264,10 @@ def _siblings(path: Path) -> list[tuple[Path, str, bool]]:
     for entry in entries:
         if not entry.name.startswith(prefix):
             continue
-        match = _SIBLING.fullmatch(entry.name[len(prefix) - 1 :])
+        rest = entry.name[len(prefix) - 1 :]
+        if extension and rest.endswith(extension):
+            rest = rest[: -len(extension)]
+        match = _SIBLING.fullmatch(rest)
         if match is None:
             continue
         try:
