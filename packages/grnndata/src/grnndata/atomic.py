@@ -233,8 +233,8 @@ _SIBLING = re.compile(
 
 
 def _writer_alive(host: str | None, pid: str | None, start: str | None, mtime: float) -> bool:
-    if host is None:  # a pre-identity temporary (grnndata < 0.2): its writer is long gone
-        return False
+    if host is None:  # an earlier writer's ``.tmp-<hex>`` without identity: assume it is gone
+        return time.time() - mtime < 60.0
     if host != _HOST:
         return time.time() - mtime < _STALE_FOREIGN_SECONDS
     pid_int = int(pid)
@@ -319,10 +319,13 @@ def recover(path: str | os.PathLike) -> Path | None:
             break
         if attempt < 20:  # a live writer is between its two renames
             time.sleep(0.05)
-    for sibling, _tag, alive in _siblings(path):
-        if not alive and (os.path.lexists(path) or _tag != "bak"):
+    for sibling, tag, alive in _siblings(path):
+        if not alive and (os.path.lexists(path) or tag != "bak"):
             log.info("removing %s, left by a writer that is no longer running", sibling)
-            _remove(sibling)
+            try:
+                _remove(sibling)
+            except OSError as err:
+                log.warning("could not remove %s: %s", sibling, err)
     return restored
 
 
