@@ -133,6 +133,21 @@ def test_a_failing_writer_leaves_the_old_version_and_no_temporary(small_grn, tmp
     assert read_zarr(store).grn.nnz == small_grn.grn.nnz
 
 
+def test_the_fallback_swap_without_rename_exchange_replaces_cleanly(
+    small_grn, tmp_path, monkeypatch
+):
+    import grnndata.atomic
+
+    monkeypatch.setattr(grnndata.atomic, "_exchange", lambda a, b: False)
+    store = tmp_path / "net.zarr"
+    small_grn.write_zarr(store)
+    doubled = small_grn.copy()
+    doubled.grn = doubled.grn * 2
+    doubled.write_zarr(store)
+    assert (read_zarr(store).grn != doubled.grn).nnz == 0
+    assert _leftovers(tmp_path) == []
+
+
 # --------------------------------------------------------------------------- killed writers
 _WRITER = """
 import os, signal, sys
