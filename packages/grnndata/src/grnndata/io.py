@@ -13,16 +13,16 @@ anndata ignores this extra child when it reads ``varp/GRN``. Its attributes carr
 edges and checksums that :func:`read_zarr` checks to detect a truncated or corrupted store
 (zarr reads a missing chunk as zeros, silently).
 
-Writes are atomic: the new store/file is written beside the target under a temporary name and
-swapped in only once complete, so a crash mid-write leaves the previous file intact.
+Writes go through :mod:`grnndata.atomic`: the new store/file is written beside the target under a
+temporary name and swapped in only once complete (a directory exchange on Linux), so a crash
+mid-write leaves the previous version intact, and a path that is not a zarr store / HDF5 file
+(e.g. a folder of the user's files) is refused unless ``overwrite=True``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
-import uuid
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,7 +35,16 @@ import scipy.sparse as sp
 import zarr
 from anndata.experimental import read_dispatched
 
-from ._matrix import GRN_KEY, ORIENTATION, check_unique_genes, examples
+from ._integrity import (
+    check_sparse_group,
+    check_sparse_groups,
+    new_write_id,
+    record_manifest,
+    store_token,
+    verify_manifest,
+)
+from ._matrix import GRN_KEY, ORIENTATION, as_network, check_unique_genes, examples
+from .atomic import atomic_path, recover
 from .core import GRNAnnData
 
 try:  # anndata >= 0.11
@@ -87,32 +96,6 @@ def _plain_anndata(grn: GRNAnnData, *, with_network: bool) -> anndata.AnnData:
     )
 
 
-def _temporary_sibling(path: Path, tag: str) -> Path:
-    return path.parent / f".{path.name}.{tag}-{uuid.uuid4().hex[:12]}"
-
-
-def _is_zarr_store(path: Path) -> bool:
-    return path.is_dir() and ((path / ".zgroup").exists() or (path / "zarr.json").exists())
-
-
-def _swap_into_place(new: Path, target: Path) -> None:
-    """Move the complete ``new`` store/file to ``target``; the old one survives any failure."""
-    if not target.exists():
-        os.replace(new, target)
-        return
-    if target.is_file():
-        os.replace(new, target)
-        return
-    backup = _temporary_sibling(target, "bak")
-    os.replace(target, backup)
-    try:
-        os.replace(new, target)
-    except BaseException:
-        os.replace(backup, target)
-        raise
-    shutil.rmtree(backup, ignore_errors=True)
-
-
 def _zarr_format(requested: int | None) -> int:
     """The zarr format to write: ``requested``, else anndata's ``zarr_write_format`` (or 2)."""
     settings = getattr(anndata, "settings", None)  # anndata >= 0.11
@@ -149,6 +132,7 @@ def write_zarr(
     chunk_size: int | None = None,
     index_chunk_size: int | None = None,
     zarr_format: int | None = None,
+    overwrite: bool = False,
 ) -> None:
     """Write ``grn`` atomically to the zarr store ``store`` (a directory).
 
@@ -159,7 +143,9 @@ def write_zarr(
         ``varp/GRN`` as CSR, plus a CSC column index (see the module docstring).
     store
         Target directory. An existing zarr store there is replaced only once the new one is
-        complete; any other existing file or directory is refused (``FileExistsError``).
+        complete (:func:`grnndata.atomic.atomic_path`); any other existing file or non-empty
+        directory is refused (:class:`~grnndata.atomic.OutputExistsError`, a
+        ``FileExistsError``) unless ``overwrite``.
     chunk_size
         Elements per chunk of the CSR ``indices``/``data`` arrays (default 4096). Smaller chunks
         make multi-gene partial reads (:meth:`LazyGRN.get`) cheaper and writes slower.
@@ -170,6 +156,8 @@ def write_zarr(
         2 or 3; default: anndata's ``settings.zarr_write_format`` (2 unless changed). Format 3
         (zarr>=3, read by anndata>=0.11) groups chunks into shards of about 1M elements: a few
         dozen files instead of thousands, with the same partial reads.
+    overwrite
+        Replace ``store`` even if it is not a zarr store (its contents are deleted).
     """
     if not isinstance(grn, GRNAnnData):
         raise TypeError(f"write_zarr expects a GRNAnnData, got {type(grn).__name__}")
@@ -181,14 +169,9 @@ def write_zarr(
             f"{chunk_size!r} and {index_chunk_size!r}"
         )
     path = Path(store)
-    if path.exists() and not _is_zarr_store(path):
-        raise FileExistsError(
-            f"{str(path)!r} exists and is not a zarr store; refusing to replace it "
-            "(remove it or choose another path)"
-        )
     fmt = _zarr_format(zarr_format)
-    tmp = _temporary_sibling(path, "tmp")
-    try:
+    _validate_for_writing(grn)
+    with atomic_path(path, "zarr", overwrite=overwrite) as tmp:
         root = _open_group_for_write(tmp, fmt)
         with warnings.catch_warnings():
             # anndata announces a future default; the network's chunking is set explicitly below
@@ -212,13 +195,20 @@ def write_zarr(
                 dataset_kwargs=_chunking(index_chunk, matrix.nnz, fmt),
             )
             group[COLUMN_INDEX].attrs.update(_checksums(matrix))
+        record_manifest(root, new_write_id())
         if fmt == 2:  # consolidated metadata is not part of the zarr v3 specification
             zarr.consolidate_metadata(str(tmp))
-        _swap_into_place(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log.info("wrote %s (%d genes, %d cells)", path, grn.n_vars, grn.n_obs)
+
+
+def _validate_for_writing(grn: GRNAnnData) -> None:
+    """Refuse to write what :func:`read_zarr` / :func:`read_h5ad` would refuse to read.
+
+    The network is checked in full (square, ``n_vars``, finite: writing ``varp["GRN"]`` directly
+    bypasses the check on assignment), and gene names must still be unique.
+    """
+    check_unique_genes(grn.var_names, what="var_names (gene names)")
+    as_network(grn.varp[GRN_KEY], grn.n_vars, where="the network varp['GRN']")
 
 
 def _checksums(matrix: sp.csr_matrix) -> dict[str, Any]:
@@ -232,26 +222,27 @@ def _checksums(matrix: sp.csr_matrix) -> dict[str, Any]:
 
 
 def write_h5ad(
-    grn: GRNAnnData, filename: str | os.PathLike, *, compression: str | None = "gzip", **kwargs: Any
+    grn: GRNAnnData,
+    filename: str | os.PathLike,
+    *,
+    compression: str | None = "gzip",
+    overwrite: bool = False,
+    **kwargs: Any,
 ) -> None:
     """Write ``grn`` atomically to an h5ad file (network in ``varp/GRN``, CSR).
 
     The file is written under a temporary name beside ``filename`` and renamed over it once
-    complete, so an existing file is never left half-written. Extra ``kwargs`` go to
+    complete (:func:`grnndata.atomic.atomic_path`), so an existing file is never left
+    half-written. An existing path that is not an HDF5 file is refused
+    (:class:`~grnndata.atomic.OutputExistsError`) unless ``overwrite``. Extra ``kwargs`` go to
     :meth:`anndata.AnnData.write_h5ad`.
     """
     if not isinstance(grn, GRNAnnData):
         raise TypeError(f"write_h5ad expects a GRNAnnData, got {type(grn).__name__}")
     path = Path(filename)
-    if path.is_dir():
-        raise IsADirectoryError(f"{str(path)!r} is a directory; expected an .h5ad file path")
-    tmp = _temporary_sibling(path, "tmp")
-    try:
+    _validate_for_writing(grn)
+    with atomic_path(path, "h5ad", overwrite=overwrite) as tmp:
         _plain_anndata(grn, with_network=True).write_h5ad(tmp, compression=compression, **kwargs)
-        _swap_into_place(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     log.info("wrote %s (%d genes, %d cells)", path, grn.n_vars, grn.n_obs)
 
 
@@ -268,17 +259,26 @@ def _require_network(adata: anndata.AnnData, source: str) -> GRNAnnData:
         raise GRNStoreError(f"{source} holds an invalid network: {err}") from err
 
 
+def _existing(path: str | os.PathLike, what: str) -> Path:
+    """``path``, restored first from the backup of a writer killed mid-swap if it is missing."""
+    path = Path(path)
+    if not path.exists() and recover(path) is None:
+        raise FileNotFoundError(f"no {what} at {str(path)!r}")
+    return path
+
+
 def read_zarr(store: str | os.PathLike) -> GRNAnnData:
     """Read a whole zarr store written by grnndata or plain anndata (``varp["GRN"]`` required).
 
-    For a grnndata store the network is read from its column index (large chunks, fast) and
-    converted to CSR; it is then checked against the checksums stored at write time, and the
-    row-major ``varp/GRN/data`` array is checked for missing chunks. Raises
-    :class:`GRNStoreError` for a missing, truncated or corrupted store.
+    Every array of a grnndata store (expression, obs, var, layers, the network, ...) is first
+    compared with the manifest recorded at write time (number, size and CRC-32 of its chunk
+    objects; see :mod:`grnndata._integrity`), so a missing or damaged chunk raises instead of
+    reading as zeros. A store without a manifest (written by plain anndata) has its sparse
+    matrices checked for self-consistency. The network is read from its column index (large
+    chunks, fast) and converted to CSR, then compared with the edge count and sums recorded at
+    write time. Raises :class:`GRNStoreError` for a missing, truncated or corrupted store.
     """
-    path = Path(store)
-    if not path.exists():
-        raise FileNotFoundError(f"no zarr store at {str(path)!r}")
+    path = _existing(store, "zarr store")
     source = repr(str(path))
     try:
         root = zarr.open_group(str(path), mode="r")
@@ -289,7 +289,15 @@ def read_zarr(store: str | os.PathLike) -> GRNAnnData:
     return _read_root(root, source)
 
 
+def _verify_store(root: Any, source: str) -> None:
+    """Every array against the manifest written with the store; else sparse self-consistency."""
+    if not verify_manifest(root, source, error=GRNStoreError):
+        check_sparse_groups(root, source, error=GRNStoreError)
+
+
 def _read_root(root: Any, source: str) -> GRNAnnData:
+    _verify_store(root, source)
+
     def callback(read: Any, elem_name: str, elem: Any, iospec: Any) -> Any:
         if elem_name.rstrip("/").endswith(f"varp/{GRN_KEY}") and _column_index(elem) is not None:
             return sp.csr_matrix(read(elem[COLUMN_INDEX]))
@@ -373,9 +381,7 @@ def _verify_checksums(root: Any, grn: GRNAnnData, source: str) -> None:
 
 def read_h5ad(filename: str | os.PathLike) -> GRNAnnData:
     """Read an h5ad file with a network in ``varp["GRN"]`` (grnndata, original grnndata 1.x, anndata)."""
-    path = Path(filename)
-    if not path.exists():
-        raise FileNotFoundError(f"no h5ad file at {str(path)!r}")
+    path = _existing(filename, "h5ad file")
     try:
         adata = anndata.read_h5ad(path)
     except Exception as err:
@@ -402,6 +408,7 @@ class _CompressedAxis:
         self.data = group["data"]
         self.source = source
         self.canonical = canonical
+        self.n_minor = int(group.attrs["shape"][1])  # square: rows and columns are the genes
         self._indptr: np.ndarray | None = None
 
     @property
@@ -448,6 +455,11 @@ class _CompressedAxis:
             ) from err
         minor = np.asarray(minor, dtype=np.int64)
         weight = np.asarray(weight, dtype=np.float32)
+        if minor.size and (minor.min() < 0 or minor.max() >= self.n_minor):
+            raise GRNStoreError(
+                f"{self.source} is corrupted: an edge points to gene {int(minor.max())}, "
+                f"outside the {self.n_minor} genes"
+            )
         if self.canonical:
             self._check(owner, minor, weight)
         return owner, minor, weight
@@ -474,11 +486,23 @@ class LazyGRN:
     Queries read only the chunks they need: :meth:`targets` one row of the CSR ``varp/GRN``,
     :meth:`regulators` one column of the CSC column index, :meth:`get` the rows of the requested
     genes. Use :func:`open_zarr` to create one.
+
+    Opening checks that no chunk of the genes, the network or its metadata is missing or
+    resized (against the store's manifest; a store without one has its sparse network checked
+    for consistency). Every query then checks that the store was not replaced since it was
+    opened (new write id, or a new directory at the path) and raises :class:`GRNStoreError`
+    if it was: open it again to read the new version.
     """
+
+    _READ_PREFIXES = ("var/", f"varp/{GRN_KEY}/", "uns/grn/")
 
     def __init__(self, root: Any, source: str) -> None:
         self.source = source
         self._root = root
+        self._token = store_token(root)
+        has_manifest = verify_manifest(
+            root, source, prefixes=self._READ_PREFIXES, contents=False, error=GRNStoreError
+        )
         try:
             var = root["var"]
             index_key = var.attrs.get("_index", "_index")
@@ -519,7 +543,22 @@ class LazyGRN:
             raise GRNStoreError(
                 f"{source}: varp['GRN'] has shape {self.shape} but there are {len(self.var_names)} genes"
             )
+        if not has_manifest:
+            sparse = [(f"varp/{GRN_KEY}", node)] if self._dense is None else []
+            if encoding == "csr_matrix" and COLUMN_INDEX in node:
+                sparse.append((f"varp/{GRN_KEY}/{COLUMN_INDEX}", node[COLUMN_INDEX]))
+            for name, group in sparse:  # indices are range-checked query by query
+                check_sparse_group(group, name, source, error=GRNStoreError, read_indices=False)
         self._positions = pd.Series(np.arange(len(self.var_names)), index=self.var_names)
+        self._check_unchanged()
+
+    def _check_unchanged(self) -> None:
+        """Raise :class:`GRNStoreError` if the store was replaced since it was opened."""
+        if store_token(self._root) != self._token:
+            raise GRNStoreError(
+                f"{self.source} was replaced (rewritten) since it was opened; results could mix "
+                "the old and new versions. Open it again with grnndata.open_zarr"
+            )
 
     def __repr__(self) -> str:
         return f"LazyGRN({self.source}, {len(self.var_names)} genes, {self.nnz} edges, regulators x targets)"
@@ -534,7 +573,9 @@ class LazyGRN:
         """``uns["grn"]`` of the store (empty dict if absent)."""
         if "uns" not in self._root or "grn" not in self._root["uns"]:
             return {}
-        return dict(read_elem(self._root["uns"]["grn"]))
+        meta = dict(read_elem(self._root["uns"]["grn"]))
+        self._check_unchanged()
+        return meta
 
     def _position(self, gene: str) -> int:
         try:
@@ -549,6 +590,7 @@ class LazyGRN:
         keep = weights != 0
         positions, weights = positions[keep], weights[keep]
         order = np.lexsort((positions, -weights.astype(np.float64)))
+        self._check_unchanged()
         return pd.Series(
             weights[order].astype(np.float32),
             index=pd.Index(self.var_names.to_numpy()[positions[order]], dtype=object),
@@ -626,9 +668,11 @@ class LazyGRN:
             block = sp.csr_matrix((weights, (owner, other)), shape=(k, k), dtype=np.float32)
         var = self._read_var_rows(positions)
         out = GRNAnnData(X=sp.csr_matrix((0, k), dtype=np.float32), grn=block, var=var)
-        meta = self.metadata
+        meta = self.metadata  # also checks that the store was not replaced meanwhile
         if meta:
             out.uns["grn"] = meta
+        else:
+            self._check_unchanged()
         return out
 
     def _read_var_rows(self, positions: np.ndarray) -> pd.DataFrame:
@@ -638,7 +682,10 @@ class LazyGRN:
 
     def load(self) -> GRNAnnData:
         """Read the whole store (expression included) with :func:`read_zarr` semantics."""
-        return _read_root(self._root, self.source)
+        self._check_unchanged()
+        out = _read_root(self._root, self.source)
+        self._check_unchanged()
+        return out
 
 
 def open_zarr(store: str | os.PathLike | Any) -> LazyGRN:
@@ -647,9 +694,7 @@ def open_zarr(store: str | os.PathLike | Any) -> LazyGRN:
     ``store`` is a path or any zarr store / group (e.g. a wrapper that counts bytes read).
     """
     if isinstance(store, str | os.PathLike):
-        path = Path(store)
-        if not path.exists():
-            raise FileNotFoundError(f"no zarr store at {str(path)!r}")
+        path = _existing(store, "zarr store")
         source = repr(str(path))
         target: Any = str(path)
     else:
