@@ -29,6 +29,7 @@ _TABLE_METRICS = (
     "ap",
     "epr",
     "auprc_ratio",
+    "auprc_trapezoid",
     "precision",
     "recall",
     "odds_ratio",
