@@ -7,7 +7,7 @@ float32 whose entry ``[i, j]`` is the weight of the edge from gene ``i`` (regula
 
 __version__ = "0.1.0"
 
-from . import analysis, plot
+from . import analysis, atomic, plot
 from .core import GRNAnnData, from_edges
 from .io import GRNStoreError, LazyGRN, open_zarr, read_h5ad, read_zarr, write_h5ad, write_zarr
 
@@ -17,6 +17,7 @@ __all__ = [
     "LazyGRN",
     "__version__",
     "analysis",
+    "atomic",
     "from_edges",
     "open_zarr",
     "plot",

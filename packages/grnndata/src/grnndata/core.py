@@ -447,6 +447,7 @@ class GRNAnnData(anndata.AnnData):
         chunk_size: int | None = None,
         index_chunk_size: int | None = None,
         zarr_format: int | None = None,
+        overwrite: bool = False,
     ) -> None:
         """Write atomically to a zarr store; see :func:`grnndata.io.write_zarr`."""
         from .io import write_zarr
@@ -457,15 +458,21 @@ class GRNAnnData(anndata.AnnData):
             chunk_size=chunk_size,
             index_chunk_size=index_chunk_size,
             zarr_format=zarr_format,
+            overwrite=overwrite,
         )
 
     def write_h5ad(  # type: ignore[override]
-        self, filename: str | os.PathLike, *, compression: str | None = "gzip", **kwargs: Any
+        self,
+        filename: str | os.PathLike,
+        *,
+        compression: str | None = "gzip",
+        overwrite: bool = False,
+        **kwargs: Any,
     ) -> None:
         """Write atomically to an h5ad file; see :func:`grnndata.io.write_h5ad`."""
         from .io import write_h5ad
 
-        write_h5ad(self, filename, compression=compression, **kwargs)
+        write_h5ad(self, filename, compression=compression, overwrite=overwrite, **kwargs)
 
     def _write_h5ad_plain(self, filename: str | os.PathLike, **kwargs: Any) -> None:
         super().write_h5ad(filename, **kwargs)

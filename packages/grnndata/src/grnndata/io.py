@@ -13,16 +13,16 @@ anndata ignores this extra child when it reads ``varp/GRN``. Its attributes carr
 edges and checksums that :func:`read_zarr` checks to detect a truncated or corrupted store
 (zarr reads a missing chunk as zeros, silently).
 
-Writes are atomic: the new store/file is written beside the target under a temporary name and
-swapped in only once complete, so a crash mid-write leaves the previous file intact.
+Writes go through :mod:`grnndata.atomic`: the new store/file is written beside the target under a
+temporary name and swapped in only once complete (a directory exchange on Linux), so a crash
+mid-write leaves the previous version intact, and a path that is not a zarr store / HDF5 file
+(e.g. a folder of the user's files) is refused unless ``overwrite=True``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
-import uuid
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,6 +36,7 @@ import zarr
 from anndata.experimental import read_dispatched
 
 from ._matrix import GRN_KEY, ORIENTATION, check_unique_genes, examples
+from .atomic import atomic_path, recover
 from .core import GRNAnnData
 
 try:  # anndata >= 0.11
@@ -87,32 +88,6 @@ def _plain_anndata(grn: GRNAnnData, *, with_network: bool) -> anndata.AnnData:
     )
 
 
-def _temporary_sibling(path: Path, tag: str) -> Path:
-    return path.parent / f".{path.name}.{tag}-{uuid.uuid4().hex[:12]}"
-
-
-def _is_zarr_store(path: Path) -> bool:
-    return path.is_dir() and ((path / ".zgroup").exists() or (path / "zarr.json").exists())
-
-
-def _swap_into_place(new: Path, target: Path) -> None:
-    """Move the complete ``new`` store/file to ``target``; the old one survives any failure."""
-    if not target.exists():
-        os.replace(new, target)
-        return
-    if target.is_file():
-        os.replace(new, target)
-        return
-    backup = _temporary_sibling(target, "bak")
-    os.replace(target, backup)
-    try:
-        os.replace(new, target)
-    except BaseException:
-        os.replace(backup, target)
-        raise
-    shutil.rmtree(backup, ignore_errors=True)
-
-
 def _zarr_format(requested: int | None) -> int:
     """The zarr format to write: ``requested``, else anndata's ``zarr_write_format`` (or 2)."""
     settings = getattr(anndata, "settings", None)  # anndata >= 0.11
@@ -149,6 +124,7 @@ def write_zarr(
     chunk_size: int | None = None,
     index_chunk_size: int | None = None,
     zarr_format: int | None = None,
+    overwrite: bool = False,
 ) -> None:
     """Write ``grn`` atomically to the zarr store ``store`` (a directory).
 
@@ -159,7 +135,9 @@ def write_zarr(
         ``varp/GRN`` as CSR, plus a CSC column index (see the module docstring).
     store
         Target directory. An existing zarr store there is replaced only once the new one is
-        complete; any other existing file or directory is refused (``FileExistsError``).
+        complete (:func:`grnndata.atomic.atomic_path`); any other existing file or non-empty
+        directory is refused (:class:`~grnndata.atomic.OutputExistsError`, a
+        ``FileExistsError``) unless ``overwrite``.
     chunk_size
         Elements per chunk of the CSR ``indices``/``data`` arrays (default 4096). Smaller chunks
         make multi-gene partial reads (:meth:`LazyGRN.get`) cheaper and writes slower.
@@ -170,6 +148,8 @@ def write_zarr(
         2 or 3; default: anndata's ``settings.zarr_write_format`` (2 unless changed). Format 3
         (zarr>=3, read by anndata>=0.11) groups chunks into shards of about 1M elements: a few
         dozen files instead of thousands, with the same partial reads.
+    overwrite
+        Replace ``store`` even if it is not a zarr store (its contents are deleted).
     """
     if not isinstance(grn, GRNAnnData):
         raise TypeError(f"write_zarr expects a GRNAnnData, got {type(grn).__name__}")
@@ -181,14 +161,8 @@ def write_zarr(
             f"{chunk_size!r} and {index_chunk_size!r}"
         )
     path = Path(store)
-    if path.exists() and not _is_zarr_store(path):
-        raise FileExistsError(
-            f"{str(path)!r} exists and is not a zarr store; refusing to replace it "
-            "(remove it or choose another path)"
-        )
     fmt = _zarr_format(zarr_format)
-    tmp = _temporary_sibling(path, "tmp")
-    try:
+    with atomic_path(path, "zarr", overwrite=overwrite) as tmp:
         root = _open_group_for_write(tmp, fmt)
         with warnings.catch_warnings():
             # anndata announces a future default; the network's chunking is set explicitly below
@@ -214,10 +188,6 @@ def write_zarr(
             group[COLUMN_INDEX].attrs.update(_checksums(matrix))
         if fmt == 2:  # consolidated metadata is not part of the zarr v3 specification
             zarr.consolidate_metadata(str(tmp))
-        _swap_into_place(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log.info("wrote %s (%d genes, %d cells)", path, grn.n_vars, grn.n_obs)
 
 
@@ -232,26 +202,26 @@ def _checksums(matrix: sp.csr_matrix) -> dict[str, Any]:
 
 
 def write_h5ad(
-    grn: GRNAnnData, filename: str | os.PathLike, *, compression: str | None = "gzip", **kwargs: Any
+    grn: GRNAnnData,
+    filename: str | os.PathLike,
+    *,
+    compression: str | None = "gzip",
+    overwrite: bool = False,
+    **kwargs: Any,
 ) -> None:
     """Write ``grn`` atomically to an h5ad file (network in ``varp/GRN``, CSR).
 
     The file is written under a temporary name beside ``filename`` and renamed over it once
-    complete, so an existing file is never left half-written. Extra ``kwargs`` go to
+    complete (:func:`grnndata.atomic.atomic_path`), so an existing file is never left
+    half-written. An existing path that is not an HDF5 file is refused
+    (:class:`~grnndata.atomic.OutputExistsError`) unless ``overwrite``. Extra ``kwargs`` go to
     :meth:`anndata.AnnData.write_h5ad`.
     """
     if not isinstance(grn, GRNAnnData):
         raise TypeError(f"write_h5ad expects a GRNAnnData, got {type(grn).__name__}")
     path = Path(filename)
-    if path.is_dir():
-        raise IsADirectoryError(f"{str(path)!r} is a directory; expected an .h5ad file path")
-    tmp = _temporary_sibling(path, "tmp")
-    try:
+    with atomic_path(path, "h5ad", overwrite=overwrite) as tmp:
         _plain_anndata(grn, with_network=True).write_h5ad(tmp, compression=compression, **kwargs)
-        _swap_into_place(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     log.info("wrote %s (%d genes, %d cells)", path, grn.n_vars, grn.n_obs)
 
 
@@ -268,6 +238,14 @@ def _require_network(adata: anndata.AnnData, source: str) -> GRNAnnData:
         raise GRNStoreError(f"{source} holds an invalid network: {err}") from err
 
 
+def _existing(path: str | os.PathLike, what: str) -> Path:
+    """``path``, restored first from the backup of a writer killed mid-swap if it is missing."""
+    path = Path(path)
+    if not path.exists() and recover(path) is None:
+        raise FileNotFoundError(f"no {what} at {str(path)!r}")
+    return path
+
+
 def read_zarr(store: str | os.PathLike) -> GRNAnnData:
     """Read a whole zarr store written by grnndata or plain anndata (``varp["GRN"]`` required).
 
@@ -276,9 +254,7 @@ def read_zarr(store: str | os.PathLike) -> GRNAnnData:
     row-major ``varp/GRN/data`` array is checked for missing chunks. Raises
     :class:`GRNStoreError` for a missing, truncated or corrupted store.
     """
-    path = Path(store)
-    if not path.exists():
-        raise FileNotFoundError(f"no zarr store at {str(path)!r}")
+    path = _existing(store, "zarr store")
     source = repr(str(path))
     try:
         root = zarr.open_group(str(path), mode="r")
@@ -373,9 +349,7 @@ def _verify_checksums(root: Any, grn: GRNAnnData, source: str) -> None:
 
 def read_h5ad(filename: str | os.PathLike) -> GRNAnnData:
     """Read an h5ad file with a network in ``varp["GRN"]`` (grnndata, original grnndata 1.x, anndata)."""
-    path = Path(filename)
-    if not path.exists():
-        raise FileNotFoundError(f"no h5ad file at {str(path)!r}")
+    path = _existing(filename, "h5ad file")
     try:
         adata = anndata.read_h5ad(path)
     except Exception as err:
@@ -647,9 +621,7 @@ def open_zarr(store: str | os.PathLike | Any) -> LazyGRN:
     ``store`` is a path or any zarr store / group (e.g. a wrapper that counts bytes read).
     """
     if isinstance(store, str | os.PathLike):
-        path = Path(store)
-        if not path.exists():
-            raise FileNotFoundError(f"no zarr store at {str(path)!r}")
+        path = _existing(store, "zarr store")
         source = repr(str(path))
         target: Any = str(path)
     else:

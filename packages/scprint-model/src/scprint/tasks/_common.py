@@ -8,11 +8,8 @@ model in batches. Nothing here knows about a particular task.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import shutil
-import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +22,7 @@ import scipy.sparse as sp
 import torch
 from tqdm.auto import tqdm
 
+from grnndata import atomic
 from scprint.data import ORGANISMS, CellSource
 from scprint.training.checkpoint import resolve_device
 
@@ -33,9 +31,12 @@ log = logging.getLogger(__name__)
 __all__ = [
     "GeneMatch",
     "check_cells_organism",
+    "check_finite_counts",
+    "check_unique_var_names",
     "counts_matrix",
     "iter_model_batches",
     "load_model",
+    "output_kind",
     "prepare",
     "resolve_device",
     "write_anndata",
@@ -155,16 +156,18 @@ class GeneMatch:
 def prepare(adata: ad.AnnData, pretrained: Any) -> GeneMatch:
     """All input checks of a task; returns the genes of ``adata`` the model knows.
 
-    Raises ``ValueError`` when ``X`` does not hold raw integer counts or has empty cells, when
-    the cells come from another organism than the model's (:func:`check_cells_organism`), or
-    when fewer genes than the vocabulary's documented minimum
-    (:data:`scprint.data.MIN_OVERLAP_GENES`) are known to the model; the overlap is logged
-    (``scprint.data.source`` logger, INFO).
+    Raises ``ValueError`` when ``var_names`` has duplicates, when ``X`` does not hold finite raw
+    integer counts or has empty cells, when the cells come from another organism than the
+    model's (:func:`check_cells_organism`), or when fewer genes than the vocabulary's
+    documented minimum (:data:`scprint.data.MIN_OVERLAP_GENES`) are known to the model; the
+    overlap is logged (``scprint.data.source`` logger, INFO).
     """
     if not isinstance(adata, ad.AnnData):
         raise TypeError(f"expected an AnnData, got {type(adata).__name__}")
     if adata.n_obs == 0:
         raise ValueError("the AnnData has no cells (n_obs == 0)")
+    check_unique_var_names(adata)
+    check_finite_counts(adata.X)
     source = CellSource(adata)
     check_cells_organism(adata, [pretrained.vocab.organism])
     source.bind(pretrained.vocab)
@@ -175,12 +178,59 @@ def prepare(adata: ad.AnnData, pretrained: Any) -> GeneMatch:
     )
 
 
+def check_unique_var_names(adata: ad.AnnData) -> None:
+    """Raise ``ValueError`` when ``adata.var_names`` holds a gene twice (one would be dropped)."""
+    names = pd.Index(adata.var_names)
+    if names.has_duplicates:
+        repeated = names[names.duplicated()].unique()
+        raise ValueError(
+            f"adata.var_names has {len(repeated)} duplicated gene name(s), e.g. "
+            f"{[str(g) for g in repeated[:3]]}; each gene must be one column. Sum the duplicated "
+            "columns or keep one of each, e.g. adata = adata[:, ~adata.var_names.duplicated()]"
+        )
+
+
+_FINITE_CHECK_ROWS = 10_000
+
+
+def check_finite_counts(matrix: Any) -> None:
+    """Raise ``ValueError`` naming a cell when the counts ``matrix`` (cells x genes) hold NaN or inf.
+
+    A backed (on-disk) matrix is read ``_FINITE_CHECK_ROWS`` cells at a time.
+    """
+    n_rows = matrix.shape[0]
+    in_memory = sp.issparse(matrix) or isinstance(matrix, np.ndarray)
+    step = max(n_rows, 1) if in_memory else _FINITE_CHECK_ROWS
+    for start in range(0, n_rows, step):
+        block = matrix if in_memory else matrix[start : start + step]
+        if sp.issparse(block):
+            block = sp.csr_matrix(block)
+            values = block.data
+        else:
+            values = np.asarray(block)
+        bad = np.flatnonzero(~np.isfinite(values.ravel()))
+        if bad.size:
+            first = int(bad[0])
+            if sp.issparse(block):
+                row = int(np.searchsorted(block.indptr, first, side="right")) - 1
+            else:
+                row = first // max(values.shape[1] if values.ndim == 2 else 1, 1)
+            raise ValueError(
+                f"X must hold finite raw counts; found {bad.size} non-finite value(s), e.g. "
+                f"{float(values.ravel()[first])!r} in cell {start + row}. Put the raw integer "
+                "counts in X, e.g. adata.X = adata.layers['counts']"
+            )
+
+
 def counts_matrix(adata: ad.AnnData) -> sp.csr_matrix:
-    """``adata.X`` as a float32 CSR matrix (cells x genes)."""
+    """``adata.X`` as a float32 CSR matrix (cells x genes); ``ValueError`` on NaN or infinity."""
     matrix = adata.X
     if sp.issparse(matrix):
-        return sp.csr_matrix(matrix, dtype=np.float32)
-    return sp.csr_matrix(np.asarray(matrix, dtype=np.float32))
+        out = sp.csr_matrix(matrix, dtype=np.float32)
+    else:
+        out = sp.csr_matrix(np.asarray(matrix, dtype=np.float32))
+    check_finite_counts(out)
+    return out
 
 
 def var_names_to_vocab(adata: ad.AnnData, match: GeneMatch, var_indices: np.ndarray) -> np.ndarray:
@@ -269,50 +319,39 @@ def provenance(pretrained: Any, **parameters: Any) -> dict[str, Any]:
     return {key: value for key, value in record.items() if value is not None}
 
 
-def write_json(payload: Any, path: str | os.PathLike) -> Path:
-    """Write ``payload`` as JSON atomically (temporary sibling, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        tmp.write_text(json.dumps(payload, indent=2))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+def write_json(payload: Any, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write ``payload`` as JSON atomically (:func:`grnndata.atomic.write_json`).
+
+    An existing ``path`` that is not a JSON file is refused
+    (:class:`grnndata.atomic.OutputExistsError`) unless ``overwrite``.
+    """
+    return atomic.write_json(path, payload, overwrite=overwrite)
 
 
-def write_anndata(adata: ad.AnnData, path: str | os.PathLike) -> Path:
+def write_anndata(adata: ad.AnnData, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Write ``adata`` atomically to ``path`` (``.h5ad`` file or ``.zarr`` folder).
 
-    The data go to a temporary sibling first and are renamed into place, so a reader never sees a
-    half-written file and an existing output is only replaced once the new one is complete.
+    The data go to a temporary sibling first and are swapped into place
+    (:func:`grnndata.atomic.atomic_path`), so a reader never sees a half-written output and an
+    existing output is only replaced once the new one is complete. An existing path that is not
+    an output of the same kind (an HDF5 file for ``.h5ad``, a zarr store for ``.zarr``, e.g. a
+    folder of the user's files) is refused (:class:`grnndata.atomic.OutputExistsError`) unless
+    ``overwrite``.
     """
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".h5ad", ".zarr"):
-        raise ValueError(f"output must end in .h5ad or .zarr, got {str(path)!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        if suffix == ".h5ad":
+    kind = output_kind(path)
+    with atomic.atomic_path(path, kind, overwrite=overwrite) as tmp:
+        if kind == "h5ad":
             adata.write_h5ad(tmp)
-            os.replace(tmp, path)
         else:
             adata.write_zarr(tmp)
-            if path.exists():
-                old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
-                os.replace(path, old)
-                os.replace(tmp, path)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            if tmp.is_dir():
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:
-                tmp.unlink()
     log.info("wrote %s", path)
     return path
+
+
+def output_kind(path: str | os.PathLike) -> str:
+    """The :mod:`grnndata.atomic` kind of an AnnData output path: ``"h5ad"`` or ``"zarr"``."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".h5ad", ".zarr"):
+        raise ValueError(f"output must end in .h5ad or .zarr, got {str(path)!r}")
+    return suffix[1:]
