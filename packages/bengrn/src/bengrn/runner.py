@@ -156,7 +156,13 @@ def _check_result(result: Any, genes: pd.Index) -> None:
 
 
 def _infer_child(
-    spec: str, params: dict[str, Any], input_path: str, zarr_path: str, info_path: str, tmpdir: str
+    spec: str,
+    params: dict[str, Any],
+    input_path: str,
+    zarr_path: str,
+    info_path: str,
+    tmpdir: str,
+    benchmark_pid: int,
 ) -> None:
     """Forkserver child: infer, check, write the network and an info file (never raises).
 
@@ -166,6 +172,7 @@ def _infer_child(
     """
     os.setsid()
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    _watch_benchmark(benchmark_pid, _pid_start(benchmark_pid))
     os.environ["TMPDIR"] = tempfile.tempdir = tmpdir  # removed by the parent afterwards
     logging.basicConfig(level=logging.WARNING)
     info: dict[str, Any] = {"status": "failed"}
@@ -188,6 +195,33 @@ def _infer_child(
         info["traceback"] = traceback.format_exc()[-4000:]
     info["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     _write_json(Path(info_path), info)
+
+
+def _pid_start(pid: int) -> str | None:
+    """Start time of process ``pid`` (Linux ``/proc``), ``None`` when it no longer runs."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return None if fields[0] in ("Z", "X") else fields[19]
+
+
+def _watch_benchmark(benchmark_pid: int, started: str | None, interval: float = 0.5) -> None:
+    """Stop this inference process (SIGTERM, so its cleanup runs) when the benchmark process that
+    started it is gone, e.g. SIGKILLed: no inference keeps running after a killed benchmark."""
+    import threading
+
+    def watch() -> None:
+        while _pid_start(benchmark_pid) == started:
+            time.sleep(interval)
+        log.warning("the benchmark process %d is gone; stopping this inference", benchmark_pid)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(_TERM_GRACE_SECONDS)
+        os.killpg(os.getpid(), signal.SIGKILL)
+
+    if started is not None:
+        threading.Thread(target=watch, name="bengrn-watch-benchmark", daemon=True).start()
 
 
 def _exit_on_sigterm(signum: int, frame: Any) -> None:
@@ -225,7 +259,15 @@ def _infer(
     tmpdir = Path(tempfile.mkdtemp(prefix="bengrn-infer-"))  # the child's TMPDIR
     proc = ctx.Process(
         target=_infer_child,
-        args=(spec, params, str(input_path), str(zarr_path), str(info_path), str(tmpdir)),
+        args=(
+            spec,
+            params,
+            str(input_path),
+            str(zarr_path),
+            str(info_path),
+            str(tmpdir),
+            os.getpid(),
+        ),
     )
     proc.start()
     timed_out, finished_at = False, None
