@@ -95,9 +95,9 @@ def case(kind: str, n: int, files: str | None, density: float = DENSITY) -> dict
     rss_before = (
         int(Path("/proc/self/statm").read_text().split()[1]) * resource.getpagesize() / 2**20
     )
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     out = score(grn, truth, predicted_genes=genes, truth_genes=genes)
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     row = {k: out[k] for k in ("auprc", "ap", "auprc_trapezoid", "epr", "n_true_edges")}
     if kind == "dense" and n <= 2000:
         from sklearn.metrics import average_precision_score
@@ -106,6 +106,7 @@ def case(kind: str, n: int, files: str | None, density: float = DENSITY) -> dict
         row["sklearn_ap"] = float(average_precision_score(truth.toarray()[off], grn[off]))
     row.update(
         seconds=seconds,
+        cpu_seconds=cpu_seconds,
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         rss_before_call_mb=rss_before,
         load_avg_1min=round(os.getloadavg()[0], 2),
@@ -184,14 +185,19 @@ def main() -> None:
         rows.append({"implementation": "bengrn (ours)", "input": label, **ours})
         log.info("ours %s: %.2fs %.0f MiB", label, ours["seconds"], ours["peak_rss_mb"])
     notes = (
-        "Synthetic networks (seeded; truth density 0.002, +0.3 on true edges). `seconds` = the metric "
-        "call only; `peak_rss_mb` = peak RSS of the process, input network included (a 20,000 x 20,000 "
+        "Synthetic networks (seeded; truth density 0.002 unless stated, +0.3 on true edges). "
+        "`seconds` = wall time of the metric call only; `cpu_seconds` = CPU time of the process "
+        "during the call, all threads summed (the call uses up to 4 threads for its sort), which "
+        "load from other jobs does not inflate; `load_avg_1min` = the machine's load average "
+        "after the call (above 2 on this 2-core machine means the cores were shared and wall "
+        "times are inflated); `peak_rss_mb` = peak RSS of the process, input network included (a 20,000 x 20,000 "
         "float32 network is 1,526 MiB by itself); `rss_before_call_mb` = RSS just before the call "
-        "(inputs loaded), so the call's own extra memory is at most the difference. Ours is exact (AP equals scikit-learn's "
-        "`average_precision_score`, column `sklearn_ap` at 2,000 genes) and excludes self-loops; bengrn "
-        "1.3.2 approximates AUPRC on ~130 quantile thresholds and counts the diagonal, so its values "
-        "differ slightly. Wall times on the 2-core machine; a run made while other jobs shared the "
-        "cores is inflated 2-5x. Peer: "
+        "(inputs loaded), so the call's own extra memory is at most the difference. Ours is exact "
+        "(AP equals scikit-learn's `average_precision_score`, column `sklearn_ap` at 2,000 genes; "
+        "`auprc` is the Davis & Goadrich interpolated area, `auprc_trapezoid` scikit-learn's "
+        "`auc(precision_recall_curve)`) and excludes self-loops; bengrn 1.3.2 approximates the "
+        "trapezoid AUPRC on ~130 quantile thresholds and counts the diagonal, so its values differ "
+        "slightly. Peer: "
         + (
             peer_reason
             or "bengrn 1.3.2, numpy "
