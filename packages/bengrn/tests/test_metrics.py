@@ -422,3 +422,29 @@ def test_dense_blocks_and_threads_give_the_same_counts(monkeypatch):
     for key in ("auprc", "ap", "auprc_trapezoid", "epr", "odds_ratio", "precision"):
         assert blocks[key] == whole[key], key
     pd.testing.assert_frame_equal(blocks["curve"], whole["curve"])
+
+
+_EDGE = pd.DataFrame({"regulator": ["a"], "target": ["b"]})
+_ABC = {"predicted_genes": list("abc")}
+
+
+@pytest.mark.parametrize(
+    ("predicted", "truth", "options", "error", "match"),
+    [
+        ("net.zarr", _EDGE, {}, TypeError, "expected a GRNAnnData.*got str 'net.zarr'"),
+        (np.ones((3, 3)), None, _ABC, TypeError, "truth: expected a GRNAnnData"),
+        (np.ones((3, 3)), _EDGE[["regulator"]], _ABC, ValueError, "an edge table \\(columns"),
+        (_EDGE.assign(weight=["high"]), _EDGE, {}, ValueError, "weights must be numbers.*'high'"),
+        (np.ones((3, 3), complex), _EDGE, _ABC, ValueError, "must be real numbers"),
+        (
+            np.eye(3),
+            _EDGE,
+            {**_ABC, "return_curve": True, "max_curve_points": 0},
+            ValueError,
+            "max_curve_points must be an integer >= 2",
+        ),
+    ],
+)
+def test_bad_inputs_name_what_was_wrong(predicted, truth, options, error, match):
+    with pytest.raises(error, match=match):
+        score(predicted, truth, **options)

@@ -155,7 +155,14 @@ def _from_edge_table(
     if weights is None:
         values = np.ones(int(keep.sum()), dtype=np.float32)
     else:
-        values = np.abs(pd.to_numeric(weights).to_numpy(dtype=np.float64)[keep])
+        try:
+            numeric = pd.to_numeric(weights).to_numpy(dtype=np.float64)
+        except (ValueError, TypeError) as err:
+            raise ValueError(
+                f"{name}: the edge table's weights must be numbers; got values like "
+                f"[{_example(weights)}] ({err})"
+            ) from None
+        values = np.abs(numeric[keep])
         if np.isnan(values).any():
             raise ValueError(f"{name}: the edge table's weights contain NaN")
     coo = sp.coo_matrix((values, (r[keep], t[keep])), shape=(len(names),) * 2)
@@ -186,12 +193,19 @@ def as_network(obj: Any, genes: Iterable[str] | None = None, *, name: str = "pre
     elif isinstance(obj, pd.DataFrame):
         if not obj.index.equals(obj.columns):
             raise ValueError(
-                f"{name}: a DataFrame network must have the same genes as index (regulators) and "
-                f"columns (targets) in the same order; got index [{_example(obj.index)}] and "
-                f"columns [{_example(obj.columns)}]"
+                f"{name}: a DataFrame must be an edge table (columns 'regulator', 'target' and "
+                "optionally 'weight') or a square network with the same genes as index "
+                "(regulators) and columns (targets) in the same order; got index "
+                f"[{_example(obj.index)}] and columns [{_example(obj.columns)}]"
             )
         matrix, names = obj.to_numpy(), pd.Index(obj.index.astype(str))
     else:
+        if obj is None or isinstance(obj, str | bytes | os.PathLike | dict | list | tuple):
+            raise TypeError(
+                f"{name}: expected a GRNAnnData / AnnData with varp['GRN'], a DataFrame (square "
+                "network or edge table) or a square numpy / scipy sparse matrix with genes; got "
+                f"{type(obj).__name__} {str(obj)[:60]!r}"
+            )
         if genes is None:
             raise ValueError(
                 f"{name}: a bare matrix needs `genes` (the names of its rows and columns)"
@@ -215,8 +229,11 @@ def as_network(obj: Any, genes: Iterable[str] | None = None, *, name: str = "pre
         data = matrix.data
     else:
         data = matrix
-    if not np.issubdtype(np.asarray(data).dtype, np.number) and np.asarray(data).dtype != bool:
-        raise ValueError(f"{name}: network scores must be numeric; got dtype {data.dtype}")
+    kind = np.asarray(data).dtype
+    if kind != np.dtype(bool) and (
+        not np.issubdtype(kind, np.number) or np.issubdtype(kind, np.complexfloating)
+    ):
+        raise ValueError(f"{name}: network scores must be real numbers; got dtype {kind}")
     if np.issubdtype(np.asarray(data).dtype, np.floating) and np.asarray(data).size:
         if np.isnan(np.min(data)):
             coo = sp.coo_matrix(matrix)
@@ -599,6 +616,14 @@ def score_arrays(
             "edges); check the gene overlap and the regulator restriction"
         )
     _check_cutoff(top_k, threshold, n_universe)
+    if return_curve and (
+        isinstance(max_curve_points, bool)
+        or not isinstance(max_curve_points, int | np.integer)
+        or max_curve_points < 2
+    ):
+        raise ValueError(
+            f"max_curve_points must be an integer >= 2 (the curve's ends); got {max_curve_points!r}"
+        )
     pos_sorted = np.sort(pos_scores.astype(np.float64))
     thresholds, first = np.unique(pos_sorted, return_index=True)  # ascending
     n_ge, n_gt = index.count_ge_gt(thresholds)
