@@ -186,7 +186,7 @@ def test_timeout_kills_the_whole_command_group_and_removes_its_temp_folder(data_
     frame = run_benchmark(
         [f"slow=cmd:{program}"], [task], tmp_path / "out", timeout=10, report=False
     )
-    assert "time limit of 10 s" in frame.loc[0, "error"]
+    assert "time limit of 15 s" in frame.loc[0, "error"]
     program_pid, child_pid, input_path = pidfile.read_text().split()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and not (_gone(int(program_pid)) and _gone(int(child_pid))):
