@@ -47,3 +47,13 @@ def sleeps(adata: AnnData) -> GRNAnnData:
     """Never finishes in time."""
     time.sleep(60)
     return mean_product(adata)
+
+
+def all_zero(adata: AnnData) -> GRNAnnData:
+    """A network with no non-zero edge (degenerate)."""
+    return GRNAnnData.from_matrix(np.zeros((adata.n_vars, adata.n_vars)), list(adata.var_names))
+
+
+def constant(adata: AnnData) -> GRNAnnData:
+    """The same score on every edge (degenerate)."""
+    return GRNAnnData.from_matrix(np.ones((adata.n_vars, adata.n_vars)), list(adata.var_names))

@@ -1,7 +1,10 @@
-"""Metrics: equal to scikit-learn on random inputs with ties, exact on hand-computed cases,
+"""Metrics: equal to scikit-learn / brute-force references on random inputs with ties, exact on
+hand-computed cases, not fooled by ties (constant, all-zero, binary networks score as random),
 sensible on real networks, and specific errors on bad input."""
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 import pandas as pd
@@ -17,6 +20,26 @@ from bengrn.metrics import EmptyGroundTruthError, GeneOverlapError, score
 def _flat(pred: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     off = ~np.eye(pred.shape[0], dtype=bool)
     return truth[off].astype(int), np.abs(pred[off])
+
+
+def _davis_goadrich_reference(y: np.ndarray, s: np.ndarray) -> float:
+    """AUPRC by Davis & Goadrich (2006), written from the paper with Python loops: between
+    consecutive PR points A and B (one per distinct score, descending), for x = 1..TP_B - TP_A,
+    TP = TP_A + x and FP = FP_A + x * (FP_B - FP_A) / (TP_B - TP_A); area = mean precision."""
+    tp = fp = 0
+    precisions = []
+    for value in sorted(set(s.tolist()), reverse=True):
+        tied = s == value
+        d_tp, d_fp = int(y[tied].sum()), int((1 - y[tied]).sum())
+        for x in range(1, d_tp + 1):
+            precisions.append((tp + x) / (tp + x + fp + x * d_fp / d_tp))
+        tp, fp = tp + d_tp, fp + d_fp
+    return float(np.mean(precisions))
+
+
+def _score_square(pred, truth, **kwargs):
+    genes = [f"g{i}" for i in range(pred.shape[0])]
+    return score(pred, sp.csr_matrix(truth), predicted_genes=genes, truth_genes=genes, **kwargs)
 
 
 @st.composite
@@ -37,7 +60,7 @@ def _networks(draw):
 
 @settings(max_examples=150, deadline=None)
 @given(_networks(), st.booleans())
-def test_ap_and_auprc_equal_sklearn_on_random_tied_inputs(net, sparse):
+def test_ap_and_auprc_equal_their_references_on_random_tied_inputs(net, sparse):
     pred, truth = net
     genes = [f"g{i}" for i in range(pred.shape[0])]
     y, s = _flat(pred, truth)
@@ -51,7 +74,10 @@ def test_ap_and_auprc_equal_sklearn_on_random_tied_inputs(net, sparse):
     )
     precision, recall, thresholds = precision_recall_curve(y, s)
     assert out["ap"] == pytest.approx(average_precision_score(y, s), abs=1e-12)
-    assert out["auprc"] == pytest.approx(auc(recall, precision), abs=1e-12)
+    assert out["auprc_trapezoid"] == pytest.approx(auc(recall, precision), abs=1e-12)
+    assert out["auprc"] == pytest.approx(_davis_goadrich_reference(y, s), abs=1e-12)
+    assert out["auprc_ratio"] == pytest.approx(out["auprc"] / y.mean())
+    assert out["constant_scores"] == (len(np.unique(s)) == 1)
     # our curve = sklearn's points where recall changes (one per distinct score of a true edge)
     changes = np.r_[True, np.diff(recall[::-1]) != 0][::-1][:-1]
     skl = pd.DataFrame(
@@ -75,8 +101,10 @@ def test_hand_computed_three_gene_case():
     # ranking: a->b 5 (T) | b->a 3, b->c 3, c->a 3 (T) tied | a->c 1 | c->b 0
     # thresholds with a true edge: 5 -> P=1/1, R=1/2; 3 -> P=2/4, R=2/2
     assert out["ap"] == pytest.approx(0.5 * 1 + 0.5 * 0.5)
+    # no two true edges share a score: the interpolated area is the average precision
+    assert out["auprc"] == pytest.approx(out["ap"])
     # trapezoids: (0,1)->(0.5,1) then (0.5, 1)->(1, 0.5): 0.5 + 0.5 * 0.75
-    assert out["auprc"] == pytest.approx(0.5 + 0.375)
+    assert out["auprc_trapezoid"] == pytest.approx(0.5 + 0.375)
     # top-2: a->b, then one of three tied edges (1 true): expected TP = 1 + 1/3
     assert out["precision_at_k"] == pytest.approx((1 + 1 / 3) / 2)
     assert out["random_precision"] == pytest.approx(2 / 6)
@@ -97,12 +125,117 @@ def test_cutoffs_top_k_and_threshold_follow_the_tie_rule():
     assert at["precision"] == pytest.approx(2 / 4) and at["recall"] == 1.0
 
 
-def test_all_tied_scores_give_random_precision():
-    genes = list("abcde")
-    truth = pd.DataFrame({"regulator": ["a", "b", "c"], "target": ["b", "c", "d"]})
-    out = score(np.ones((5, 5)), truth, predicted_genes=genes)
-    assert out["epr"] == pytest.approx(1.0)
+def test_hand_computed_tie_between_true_edges_is_interpolated():
+    # synthetic: a->b scores 5 (true); 4 edges tie at 3 holding 2 true edges; the rest score 1
+    genes = list("abc")
+    pred = np.array([[0, 5, 3], [3, 0, 3], [3, 1, 0]], dtype=np.float32)
+    truth = pd.DataFrame({"regulator": ["a", "a", "b"], "target": ["b", "c", "a"]})
+    out = score(pred, truth, predicted_genes=genes)
+    # after (TP 1, N 1), the tie adds 4 edges for 2 true edges: x=1 -> 2/3, x=2 -> 3/5
+    assert out["auprc"] == pytest.approx((1 + 2 / 3 + 3 / 5) / 3)
+    assert out["ap"] == pytest.approx((1 + 2 * 3 / 5) / 3)
+
+
+@pytest.mark.parametrize("kind", ["all-zero", "constant", "constant-sparse", "empty-sparse"])
+def test_constant_networks_score_exactly_random_on_every_metric(kind):
+    # regression: the trapezoid from (recall 0, precision 1) gave these an AUPRC of ~0.5
+    rng = np.random.default_rng(0)
+    n = 40
+    truth = rng.random((n, n)) < 0.05
+    np.fill_diagonal(truth, False)
+    pred = {
+        "all-zero": np.zeros((n, n)),
+        "constant": np.full((n, n), -2.5),
+        "constant-sparse": sp.csr_matrix(np.ones((n, n))),
+        "empty-sparse": sp.csr_matrix((n, n)),
+    }[kind]
+    out = _score_square(pred, truth)
+    for key in ("auprc_ratio", "epr", "odds_ratio"):
+        assert out[key] == pytest.approx(1.0), key
+    assert out["auprc"] == pytest.approx(out["random_precision"])
     assert out["ap"] == pytest.approx(out["random_precision"])
+    assert out["constant_scores"] is True
+    if kind in ("all-zero", "empty-sparse"):
+        assert out["n_predicted_edges"] == 0 and np.isnan(out["precision"])
+    else:
+        assert out["precision"] == pytest.approx(out["random_precision"])
+    assert out["auprc_trapezoid"] > 0.5  # the optimistic value, kept for comparison only
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.floats(0.02, 0.5), st.booleans())
+def test_random_and_binary_random_networks_score_about_random(seed, fraction_on, binary):
+    # synthetic: scores independent of a random truth, binary ones with many ties
+    rng = np.random.default_rng(seed)
+    n = 300  # ~4,500 true edges: EPR's standard deviation is ~0.07 at this size
+    truth = rng.random((n, n)) < 0.05
+    np.fill_diagonal(truth, False)
+    pred = rng.random((n, n))
+    if binary:
+        pred = (pred < fraction_on).astype(np.float32)
+    out = _score_square(pred, truth)
+    assert out["auprc_ratio"] == pytest.approx(1.0, abs=0.3)
+    assert out["epr"] == pytest.approx(1.0, abs=0.35)
+    assert out["constant_scores"] is False
+
+
+@settings(max_examples=40, deadline=None)
+@given(_networks())
+def test_the_truth_itself_scores_maximal_and_beats_any_prediction(net):
+    pred, truth = net
+    best = _score_square(truth.astype(np.float32), truth)
+    other = _score_square(pred, truth)
+    assert best["auprc"] == pytest.approx(1.0) and best["ap"] == pytest.approx(1.0)
+    assert best["auprc_ratio"] == pytest.approx(1 / best["random_precision"])
+    for key in ("auprc", "ap", "epr", "auprc_ratio"):
+        assert other[key] <= best[key] + 1e-12, key
+
+
+def _orderings_mean(y: np.ndarray, s: np.ndarray, statistic) -> list[float]:
+    """``statistic(y_ranked)`` for every ordering of the edges consistent with the scores."""
+    values = []
+    groups = [np.flatnonzero(s == v) for v in sorted(set(s.tolist()), reverse=True)]
+    for perms in itertools.product(*(itertools.permutations(g) for g in groups)):
+        values.append(statistic(y[np.concatenate(perms)]))
+    return values
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.integers(1, 3))
+def test_ties_count_as_the_expectation_over_their_orderings(seed, levels):
+    # synthetic 3-gene networks (6 candidate edges) with heavy ties: enumerate every ordering
+    rng = np.random.default_rng(seed)
+    pred = rng.integers(0, levels + 1, size=(3, 3)).astype(np.float32)
+    truth = rng.random((3, 3)) < 0.4
+    np.fill_diagonal(truth, False)
+    if not truth.any():
+        truth[0, 1] = True
+    y, s = _flat(pred, truth)
+    k = int(y.sum())
+    out = _score_square(pred, truth, top_k=2)
+    at_k = _orderings_mean(y, s, lambda ranked: ranked[:k].sum() / k)
+    at_2 = _orderings_mean(y, s, lambda ranked: ranked[:2].sum() / 2)
+    assert out["precision_at_k"] == pytest.approx(np.mean(at_k))
+    assert out["precision"] == pytest.approx(np.mean(at_2))
+
+    def ap(ranked):
+        hits = np.cumsum(ranked)
+        return float(np.sum(ranked * hits / np.arange(1, len(ranked) + 1)) / k)
+
+    # the interpolated area lies within what the orderings of the ties can give
+    aps = _orderings_mean(y, s, ap)
+    assert min(aps) - 1e-12 <= out["auprc"] <= max(aps) + 1e-12
+
+
+def test_distinct_true_edge_scores_make_auprc_equal_ap():
+    rng = np.random.default_rng(3)
+    n = 30
+    truth = rng.random((n, n)) < 0.1
+    np.fill_diagonal(truth, False)
+    pred = np.round(rng.random((n, n)), 1)  # ties among negatives
+    pred[truth] = rng.permutation(np.sum(truth)) + 2.0  # every true edge its own score
+    out = _score_square(pred, truth)
+    assert out["auprc"] == pytest.approx(out["ap"], abs=1e-12)
 
 
 def test_real_network_metrics_equal_sklearn(hesc_pearson, hesc_intersection, hesc_expression):
@@ -129,7 +262,8 @@ def test_real_network_metrics_equal_sklearn(hesc_pearson, hesc_intersection, hes
     assert out["n_true_edges"] == y.sum() > 0
     assert out["n_universe_edges"] == y.size
     assert out["ap"] == pytest.approx(average_precision_score(y, s), rel=1e-9)
-    assert out["auprc"] == pytest.approx(auc(recall, precision), rel=1e-9)
+    assert out["auprc_trapezoid"] == pytest.approx(auc(recall, precision), rel=1e-9)
+    assert out["auprc"] == pytest.approx(_davis_goadrich_reference(y.astype(int), s), rel=1e-9)
 
 
 def test_truth_against_itself_scores_perfectly(hesc_intersection, hesc_expression):
@@ -173,7 +307,7 @@ def test_sparse_and_dense_inputs_agree(hesc_pearson, hesc_intersection, hesc_exp
     kwargs = dict(truth_genes=hesc_expression.var_names, predicted_genes=hesc_pearson.var_names)
     sparse = score(hesc_pearson.grn, hesc_intersection, **kwargs)
     dense = score(hesc_pearson.grn.toarray(), hesc_intersection, **kwargs)
-    for key in ("ap", "auprc", "epr", "odds_ratio", "precision", "recall"):
+    for key in ("ap", "auprc", "auprc_trapezoid", "epr", "odds_ratio", "precision", "recall"):
         assert sparse[key] == pytest.approx(dense[key], rel=1e-9)
 
 
@@ -221,3 +355,96 @@ def test_empty_ground_truth_is_rejected():
     truth = pd.DataFrame({"regulator": ["a"], "target": ["a"]})  # only a self-loop
     with pytest.raises(EmptyGroundTruthError, match="no true edge"):
         score(np.ones((2, 2)), truth, predicted_genes=list("ab"), truth_genes=list("ab"))
+
+
+@pytest.mark.parametrize(
+    ("truth", "error", "match"),
+    [
+        (
+            pd.DataFrame({"regulator": [], "target": []}),
+            EmptyGroundTruthError,
+            "edge table is empty",
+        ),
+        (pd.DataFrame(columns=["regulator", "target"]), EmptyGroundTruthError, "0 rows"),
+    ],
+)
+def test_empty_edge_table_is_a_clear_error(truth, error, match):
+    # regression: an empty edge table raised IndexError
+    with pytest.raises(error, match=match):
+        score(np.ones((3, 3)), truth, predicted_genes=list("abc"))
+
+
+def test_edge_table_with_no_edge_inside_the_genes_is_an_empty_truth():
+    truth = pd.DataFrame({"regulator": ["x"], "target": ["y"]})
+    with pytest.raises(EmptyGroundTruthError, match="no true edge"):
+        score(np.ones((3, 3)), truth, predicted_genes=list("abc"), truth_genes=list("abc"))
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "match"),
+    [
+        ({"threshold": -1}, ValueError, r"threshold must be a finite score >= 0.*-1"),
+        ({"threshold": float("nan")}, ValueError, "threshold must be a finite"),
+        ({"threshold": "0.5"}, TypeError, "threshold must be a number"),
+        ({"top_k": 0}, ValueError, r"top_k must be in \[1, 6\]"),
+        ({"top_k": 7}, ValueError, r"top_k must be in \[1, 6\]"),
+        ({"top_k": 2.5}, TypeError, "top_k must be an integer"),
+        ({"top_k": 2, "threshold": 1.0}, ValueError, "at most one of top_k and threshold"),
+        ({"missing": "keep"}, ValueError, "missing must be 'drop' or 'zero'"),
+    ],
+)
+def test_impossible_cutoffs_and_options_are_specific_errors(options, error, match):
+    # regression: threshold=-1 counted more predicted edges than the universe holds
+    truth = pd.DataFrame({"regulator": ["a"], "target": ["b"]})
+    with pytest.raises(error, match=match):
+        score(
+            np.ones((3, 3)), truth, predicted_genes=list("abc"), truth_genes=list("abc"), **options
+        )
+
+
+def test_threshold_zero_counts_exactly_the_universe():
+    truth = pd.DataFrame({"regulator": ["a"], "target": ["b"]})
+    out = score(np.eye(3), truth, predicted_genes=list("abc"), truth_genes=list("abc"), threshold=0)
+    assert out["n_predicted_edges"] == out["n_universe_edges"] == 6
+
+
+def test_dense_blocks_and_threads_give_the_same_counts(monkeypatch):
+    # many small row blocks (built on threads) against one block: identical metrics
+    import bengrn.metrics as metrics
+
+    rng = np.random.default_rng(5)
+    n = 60
+    truth = rng.random((n, n)) < 0.1
+    pred = np.round(rng.standard_normal((n, n)), 2).astype(np.float32)
+    whole = _score_square(pred, truth, return_curve=True)
+    monkeypatch.setattr(metrics, "_ROWS_PER_BLOCK_ELEMENTS", 7 * n)
+    blocks = _score_square(pred, truth, return_curve=True)
+    for key in ("auprc", "ap", "auprc_trapezoid", "epr", "odds_ratio", "precision"):
+        assert blocks[key] == whole[key], key
+    pd.testing.assert_frame_equal(blocks["curve"], whole["curve"])
+
+
+_EDGE = pd.DataFrame({"regulator": ["a"], "target": ["b"]})
+_ABC = {"predicted_genes": list("abc")}
+
+
+@pytest.mark.parametrize(
+    ("predicted", "truth", "options", "error", "match"),
+    [
+        ("net.zarr", _EDGE, {}, TypeError, "expected a GRNAnnData.*got str 'net.zarr'"),
+        (np.ones((3, 3)), None, _ABC, TypeError, "truth: expected a GRNAnnData"),
+        (np.ones((3, 3)), _EDGE[["regulator"]], _ABC, ValueError, "an edge table \\(columns"),
+        (_EDGE.assign(weight=["high"]), _EDGE, {}, ValueError, "weights must be numbers.*'high'"),
+        (np.ones((3, 3), complex), _EDGE, _ABC, ValueError, "must be real numbers"),
+        (
+            np.eye(3),
+            _EDGE,
+            {**_ABC, "return_curve": True, "max_curve_points": 0},
+            ValueError,
+            "max_curve_points must be an integer >= 2",
+        ),
+    ],
+)
+def test_bad_inputs_name_what_was_wrong(predicted, truth, options, error, match):
+    with pytest.raises(error, match=match):
+        score(predicted, truth, **options)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -167,18 +168,48 @@ def test_cli_list_names_methods_and_tasks(capsys):
     assert "genie3" in text and "beeline-synthetic" in text and "mccalla-hESC-knockdown" in text
 
 
-def test_cli_rejects_malformed_options():
-    with pytest.raises(SystemExit, match="NAME:KEY=VALUE"):
-        main(
-            [
-                "run",
-                "--method",
-                "pearson",
-                "--task",
-                "beeline-synthetic",
-                "--out",
-                "x",
-                "--param",
-                "n_trees=5",
-            ]
-        )
+def _gone(pid: int) -> bool:
+    """The process has exited (a zombie waiting to be reaped counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+def test_timeout_kills_the_whole_command_group_and_removes_its_temp_folder(data_dir, tmp_path):
+    # regression: the cmd: program (and its own child) kept running as orphans, and the
+    # temporary folder holding its input stayed behind
+    task = BeelineTask("synthetic", networks=["dyn-LL"])
+    pidfile = tmp_path / "pids.txt"
+    program = f"{sys.executable} {HERE / 'spawn_and_sleep.py'} {pidfile} {{input}} {{output}}"
+    frame = run_benchmark(
+        [f"slow=cmd:{program}"], [task], tmp_path / "out", timeout=15, report=False
+    )
+    assert "time limit of 15 s" in frame.loc[0, "error"]
+    program_pid, child_pid, input_path = pidfile.read_text().split()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not (_gone(int(program_pid)) and _gone(int(child_pid))):
+        time.sleep(0.2)
+    assert _gone(int(program_pid)) and _gone(int(child_pid))
+    assert not Path(input_path).parent.exists()
+
+
+def test_degenerate_networks_get_their_own_status_and_score_as_random(data_dir, tmp_path):
+    # regression: an all-zero or constant network was "ok" with an AUPRC ratio of 6-9
+    task = BeelineTask("synthetic", networks=["dyn-LL"])
+    methods = ["tests.plugin_methods:all_zero", "tests.plugin_methods:constant", "pearson"]
+    frame = run_benchmark(methods, [task], tmp_path, report=True).set_index("method")
+    assert frame.loc["all_zero", "status"] == "degenerate"
+    assert "no non-zero edge" in frame.loc["all_zero", "error"]
+    assert frame.loc["constant", "status"] == "degenerate"
+    assert "same score" in frame.loc["constant", "error"]
+    assert frame.loc["pearson", "status"] == "ok"
+    for method in ("all_zero", "constant"):
+        assert frame.loc[method, "auprc_ratio"] == pytest.approx(1.0)
+    assert frame.loc["pearson", "auprc_ratio"] > 1.5
+    # a rerun keeps them (nothing to redo)
+    info = tmp_path / "networks" / "beeline-synthetic" / "dyn-LL" / "constant.json"
+    before = info.stat().st_mtime_ns
+    again = run_benchmark(methods, [task], tmp_path, report=False).set_index("method")
+    assert again.loc["constant", "status"] == "degenerate" and info.stat().st_mtime_ns == before

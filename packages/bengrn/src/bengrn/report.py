@@ -4,8 +4,12 @@
   time, peak memory, status and error);
 * ``figures/pr_<task>.png``: precision-recall curves, one panel per unit x variant, every method on
   it, the random precision as a dashed line;
-* ``figures/summary.png``: heat maps of AUPRC ratio and EPR (rows: task / unit / variant,
-  columns: methods; failed runs left blank).
+* ``figures/summary.png``: heat maps of AUPRC ratio (the Davis & Goadrich AUPRC of
+  :mod:`bengrn.metrics` over the random precision) and EPR (rows: task / unit / variant,
+  columns: methods; failed runs left blank, degenerate ones shown with their near-1 values).
+
+Every file is written atomically (:mod:`grnndata.atomic`): a killed report leaves the previous
+version of each file or the new one, never a truncated file.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from grnndata.atomic import atomic_path, write_text
+
 __all__ = ["collect_results", "write_report"]
 
 log = logging.getLogger(__name__)
@@ -29,6 +35,7 @@ _TABLE_METRICS = (
     "ap",
     "epr",
     "auprc_ratio",
+    "auprc_trapezoid",
     "precision",
     "recall",
     "odds_ratio",
@@ -99,19 +106,17 @@ def _markdown(frame: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+_SCORED = ("ok", "degenerate")
 
 
 def _save(fig: Any, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        with atomic_path(path, "png") as tmp:
+            fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    finally:
+        plt.close(fig)
 
 
 def _pr_figures(out: Path, records: list[dict[str, Any]]) -> list[Path]:
@@ -122,7 +127,7 @@ def _pr_figures(out: Path, records: list[dict[str, Any]]) -> list[Path]:
 
     by_task: dict[str, dict[tuple[str, str], list[tuple[str, dict[str, Any]]]]] = {}
     for rec in records:
-        if rec.get("status") != "ok":
+        if rec.get("status") not in _SCORED:
             continue
         for v in rec.get("variants", []):
             if v.get("curve") is None:
@@ -177,7 +182,7 @@ def _summary_figure(out: Path, frame: pd.DataFrame) -> Path | None:
 
     if "auprc_ratio" not in frame or "epr" not in frame:
         return None
-    scored = frame[frame["status"] == "ok"].copy()
+    scored = frame[frame["status"].isin(_SCORED)].copy()
     if scored.empty:
         return None
     scored["row"] = [
@@ -227,14 +232,15 @@ def write_report(out: str | os.PathLike) -> dict[str, Any]:
             f"{out} holds no benchmark runs (no {out / 'runs'} folder); run `bengrn run ... --out {out}` first"
         )
     frame = collect_results(out)
-    (out / "figures").mkdir(exist_ok=True)
     csv_path = out / "results.csv"
-    tmp = csv_path.with_name(".results.csv.tmp")
-    frame.to_csv(tmp, index=False)
-    tmp.replace(csv_path)
+    write_text(csv_path, frame.to_csv(index=False), "csv")
     md_path = out / "results.md"
-    header = "# BenGRN results\n\nOne row per method x task x unit x variant; metrics as in `bengrn.metrics`.\n\n"
-    _atomic_write_text(md_path, header + (_markdown(frame) if not frame.empty else "no runs\n"))
+    header = (
+        "# BenGRN results\n\nOne row per method x task x unit x variant; metrics as in "
+        "`bengrn.metrics` (`auprc`: Davis & Goadrich interpolation; `auprc_trapezoid`: the "
+        "optimistic trapezoid of earlier tables, for comparison only).\n\n"
+    )
+    write_text(md_path, header + (_markdown(frame) if not frame.empty else "no runs\n"))
     records = _runs(out)
     figures = _pr_figures(out, records)
     summary = _summary_figure(out, frame) if not frame.empty else None

@@ -10,12 +10,26 @@ writes the network to ``<out>/networks/<id>/<method>.zarr`` (GRnnData) and its w
 peak memory (the child's peak RSS, which includes the ~100-200 MB of imported libraries) and
 parameters to ``<method>.json`` beside it. The network is then scored and the metrics, PR curves
 and status go to ``<out>/runs/<task>/<unit>/<method>.json``. A failed method (an exception,
-wrong genes, NaN scores, a time limit) is recorded with its error; the others still run.
+wrong genes, NaN scores, a time limit) is recorded with its error; the others still run. A
+network with no non-zero edge, or with the same score on every edge (in the network or within a
+task's edge universe), is scored but recorded with status ``degenerate`` (and the reason), not
+``ok``: no metric can tell it from a random guess.
 
-Reruns skip every (method, task, unit) whose run file says ``ok`` for the same method spec and
-parameters, unless ``force=True`` (changed parameters are run again; a changed method *code* is
-not detected: use ``force``); with the same seeds they give identical networks. :func:`bengrn.report.write_report` turns the run files
-into tables and figures.
+A time limit stops the inference process **and everything it started**: the child runs in its
+own session and its whole process group is killed; its temporary folder (the ``TMPDIR`` of the
+child, holding e.g. a ``cmd:`` method's input file) is removed. A cached network that cannot be
+read back (a corrupted or half-deleted store) is inferred again, once, with a warning.
+
+Every file is written atomically through :mod:`grnndata.atomic` (a temporary sibling, then an
+atomic replace), so a killed benchmark leaves each file either complete or absent. The results
+folder is checked before anything is computed: it must be new, empty or a bengrn results folder
+(one holding ``runs/``); a file, or a folder of other files, is refused with
+:class:`ResultsFolderError`.
+
+Reruns skip every (method, task, unit) whose run file says ``ok`` (or ``degenerate``) for the same
+method spec and parameters, unless ``force=True`` (changed parameters are run again; a changed
+method *code* is not detected: use ``force``); with the same seeds they give identical networks.
+:func:`bengrn.report.write_report` turns the run files into tables and figures.
 """
 
 from __future__ import annotations
@@ -27,6 +41,9 @@ import multiprocessing as mp
 import os
 import re
 import resource
+import shutil
+import signal
+import tempfile
 import time
 import traceback
 from collections.abc import Mapping, Sequence
@@ -38,15 +55,60 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from bengrn.methods import accepts, resolve_method
+from bengrn.methods import accepts, check_params, resolve_method
 from bengrn.tasks import Task, get_task
+from grnndata.atomic import atomic_path, write_json
 
-__all__ = ["run_benchmark", "safe_name"]
+__all__ = [
+    "DONE_STATUSES",
+    "ParameterError",
+    "ResultsFolderError",
+    "check_results_folder",
+    "run_benchmark",
+    "safe_name",
+]
 
 log = logging.getLogger(__name__)
 
 _CURVE_POINTS = 200
 _EXIT_GRACE_SECONDS = 15
+_TERM_GRACE_SECONDS = 5
+
+#: Statuses of a finished run that a rerun skips.
+DONE_STATUSES = ("ok", "degenerate")
+
+
+class ParameterError(ValueError):
+    """Parameters for a method that is not run, or that the method does not take."""
+
+
+class ResultsFolderError(ValueError):
+    """The results folder is a file, or a folder that is not a bengrn results folder."""
+
+
+def check_results_folder(out: str | os.PathLike) -> Path:
+    """Check, before computing, that ``out`` can hold a benchmark's results; returns it.
+
+    Accepted: a path that does not exist (its parent must be a folder), an empty folder, or a
+    folder holding ``runs/`` (a results folder of an earlier run). Refused with
+    :class:`ResultsFolderError`: a file, or a folder holding other things (the run would mix its
+    ``results.csv``, ``figures/``, ... with them).
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ResultsFolderError(f"--out {str(out)!r} is a file; expected a results folder")
+    if out.is_dir() and not (out / "runs").is_dir() and any(out.iterdir()):
+        found = sorted(p.name for p in out.iterdir())[:5]
+        raise ResultsFolderError(
+            f"--out {str(out)!r} is a folder of other files ({', '.join(found)}, ...), not a "
+            "bengrn results folder (no runs/ inside); choose a new or empty folder"
+        )
+    parent = out.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ResultsFolderError(f"cannot create --out {str(out)!r}: {str(parent)!r} is a file")
+    return out
 
 
 def safe_name(name: str) -> str:
@@ -55,10 +117,9 @@ def safe_name(name: str) -> str:
 
 
 def _write_json(path: Path, payload: Mapping[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=1, default=_json_default))
-    tmp.replace(path)
+    """Atomically write a run / info file inside the results folder (which the runner owns, so
+    an unreadable file of ours there is replaced)."""
+    write_json(path, payload, indent=1, default=_json_default, overwrite=True)
 
 
 def _json_default(value: Any) -> Any:
@@ -95,9 +156,24 @@ def _check_result(result: Any, genes: pd.Index) -> None:
 
 
 def _infer_child(
-    spec: str, params: dict[str, Any], input_path: str, zarr_path: str, info_path: str
+    spec: str,
+    params: dict[str, Any],
+    input_path: str,
+    zarr_path: str,
+    info_path: str,
+    tmpdir: str,
+    benchmark_pid: int,
 ) -> None:
-    """Forkserver child: infer, check, write the network and an info file (never raises)."""
+    """Forkserver child: infer, check, write the network and an info file (never raises).
+
+    The child leads its own session (the parent kills the whole group on a time limit), and a
+    SIGTERM unwinds it like an exception, so a method's ``finally`` blocks (e.g. an external
+    command stopping its program) run before it exits.
+    """
+    os.setsid()
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    _watch_benchmark(benchmark_pid, _pid_start(benchmark_pid))
+    os.environ["TMPDIR"] = tempfile.tempdir = tmpdir  # removed by the parent afterwards
     logging.basicConfig(level=logging.WARNING)
     info: dict[str, Any] = {"status": "failed"}
     try:
@@ -111,7 +187,7 @@ def _infer_child(
         _check_result(result, adata.var_names)
         if not isinstance(result, grnndata.GRNAnnData):
             result = grnndata.GRNAnnData.from_adata(result)
-        result.write_zarr(zarr_path)
+        result.write_zarr(zarr_path, overwrite=True)  # the runner's own networks/ folder
         info["n_edges"] = int(result.grn.nnz)
         info["status"] = "ok"
     except BaseException as err:  # noqa: BLE001 - every failure is reported, not raised
@@ -119,6 +195,37 @@ def _infer_child(
         info["traceback"] = traceback.format_exc()[-4000:]
     info["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     _write_json(Path(info_path), info)
+
+
+def _pid_start(pid: int) -> str | None:
+    """Start time of process ``pid`` (Linux ``/proc``), ``None`` when it no longer runs."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return None if fields[0] in ("Z", "X") else fields[19]
+
+
+def _watch_benchmark(benchmark_pid: int, started: str | None, interval: float = 0.5) -> None:
+    """Stop this inference process (SIGTERM, so its cleanup runs) when the benchmark process that
+    started it is gone, e.g. SIGKILLed: no inference keeps running after a killed benchmark."""
+    import threading
+
+    def watch() -> None:
+        while _pid_start(benchmark_pid) == started:
+            time.sleep(interval)
+        log.warning("the benchmark process %d is gone; stopping this inference", benchmark_pid)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(_TERM_GRACE_SECONDS)
+        os.killpg(os.getpid(), signal.SIGKILL)
+
+    if started is not None:
+        threading.Thread(target=watch, name="bengrn-watch-benchmark", daemon=True).start()
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(f"stopped by signal {signum}")
 
 
 def _context() -> Any:
@@ -129,6 +236,19 @@ def _context() -> Any:
     return ctx
 
 
+def _kill_group(proc: Any) -> None:
+    """Stop an inference child and every process of its group: SIGTERM (the child cleans up),
+    then SIGKILL to the whole group after a grace period."""
+    if proc.is_alive():
+        proc.terminate()
+        proc.join(_TERM_GRACE_SECONDS)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # the child is the group's leader (os.setsid)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.join(5)
+
+
 def _infer(
     spec: str, params: dict[str, Any], input_path: Path, zarr_path: Path, timeout: float | None
 ) -> dict[str, Any]:
@@ -136,32 +256,41 @@ def _infer(
     info_path.unlink(missing_ok=True)
     ctx = _context()
     start = time.perf_counter()
+    tmpdir = Path(tempfile.mkdtemp(prefix="bengrn-infer-"))  # the child's TMPDIR
     proc = ctx.Process(
-        target=_infer_child, args=(spec, params, str(input_path), str(zarr_path), str(info_path))
+        target=_infer_child,
+        args=(
+            spec,
+            params,
+            str(input_path),
+            str(zarr_path),
+            str(info_path),
+            str(tmpdir),
+            os.getpid(),
+        ),
     )
     proc.start()
     timed_out, finished_at = False, None
-    while proc.is_alive():
-        proc.join(0.5)
-        now = time.perf_counter()
-        if info_path.exists():
-            # the result is on disk; a child stuck in shutdown (e.g. a method's idle worker pool)
-            # gets a grace period, then is stopped
-            finished_at = finished_at or now
-            if now - finished_at > _EXIT_GRACE_SECONDS:
-                log.warning(
-                    "%s: inference process did not exit after writing its result; stopping it", spec
-                )
+    try:
+        while proc.is_alive():
+            proc.join(0.5)
+            now = time.perf_counter()
+            if info_path.exists():
+                # the result is on disk; a child stuck in shutdown (e.g. a method's idle worker
+                # pool) gets a grace period, then is stopped
+                finished_at = finished_at or now
+                if now - finished_at > _EXIT_GRACE_SECONDS:
+                    log.warning(
+                        "%s: inference process did not exit after writing its result; stopping it",
+                        spec,
+                    )
+                    break
+            elif timeout is not None and now - start > timeout:
+                timed_out = True
                 break
-        elif timeout is not None and now - start > timeout:
-            timed_out = True
-            break
-    if proc.is_alive():
-        proc.terminate()
-        proc.join(5)
-        if proc.is_alive():
-            proc.kill()
-            proc.join()
+    finally:
+        _kill_group(proc)
+        shutil.rmtree(tmpdir, ignore_errors=True)
     if timed_out:
         info = {
             "status": "failed",
@@ -202,12 +331,10 @@ def _expression_path(
         source = None
     if not path.exists():
         data = source if source is not None else task.expression(unit)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp.h5ad")
-        ad.AnnData(
-            X=data.X, obs=pd.DataFrame(index=data.obs_names), var=data.var.copy()
-        ).write_h5ad(tmp)
-        tmp.replace(path)
+        with atomic_path(path, "h5ad") as tmp:
+            ad.AnnData(
+                X=data.X, obs=pd.DataFrame(index=data.obs_names), var=data.var.copy()
+            ).write_h5ad(tmp)
     return path, key
 
 
@@ -233,7 +360,8 @@ def run_benchmark(
     tasks
         Task names (see :mod:`bengrn.tasks`) or :class:`~bengrn.tasks.Task` objects.
     out
-        Results folder (created).
+        Results folder (created): new, empty, or the results folder of an earlier run
+        (:func:`check_results_folder`; checked before anything is computed).
     params
         Per-method parameters, keyed by display name: ``{"genie3": {"n_trees": 50}}``.
     task_options
@@ -254,8 +382,7 @@ def run_benchmark(
     """
     from bengrn.report import collect_results, write_report
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_results_folder(out)
     params = {k: dict(v) for k, v in (params or {}).items()}
     task_options = task_options or {}
     resolved = []
@@ -265,7 +392,9 @@ def run_benchmark(
         except Exception as err:  # noqa: BLE001 - an unusable method is a recorded failure
             name, fn = safe_name(spec.split("=")[0].split(":")[-1]), err
         resolved.append((spec, name, fn))
+    _check_method_params(resolved, params)
     task_objs = [get_task(t, **task_options.get(t, {})) if isinstance(t, str) else t for t in tasks]
+    (out / "runs").mkdir(parents=True, exist_ok=True)  # marks the folder as a results folder
     pairs = [(task, unit) for task in task_objs for unit in task.units()]
     bar = tqdm(total=len(pairs) * len(resolved), desc="benchmark", unit="run")
     for task, unit in pairs:
@@ -283,7 +412,7 @@ def run_benchmark(
             if (
                 not force
                 and previous is not None
-                and previous.get("status") == "ok"
+                and previous.get("status") in DONE_STATUSES
                 and previous.get("requested") == requested
             ):
                 log.info("skip %s on %s/%s (already done)", name, task.name, unit)
@@ -316,6 +445,67 @@ def run_benchmark(
     return collect_results(out)
 
 
+def _degenerate_reason(network: Any) -> str | None:
+    """Why a network cannot be told from a random guess (no non-zero edge, or one score for
+    every edge), or ``None``. Self-loops are ignored."""
+    import scipy.sparse as sp
+
+    matrix = sp.coo_matrix(network.matrix)
+    off = matrix.row != matrix.col
+    values = np.abs(matrix.data[off])
+    values = values[values != 0]
+    if len(values) == 0:
+        return "the network has no non-zero edge"
+    n = matrix.shape[0]
+    if len(values) == n * (n - 1) and values.min() == values.max():
+        return f"every edge has the same score ({values[0]:g})"
+    return None
+
+
+def _read_network(
+    zarr_path: Path, infer: Any, reused: bool, name: str
+) -> tuple[Any, dict[str, Any] | None]:
+    """Read a stored network; a cached one that fails to read is inferred again once.
+
+    Returns the network and, when it was inferred again, the new info record.
+    """
+    import grnndata
+
+    try:
+        return grnndata.read_zarr(zarr_path), None
+    except Exception as err:  # noqa: BLE001 - any unreadable cache is recomputed
+        if not reused:
+            raise
+        log.warning(
+            "cached network %s cannot be read (%s: %s); inferring %s again",
+            zarr_path,
+            type(err).__name__,
+            err,
+            name,
+        )
+    info = infer()
+    if info.get("status") != "ok":
+        return None, info
+    return grnndata.read_zarr(zarr_path), info
+
+
+def _check_method_params(resolved: list[tuple[str, str, Any]], params: dict[str, Any]) -> None:
+    """Before computing: every parameter set names a method that runs and that takes it."""
+    names = [name for _, name, _ in resolved]
+    stray = sorted(set(params) - set(names))
+    if stray:
+        raise ParameterError(
+            f"parameters given for {', '.join(map(repr, stray))}, which is not among the methods "
+            f"run ({', '.join(names)}); use the method's display name"
+        )
+    for _, name, fn in resolved:
+        if not isinstance(fn, Exception):
+            try:
+                check_params(name, fn, params.get(name, {}))
+            except TypeError as err:
+                raise ParameterError(str(err)) from None
+
+
 def _run_one(
     out: Path,
     task: Task,
@@ -328,8 +518,6 @@ def _run_one(
     timeout: float | None,
     force: bool,
 ) -> dict[str, Any]:
-    import grnndata
-
     input_path, key = _expression_path(out, task, unit, adata)
     call_params = dict(method_params)
     if "regulators" not in call_params and accepts(fn, "regulators"):
@@ -339,18 +527,28 @@ def _run_one(
     zarr_path = out / "networks" / key / f"{safe_name(name)}.zarr"
     info_path = zarr_path.with_suffix(".json")
     info = _read_json(info_path)
+    recorded_params = _parse_params_for_record(call_params)
     reuse = (
         not force
         and info is not None
         and info.get("status") == "ok"
         and zarr_path.exists()
-        and info.get("params") == _parse_params_for_record(call_params)
+        and info.get("params") == recorded_params
     )
-    if not reuse:
+
+    def infer() -> dict[str, Any]:
         log.info("infer %s on %s", name, key)
-        info = _infer(spec, call_params, input_path, zarr_path, timeout)
-        info["params"] = _parse_params_for_record(call_params)
-        _write_json(info_path, info)
+        new_info = _infer(spec, call_params, input_path, zarr_path, timeout)
+        new_info["params"] = recorded_params
+        _write_json(info_path, new_info)
+        return new_info
+
+    if not reuse:
+        info = infer()
+    grn = None
+    if info.get("status") == "ok":
+        grn, again = _read_network(zarr_path, infer, reuse, name)
+        info = again or info
     record = {
         "params": info.get("params"),
         "infer_seconds": info.get("infer_seconds"),
@@ -361,7 +559,6 @@ def _run_one(
     if info.get("status") != "ok":
         record["error"] = info.get("error", "inference failed")
         return record
-    grn = grnndata.read_zarr(zarr_path)
     result = task.run(grn, unit=unit)
     variants = []
     for v in result.variants:
@@ -379,5 +576,23 @@ def _run_one(
                 "curve": None if curve is None else curve.to_dict(orient="list"),
             }
         )
-    record.update(status="ok", variants=variants, score_seconds=result.timings.get("total"))
+    from bengrn.metrics import as_network
+
+    reason = _degenerate_reason(as_network(grn, name="the method's network"))
+    if reason is None:
+        constant = [v["variant"] for v in variants if v["metrics"].get("constant_scores")]
+        if constant:
+            reason = (
+                "every edge of the task's edge universe has the same score (variants: "
+                + ", ".join(constant)
+                + ")"
+            )
+    record.update(
+        status="ok" if reason is None else "degenerate",
+        variants=variants,
+        score_seconds=result.timings.get("total"),
+    )
+    if reason is not None:
+        record["error"] = f"degenerate: {reason}"
+        log.warning("%s on %s/%s is degenerate: %s", name, task.name, unit, reason)
     return record

@@ -10,7 +10,8 @@ network over the same genes out, rows = regulators, columns = targets). It is re
   h5ad file holding the expression, ``{output}`` by a path prefix; the program writes
   ``<prefix>.tsv``, ``.csv``, ``.parquet`` (an edge list with columns regulator, target, weight, or
   the first three columns), ``.zarr`` or ``.h5ad`` (a GRnnData file). The command is split like a
-  shell command line but run without a shell.
+  shell command line but run without a shell, in its own session: when it ends, fails, times
+  out or the caller is stopped, its whole process group is killed (no orphan keeps running).
 
 Methods that take a ``regulators`` parameter receive the task's candidate regulators (e.g. the
 dataset's TFs) unless the user set it.
@@ -18,11 +19,14 @@ dataset's TFs) unless the user set it.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import inspect
 import logging
+import os
 import shlex
+import signal
 import subprocess
 import tempfile
 from collections.abc import Callable
@@ -42,6 +46,7 @@ __all__ = [
     "ExternalCommand",
     "MethodUnavailableError",
     "available_methods",
+    "check_params",
     "genie3",
     "grnboost2",
     "pearson",
@@ -120,11 +125,11 @@ class ExternalCommand:
                 a.replace("{input}", str(input_path)).replace("{output}", str(prefix))
                 for a in shlex.split(self.command)
             ]
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout)
-            if done.returncode != 0:
+            returncode, stderr = _run_in_own_group(argv, self.timeout)
+            if returncode != 0:
                 raise RuntimeError(
-                    f"external command {argv[0]!r} exited with status {done.returncode}: "
-                    f"{done.stderr.strip()[-500:]}"
+                    f"external command {argv[0]!r} exited with status {returncode}: "
+                    f"{stderr.strip()[-500:]}"
                 )
             for suffix in (".tsv", ".csv", ".parquet", ".zarr", ".h5ad"):
                 out = prefix.with_suffix(suffix)
@@ -151,6 +156,35 @@ class ExternalCommand:
                 edges = edges.rename(columns=dict(zip(edges.columns[: len(names)], names)))
             weight = "weight" if "weight" in edges.columns else None
             return grnndata.from_edges(list(adata.var_names), edges, weight=weight, strict=True)
+
+
+def _run_in_own_group(argv: list[str], timeout: float | None) -> tuple[int, str]:
+    """Run ``argv`` in a new session; return (exit status, stderr).
+
+    Whatever happens (normal end, time limit, an exception or signal in the caller), every
+    process left in the command's group (e.g. a child it started in the background) is killed.
+    """
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+    except OSError as err:
+        raise RuntimeError(f"external command {argv[0]!r} cannot be started: {err}") from err
+    try:
+        _, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired as err:
+        raise TimeoutError(
+            f"external command {argv[0]!r} exceeded its time limit of {timeout:g} s"
+        ) from err
+    finally:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    return proc.returncode, stderr
 
 
 def resolve_method(spec: str) -> tuple[str, Callable[..., Any]]:
@@ -198,3 +232,35 @@ def accepts(fn: Callable[..., Any], param: str) -> bool:
         return param in inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return False
+
+
+def check_params(name: str, fn: Callable[..., Any], params: dict[str, Any]) -> None:
+    """Raise ``TypeError`` naming the parameters ``fn`` does not take (e.g. a misspelt key).
+
+    A callable with ``**kwargs`` takes any name; an external command takes none.
+    """
+    if not params:
+        return
+    if isinstance(fn, ExternalCommand):
+        raise TypeError(
+            f"method {name!r} is an external command and takes no parameters (got "
+            f"{sorted(params)}); put them in its command line"
+        )
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return
+    parameters = signature.parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    named = [
+        p.name
+        for p in list(parameters.values())[1:]  # the first one is the expression set
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    ]
+    unknown = sorted(set(params) - set(named))
+    if unknown:
+        raise TypeError(
+            f"method {name!r} has no parameter {', '.join(map(repr, unknown))}; its parameters: "
+            f"{', '.join(named) or '(none)'}"
+        )
