@@ -34,8 +34,9 @@ from .original import CheckpointError
 log = logging.getLogger(__name__)
 
 CHECKPOINT_KEY = "scprint"
-#: Version of the layout of ``checkpoint["scprint"]`` and of the weights; bump on incompatible change.
-FORMAT_VERSION = 1
+#: Version of the layout of ``checkpoint["scprint"]`` and of the weights; bump on incompatible change
+#: (2: the network became the original scPRINT architecture).
+FORMAT_VERSION = 2
 
 
 @dataclass
