@@ -42,6 +42,7 @@ TOLERANCE = 1e-5
 PEERS = {
     "v2_pos_fsq": "scprint-2.3.8",
     "v2_gqa_log": "scprint-2.3.8",
+    "v2_cell_blocks": "scprint-2.3.8",
     "v1_layout": "scprint-1.6.4",
 }
 log = logging.getLogger("benchmarks.parity")

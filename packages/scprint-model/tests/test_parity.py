@@ -19,7 +19,7 @@ import scprint
 from scprint.training.original import outputs_as_original, parity_errors
 
 FIXTURES = Path(__file__).parent / "fixtures" / "parity"
-CONFIGS = ("v2_pos_fsq", "v2_gqa_log", "v1_layout")
+CONFIGS = ("v2_pos_fsq", "v2_gqa_log", "v2_cell_blocks", "v1_layout")
 TOLERANCE = 1e-5
 
 
@@ -72,6 +72,10 @@ def test_original_hyper_parameters_become_our_config_vocabulary_and_labels(input
     assert gqa.config.n_heads_kv == 2 and not gqa.config.depth_at_input
     assert "depth" not in gqa.model.cell_token_index and gqa.normalisation == "log"
 
+    blocks = scprint.load(FIXTURES / "v2_cell_blocks.ckpt", device="cpu")
+    assert blocks.config.cell_specific_blocks and blocks.model.cell_transformer is not None
+    assert blocks.model.qk_cell_tokens == 0 and v2.model.qk_cell_tokens == v2.model.n_cell_tokens
+
     v1 = scprint.load(FIXTURES / "v1_layout.ckpt", device="cpu")
     assert v1.version == "original 1.x"
     assert v1.model.cell_token_index["base"] == 0 and v1.model.cell_token_index["depth"] == 1
@@ -106,9 +110,9 @@ def test_unexpected_and_misshaped_tensors_are_named(tmp_path) -> None:
 
 def test_unsupported_hyper_parameter_and_unknown_layout_are_refused(tmp_path) -> None:
     checkpoint = _original_dict()
-    checkpoint["hyper_parameters"]["cell_specific_blocks"] = True
+    checkpoint["hyper_parameters"]["use_metacell_token"] = True
     torch.save(checkpoint, tmp_path / "c.ckpt")
-    with pytest.raises(scprint.CheckpointError, match="cell_specific_blocks=True"):
+    with pytest.raises(scprint.CheckpointError, match="use_metacell_token=True"):
         scprint.load(tmp_path / "c.ckpt", device="cpu")
     torch.save({"state_dict": {}, "epoch": 3}, tmp_path / "unknown.ckpt")
     with pytest.raises(scprint.CheckpointError, match="unknown layout"):

@@ -66,7 +66,6 @@ def _require(condition: bool, path: str, message: str) -> None:
 def config_from_hparams(hparams: dict[str, Any], release: str, path: str) -> ModelConfig:
     """The :class:`ModelConfig` of an original checkpoint's hyper-parameters."""
     unsupported = {
-        "cell_specific_blocks": (False, "cell-specific cross-attention blocks"),
         "use_metacell_token": (False, "a metacell token"),
         "expr_emb_style": ("continuous", "a non-continuous expression encoder"),
         "attn_bias": ("none", "a gene-gene attention bias"),
@@ -98,6 +97,7 @@ def config_from_hparams(hparams: dict[str, Any], release: str, path: str) -> Mod
             zinb=bool(hparams.get("zinb", True)),
             mvc_decoder=None if mvc in (None, "None") else str(mvc),
             compress_class_dim=None if compress is None else dict(compress),
+            cell_specific_blocks=bool(hparams.get("cell_specific_blocks", False)),
             freeze_gene_embeddings=bool(hparams.get("freeze_embeddings", True)),
             use_positions=hparams.get("gene_pos_enc") is not None,
         )
@@ -263,11 +263,10 @@ def outputs_as_original(
     generated = model.decode_from_cell_tokens(
         forward.cell_tokens, gene_ids, counts.sum(1), depth=depth
     )
-    out.update(
-        generate_mean=generated["mean"],
-        generate_cell_embs=generated["cell_tokens"],
-        generate_cell_emb=generated["cell_tokens"].mean(dim=1),
-    )
+    out["generate_mean"] = generated["mean"]
+    if model.cell_transformer is None:  # the original drops them for cell_specific_blocks
+        out["generate_cell_embs"] = generated["cell_tokens"]
+        out["generate_cell_emb"] = generated["cell_tokens"].mean(dim=1)
     if "dispersion" in generated:
         out["generate_disp"] = generated["dispersion"]
         out["generate_zero_logits"] = generated["dropout_logit"]
