@@ -34,7 +34,7 @@ sys.path.insert(0, str(HERE))
 
 from _common import data_dir_argument, resolve_data_dir, write_results  # noqa: E402
 from inputs import build_inputs  # noqa: E402
-from setup_peers import peer_python  # noqa: E402
+from setup_peers import create, peer_python  # noqa: E402
 
 FIXTURES = HERE.parents[1] / "packages" / "scprint-model" / "tests" / "fixtures" / "parity"
 TOLERANCE = 1e-5

@@ -47,7 +47,8 @@ def test_loaded_original_checkpoint_reproduces_every_original_output(name, input
 
 
 def test_original_hyper_parameters_become_our_config_vocabulary_and_labels(inputs) -> None:
-    v2 = scprint.load(FIXTURES / "v2_pos_fsq.ckpt", device="cpu")
+    with open(FIXTURES / "v2_pos_fsq.ckpt", "rb") as handle:  # a file object loads too
+        v2 = scprint.load(handle, device="cpu")
     assert v2.is_original and v2.version == "original 2.x"
     assert v2.vocab.genes == [str(g) for g in inputs["genes"]]
     assert np.array_equal(v2.vocab.positions, inputs["gene_pos"])
@@ -79,6 +80,17 @@ def test_original_hyper_parameters_become_our_config_vocabulary_and_labels(input
     v1 = scprint.load(FIXTURES / "v1_layout.ckpt", device="cpu")
     assert v1.version == "original 1.x"
     assert v1.model.cell_token_index["base"] == 0 and v1.model.cell_token_index["depth"] == 1
+
+
+def test_genes_of_several_organisms_are_split_by_ensembl_prefix(tmp_path) -> None:
+    from scprint.training.original import genes_by_organism, vocabulary
+
+    genes = ["ENSG00000141510", "ENSMUSG00000059552", "ENSG00000012048"]
+    assert genes_by_organism(genes) == {"NCBITaxon:9606": [0, 2], "NCBITaxon:10090": [1]}
+    split = {"NCBITaxon:9606": genes[::2], "NCBITaxon:10090": genes[1:2]}
+    vocab, organisms = vocabulary({"genes": split}, "x.ckpt")
+    assert organisms == ["NCBITaxon:9606", "NCBITaxon:10090"]
+    assert vocab.genes == [genes[0], genes[2], genes[1]]
 
 
 def _original_dict(name: str = "v2_pos_fsq") -> dict:
@@ -136,6 +148,8 @@ def test_unreadable_files_give_one_line_errors_naming_the_file(tmp_path) -> None
         assert str(path) in message and "\n" not in message
     with pytest.raises(FileNotFoundError, match="does not exist"):
         scprint.load(tmp_path / "absent.ckpt")
+    with open(truncated, "rb") as handle, pytest.raises(scprint.CheckpointError, match="truncated"):
+        scprint.load(handle, device="cpu")
 
 
 def test_pickled_objects_are_refused_not_executed(tmp_path) -> None:

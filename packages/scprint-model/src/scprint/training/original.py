@@ -158,8 +158,13 @@ def label_encoders(hparams: dict[str, Any], path: str) -> dict[str, LabelEncoder
 def vocabulary(hparams: dict[str, Any], path: str) -> tuple[Vocabulary, list[str]]:
     """The gene vocabulary (Ensembl ids, with position bins when the model uses them) and the
     organisms the checkpoint lists."""
-    genes = [str(g) for g in hparams["genes"]]
     organisms = [str(o) for o in (hparams.get("organisms") or ["NCBITaxon:9606"])]
+    genes_hparam = hparams["genes"]
+    if isinstance(genes_hparam, dict):  # {organism: genes}: one vocabulary, organisms in order
+        organisms = [str(o) for o in genes_hparam]
+        genes = [str(g) for organism_genes in genes_hparam.values() for g in organism_genes]
+    else:
+        genes = [str(g) for g in genes_hparam]
     positions = hparams.get("gene_pos_enc")
     if positions is not None:
         _require(
