@@ -54,9 +54,8 @@ def regenerate(out_dir: Path, data_dir: Path) -> None:
     for venv in sorted(set(PEERS.values())):
         python = peer_python(venv)
         if not python.exists():
-            raise SystemExit(
-                f"no peer venv {python.parents[1]}; run benchmarks/parity/setup_peers.py"
-            )
+            log.info("creating the peer venv %s (needs a package index)", venv)
+            create(venv, None)
         names = [name for name, peer in PEERS.items() if peer == venv]
         done = subprocess.run(
             [
