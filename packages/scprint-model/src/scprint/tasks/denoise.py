@@ -162,6 +162,7 @@ class Denoiser:
             depth_factor=self.depth_factor,
             genes=self.genes if isinstance(self.genes, str) else "list",
             n_genes=int(columns.size),
+            gene_match=match.summary(),
         )
         return adata
 

@@ -274,5 +274,6 @@ class Embedder:
             self.pretrained,
             classes=self.classes or list(per_token),
             metrics=metrics,
+            gene_match=match.summary(),
         )
         return adata, metrics

@@ -245,5 +245,6 @@ class Generator:
             target=described,
             sample=self.sample,
             seed=self.seed,
+            gene_match=match.summary(),
         )
         return result
