@@ -1,13 +1,15 @@
 """The ``scprint`` task commands refuse user mistakes early: exit status 2, one line, no traceback.
 
 No model is loaded here: every mistake is caught before the checkpoint is read (the checkpoint
-given is a text file that would fail to load), which is what "checked before computing" means.
+given is a zip archive holding no model, which would fail to load), which is what "checked
+before computing" means.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import zipfile
 
 import anndata as ad
 import numpy as np
@@ -22,7 +24,8 @@ def files(tmp_path_factory, data_dir):
     folder = tmp_path_factory.mktemp("cli")
     cells = ad.read_h5ad(data_dir / "scrna" / "kang2018_pbmc_8k.h5ad")[:20].copy()
     cells.write_h5ad(folder / "cells.h5ad")
-    (folder / "model.ckpt").write_text("not a checkpoint")
+    with zipfile.ZipFile(folder / "model.ckpt", "w") as archive:
+        archive.writestr("archive/data.pkl", b"no model in here")
     return folder
 
 
@@ -138,6 +141,23 @@ def test_missing_inputs_and_unreadable_data_exit_2(files, capsys, tmp_path):
     assert _run(files, "--output_filename", str(tmp_path / "run"), "--out", out) == 2
     _one_line_error(capsys, "not both")
     assert not (tmp_path / "net.zarr").exists()
+
+
+def test_checkpoint_that_is_not_one_exits_2_naming_the_file(files, capsys, tmp_path):
+    text = tmp_path / "notes.ckpt"
+    text.write_text("not a checkpoint")
+    empty = tmp_path / "empty.ckpt"
+    empty.write_bytes(b"")
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes((files / "model.ckpt").read_bytes()[:-30])
+    for bad in (text, empty, truncated):
+        status = tasks_main(
+            ["embed", "--ckpt", str(bad), "--adata", str(files / "cells.h5ad")]
+            + ["--out", str(tmp_path / "emb.h5ad")]
+        )
+        assert status == 2
+        _one_line_error(capsys, f"checkpoint {str(bad)!r} is not a PyTorch checkpoint")
+    assert not (tmp_path / "emb.h5ad").exists()
 
 
 def test_debug_shows_the_traceback_and_the_console_script_exits_2(files, tmp_path):

@@ -24,6 +24,7 @@ import difflib
 import logging
 import sys
 import traceback
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -114,7 +115,9 @@ def _spellings(names: Sequence[str]) -> list[str]:
         if name.startswith("--"):
             body = name[2:]
             variants += ["--" + body.replace("_", "-"), "--" + body.replace("-", "_")]
-        out += [v for v in variants if v not in out]
+        for variant in variants:
+            if variant not in out:
+                out.append(variant)
     return out
 
 
@@ -554,6 +557,11 @@ def _plan(command: str, args: argparse.Namespace) -> tuple[Path, Callable[[], No
     adata_path = _check_input(args.adata, "input", "--adata")
     ckpt = _check_input(args.ckpt, "checkpoint", "--ckpt")
     out = _output_path(command, args)
+    if not zipfile.is_zipfile(ckpt):
+        raise UsageError(
+            f"checkpoint {str(ckpt)!r} is not a PyTorch checkpoint (a zip archive as torch.save "
+            "writes): empty, truncated or another kind of file"
+        )
     if adata_path.resolve() == out.resolve():
         raise UsageError(f"output {str(out)!r} is the input file; choose another --out")
     if args.num_workers is not None:
@@ -665,9 +673,10 @@ def main(argv: Sequence[str]) -> int:
     except Exception as err:  # an internal failure: one line, the traceback behind --debug
         if debug:
             traceback.print_exc()
+        first_line = (str(err).strip().splitlines() or [""])[0]
         sys.stderr.write(
-            f"scprint: internal error: {type(err).__name__}: {err} (rerun with --debug for the "
-            "traceback)\n"
+            f"scprint: internal error: {type(err).__name__}: {first_line} (rerun with --debug for "
+            "the traceback)\n"
         )
         return 1
     return 0
