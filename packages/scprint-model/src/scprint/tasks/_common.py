@@ -62,23 +62,24 @@ _ORGANISM_NAMES: dict[str, str] = {
 def load_model(ckpt: Any, device: str | torch.device = "auto") -> Any:
     """A loaded scPRINT model: ``ckpt`` is a checkpoint path or an already loaded model.
 
-    An already loaded model (the object :func:`scprint.load_pretrained` returns, with ``.model``,
+    A path is read by :func:`scprint.load` (our checkpoints and the original scPRINT's 1.6.x / 2.x
+    ones). An already loaded model (the object :func:`scprint.load` returns, with ``.model``,
     ``.vocab`` and ``.labels``) is moved to ``device`` and put in evaluation mode.
     """
     resolved = resolve_device(device)
     if isinstance(ckpt, str | os.PathLike):
-        from scprint.training import load_pretrained
+        from scprint.training import load
 
         path = Path(ckpt)
         if not path.exists():
             raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-        pretrained = load_pretrained(path, device=str(resolved))
+        pretrained = load(path, device=str(resolved))
     elif hasattr(ckpt, "model") and hasattr(ckpt, "vocab"):
         pretrained = ckpt
         pretrained.model.to(resolved)
     else:
         raise TypeError(
-            "ckpt must be a checkpoint path or the object scprint.load_pretrained returns, "
+            "ckpt must be a checkpoint path or the object scprint.load returns, "
             f"got {type(ckpt).__name__}"
         )
     pretrained.model.eval()
@@ -214,14 +215,14 @@ class GeneMatch:
         return record
 
 
-def _vocab_organisms(vocab: Any) -> list[str]:
-    organisms = getattr(vocab, "organisms", None)
-    return list(organisms) if organisms else [vocab.organism]
+def supported_organisms(pretrained: Any) -> list[str]:
+    """NCBITaxon ids of the organisms whose genes the loaded model knows."""
+    organisms = getattr(pretrained, "organisms", None)
+    return list(organisms) if organisms else [pretrained.vocab.organism]
 
 
-def _resolve_organism(adata: ad.AnnData, organism: str | None, vocab: Any) -> str | None:
+def _resolve_organism(adata: ad.AnnData, organism: str | None, supported: list[str]) -> str | None:
     """The organism of the cells: the argument, else ``obs["organism_ontology_term_id"]``."""
-    supported = _vocab_organisms(vocab)
     if organism is not None:
         organism = _ORGANISM_NAMES.get(str(organism).lower(), str(organism))
         if organism not in ORGANISMS:
@@ -258,15 +259,20 @@ def match_vocabulary(
     adata: ad.AnnData,
     vocab: Any,
     *,
+    organisms: Sequence[str] | None = None,
     organism: str | None = None,
     gene_column: str | None = None,
     gene_table: Any = None,
     orthologs: bool = False,
 ) -> GeneMatch:
-    """Map the genes of ``adata`` onto ``vocab`` (rules in :mod:`scprint.tasks.gene_mapping`)."""
+    """Map the genes of ``adata`` onto ``vocab`` (rules in :mod:`scprint.tasks.gene_mapping`).
+
+    ``organisms`` are those the model supports (default the vocabulary's organism).
+    """
     from scprint.tasks.gene_mapping import match_genes
 
-    organism = _resolve_organism(adata, organism, vocab)
+    supported = list(organisms) if organisms else [vocab.organism]
+    organism = _resolve_organism(adata, organism, supported)
     symbols = getattr(vocab, "symbols", None)
     if symbols is not None and not any(symbols):
         symbols = None
@@ -327,6 +333,7 @@ def prepare(
     match = match_vocabulary(
         adata,
         vocab,
+        organisms=supported_organisms(pretrained),
         organism=organism,
         gene_column=gene_column,
         gene_table=gene_table,
@@ -364,7 +371,9 @@ def model_view(adata: ad.AnnData, match: GeneMatch, vocab: Any) -> ad.AnnData:
     """``adata`` with the genes renamed to the vocabulary ids ``match`` resolved (shares ``X``).
 
     Unknown columns get names the vocabulary cannot match (``"unmatched:<column>"``), so the data
-    layer (:class:`scprint.data.CellSource`) sees exactly the mapping of ``match``.
+    layer (:class:`scprint.data.CellSource`) sees exactly the mapping of ``match``. The organism
+    column is left out of ``obs``: :func:`prepare` checked it against every organism the model
+    knows (the data layer checks one).
     """
     columns = match.columns()
     if len(columns) != adata.n_vars:
@@ -380,7 +389,8 @@ def model_view(adata: ad.AnnData, match: GeneMatch, vocab: Any) -> ad.AnnData:
     var = pd.DataFrame(
         {"ensembl_id": np.where(columns >= 0, names, None)}, index=pd.Index(names, dtype=str)
     )
-    return ad.AnnData(X=adata.X, obs=adata.obs, var=var)
+    obs = adata.obs.drop(columns=["organism_ontology_term_id"], errors="ignore")
+    return ad.AnnData(X=adata.X, obs=obs, var=var)
 
 
 def counts_matrix(adata: ad.AnnData) -> sp.csr_matrix:
@@ -472,7 +482,7 @@ def iter_model_batches(
     device = model_device(pretrained)
     vocab = pretrained.vocab
     if match is None:
-        match = match_vocabulary(adata, vocab)
+        match = match_vocabulary(adata, vocab, organisms=supported_organisms(pretrained))
     view = model_view(adata, match, vocab)
     vocab_genes = None
     if genes is not None:

@@ -141,7 +141,8 @@ class ScPrintLightning(L.LightningModule):
             terms["classification"] = classification
             total = total + self.weights.classification * classification
             if gene_ids.shape[0] > 1:
-                tokens = out.cell_tokens[:, [0, *range(2, self.model.n_cell_tokens)]]
+                keep = [i for n, i in self.model.cell_token_index.items() if n != "depth"]
+                tokens = out.cell_tokens[:, keep]
                 terms["disentanglement"] = disentanglement_loss(tokens)
                 total = total + self.weights.disentanglement * terms["disentanglement"]
         terms["loss"] = total
