@@ -27,9 +27,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import peer_worker  # noqa: E402  (installs the stand-ins and loads checkpoints as the CLI does)
-
 import numpy as np  # noqa: E402
+import peer_worker  # noqa: E402  (installs the stand-ins and loads checkpoints as the CLI does)
 import scipy.sparse  # noqa: E402
 import torch  # noqa: E402
 
