@@ -115,7 +115,9 @@ def ours(pretrained: Any, inputs: dict[str, np.ndarray], variant: str) -> np.nda
 
 
 def same_ranking(a: np.ndarray, b: np.ndarray) -> bool:
-    return bool(np.array_equal(np.argsort(-a.ravel(), kind="stable"), np.argsort(-b.ravel(), kind="stable")))
+    return bool(
+        np.array_equal(np.argsort(-a.ravel(), kind="stable"), np.argsort(-b.ravel(), kind="stable"))
+    )
 
 
 def regenerate(folder: Path, data_dir: Path) -> None:
@@ -125,7 +127,9 @@ def regenerate(folder: Path, data_dir: Path) -> None:
     for name, venv in CONFIGS.items():
         python = peer_python(venv)
         if not python.exists():
-            raise SystemExit(f"no peer venv {python.parents[1]}; run benchmarks/parity/setup_peers.py")
+            raise SystemExit(
+                f"no peer venv {python.parents[1]}; run benchmarks/parity/setup_peers.py"
+            )
         done = subprocess.run(
             [
                 str(python),
