@@ -54,6 +54,7 @@ OURS: dict[str, dict[str, Any]] = {
     "heads": {"head_aggregation": "none", "filtration": "none"},
     "max_sym_thresh": {"head_aggregation": "max", "filtration": "uniform", "symmetrise": True},
     "scores": {"head_aggregation": "mean", "filtration": "none", "preprocess": "none"},
+    "denoise_mode": {"head_aggregation": "mean", "filtration": "none", "forward_mode": "denoise"},
 }
 log = logging.getLogger("benchmarks.parity.gninfer")
 

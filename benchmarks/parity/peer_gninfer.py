@@ -12,7 +12,7 @@ every cell: the original's ``how="given"``), ``counts`` ``(n_cells, n_genes)`` r
 
 The checkpoint is loaded as the original CLI does; then, exactly as ``GNInfer.predict`` does for
 ``how="given"`` with ``comp_attn=True`` (its default), the cells go through
-``scPrint._predict(predict_mode="none", get_attention_layer=layers)`` batch by batch (the model's
+``scPrint._predict(predict_mode=forward_mode, get_attention_layer=layers)`` batch by batch (the model's
 ``Attention`` accumulator averages each position's queries and keys over the cells), and the
 original's own ``GNInfer.aggregate`` and ``GNInfer.filter`` turn them into networks, for each
 variant of :data:`VARIANTS`. The networks are written with the cell-token rows and columns removed
@@ -45,6 +45,12 @@ VARIANTS = {
         "preprocess": "softmax",
     },
     "scores": {"head_agg": "mean", "filtration": "none", "preprocess": "none"},
+    "denoise_mode": {
+        "head_agg": "mean",
+        "filtration": "none",
+        "preprocess": "softmax",
+        "forward_mode": "denoise",
+    },
 }
 
 
@@ -70,7 +76,7 @@ def infer(model, inputs: dict, options: dict) -> tuple[np.ndarray, np.ndarray]:
             gene_ids[start:stop],
             counts[start:stop],
             depth[start:stop],
-            predict_mode="none",
+            predict_mode=gn.forward_mode,
             keep_output=False,
             get_attention_layer=layers,
         )

@@ -66,6 +66,7 @@ def test_unknown_command_and_misspelt_option_suggest_the_right_name(files, capsy
         (["--how", "most var"], "--how must be one of"),
         (["--species", "NCBITaxon:1"], "unknown organism"),
         (["--comp_attn", "true", "--aggregation", "exact"], "contradicts"),
+        (["--forward_mode", "generate"], "--forward-mode must be one of"),
     ],
 )
 def test_bad_values_exit_2_with_one_line(files, capsys, options, message):

@@ -284,6 +284,13 @@ def build_parser(command: str) -> argparse.ArgumentParser:
             help="the original's: true = --aggregation fast, false = exact",
         )
         _flag(parser, "--preprocess", default="softmax", help="softmax or none")
+        _flag(
+            parser,
+            "--forward_mode",
+            default="none",
+            help="none, or denoise (the depth token reads 6x the depth, as the original)",
+        )
+        _switch(parser, "--orthologs", help="map mouse symbols to human orthologs")
         _switch(parser, "--cell-tokens", help="normalise attention over the cell tokens too")
         _flag(
             parser,
@@ -448,6 +455,7 @@ def _gninfer_options(args: argparse.Namespace) -> dict[str, Any]:
     from scprint.tasks.gninfer import (
         AGGREGATIONS,
         FILTRATIONS,
+        FORWARD_MODES,
         HEAD_AGGREGATIONS,
         ORIGINAL_FILTRATIONS,
         ORIGINAL_GENE_SELECTIONS,
@@ -493,6 +501,8 @@ def _gninfer_options(args: argparse.Namespace) -> dict[str, Any]:
         "heads": _ints(args.heads),
         "aggregation": _choice(aggregation or "fast", AGGREGATIONS, "--aggregation", {}),
         "preprocess": _choice(args.preprocess, PREPROCESSING, "--preprocess", {}),
+        "forward_mode": _choice(args.forward_mode, FORWARD_MODES, "--forward-mode", {}),
+        "orthologs": args.orthologs,
         "cell_tokens": args.cell_tokens,
         "head_aggregation": _choice(
             args.head_aggregation, HEAD_AGGREGATIONS, "--head-aggregation", {}

@@ -23,7 +23,8 @@ The original scPRINT's ``GNInfer`` (2.x) as options of ours (its name -> ours):
 ``layers``; ``comp_attn`` True / False -> ``aggregation`` "fast" / "exact"; ``preprocess``
 "softmax" / "none" -> ``preprocess``; ``head_agg`` "mean" / "max" / "none" -> ``head_aggregation``;
 ``filtration`` "thresh" / "top-k" / "known" / "none" -> ``filtration`` "uniform" / "topk" /
-"known" / "none"; ``symmetrize`` -> ``symmetrise``; ``apc`` -> ``apc`` (which the original accepted
+"known" / "none"; ``forward_mode`` "none" / "denoise" -> ``forward_mode`` (the depth token
+reads 6 x the depth in "denoise", as the original's ``_predict``); ``symmetrize`` -> ``symmetrise``; ``apc`` -> ``apc`` (which the original accepted
 but did not apply); ``drop_unexpressed`` -> ``drop_unexpressed``. The original normalises each
 gene's attention over the cell tokens too; ``cell_tokens=True`` does the same (the threshold of
 ``"uniform"`` is then ``1 / (n_genes + n_cell_tokens)``, as the original's). Its
@@ -69,6 +70,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "AGGREGATIONS",
     "FILTRATIONS",
+    "FORWARD_MODES",
     "HEAD_AGGREGATIONS",
     "PREPROCESSING",
     "GNInfer",
@@ -87,6 +89,9 @@ ATTENTION_BUDGET_BYTES = 1 << 30
 HEAD_AGGREGATIONS: tuple[str, ...] = ("mean", "max", "ridge", "none")
 FILTRATIONS: tuple[str, ...] = ("uniform", "topk", "known", "none")
 PREPROCESSING: tuple[str, ...] = ("softmax", "none")
+FORWARD_MODES: tuple[str, ...] = ("none", "denoise")
+#: Depth multiplier of the original's ``forward_mode="denoise"`` (its ``_predict`` default).
+DENOISE_DEPTH_FACTOR = 6.0
 #: The original scPRINT's spellings of our option values.
 ORIGINAL_GENE_SELECTIONS: dict[str, str] = {
     "most var within": "hvg",
@@ -316,6 +321,9 @@ class GNInfer:
         ``"fast"`` or ``"exact"`` (see the module docstring).
     preprocess
         ``"softmax"`` (attention weights) or ``"none"`` (the scaled scores ``q·k/sqrt(d)``).
+    forward_mode
+        ``"none"`` (the cells as they are) or ``"denoise"`` (the depth token reads
+        :data:`DENOISE_DEPTH_FACTOR` x each cell's depth, as the original's forward_mode).
     cell_tokens
         Normalise each gene's attention over the cell tokens too, as the original does (the
         cell-token rows and columns are dropped after filtration).
@@ -339,7 +347,7 @@ class GNInfer:
         Average product correction of each head's map (:func:`average_product_correction`).
     drop_unexpressed
         Drop selected genes with no count in the chosen cells.
-    min_genes, organism, gene_column, gene_table
+    min_genes, organism, gene_column, gene_table, orthologs
         Gene matching (:func:`scprint.tasks._common.prepare`).
     batch_size, chunk_size, device
         Cells per forward pass; query chunk of the exact kernel (``None`` = the kernel's default);
@@ -359,6 +367,7 @@ class GNInfer:
         heads: Sequence[int] | None = None,
         aggregation: str = "fast",
         preprocess: str = "softmax",
+        forward_mode: str = "none",
         cell_tokens: bool = False,
         head_aggregation: str = "mean",
         ground_truth: Any = None,
@@ -373,6 +382,7 @@ class GNInfer:
         organism: str | None = None,
         gene_column: str | None = None,
         gene_table: Any = None,
+        orthologs: bool = False,
         batch_size: int = 16,
         chunk_size: int | None = None,
         device: str = "auto",
@@ -394,6 +404,7 @@ class GNInfer:
         filtration = ORIGINAL_FILTRATIONS.get(filtration, filtration)
         _check_choice("aggregation", aggregation, AGGREGATIONS)
         _check_choice("preprocess", preprocess, PREPROCESSING)
+        _check_choice("forward_mode", forward_mode, FORWARD_MODES)
         _check_choice("head_aggregation", head_aggregation, HEAD_AGGREGATIONS)
         _check_choice("filtration", filtration, FILTRATIONS)
         if (head_aggregation == "ridge" or filtration == "known") and ground_truth is None:
@@ -421,6 +432,7 @@ class GNInfer:
         self.n_cells = n_cells or None
         self.aggregation = aggregation
         self.preprocess = preprocess
+        self.forward_mode = forward_mode
         self.cell_tokens = bool(cell_tokens)
         self.head_aggregation = head_aggregation
         self.ground_truth = ground_truth
@@ -436,6 +448,7 @@ class GNInfer:
             "organism": organism,
             "gene_column": gene_column,
             "gene_table": gene_table,
+            "orthologs": orthologs,
         }
         self.batch_size = batch_size
         self.chunk_size = chunk_size
@@ -558,7 +571,10 @@ class GNInfer:
                     local = torch.cat(
                         [cell_slots, torch.where(local >= 0, local + n_cell_tokens, -1)], 1
                     )
-                out = model(gene_ids, batch["counts"], batch["depth"], return_qk=True)
+                depth = batch["depth"]
+                if self.forward_mode == "denoise":
+                    depth = depth * DENOISE_DEPTH_FACTOR
+                out = model(gene_ids, batch["counts"], depth, return_qk=True)
                 if out.qk is None:
                     raise RuntimeError("the model returned no queries/keys although return_qk=True")
                 slot = torch.where(local >= 0, local, n_keys)
@@ -727,6 +743,7 @@ class GNInfer:
                 "heads": self.heads,
                 "aggregation": self.aggregation,
                 "preprocess": self.preprocess,
+                "forward_mode": self.forward_mode,
                 "cell_tokens": self.cell_tokens,
                 "head_aggregation": self.head_aggregation,
                 "filtration": self.filtration,
