@@ -16,6 +16,7 @@ from scprint import load_pretrained
 from scprint.cli import main as scprint_main
 from scprint.data import make_inference_batches
 from scprint.model import ModelConfig, ScPrint
+from scprint.model.tokens import reduce_gene_table
 from scprint.training import FORMAT_VERSION, fit
 from scprint.training.checkpoint import checkpoint_metadata
 
@@ -43,7 +44,7 @@ def test_tiny_model_lowers_each_loss_term(tiny_run: Path, tiny_steps: int) -> No
 
 def test_checkpoint_holds_everything_for_inference(tiny_checkpoint: Path, kang_adata) -> None:
     pretrained = load_pretrained(tiny_checkpoint, device="cpu")
-    assert pretrained.version and pretrained.normalisation == "log1p"
+    assert pretrained.version and pretrained.normalisation == "log"
     assert not pretrained.model.training
     assert pretrained.model.label_classes == ["cell_type"]
     assert len(pretrained.vocab) == kang_adata.n_vars
@@ -98,7 +99,7 @@ def test_incompatible_checkpoint_version_names_both_versions(
     ):
         load_pretrained(path)
     torch.save({"state_dict": {}}, path)
-    with pytest.raises(ValueError, match="not an scPRINT checkpoint"):
+    with pytest.raises(ValueError, match="unknown layout"):
         load_pretrained(path)
 
 
@@ -146,10 +147,11 @@ def test_gene_embedding_table_initialises_frozen_identities(kang_adata, tmp_path
         freeze_gene_embeddings=True,
     )
     pretrained = load_pretrained(path, device="cpu")
-    assert pretrained.config.gene_embedding_dim == 8
+    # the 8-wide table is brought to d_model by the original's adaptive average pooling
     rows = pretrained.vocab.index_of(list(symbols[:5]))
-    weights = pretrained.model.gene_identity.table.weight.detach().numpy()
-    np.testing.assert_allclose(weights[rows], table.to_numpy()[:5], rtol=1e-6)
+    weights = pretrained.model.gene_encoder.embeddings.weight.detach().numpy()
+    expected = reduce_gene_table(torch.as_tensor(table.to_numpy()[:5]), pretrained.config.d_model)
+    np.testing.assert_allclose(weights[rows], expected.numpy(), rtol=1e-6)
 
 
 def test_resume_with_another_config_raises(

@@ -534,7 +534,7 @@ class GNInfer:
         n_genes = len(gene_names)
         lookup = torch.full((len(self.pretrained.vocab),), -1, dtype=torch.long, device=device)
         lookup[torch.as_tensor(vocab_ids, device=device)] = torch.arange(n_genes, device=device)
-        n_cell_tokens = model.n_cell_tokens
+        n_cell_tokens = model.qk_cell_tokens  # cell tokens leading the q/k sequences
         first = 0 if self.cell_tokens else n_cell_tokens
         n_keys = n_genes + n_cell_tokens - first
         heads = self.heads
@@ -676,7 +676,7 @@ class GNInfer:
             per_head = (per_head + np.transpose(per_head, (0, 2, 1))) / 2
         if self.apc:
             per_head = np.stack([average_product_correction(m) for m in per_head])
-        first = self.pretrained.model.n_cell_tokens if self.cell_tokens else 0
+        first = self.pretrained.model.qk_cell_tokens if self.cell_tokens else 0
         n_keys = per_head.shape[-1]
         truth = None
         if self.ground_truth is not None:
