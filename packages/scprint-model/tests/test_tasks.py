@@ -451,6 +451,28 @@ def test_tasks_reject_unknown_genes_other_organisms_and_non_counts(pretrained, k
         embedder(logged)
 
 
+def test_tasks_take_gene_matching_options_and_report_the_match(pretrained, kang_adata):
+    cells = kang_adata[:16].copy()
+    with pytest.raises(ValueError, match="gene_matching has unknown keys"):
+        Denoiser(pretrained, gene_matching={"species": "human"})
+    with pytest.raises(ValueError, match="unsupported organism"):
+        Embedder(pretrained, gene_matching={"organism": "NCBITaxon:10090"})(cells)
+    by_symbol = cells.copy()
+    by_symbol.var_names = cells.var["gene_symbol"].astype(str).to_numpy()
+    by_symbol.var_names_make_unique()
+    by_symbol.var["ids"] = cells.var_names.to_numpy()
+    options = {"gene_column": "ids", "min_genes": 2000}
+    out = Denoiser(pretrained, genes="hvg", n_genes=20, gene_matching=options)(by_symbol, copy=True)
+    summary = out.uns["scprint_denoise"]["gene_match"]
+    assert summary["n_matched_by_id"] == summary["n_known"] == cells.n_vars
+    partly = cells.copy()
+    partly.var_names = [f"UNKNOWN{i}" for i in range(10)] + list(cells.var_names[10:])
+    partly.var = partly.var.drop(columns=["gene_symbol"])
+    with pytest.raises(ValueError, match=r"only 2501 of the AnnData's 2511 genes.*at least 2511"):
+        Denoiser(pretrained, gene_matching={"min_genes": 2511})(partly)
+    assert "scprint_denoised" in Denoiser(pretrained, genes="hvg", n_genes=10)(partly).layers
+
+
 def test_incompatible_checkpoint_version_is_a_clear_error(task_checkpoint, tmp_path):
     checkpoint = torch.load(task_checkpoint, map_location="cpu", weights_only=True)
     checkpoint["scprint"] = {**checkpoint["scprint"], "format": 999}

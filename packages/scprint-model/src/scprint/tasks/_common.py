@@ -31,7 +31,9 @@ from scprint.training.checkpoint import resolve_device
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "GENE_MATCHING_OPTIONS",
     "GeneMatch",
+    "gene_matching_options",
     "check_cells_organism",
     "counts_matrix",
     "iter_model_batches",
@@ -294,6 +296,27 @@ def match_vocabulary(
         unknown=tuple(mapping.unknown),
         organism=mapping.organism,
     )
+
+
+#: Keyword arguments of :func:`prepare` that say how genes are matched (a task's ``gene_matching``).
+GENE_MATCHING_OPTIONS: tuple[str, ...] = (
+    "organism",
+    "gene_column",
+    "gene_table",
+    "orthologs",
+    "min_genes",
+)
+
+
+def gene_matching_options(options: Any) -> dict[str, Any]:
+    """A task's ``gene_matching`` mapping, checked: keys among :data:`GENE_MATCHING_OPTIONS`."""
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(GENE_MATCHING_OPTIONS))
+    if unknown:
+        raise ValueError(
+            f"gene_matching has unknown keys {unknown}; expected some of {list(GENE_MATCHING_OPTIONS)}"
+        )
+    return options
 
 
 def prepare(

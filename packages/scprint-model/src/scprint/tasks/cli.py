@@ -614,12 +614,6 @@ def _plan(command: str, args: argparse.Namespace) -> tuple[Path, Callable[[], No
             else _check_input(args.reference, "reference", "--reference")
         )
         task_options = {"genes": args.genes, "sample": args.sample, "seed": args.seed}
-    if match and command != "gninfer":
-        unsupported = sorted(match)
-        raise UsageError(
-            f"{', '.join('--' + k.replace('_', '-') for k in unsupported)} "
-            f"is only available for gninfer so far"
-        )
 
     def work() -> None:
         from scprint.tasks._common import write_anndata, write_json
@@ -628,17 +622,18 @@ def _plan(command: str, args: argparse.Namespace) -> tuple[Path, Callable[[], No
         if organism is not None:
             _set_organism(adata, organism)
         common = {"batch_size": args.batch_size, "device": args.device}
+        gene_matching = {"gene_matching": match} if command != "gninfer" else {}
         if command == "embed":
             from scprint.tasks.embed import Embedder
 
-            result, metrics = Embedder(ckpt, **task_options, **common)(adata)
+            result, metrics = Embedder(ckpt, **task_options, **gene_matching, **common)(adata)
             if metrics_path is not None:
                 write_json(metrics, metrics_path)
             log.info("metrics: %s", metrics)
         elif command == "denoise":
             from scprint.tasks.denoise import Denoiser
 
-            result = Denoiser(ckpt, **task_options, **common)(adata)
+            result = Denoiser(ckpt, **task_options, **gene_matching, **common)(adata)
         elif command == "gninfer":
             from scprint.tasks.gninfer import GNInfer
 
@@ -647,7 +642,8 @@ def _plan(command: str, args: argparse.Namespace) -> tuple[Path, Callable[[], No
             from scprint.tasks.generate import Generator
 
             reference = None if reference_path is None else _read(reference_path)
-            result = Generator(ckpt, **task_options, **common)(adata, target, reference=reference)
+            generator = Generator(ckpt, **task_options, **gene_matching, **common)
+            result = generator(adata, target, reference=reference)
         write_anndata(result, out)
         log.info("wrote %s", out)
 
