@@ -160,6 +160,7 @@ def _common(parser: argparse.ArgumentParser, command: str, out_help: str) -> Non
         help=".csv/.tsv/.parquet of (Ensembl id, symbol) pairs for symbols the data folder lacks",
     )
     _flag(parser, "--min-genes", type=int, default=None, help="fewest known genes to accept")
+    _switch(parser, "--orthologs", help="map mouse symbols to their human orthologs")
     _flag(parser, "--device", default="auto", help="auto (GPU if any), cpu, cuda or cuda:<index>")
     _flag(parser, "--batch-size", type=int, default=32, help="cells per forward pass")
     _flag(
@@ -290,7 +291,6 @@ def build_parser(command: str) -> argparse.ArgumentParser:
             default="none",
             help="none, or denoise (the depth token reads 6x the depth, as the original)",
         )
-        _switch(parser, "--orthologs", help="map mouse symbols to human orthologs")
         _switch(parser, "--cell-tokens", help="normalise attention over the cell tokens too")
         _flag(
             parser,
@@ -502,7 +502,6 @@ def _gninfer_options(args: argparse.Namespace) -> dict[str, Any]:
         "aggregation": _choice(aggregation or "fast", AGGREGATIONS, "--aggregation", {}),
         "preprocess": _choice(args.preprocess, PREPROCESSING, "--preprocess", {}),
         "forward_mode": _choice(args.forward_mode, FORWARD_MODES, "--forward-mode", {}),
-        "orthologs": args.orthologs,
         "cell_tokens": args.cell_tokens,
         "head_aggregation": _choice(
             args.head_aggregation, HEAD_AGGREGATIONS, "--head-aggregation", {}
@@ -540,6 +539,8 @@ def _match_options(args: argparse.Namespace) -> dict[str, Any]:
         options["gene_table"] = _check_input(args.gene_table, "gene table", "--gene-table")
     if args.min_genes is not None:
         options["min_genes"] = args.min_genes
+    if args.orthologs:
+        options["orthologs"] = True
     return options
 
 
