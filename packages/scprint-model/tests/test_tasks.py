@@ -257,27 +257,160 @@ def test_gninfer_grn_roundtrips_through_grnndata_and_is_scored_by_bengrn(
     assert 0.0 <= result["auprc"] <= 1.0 and np.isfinite(result["epr"])
 
 
+def _planted_truth(stack: np.ndarray, genes: list[str], head: int) -> pd.DataFrame:
+    """The 10% of gene pairs where ``head`` scores most above the other heads' mean."""
+    others = np.delete(np.arange(stack.shape[2]), head)
+    specific = stack[:, :, head] - stack[:, :, others].mean(axis=2)
+    regulators, targets = np.nonzero(
+        (specific > np.quantile(specific, 0.9)) & ~np.eye(len(genes), dtype=bool)
+    )
+    names = np.asarray(genes)
+    return pd.DataFrame({"regulator": names[regulators], "target": names[targets]})
+
+
 def test_gninfer_ridge_selects_the_head_that_matches_the_ground_truth(pretrained, network_cells):
     cells, genes = network_cells
     options = {"genes": genes, "n_cells": None, "filtration": "none"}
     stack = GNInfer(pretrained, head_aggregation="none", **options)(cells).varp["GRN"]
     target_head = stack.shape[2] - 1
-    scores = stack[:, :, target_head]
-    regulators, targets = np.nonzero(
-        (scores > np.quantile(scores, 0.9)) & ~np.eye(len(genes), dtype=bool)
-    )
-    truth = pd.DataFrame(
-        {"regulator": np.asarray(genes)[regulators], "target": np.asarray(genes)[targets]}
-    )
-    grn = GNInfer(
-        pretrained, head_aggregation="ridge", ground_truth=truth, symmetrise=True, **options
-    )(cells)
+    truth = _planted_truth(stack, genes, target_head)
+    grn = GNInfer(pretrained, head_aggregation="ridge", ground_truth=truth, **options)(cells)
     weights = grn.grn_metadata["parameters"]["head_weights"]
     assert sum(weights.values()) == pytest.approx(1.0)
     layer, head = divmod(target_head, pretrained.config.n_heads)
     assert max(weights, key=weights.get) == f"layer{layer}_head{head}"
+    held_out = grn.var["ridge_held_out"].to_numpy()
+    assert 0 < held_out.sum() < len(genes)
     dense = grn.grn.toarray()
-    np.testing.assert_allclose(dense, dense.T, rtol=1e-6)
+    # only the held-out rows (regulators) are returned: the weighted mix of the heads there
+    assert not dense[~held_out].any() and dense[held_out].any()
+    labels = [
+        f"layer{li}_head{hi}"
+        for li in range(pretrained.config.n_layers)
+        for hi in range(pretrained.config.n_heads)
+    ]
+    mixed = sum(weights.get(label, 0.0) * stack[:, :, i] for i, label in enumerate(labels))
+    np.testing.assert_allclose(dense[held_out], mixed[held_out], rtol=1e-4, atol=1e-6)
+
+
+def test_gninfer_ridge_never_sees_the_edges_it_is_scored_on(pretrained, network_cells):
+    cells, genes = network_cells
+    options = {"genes": genes, "n_cells": None, "filtration": "none"}
+    stack = GNInfer(pretrained, head_aggregation="none", **options)(cells).varp["GRN"]
+    truth = _planted_truth(stack, genes, stack.shape[2] - 1)
+    first = GNInfer(pretrained, head_aggregation="ridge", ground_truth=truth, **options)(cells)
+    held_out = pd.Series(first.var["ridge_held_out"].to_numpy(), index=genes)
+    # move every edge of a held-out regulator to another target: the scored edges change
+    shifted = [genes[(genes.index(t) + 7) % len(genes)] for t in truth["target"]]
+    rewired = truth.assign(
+        target=np.where(held_out[truth["regulator"]].to_numpy(), shifted, truth["target"])
+    )
+    rewired = rewired[rewired["regulator"] != rewired["target"]]
+    assert not rewired.reset_index(drop=True).equals(truth.reset_index(drop=True))
+    second = GNInfer(pretrained, head_aggregation="ridge", ground_truth=rewired, **options)(cells)
+    np.testing.assert_array_equal(second.var["ridge_held_out"].to_numpy(), held_out.to_numpy())
+    assert second.grn_metadata["parameters"]["head_weights"] == pytest.approx(
+        first.grn_metadata["parameters"]["head_weights"]
+    )
+    assert (first.grn != second.grn).nnz == 0
+    assert not first.grn.toarray()[~held_out.to_numpy()].any()
+
+
+def _layer_head_maps(pretrained, cells, genes, cell_tokens):
+    """Per-layer queries and keys of one forward pass (all cells in one batch)."""
+    model = pretrained.model
+    batch = next(
+        make_inference_batches(cells, pretrained.vocab, genes=genes, batch_size=cells.n_obs)
+    )
+    with torch.inference_mode():
+        out = model(batch["gene_ids"], batch["counts"], batch["depth"], return_qk=True)
+    first = 0 if cell_tokens else model.n_cell_tokens
+    return [(q[:, :, first:].float(), k[:, :, first:].float()) for q, k in out.qk]
+
+
+@pytest.mark.parametrize(
+    ("aggregation", "preprocess"), [("fast", "softmax"), ("exact", "softmax"), ("exact", "none")]
+)
+def test_gninfer_with_cell_tokens_in_the_softmax_equals_its_definition(
+    pretrained, network_cells, aggregation, preprocess
+):
+    cells, genes = network_cells
+    stack = GNInfer(
+        pretrained,
+        genes=genes,
+        n_cells=0,
+        aggregation=aggregation,
+        preprocess=preprocess,
+        cell_tokens=True,
+        head_aggregation="none",
+        filtration="none",
+        batch_size=5,
+    )(cells).varp["GRN"]
+    n_cell = pretrained.model.n_cell_tokens
+    n_heads = pretrained.config.n_heads
+    for layer, (q, k) in enumerate(_layer_head_maps(pretrained, cells, genes, cell_tokens=True)):
+        scale = q.shape[-1] ** -0.5
+        if aggregation == "fast":
+            expected = torch.softmax(q.mean(0) @ k.mean(0).transpose(-1, -2) * scale, -1)
+        else:
+            scores = q @ k.transpose(-1, -2) * scale
+            maps = torch.softmax(scores, -1) if preprocess == "softmax" else scores
+            expected = maps.mean(0)
+        expected = expected[:, n_cell:, n_cell:]
+        for head in range(n_heads):
+            np.testing.assert_allclose(
+                stack[:, :, layer * n_heads + head],
+                expected[head].T.numpy(),
+                rtol=1e-4,
+                atol=1e-5,
+            )
+
+
+def test_gninfer_head_max_symmetrise_apc_and_threshold_follow_their_definitions(
+    pretrained, network_cells
+):
+    from scprint.tasks.gninfer import average_product_correction
+
+    cells, genes = network_cells
+    options = {"genes": genes, "n_cells": None}
+    stack = GNInfer(pretrained, head_aggregation="none", filtration="none", **options)(cells)
+    per_head = np.transpose(stack.varp["GRN"], (2, 0, 1))
+    grn = GNInfer(
+        pretrained,
+        head_aggregation="max",
+        symmetrise=True,
+        apc=True,
+        filtration="thresh",  # the original's name of "uniform"
+        **options,
+    )(cells)
+    corrected = [average_product_correction((m + m.T) / 2) for m in per_head]
+    expected = np.max(corrected, axis=0)
+    expected[expected < 1 / len(genes)] = 0
+    np.testing.assert_allclose(grn.grn.toarray(), expected, rtol=1e-4, atol=1e-6)
+    params = grn.grn_metadata["parameters"]
+    assert params["filtration"] == "uniform" and params["apc"] is True
+    assert params["gene_match"]["n_known"] == cells.n_vars
+
+
+def test_gninfer_original_spellings_and_unexpressed_genes(pretrained, network_cells):
+    cells, genes = network_cells
+    assert GNInfer(pretrained, genes="most var within").genes == "hvg"
+    assert GNInfer(pretrained, genes="most expr").genes == "expressed"
+    assert GNInfer(pretrained, filtration="top-k").filtration == "topk"
+    with pytest.raises(ValueError, match="'random expr'.*not offered"):
+        GNInfer(pretrained, genes="random expr")
+    with pytest.raises(ValueError, match="preprocess must be one of"):
+        GNInfer(pretrained, preprocess="sinkhorn")
+    silent = [g for g in cells.var_names if cells[:, g].X.sum() == 0][:2]
+    assert len(silent) == 2
+    grn = GNInfer(pretrained, genes=[*genes[:10], *silent], n_cells=None, drop_unexpressed=True)(
+        cells
+    )
+    assert list(grn.var_names) == genes[:10]
+    # a gene list may name the genes by symbol although var_names are Ensembl ids
+    symbols = cells.var.loc[genes[:10], "gene_symbol"].astype(str).tolist()
+    by_symbol = GNInfer(pretrained, genes=symbols, n_cells=None)(cells)
+    assert list(by_symbol.var_names) == genes[:10]
 
 
 def test_bengrn_method_is_gninfer(pretrained, kang_adata, task_checkpoint):
@@ -306,7 +439,7 @@ def test_tasks_reject_unknown_genes_other_organisms_and_non_counts(pretrained, k
     unknown = kang_adata[:8].copy()
     unknown.var_names = [f"GENE{i}" for i in range(unknown.n_vars)]
     unknown.var = unknown.var.drop(columns=["gene_symbol"])
-    with pytest.raises(ValueError, match="genes match the model vocabulary"):
+    with pytest.raises(ValueError, match=r"only 0 of the AnnData's 2511 genes are known.*'GENE0'"):
         embedder(unknown)
     mouse = kang_adata[:8].copy()
     mouse.obs["organism_ontology_term_id"] = "NCBITaxon:10090"
@@ -316,6 +449,28 @@ def test_tasks_reject_unknown_genes_other_organisms_and_non_counts(pretrained, k
     logged.X = log_normalise(logged.X).astype(np.float32)
     with pytest.raises(ValueError, match="raw integer counts"):
         embedder(logged)
+
+
+def test_tasks_take_gene_matching_options_and_report_the_match(pretrained, kang_adata):
+    cells = kang_adata[:16].copy()
+    with pytest.raises(ValueError, match="gene_matching has unknown keys"):
+        Denoiser(pretrained, gene_matching={"species": "human"})
+    with pytest.raises(ValueError, match="unsupported organism"):
+        Embedder(pretrained, gene_matching={"organism": "NCBITaxon:10090"})(cells)
+    by_symbol = cells.copy()
+    by_symbol.var_names = cells.var["gene_symbol"].astype(str).to_numpy()
+    by_symbol.var_names_make_unique()
+    by_symbol.var["ids"] = cells.var_names.to_numpy()
+    options = {"gene_column": "ids", "min_genes": 2000}
+    out = Denoiser(pretrained, genes="hvg", n_genes=20, gene_matching=options)(by_symbol, copy=True)
+    summary = out.uns["scprint_denoise"]["gene_match"]
+    assert summary["n_matched_by_id"] == summary["n_known"] == cells.n_vars
+    partly = cells.copy()
+    partly.var_names = [f"UNKNOWN{i}" for i in range(10)] + list(cells.var_names[10:])
+    partly.var = partly.var.drop(columns=["gene_symbol"])
+    with pytest.raises(ValueError, match=r"only 2501 of the AnnData's 2511 genes.*at least 2511"):
+        Denoiser(pretrained, gene_matching={"min_genes": 2511})(partly)
+    assert "scprint_denoised" in Denoiser(pretrained, genes="hvg", n_genes=10)(partly).layers
 
 
 def test_incompatible_checkpoint_version_is_a_clear_error(task_checkpoint, tmp_path):
@@ -465,3 +620,41 @@ def test_cli_reports_bad_input_with_exit_status_2(task_checkpoint, kang_adata, t
     assert status == 2
     assert "'Platelets' is absent" in capsys.readouterr().err
     assert not (tmp_path / "net.zarr").exists()
+
+
+def test_cli_accepts_the_original_scprint_commands(task_checkpoint, kang_adata, tmp_path):
+    """The original's spellings: --ckpt_path, --species, --output_filename PREFIX and its options."""
+    from scprint.cli import main
+
+    adata_path = tmp_path / "cells.h5ad"
+    kang_adata[:48].copy().write_h5ad(adata_path)
+    common = ["--adata", str(adata_path), "--ckpt_path", str(task_checkpoint)]
+    common += ["--species", "NCBITaxon:9606", "--batch_size", "16", "--device", "cpu"]
+    prefix = str(tmp_path / "out.h5ad")
+    denoise = ["denoise", *common, "--output_filename", prefix, "--how", "most var"]
+    assert main([*denoise, "--max_len", "40", "--predict_depth_mult", "2"]) == 0
+    denoised = ad.read_h5ad(f"{prefix}_denoised.h5ad")
+    assert "scprint_denoised" in denoised.layers
+    assert denoised.var["scprint_denoised"].sum() == 40  # --max_len: the original's gene count
+    gninfer = ["gninfer", *common, "--output_filename", str(tmp_path / "run")]
+    gninfer += ["--cell_type", "B cells", "--how", "most var within", "--num_genes", "20"]
+    gninfer += ["--max_cells", "8", "--head_agg", "mean", "--filtration", "thresh"]
+    gninfer += [
+        "--symmetrize",
+        "true",
+        "--comp_attn",
+        "false",
+        "--layer",
+        "[0]",
+        "--num_workers",
+        "4",
+    ]
+    assert main(gninfer) == 0
+    grn = ad.read_h5ad(tmp_path / "run_B cells_grn.h5ad")
+    assert grn.shape == (8, 20) and (grn.obs["cell_type"] == "B cells").all()
+    network = grn.varp["GRN"].toarray()
+    np.testing.assert_allclose(network, network.T, rtol=1e-6)
+    assert network.min() == 0.0 and (network[network > 0] >= 1 / 20).all()
+    embed = ["embed", *common, "--output_filename", str(tmp_path / "run")]
+    assert main([*embed, "--keep_all_cls_pred", "true", "--seed_everything", "42"]) == 0
+    assert "X_scprint" in ad.read_h5ad(tmp_path / "run_embedded.h5ad").obsm

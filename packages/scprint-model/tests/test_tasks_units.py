@@ -19,7 +19,13 @@ from scprint.tasks.genes import (
     log_normalise,
     most_expressed_genes,
 )
-from scprint.tasks.gninfer import filter_network, ground_truth_matrix, ridge_head_weights
+from scprint.tasks.gninfer import (
+    average_product_correction,
+    filter_network,
+    ground_truth_matrix,
+    ridge_head_weights,
+    split_rows,
+)
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +109,46 @@ def test_ridge_keeps_informative_heads_and_drops_anticorrelated_one():
     assert weights.sum() == pytest.approx(1.0)
     with pytest.raises(ValueError, match="kept no head"):
         ridge_head_weights(np.stack([anti]), truth)
+
+
+def test_ridge_reads_only_the_rows_it_may_fit_on():
+    rng = np.random.default_rng(2)
+    n = 40
+    truth = rng.random((n, n)) < 0.1
+    per_head = np.stack([truth + 0.3 * rng.random((n, n)), rng.random((n, n))])
+    held_out = split_rows(truth, 0.5, seed=0)
+    expected = ridge_head_weights(per_head, truth, rows=~held_out)
+    # whatever the held-out rows hold (scores or truth), the weights do not change
+    poisoned = per_head.copy()
+    poisoned[:, held_out] = np.nan
+    flipped = truth.copy()
+    flipped[held_out] = ~flipped[held_out]
+    np.testing.assert_array_equal(ridge_head_weights(poisoned, flipped, rows=~held_out), expected)
+
+
+def test_split_rows_holds_out_a_share_of_regulators_and_of_other_rows():
+    truth = np.zeros((30, 30), dtype=bool)
+    truth[:10, 10:15] = True  # rows 0-9 are regulators
+    held_out = split_rows(truth, 0.3, seed=1)
+    assert held_out[:10].sum() == 3 and held_out[10:].sum() == 6
+    assert not np.array_equal(held_out, split_rows(truth, 0.3, seed=2))
+    with pytest.raises(ValueError, match="at least 2"):
+        split_rows(np.eye(5, k=1, dtype=bool) & (np.arange(5) == 0)[:, None], 0.5)
+    with pytest.raises(ValueError, match=r"ridge_holdout must be in \(0, 1\)"):
+        split_rows(truth, 1.0)
+
+
+def test_average_product_correction_and_known_filtration():
+    rng = np.random.default_rng(3)
+    network = rng.random((6, 6)).astype(np.float32)
+    corrected = average_product_correction(network)
+    expected = network - np.outer(network.sum(1), network.sum(0)) / network.sum()
+    np.testing.assert_allclose(corrected, expected, rtol=1e-6)
+    np.testing.assert_allclose(corrected.sum(axis=0), 0.0, atol=1e-5)
+    known = rng.random((6, 6)) < 0.3
+    np.testing.assert_array_equal(filter_network(network, "known", known=known) > 0, known)
+    with pytest.raises(ValueError, match="needs a boolean known network"):
+        filter_network(network, "known")
 
 
 def test_ground_truth_matrix_matches_symbols_when_ids_do_not():

@@ -6,6 +6,7 @@ generate ...`` go to :mod:`scprint.tasks.cli`. Each subcommand has its own ``--h
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import sys
 
@@ -27,8 +28,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command = argv[0]
     if command not in _SUBCOMMANDS:
+        close = difflib.get_close_matches(command, list(_SUBCOMMANDS), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
         sys.stderr.write(
-            f"scprint: unknown subcommand {command!r}; expected one of {sorted(_SUBCOMMANDS)}\n"
+            f"scprint: error: unknown command {command!r}; expected one of "
+            f"{sorted(_SUBCOMMANDS)}{hint}\n"
         )
         return 2
     module = importlib.import_module(_SUBCOMMANDS[command])

@@ -23,19 +23,23 @@ import torch
 from tqdm.auto import tqdm
 
 from grnndata import atomic
-from scprint.data import ORGANISMS, CellSource
+from scprint.data import MIN_OVERLAP_GENES, ORGANISMS, CellSource
 from scprint.training.checkpoint import resolve_device
 
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "GENE_MATCHING_OPTIONS",
     "GeneMatch",
+    "gene_matching_options",
     "check_cells_organism",
     "check_finite_counts",
     "check_unique_var_names",
     "counts_matrix",
     "iter_model_batches",
     "load_model",
+    "match_vocabulary",
+    "model_view",
     "output_kind",
     "prepare",
     "resolve_device",
@@ -139,45 +143,283 @@ def check_cells_organism(adata: ad.AnnData, supported: Sequence[str]) -> None:
 
 @dataclass(frozen=True)
 class GeneMatch:
-    """Genes of an AnnData that the model knows.
+    """Genes of an AnnData that the model knows (see :mod:`scprint.tasks.gene_mapping`).
 
     ``var_indices[i]`` (column of ``adata``) is gene ``vocab_indices[i]`` of the vocabulary.
+    ``column_vocab`` is the vocabulary index of every column (``-1`` = unknown), so that a subset
+    of the columns keeps its mapping (:meth:`subset`).
     """
 
     var_indices: np.ndarray
     vocab_indices: np.ndarray
     n_vars: int
+    column_vocab: np.ndarray | None = None
+    by_id: int = 0
+    by_symbol: int = 0
+    ambiguous: tuple[str, ...] = ()
+    duplicates: tuple[str, ...] = ()
+    unknown: tuple[str, ...] = ()
+    organism: str | None = None
+
+    @property
+    def n_known(self) -> int:
+        """Number of the AnnData's genes the model knows."""
+        return len(self.var_indices)
 
     @property
     def fraction(self) -> float:
         """Share of the AnnData's genes found in the vocabulary."""
         return len(self.var_indices) / max(self.n_vars, 1)
 
+    @classmethod
+    def from_columns(cls, column_vocab: np.ndarray, **details: Any) -> GeneMatch:
+        """A match from the vocabulary index of every column (``-1`` = unknown)."""
+        column_vocab = np.asarray(column_vocab, dtype=np.int64)
+        var_indices = np.flatnonzero(column_vocab >= 0)
+        return cls(
+            var_indices=var_indices,
+            vocab_indices=column_vocab[var_indices],
+            n_vars=len(column_vocab),
+            column_vocab=column_vocab,
+            **details,
+        )
 
-def prepare(adata: ad.AnnData, pretrained: Any) -> GeneMatch:
+    def columns(self) -> np.ndarray:
+        """Vocabulary index of every column (``-1`` = unknown), ``(n_vars,)`` int64."""
+        if self.column_vocab is not None:
+            return self.column_vocab
+        out = np.full(self.n_vars, -1, dtype=np.int64)
+        out[self.var_indices] = self.vocab_indices
+        return out
+
+    def subset(self, columns: np.ndarray) -> GeneMatch:
+        """The match of ``adata[:, columns]``."""
+        return GeneMatch.from_columns(
+            self.columns()[np.asarray(columns, dtype=np.int64)], organism=self.organism
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """What ``uns`` records: counts, the share known, and a few ambiguous / unknown genes."""
+        record: dict[str, Any] = {
+            "n_genes": int(self.n_vars),
+            "n_known": int(self.n_known),
+            "fraction_known": round(float(self.fraction), 6),
+            "n_matched_by_id": int(self.by_id),
+            "n_matched_by_symbol": int(self.by_symbol),
+            "n_ambiguous_symbols": len(self.ambiguous),
+            "n_duplicates": len(self.duplicates),
+        }
+        if self.ambiguous:
+            record["ambiguous_examples"] = list(self.ambiguous[:5])
+        if self.unknown:
+            record["unknown_examples"] = list(self.unknown[:5])
+        if self.organism:
+            record["organism"] = self.organism
+        return record
+
+
+def supported_organisms(pretrained: Any) -> list[str]:
+    """NCBITaxon ids of the organisms whose genes the loaded model knows."""
+    organisms = getattr(pretrained, "organisms", None)
+    return list(organisms) if organisms else [pretrained.vocab.organism]
+
+
+def _resolve_organism(adata: ad.AnnData, organism: str | None, supported: list[str]) -> str | None:
+    """The organism of the cells: the argument, else ``obs["organism_ontology_term_id"]``."""
+    if organism is not None:
+        organism = _ORGANISM_NAMES.get(str(organism).lower(), str(organism))
+        if organism not in ORGANISMS:
+            raise ValueError(
+                f"unknown organism {organism!r}; expected one of {sorted(ORGANISMS)} "
+                "(e.g. 'NCBITaxon:9606' for human, 'NCBITaxon:10090' for mouse)"
+            )
+        if "organism_ontology_term_id" in adata.obs:
+            found = _organism_ids(pd.unique(adata.obs["organism_ontology_term_id"].astype(str)))
+            if found - {organism}:
+                raise ValueError(
+                    f"organism {organism!r} was given but obs['organism_ontology_term_id'] holds "
+                    f"{sorted(found)}"
+                )
+        if organism not in supported:
+            raise ValueError(
+                f"cells of an unsupported organism: {organism!r} was given; this model supports "
+                f"{sorted(supported)}"
+            )
+        return organism
+    check_cells_organism(adata, supported)
+    if "organism_ontology_term_id" in adata.obs:
+        found = sorted(_organism_ids(pd.unique(adata.obs["organism_ontology_term_id"].astype(str))))
+        if len(found) > 1:
+            raise ValueError(
+                f"obs['organism_ontology_term_id'] mixes organisms {found}; run the task once per "
+                "organism"
+            )
+        return found[0]
+    return supported[0] if len(supported) == 1 else None
+
+
+def match_vocabulary(
+    adata: ad.AnnData,
+    vocab: Any,
+    *,
+    organisms: Sequence[str] | None = None,
+    organism: str | None = None,
+    gene_column: str | None = None,
+    gene_table: Any = None,
+    orthologs: bool = False,
+) -> GeneMatch:
+    """Map the genes of ``adata`` onto ``vocab`` (rules in :mod:`scprint.tasks.gene_mapping`).
+
+    ``organisms`` are those the model supports (default the vocabulary's organism).
+    """
+    from scprint.tasks.gene_mapping import match_genes
+
+    supported = list(organisms) if organisms else [vocab.organism]
+    organism = _resolve_organism(adata, organism, supported)
+    symbols = getattr(vocab, "symbols", None)
+    if symbols is not None and not any(symbols):
+        symbols = None
+    mapping = match_genes(
+        adata,
+        vocab.genes,
+        symbols,
+        organism=organism,
+        gene_column=gene_column,
+        gene_table=gene_table,
+        orthologs=orthologs,
+    )
+    return GeneMatch.from_columns(
+        mapping.vocab_index,
+        by_id=mapping.by_id,
+        by_symbol=mapping.by_symbol,
+        ambiguous=tuple(mapping.ambiguous),
+        duplicates=tuple(mapping.duplicates),
+        unknown=tuple(mapping.unknown),
+        organism=mapping.organism,
+    )
+
+
+#: Keyword arguments of :func:`prepare` that say how genes are matched (a task's ``gene_matching``).
+GENE_MATCHING_OPTIONS: tuple[str, ...] = (
+    "organism",
+    "gene_column",
+    "gene_table",
+    "orthologs",
+    "min_genes",
+)
+
+
+def gene_matching_options(options: Any) -> dict[str, Any]:
+    """A task's ``gene_matching`` mapping, checked: keys among :data:`GENE_MATCHING_OPTIONS`."""
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(GENE_MATCHING_OPTIONS))
+    if unknown:
+        raise ValueError(
+            f"gene_matching has unknown keys {unknown}; expected some of {list(GENE_MATCHING_OPTIONS)}"
+        )
+    return options
+
+
+def prepare(
+    adata: ad.AnnData,
+    pretrained: Any,
+    *,
+    organism: str | None = None,
+    gene_column: str | None = None,
+    gene_table: Any = None,
+    orthologs: bool = False,
+    min_genes: int = MIN_OVERLAP_GENES,
+) -> GeneMatch:
     """All input checks of a task; returns the genes of ``adata`` the model knows.
 
-    Raises ``ValueError`` when ``var_names`` has duplicates, when ``X`` does not hold finite raw
-    integer counts or has empty cells, when the cells come from another organism than the
-    model's (:func:`check_cells_organism`), or when fewer genes than the vocabulary's
-    documented minimum (:data:`scprint.data.MIN_OVERLAP_GENES`) are known to the model; the
-    overlap is logged (``scprint.data.source`` logger, INFO).
+    Genes are mapped by :func:`match_vocabulary` (Ensembl ids or symbols, ``organism`` from the
+    argument or ``obs["organism_ontology_term_id"]``). The overlap is logged (INFO) and, when
+    fewer than ``min(min_genes, n_vars)`` genes are known, a ``ValueError`` names the counts and
+    examples of the AnnData's and the model's genes. ``min_genes`` cannot go below
+    :data:`scprint.data.MIN_OVERLAP_GENES`, the data layer's own minimum.
+
+    Also raises ``ValueError`` when ``X`` does not hold raw integer counts or has empty cells, or
+    when the cells come from another organism than the model's (:func:`check_cells_organism`).
+
+    Raises ``ValueError`` when ``var_names`` has duplicates or ``X`` holds NaN or infinity.
     """
     if not isinstance(adata, ad.AnnData):
         raise TypeError(f"expected an AnnData, got {type(adata).__name__}")
     if adata.n_obs == 0:
         raise ValueError("the AnnData has no cells (n_obs == 0)")
+    if adata.n_vars == 0:
+        raise ValueError("the AnnData has no genes (n_vars == 0)")
+    if not isinstance(min_genes, int | np.integer) or min_genes < MIN_OVERLAP_GENES:
+        raise ValueError(
+            f"min_genes must be an integer of at least {MIN_OVERLAP_GENES} "
+            f"(scprint.data.MIN_OVERLAP_GENES), got {min_genes!r}"
+        )
     check_unique_var_names(adata)
     if adata.X is not None:  # a missing X is reported by CellSource
         check_finite_counts(adata.X)
-    source = CellSource(adata)
-    check_cells_organism(adata, getattr(pretrained, "organisms", [pretrained.vocab.organism]))
-    source.bind(pretrained.vocab)
-    return GeneMatch(
-        var_indices=np.asarray(source.columns, dtype=np.int64),
-        vocab_indices=np.asarray(source.vocab_index, dtype=np.int64),
-        n_vars=adata.n_vars,
+    CellSource(adata)  # raw integer counts, no empty cell
+    vocab = pretrained.vocab
+    match = match_vocabulary(
+        adata,
+        vocab,
+        organisms=supported_organisms(pretrained),
+        organism=organism,
+        gene_column=gene_column,
+        gene_table=gene_table,
+        orthologs=orthologs,
     )
+    needed = min(int(min_genes), adata.n_vars)
+    log.info(
+        "genes: %d of %d known to the model (%d by Ensembl id, %d by symbol; %d ambiguous "
+        "symbols, %d duplicates)",
+        match.n_known,
+        adata.n_vars,
+        match.by_id,
+        match.by_symbol,
+        len(match.ambiguous),
+        len(match.duplicates),
+    )
+    if match.n_known < needed:
+        hint = ""
+        if match.ambiguous:
+            hint = (
+                f"; {len(match.ambiguous)} symbols are ambiguous, e.g. {list(match.ambiguous[:3])}"
+            )
+        raise ValueError(
+            f"only {match.n_known} of the AnnData's {adata.n_vars} genes are known to the model "
+            f"(at least {needed} needed); the AnnData's genes look like "
+            f"{adata.var_names[:3].tolist()}, the model's like {list(vocab.genes[:3])}{hint}. "
+            "Genes are matched by Ensembl id or symbol (var_names or a var column such as "
+            "'ensembl_id' / 'gene_symbol'; choose one with gene_column=), for the organism given "
+            "or in obs['organism_ontology_term_id']; a gene_table file maps other symbols"
+        )
+    return match
+
+
+def model_view(adata: ad.AnnData, match: GeneMatch, vocab: Any) -> ad.AnnData:
+    """``adata`` with the genes renamed to the vocabulary ids ``match`` resolved (shares ``X``).
+
+    Unknown columns get names the vocabulary cannot match (``"unmatched:<column>"``), so the data
+    layer (:class:`scprint.data.CellSource`) sees exactly the mapping of ``match``. The organism
+    column is left out of ``obs``: :func:`prepare` checked it against every organism the model
+    knows (the data layer checks one).
+    """
+    columns = match.columns()
+    if len(columns) != adata.n_vars:
+        raise ValueError(
+            f"the gene match covers {len(columns)} genes but the AnnData has {adata.n_vars}"
+        )
+    genes = np.asarray(vocab.genes, dtype=object)
+    names = np.where(
+        columns >= 0,
+        genes[np.clip(columns, 0, None)],
+        np.array([f"unmatched:{i}" for i in range(len(columns))], dtype=object),
+    )
+    var = pd.DataFrame(
+        {"ensembl_id": np.where(columns >= 0, names, None)}, index=pd.Index(names, dtype=str)
+    )
+    obs = adata.obs.drop(columns=["organism_ontology_term_id"], errors="ignore")
+    return ad.AnnData(X=adata.X, obs=obs, var=var)
 
 
 def check_unique_var_names(adata: ad.AnnData) -> None:
@@ -237,9 +479,7 @@ def counts_matrix(adata: ad.AnnData) -> sp.csr_matrix:
 
 def var_names_to_vocab(adata: ad.AnnData, match: GeneMatch, var_indices: np.ndarray) -> np.ndarray:
     """Vocabulary indices of the AnnData columns ``var_indices``; ``ValueError`` for unknown genes."""
-    lookup = np.full(adata.n_vars, -1, dtype=np.int64)
-    lookup[match.var_indices] = match.vocab_indices
-    vocab_ids = lookup[np.asarray(var_indices, dtype=np.int64)]
+    vocab_ids = match.columns()[np.asarray(var_indices, dtype=np.int64)]
     unknown = np.flatnonzero(vocab_ids < 0)
     if unknown.size:
         example = adata.var_names[int(np.asarray(var_indices)[unknown[0]])]
@@ -250,13 +490,37 @@ def var_names_to_vocab(adata: ad.AnnData, match: GeneMatch, var_indices: np.ndar
     return vocab_ids
 
 
-def resolve_gene_list(adata: ad.AnnData, genes: Sequence[str]) -> np.ndarray:
-    """Column indices of a user-given gene list (``var_names``); ``ValueError`` names a missing one."""
+def resolve_gene_list(
+    adata: ad.AnnData,
+    genes: Sequence[str],
+    match: GeneMatch | None = None,
+    vocab: Any = None,
+) -> np.ndarray:
+    """Column indices of a user-given gene list; ``ValueError`` names a missing one.
+
+    A gene is found by ``var_names`` first; with ``match`` and ``vocab``, also by the Ensembl id
+    (version dropped) or symbol of the vocabulary gene a column was mapped to, so a symbol list
+    works on Ensembl-indexed data and the reverse.
+    """
     genes = [str(g) for g in genes]
     if not genes:
         raise ValueError("the gene list is empty; give at least one gene, e.g. ['ENSG00000010610']")
-    index = pd.Index(adata.var_names)
+    index = pd.Index(adata.var_names.astype(str))
     positions = index.get_indexer(genes)
+    if match is not None and vocab is not None and (positions < 0).any():
+        from scprint.tasks.gene_mapping import strip_version
+
+        columns = match.columns()
+        known = np.flatnonzero(columns >= 0)
+        by_name: dict[str, int] = {}
+        symbols = getattr(vocab, "symbols", None)
+        for column in known[::-1]:  # first column wins
+            by_name[str(vocab.genes[columns[column]])] = int(column)
+            if symbols is not None and symbols[columns[column]]:
+                by_name[str(symbols[columns[column]]).upper()] = int(column)
+        for i in np.flatnonzero(positions < 0):
+            key = str(strip_version([genes[i]])[0]) or genes[i]
+            positions[i] = by_name.get(key, by_name.get(genes[i].upper(), -1))
     missing = [g for g, p in zip(genes, positions) if p < 0]
     if missing:
         raise ValueError(
@@ -276,12 +540,14 @@ def iter_model_batches(
     max_len: int | None,
     batch_size: int,
     description: str,
+    match: GeneMatch | None = None,
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Stream ``adata`` through the model's batching, on the model's device, with a progress bar.
 
     ``genes`` is ``None`` (up to ``max_len`` genes per cell, expressed ones first, default the
     model's training context length) or a fixed list of ``var_names`` that every cell gets, in
-    that order. Each batch is a dict of tensors:
+    that order. ``match`` is the gene mapping of ``adata`` (:func:`prepare`; default: computed
+    again with the default rules). Each batch is a dict of tensors:
     ``gene_ids`` (B, L) vocabulary indices (-1 = padding), ``counts`` (B, L), ``depth`` (B,) and
     ``cell_index`` (B,) rows of ``adata``.
     """
@@ -290,10 +556,18 @@ def iter_model_batches(
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     device = model_device(pretrained)
+    vocab = pretrained.vocab
+    if match is None:
+        match = match_vocabulary(adata, vocab, organisms=supported_organisms(pretrained))
+    view = model_view(adata, match, vocab)
+    vocab_genes = None
+    if genes is not None:
+        columns = resolve_gene_list(adata, genes, match, vocab)
+        vocab_genes = [str(vocab.genes[i]) for i in var_names_to_vocab(adata, match, columns)]
     batches = make_inference_batches(
-        adata,
-        pretrained.vocab,
-        genes=None if genes is None else list(genes),
+        view,
+        vocab,
+        genes=vocab_genes,
         max_len=pretrained.config.max_len if max_len is None else max_len,
         batch_size=batch_size,
     )

@@ -1,233 +1,674 @@
 """``scprint embed | denoise | gninfer | generate``: the tasks from the command line.
 
-Each subcommand reads ``--adata`` (``.h5ad``, raw counts), runs the task with ``--ckpt`` and
-writes ``--out`` atomically (``.h5ad``, or ``.zarr`` for a network). Progress bars go to stderr;
-``--device auto`` uses the GPU when there is one. Example::
+Each subcommand reads ``--adata`` (``.h5ad`` or ``.zarr``, raw counts), runs the task with
+``--ckpt`` (one of our checkpoints or a published scPRINT Lightning checkpoint) and writes
+``--out`` (``.h5ad``, or ``.zarr`` for a network). Inputs and the output path are checked before
+any computing; a user mistake exits with status 2 and one line on stderr (``--debug`` shows the
+traceback). Progress bars go to stderr; ``--device auto`` uses the GPU when there is one.
+Example::
 
     scprint gninfer --ckpt model.ckpt --adata pbmc.h5ad --out net.zarr \\
         --cell-type-column cell_type --cell-type "B cells" --genes hvg --n-genes 200
+
+The original scPRINT's spellings of its commands keep working (``--ckpt_path``, ``--species``,
+``--output_filename PREFIX`` writing ``PREFIX_embedded.h5ad`` / ``PREFIX_denoised.h5ad`` /
+``PREFIX_<cell type>_grn.h5ad`` as the original does, ``--batch_size``, ``--how``,
+``--num_genes``, ``--max_cells``, ``--head_agg``, ``--symmetrize true`` ...); every option also
+accepts ``_`` in place of ``-``.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
 import sys
+import traceback
+import zipfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, NoReturn
 
-import anndata as ad
 import pandas as pd
-
-from scprint.tasks._common import write_anndata, write_json
-from scprint.tasks.denoise import Denoiser
-from scprint.tasks.embed import Embedder
-from scprint.tasks.generate import Generator
-from scprint.tasks.gninfer import AGGREGATIONS, FILTRATIONS, HEAD_AGGREGATIONS, GNInfer
 
 log = logging.getLogger(__name__)
 
-__all__ = ["build_parser", "main"]
+__all__ = ["COMMANDS", "UsageError", "build_parser", "check_output_path", "main"]
+
+#: The task subcommands.
+COMMANDS: tuple[str, ...] = ("embed", "denoise", "gninfer", "generate")
+#: What the original's ``--output_filename PREFIX`` writes, per command.
+ORIGINAL_SUFFIXES = {
+    "embed": "_embedded.h5ad",
+    "denoise": "_denoised.h5ad",
+    "gninfer": "_grn.h5ad",
+    "generate": "_generated.h5ad",
+}
+
+
+class UsageError(ValueError):
+    """A mistake in the command line or its files: reported in one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are :class:`UsageError` (one line, with a suggestion)."""
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("unrecognized arguments:"):
+            unknown = message.split(":", 1)[1].split()
+            flags = [f for f in unknown if f.startswith("-")]
+            known = [s for action in self._actions for s in action.option_strings]
+            if flags:
+                name = flags[0].split("=")[0]
+                close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+                hint = f"; did you mean {close[0]}?" if close else f"; see {self.prog} --help"
+                raise UsageError(f"unknown option {name!r}{hint}")
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def _boolean(value: str) -> bool:
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
 def _gene_option(value: str) -> str | list[str]:
-    """A selection name, a comma-separated gene list, or ``@file`` with one gene per line."""
+    """A selection name, a comma-separated gene list, ``[g1, g2]`` or ``@file`` (one gene per line)."""
     if value.startswith("@"):
         path = Path(value[1:])
         if not path.is_file():
             raise argparse.ArgumentTypeError(f"gene list file {str(path)!r} does not exist")
         return [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    if "," in value:
-        return [g.strip() for g in value.split(",") if g.strip()]
+    text = value.strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+        return [g.strip().strip("'\"") for g in text.split(",") if g.strip()]
+    if "," in text:
+        return [g.strip() for g in text.split(",") if g.strip()]
     return value
 
 
-def _common(parser: argparse.ArgumentParser, out_help: str) -> None:
-    parser.add_argument("--ckpt", required=True, help="model checkpoint")
-    parser.add_argument(
-        "--adata", required=True, help="input .h5ad with raw counts (cells x genes)"
+def _ints(values: Sequence[str] | None) -> list[int] | None:
+    """``["1", "2"]``, ``["[1,2]"]`` or ``["1,2"]`` -> ``[1, 2]``; ``ValueError`` otherwise."""
+    if values is None:
+        return None
+    out = []
+    for value in values:
+        for part in str(value).strip("[]").split(","):
+            if part.strip():
+                try:
+                    out.append(int(part))
+                except ValueError:
+                    raise UsageError(f"expected integers, got {value!r}") from None
+    return out
+
+
+def _spellings(names: Sequence[str]) -> list[str]:
+    """Each name, and for a long option its ``_`` and ``-`` spellings, in order, once."""
+    out: list[str] = []
+    for name in names:
+        variants = [name]
+        if name.startswith("--"):
+            body = name[2:]
+            variants += ["--" + body.replace("_", "-"), "--" + body.replace("-", "_")]
+        for variant in variants:
+            if variant not in out:
+                out.append(variant)
+    return out
+
+
+def _flag(parser: argparse.ArgumentParser, *names: str, **options: Any) -> None:
+    """Add an option under ``names`` and the ``_`` / ``-`` spelling of each long name."""
+    parser.add_argument(*_spellings(names), **options)
+
+
+def _switch(parser: argparse.ArgumentParser, *names: str, help: str) -> None:
+    """A boolean option: ``--name`` alone, or ``--name true|false`` (the original's spelling)."""
+    _flag(parser, *names, nargs="?", const=True, default=False, type=_boolean, help=help)
+
+
+def _common(parser: argparse.ArgumentParser, command: str, out_help: str) -> None:
+    _flag(
+        parser, "--ckpt", "--ckpt_path", help="model checkpoint (ours or a published scPRINT one)"
     )
-    parser.add_argument("--out", required=True, help=out_help)
-    parser.add_argument(
-        "--device", default="auto", help="auto (GPU if any), cpu, cuda or cuda:<index>"
+    _flag(parser, "--adata", help="input .h5ad or .zarr with raw counts (cells x genes)")
+    _flag(parser, "--out", default=None, help=out_help)
+    _flag(
+        parser,
+        "--overwrite",
+        action="store_true",
+        help="replace an existing output even when it is not of the kind written (a folder or "
+        "file of yours); without it such a path is refused before computing",
     )
-    parser.add_argument("--batch-size", type=int, default=32, help="cells per forward pass")
-    parser.add_argument("--verbose", action="store_true", help="log at INFO level")
+    _flag(
+        parser,
+        "--output_filename",
+        dest="output_prefix",
+        default=None,
+        help=f"the original's output prefix: writes PREFIX{ORIGINAL_SUFFIXES[command]}",
+    )
+    _flag(
+        parser,
+        "--organism",
+        "--species",
+        default=None,
+        help="organism of the cells (NCBITaxon:9606 human, NCBITaxon:10090 mouse); "
+        "default obs['organism_ontology_term_id']",
+    )
+    _flag(parser, "--gene-column", default=None, help="var column of the Ensembl ids or symbols")
+    _flag(
+        parser,
+        "--gene-table",
+        default=None,
+        help=".csv/.tsv/.parquet of (Ensembl id, symbol) pairs for symbols the data folder lacks",
+    )
+    _flag(parser, "--min-genes", type=int, default=None, help="fewest known genes to accept")
+    _switch(parser, "--orthologs", help="map mouse symbols to their human orthologs")
+    _flag(parser, "--device", default="auto", help="auto (GPU if any), cpu, cuda or cuda:<index>")
+    _flag(parser, "--batch-size", type=int, default=32, help="cells per forward pass")
+    _flag(
+        parser,
+        "--seed",
+        "--seed_everything",
+        type=int,
+        default=0,
+        help="random seed (gninfer's ridge split, generate's sampling)",
+    )
+    _flag(
+        parser,
+        "--num_workers",
+        type=int,
+        default=None,
+        help="accepted for the original's commands; data are read in-process here",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
 
 
 def build_parser(command: str) -> argparse.ArgumentParser:
-    """The argument parser of one subcommand."""
-    parser = argparse.ArgumentParser(prog=f"scprint {command}", description=__doc__.splitlines()[0])
+    """The argument parser of one subcommand; ``UsageError`` for an unknown one."""
+    if command not in COMMANDS:
+        close = difflib.get_close_matches(command, COMMANDS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise UsageError(f"unknown task {command!r}; expected one of {list(COMMANDS)}{hint}")
+    parser = _Parser(
+        prog=f"scprint {command}",
+        description=__doc__.splitlines()[0],
+        allow_abbrev=False,
+    )
     if command == "embed":
-        _common(parser, "output .h5ad (obsm X_scprint*, obs pred_*)")
-        parser.add_argument(
-            "--classes", nargs="+", default=None, help="cell tokens averaged into X_scprint"
+        _common(parser, command, "output .h5ad (obsm X_scprint*, obs pred_*)")
+        _flag(
+            parser,
+            "--classes",
+            "--pred_embedding",
+            nargs="+",
+            default=None,
+            help="cell tokens averaged into X_scprint",
         )
-        parser.add_argument(
-            "--probabilities", action="store_true", help="store full label probabilities"
+        _switch(
+            parser,
+            "--probabilities",
+            "--keep_all_cls_pred",
+            help="store full label probabilities",
         )
-        parser.add_argument(
-            "--gene-embeddings", action="store_true", help="average gene embeddings into varm"
+        _switch(
+            parser, "--gene-embeddings", "--get_gene_emb", help="average gene embeddings into varm"
         )
-        parser.add_argument("--max-len", type=int, default=None, help="input genes per cell")
-        parser.add_argument(
-            "--metrics", default=None, help="also write the label metrics to this .json"
-        )
+        _flag(parser, "--max-len", type=int, default=None, help="input genes per cell")
+        _flag(parser, "--metrics", default=None, help="also write the label metrics to this .json")
     elif command == "denoise":
-        _common(parser, "output .h5ad (layers['scprint_denoised'])")
-        parser.add_argument(
+        _common(parser, command, "output .h5ad (layers['scprint_denoised'])")
+        _flag(
+            parser,
+            "--genes",
+            "--genelist",
+            type=_gene_option,
+            default=None,
+            help="all, hvg, expressed, g1,g2,... or @file (default all)",
+        )
+        _flag(parser, "--how", default=None, help="the original's: 'most var' (= --genes hvg)")
+        _flag(
+            parser,
+            "--n-genes",
+            "--max_len",
+            type=int,
+            default=2000,
+            help="number of genes for hvg / expressed",
+        )
+        _flag(
+            parser,
+            "--depth-factor",
+            "--predict_depth_mult",
+            type=float,
+            default=4.0,
+            help="depth multiplier M",
+        )
+    elif command == "gninfer":
+        _common(parser, command, "output .zarr or .h5ad (GRnnData, varp['GRN'] rows = regulators)")
+        _flag(
+            parser,
+            "--cell-type-column",
+            "--cell_type_col",
+            default=None,
+            help="obs column of the cell types (default cell_type with --cell-type)",
+        )
+        _flag(parser, "--cell-type", default=None, help="cell type to use (default: all cells)")
+        _flag(
+            parser,
+            "--genes",
+            type=_gene_option,
+            default=None,
+            help="hvg, de, expressed, g1,g2,..., [g1,g2] or @file (default hvg)",
+        )
+        _flag(
+            parser,
+            "--how",
+            default=None,
+            help="the original's gene selection: 'most var within', 'most var across', "
+            "'most expr', 'given' (with --genes)",
+        )
+        _flag(parser, "--n-genes", "--num_genes", type=int, default=500, help="genes to select")
+        _flag(
+            parser,
+            "--n-cells",
+            "--max_cells",
+            type=int,
+            default=512,
+            help="top-N cells by counts (0 = all)",
+        )
+        _flag(parser, "--layers", "--layer", nargs="+", default=None, help="layers used")
+        _flag(parser, "--heads", nargs="+", default=None, help="heads used in each layer")
+        _flag(parser, "--aggregation", default=None, help="fast or exact (default fast)")
+        _flag(
+            parser,
+            "--comp_attn",
+            type=_boolean,
+            default=None,
+            help="the original's: true = --aggregation fast, false = exact",
+        )
+        _flag(parser, "--preprocess", default="softmax", help="softmax or none")
+        _flag(
+            parser,
+            "--forward_mode",
+            default="none",
+            help="none, or denoise (the depth token reads 6x the depth, as the original)",
+        )
+        _switch(parser, "--cell-tokens", help="normalise attention over the cell tokens too")
+        _flag(
+            parser,
+            "--head-aggregation",
+            "--head_agg",
+            default="mean",
+            help="mean, max, ridge or none",
+        )
+        _flag(
+            parser,
+            "--ground-truth",
+            "--known_grn",
+            default=None,
+            help="edge list (.csv/.tsv, regulator,target) for ridge or filtration known",
+        )
+        _flag(parser, "--ridge-holdout", type=float, default=0.5, help="share held out of ridge")
+        _flag(
+            parser,
+            "--filtration",
+            default="uniform",
+            help="uniform (= thresh), topk (= top-k), known or none",
+        )
+        _flag(parser, "--k", type=int, default=20, help="targets kept per regulator for topk")
+        _switch(parser, "--symmetrise", "--symmetrize", help="average A and its transpose")
+        _switch(parser, "--apc", help="average product correction of each head's map")
+        _switch(parser, "--drop-unexpressed", help="drop genes without counts in the cells")
+        _flag(parser, "--chunk-size", type=int, default=None, help="query chunk of exact kernel")
+    else:
+        _common(parser, command, "output .h5ad of generated profiles")
+        _flag(
+            parser,
+            "--target",
+            action="append",
+            default=None,
+            help="CLASS=LABEL, e.g. cell_type='B cells' (repeatable)",
+        )
+        _flag(parser, "--reference", default=None, help=".h5ad whose cells define the labels")
+        _flag(
+            parser,
             "--genes",
             type=_gene_option,
             default="all",
-            help="all, hvg, expressed, g1,g2,... or @file",
+            help="all, g1,g2,... or @file",
         )
-        parser.add_argument(
-            "--n-genes", type=int, default=2000, help="number of genes for hvg / expressed"
-        )
-        parser.add_argument("--depth-factor", type=float, default=4.0, help="depth multiplier M")
-    elif command == "gninfer":
-        _common(parser, "output .zarr or .h5ad (GRnnData, varp['GRN'] rows = regulators)")
-        parser.add_argument("--cell-type-column", default=None, help="obs column of the cell types")
-        parser.add_argument(
-            "--cell-type", default=None, help="cell type to use (default: all cells)"
-        )
-        parser.add_argument(
-            "--genes",
-            type=_gene_option,
-            default="hvg",
-            help="hvg, de, expressed, g1,g2,... or @file",
-        )
-        parser.add_argument("--n-genes", type=int, default=500)
-        parser.add_argument("--n-cells", type=int, default=512, help="top-N cells by counts")
-        parser.add_argument("--layers", type=int, nargs="+", default=None)
-        parser.add_argument("--heads", type=int, nargs="+", default=None)
-        parser.add_argument("--aggregation", choices=AGGREGATIONS, default="fast")
-        parser.add_argument("--head-aggregation", choices=HEAD_AGGREGATIONS, default="mean")
-        parser.add_argument(
-            "--ground-truth", default=None, help="edge list (.csv/.tsv, regulator,target) for ridge"
-        )
-        parser.add_argument("--filtration", choices=FILTRATIONS, default="uniform")
-        parser.add_argument("--k", type=int, default=20, help="targets kept per regulator for topk")
-        parser.add_argument("--symmetrise", action="store_true")
-        parser.add_argument("--chunk-size", type=int, default=None)
-    elif command == "generate":
-        _common(parser, "output .h5ad of generated profiles")
-        parser.add_argument(
-            "--target", required=True, action="append", help="CLASS=LABEL, e.g. cell_type='B cells'"
-        )
-        parser.add_argument(
-            "--reference", default=None, help=".h5ad whose cells define the target labels"
-        )
-        parser.add_argument(
-            "--genes", type=_gene_option, default="all", help="all, g1,g2,... or @file"
-        )
-        parser.add_argument("--sample", action="store_true", help="draw counts from the ZINB")
-        parser.add_argument("--seed", type=int, default=0)
-    else:
-        raise ValueError(f"unknown task {command!r}; expected embed, denoise, gninfer or generate")
+        _switch(parser, "--sample", help="draw counts from the ZINB")
     return parser
 
 
-def _read(path: str) -> ad.AnnData:
+# -- checks before computing -------------------------------------------------------------------
+def _check_input(path: str | None, what: str, flag: str) -> Path:
+    if path is None:
+        raise UsageError(f"{flag} is required ({what})")
     file = Path(path)
     if not file.exists():
-        raise FileNotFoundError(f"input {path!r} does not exist")
+        raise UsageError(f"{what} {path!r} does not exist ({flag})")
     if file.suffix == ".zarr":
-        return ad.read_zarr(file)
-    return ad.read_h5ad(file)
+        if not file.is_dir():
+            raise UsageError(f"{what} {path!r} is not a .zarr folder ({flag})")
+    elif not file.is_file():
+        raise UsageError(f"{what} {path!r} is not a file ({flag})")
+    return file
 
 
-def _read_edges(path: str) -> pd.DataFrame:
-    file = Path(path)
-    if not file.is_file():
-        raise FileNotFoundError(f"ground truth {path!r} does not exist")
-    sep = "," if ".csv" in file.suffixes else "\t"
-    return pd.read_csv(file, sep=sep)
+def check_output_path(
+    path: str | Path, suffixes: Sequence[str] = (".h5ad", ".zarr"), *, overwrite: bool = False
+) -> Path:
+    """Refuse an output path we must not write, before any computing; returns it as a Path.
+
+    The path must end in one of ``suffixes``; the rest is :func:`grnndata.atomic.check_output_path`:
+    an existing path is only replaced when it is of the kind written (an HDF5 file for ``.h5ad``,
+    a zarr store for ``.zarr``), never a folder or file of the user's, and its folder must be
+    writable.
+    """
+    from grnndata import atomic
+    from scprint.tasks._common import output_kind
+
+    out = Path(path)
+    if out.suffix.lower() not in suffixes:
+        raise UsageError(f"output must end in {' or '.join(suffixes)}, got {str(out)!r}")
+    try:
+        atomic.check_output_path(out, output_kind(out), overwrite=overwrite)
+    except (OSError, ValueError) as error:
+        message = str(error).replace("overwrite=True", "--overwrite")
+        raise UsageError(f"output {str(out)!r} cannot be written: {message}") from None
+    return out
 
 
-def _run(command: str, args: argparse.Namespace) -> None:
-    adata = _read(args.adata)
-    if command == "embed":
-        embedder = Embedder(
-            args.ckpt,
-            classes=args.classes,
-            probabilities=args.probabilities,
-            gene_embeddings=args.gene_embeddings,
-            max_len=args.max_len,
-            batch_size=args.batch_size,
-            device=args.device,
+def _output_path(command: str, args: argparse.Namespace) -> Path:
+    if args.out is not None and args.output_prefix is not None:
+        raise UsageError("give --out or --output_filename, not both")
+    if args.out is not None:
+        suffixes = (".h5ad", ".zarr") if command == "gninfer" else (".h5ad",)
+        return check_output_path(args.out, suffixes, overwrite=args.overwrite)
+    if args.output_prefix is None:
+        raise UsageError("--out is required (output file)")
+    suffix = ORIGINAL_SUFFIXES[command]
+    if command == "gninfer" and args.cell_type is not None:
+        suffix = f"_{args.cell_type}{suffix}"
+    return check_output_path(f"{args.output_prefix}{suffix}", (".h5ad",), overwrite=args.overwrite)
+
+
+def _check_json_output(path: str) -> Path:
+    out = Path(path)
+    if out.suffix.lower() != ".json":
+        raise UsageError(f"--metrics must end in .json, got {path!r}")
+    if out.is_dir():
+        raise UsageError(f"--metrics {path!r} is a folder")
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UsageError(f"--metrics {path!r}: {str(parent)!r} is not a folder")
+    return out
+
+
+# -- running -----------------------------------------------------------------------------------
+def _read(path: Path) -> Any:
+    import anndata as ad
+
+    try:
+        if path.suffix == ".zarr":
+            return ad.read_zarr(path)
+        return ad.read_h5ad(path)
+    except (OSError, KeyError, ValueError) as err:
+        raise UsageError(f"cannot read {str(path)!r} as AnnData: {err}") from err
+
+
+def _read_edges(path: Path) -> pd.DataFrame:
+    sep = "," if ".csv" in path.suffixes else "\t"
+    return pd.read_csv(path, sep=sep)
+
+
+def _choice(value: str, allowed: Sequence[str], flag: str, aliases: dict[str, str]) -> str:
+    value = aliases.get(value, value)
+    if value not in allowed:
+        raise UsageError(f"{flag} must be one of {list(allowed)}, got {value!r}")
+    return value
+
+
+def _gninfer_options(args: argparse.Namespace) -> dict[str, Any]:
+    from scprint.tasks.gninfer import (
+        AGGREGATIONS,
+        FILTRATIONS,
+        FORWARD_MODES,
+        HEAD_AGGREGATIONS,
+        ORIGINAL_FILTRATIONS,
+        ORIGINAL_GENE_SELECTIONS,
+        PREPROCESSING,
+    )
+
+    genes = args.genes
+    if args.how is not None:
+        if args.how == "given":
+            if not isinstance(genes, list):
+                raise UsageError("--how given needs a gene list in --genes (g1,g2 or [g1,g2])")
+        elif args.how in ORIGINAL_GENE_SELECTIONS:
+            if genes is not None:
+                raise UsageError("give --how or --genes, not both (except --how given)")
+            genes = ORIGINAL_GENE_SELECTIONS[args.how]
+        else:
+            raise UsageError(
+                f"--how must be one of {[*ORIGINAL_GENE_SELECTIONS, 'given']}, got {args.how!r}"
+            )
+    aggregation = args.aggregation
+    if args.comp_attn is not None:
+        implied = "fast" if args.comp_attn else "exact"
+        if aggregation is not None and aggregation != implied:
+            raise UsageError(
+                f"--comp_attn {args.comp_attn} contradicts --aggregation {aggregation}"
+            )
+        aggregation = implied
+    cell_type_column = args.cell_type_column
+    if args.cell_type is not None and cell_type_column is None:
+        cell_type_column = "cell_type"
+    ground_truth = None
+    if args.ground_truth is not None:
+        ground_truth = _read_edges(
+            _check_input(args.ground_truth, "ground truth", "--ground-truth")
         )
-        result, metrics = embedder(adata)
-        if args.metrics:
-            write_json(metrics, args.metrics)
-        log.info("metrics: %s", metrics)
+    return {
+        "cell_type_column": cell_type_column,
+        "cell_type": args.cell_type,
+        "genes": "hvg" if genes is None else genes,
+        "n_genes": args.n_genes,
+        "n_cells": args.n_cells,
+        "layers": _ints(args.layers),
+        "heads": _ints(args.heads),
+        "aggregation": _choice(aggregation or "fast", AGGREGATIONS, "--aggregation", {}),
+        "preprocess": _choice(args.preprocess, PREPROCESSING, "--preprocess", {}),
+        "forward_mode": _choice(args.forward_mode, FORWARD_MODES, "--forward-mode", {}),
+        "cell_tokens": args.cell_tokens,
+        "head_aggregation": _choice(
+            args.head_aggregation, HEAD_AGGREGATIONS, "--head-aggregation", {}
+        ),
+        "ground_truth": ground_truth,
+        "ridge_holdout": args.ridge_holdout,
+        "seed": args.seed,
+        "filtration": _choice(args.filtration, FILTRATIONS, "--filtration", ORIGINAL_FILTRATIONS),
+        "k": args.k,
+        "symmetrise": args.symmetrise,
+        "apc": args.apc,
+        "drop_unexpressed": args.drop_unexpressed,
+        "chunk_size": args.chunk_size,
+    }
+
+
+def _denoise_genes(args: argparse.Namespace) -> str | list[str]:
+    if args.how is not None:
+        aliases = {"most var": "hvg", "most expr": "expressed"}
+        if args.how not in aliases:
+            raise UsageError(f"--how must be one of {list(aliases)}, got {args.how!r}")
+        if args.genes is not None:
+            raise UsageError("give --how or --genes, not both")
+        return aliases[args.how]
+    return "all" if args.genes is None else args.genes
+
+
+def _match_options(args: argparse.Namespace) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if args.organism is not None:
+        options["organism"] = args.organism
+    if args.gene_column is not None:
+        options["gene_column"] = args.gene_column
+    if args.gene_table is not None:
+        options["gene_table"] = _check_input(args.gene_table, "gene table", "--gene-table")
+    if args.min_genes is not None:
+        options["min_genes"] = args.min_genes
+    if args.orthologs:
+        options["orthologs"] = True
+    return options
+
+
+def _set_organism(adata: Any, organism: str) -> None:
+    """Record ``--species`` in ``obs["organism_ontology_term_id"]``, as the original's CLI does."""
+    from scprint.data import ORGANISMS
+    from scprint.tasks._common import _ORGANISM_NAMES
+
+    taxon = _ORGANISM_NAMES.get(organism.lower(), organism)
+    if taxon not in ORGANISMS:
+        raise UsageError(
+            f"unknown organism {organism!r}; expected one of {sorted(ORGANISMS)} "
+            "(NCBITaxon:9606 human, NCBITaxon:10090 mouse)"
+        )
+    column = "organism_ontology_term_id"
+    if column in adata.obs:
+        found = sorted(set(adata.obs[column].astype(str)))
+        if found != [taxon]:
+            raise UsageError(f"--species {organism} contradicts obs[{column!r}] = {found}")
+    adata.obs[column] = taxon
+
+
+def _plan(command: str, args: argparse.Namespace) -> tuple[Path, Callable[[], None]]:
+    """Check every input and the output path, and return the work to do (not started yet)."""
+    adata_path = _check_input(args.adata, "input", "--adata")
+    ckpt = _check_input(args.ckpt, "checkpoint", "--ckpt")
+    out = _output_path(command, args)
+    if not zipfile.is_zipfile(ckpt):
+        raise UsageError(
+            f"checkpoint {str(ckpt)!r} is not a PyTorch checkpoint (a zip archive as torch.save "
+            "writes): empty, truncated or another kind of file"
+        )
+    if adata_path.resolve() == out.resolve():
+        raise UsageError(f"output {str(out)!r} is the input file; choose another --out")
+    if args.num_workers is not None:
+        log.warning("--num_workers has no effect: data are read in-process")
+    match = _match_options(args)
+    organism = match.pop("organism", None)
+    task_options: dict[str, Any] = {}
+    metrics_path: Path | None = None
+    reference_path: Path | None = None
+    target: dict[str, str] = {}
+    if command == "gninfer":
+        task_options = _gninfer_options(args)
     elif command == "denoise":
-        denoiser = Denoiser(
-            args.ckpt,
-            genes=args.genes,
-            n_genes=args.n_genes,
-            depth_factor=args.depth_factor,
-            batch_size=args.batch_size,
-            device=args.device,
-        )
-        result = denoiser(adata)
-    elif command == "gninfer":
-        inferer = GNInfer(
-            args.ckpt,
-            cell_type_column=args.cell_type_column,
-            cell_type=args.cell_type,
-            genes=args.genes,
-            n_genes=args.n_genes,
-            n_cells=args.n_cells,
-            layers=args.layers,
-            heads=args.heads,
-            aggregation=args.aggregation,
-            head_aggregation=args.head_aggregation,
-            ground_truth=None if args.ground_truth is None else _read_edges(args.ground_truth),
-            filtration=args.filtration,
-            k=args.k,
-            symmetrise=args.symmetrise,
-            batch_size=args.batch_size,
-            chunk_size=args.chunk_size,
-            device=args.device,
-        )
-        result = inferer(adata)
+        task_options = {
+            "genes": _denoise_genes(args),
+            "n_genes": args.n_genes,
+            "depth_factor": args.depth_factor,
+        }
+    elif command == "embed":
+        metrics_path = None if args.metrics is None else _check_json_output(args.metrics)
+        task_options = {
+            "classes": args.classes,
+            "probabilities": args.probabilities,
+            "gene_embeddings": args.gene_embeddings,
+            "max_len": args.max_len,
+        }
     else:
-        target = {}
+        if not args.target:
+            raise UsageError("--target CLASS=LABEL is required (e.g. --target cell_type='B cells')")
         for item in args.target:
             token_class, sep, label = item.partition("=")
             if not sep or not token_class or not label:
-                raise ValueError(
+                raise UsageError(
                     f"--target must look like CLASS=LABEL (e.g. cell_type=B cells), got {item!r}"
                 )
             target[token_class] = label
-        generator = Generator(
-            args.ckpt,
-            genes=args.genes,
-            sample=args.sample,
-            seed=args.seed,
-            batch_size=args.batch_size,
-            device=args.device,
+        reference_path = (
+            None
+            if args.reference is None
+            else _check_input(args.reference, "reference", "--reference")
         )
-        reference = None if args.reference is None else _read(args.reference)
-        result = generator(adata, target, reference=reference)
-    write_anndata(result, args.out)
+        task_options = {"genes": args.genes, "sample": args.sample, "seed": args.seed}
+
+    def work() -> None:
+        from scprint.tasks._common import write_anndata, write_json
+
+        adata = _read(adata_path)
+        if organism is not None:
+            _set_organism(adata, organism)
+        common = {"batch_size": args.batch_size, "device": args.device}
+        gene_matching = {"gene_matching": match} if command != "gninfer" else {}
+        if command == "embed":
+            from scprint.tasks.embed import Embedder
+
+            result, metrics = Embedder(ckpt, **task_options, **gene_matching, **common)(adata)
+            if metrics_path is not None:
+                write_json(metrics, metrics_path)
+            log.info("metrics: %s", metrics)
+        elif command == "denoise":
+            from scprint.tasks.denoise import Denoiser
+
+            result = Denoiser(ckpt, **task_options, **gene_matching, **common)(adata)
+        elif command == "gninfer":
+            from scprint.tasks.gninfer import GNInfer
+
+            result = GNInfer(ckpt, **task_options, **match, organism=organism, **common)(adata)
+        else:
+            from scprint.tasks.generate import Generator
+
+            reference = None if reference_path is None else _read(reference_path)
+            generator = Generator(ckpt, **task_options, **gene_matching, **common)
+            result = generator(adata, target, reference=reference)
+        write_anndata(result, out, overwrite=args.overwrite)
+        log.info("wrote %s", out)
+
+    return out, work
 
 
-def main(argv: list[str]) -> int:
-    """Run ``argv = [task, options...]``; returns the exit status (2 for bad input)."""
-    if not argv:
-        raise ValueError("expected a task name: embed, denoise, gninfer or generate")
-    command, options = argv[0], argv[1:]
-    parser = build_parser(command)
-    args = parser.parse_args(options)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+def main(argv: Sequence[str]) -> int:
+    """Run ``argv = [task, options...]``; returns the exit status (2 for a user mistake)."""
+    argv = list(argv)
+    debug = "--debug" in argv
     try:
-        _run(command, args)
-    except (ValueError, KeyError, FileNotFoundError, TypeError) as err:
+        if not argv:
+            raise UsageError(f"expected a task name: {', '.join(COMMANDS)}")
+        command, options = argv[0], argv[1:]
+        parser = build_parser(command)
+        args = parser.parse_args(options)
+        logging.basicConfig(
+            level=logging.INFO if args.verbose else logging.WARNING,
+            format="%(levelname)s %(name)s: %(message)s",
+        )
+        _, work = _plan(command, args)
+        work()
+    except SystemExit:
+        raise
+    except (UsageError, ValueError, KeyError, FileNotFoundError, TypeError) as err:
+        if debug:
+            traceback.print_exc()
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        sys.stderr.write(f"scprint {command}: error: {message}\n")
+        name = f"scprint {argv[0]}" if argv and argv[0] in COMMANDS else "scprint"
+        first_line = str(message).strip().splitlines()[0] if str(message).strip() else repr(err)
+        sys.stderr.write(f"{name}: error: {first_line}\n")
         return 2
+    except Exception as err:  # an internal failure: one line, the traceback behind --debug
+        if debug:
+            traceback.print_exc()
+        first_line = (str(err).strip().splitlines() or [""])[0]
+        sys.stderr.write(
+            f"scprint: internal error: {type(err).__name__}: {first_line} (rerun with --debug for "
+            "the traceback)\n"
+        )
+        return 1
     return 0

@@ -19,7 +19,9 @@ import torch
 from scipy.stats import rankdata
 
 from scprint.tasks._common import (
+    GeneMatch,
     counts_matrix,
+    gene_matching_options,
     iter_model_batches,
     load_model,
     prepare,
@@ -55,6 +57,10 @@ class Denoiser:
     context_len
         Genes read per forward pass (default: the model's training context length); the chosen
         genes are denoised in chunks of this size.
+    gene_matching
+        How the AnnData's genes are matched to the model's: keyword arguments of
+        :func:`scprint.tasks._common.prepare` (``organism``, ``gene_column``, ``gene_table``,
+        ``orthologs``, ``min_genes``).
     batch_size, device
         Cells per forward pass; ``"auto"`` (GPU if any), ``"cpu"`` or ``"cuda"``.
     """
@@ -67,6 +73,7 @@ class Denoiser:
         n_genes: int = 2000,
         depth_factor: float = 4.0,
         context_len: int | None = None,
+        gene_matching: Mapping[str, Any] | None = None,
         batch_size: int = 32,
         device: str = "auto",
     ) -> None:
@@ -80,6 +87,7 @@ class Denoiser:
             raise ValueError(f"context_len must be a positive integer or None, got {context_len!r}")
         if n_genes < 1:
             raise ValueError(f"n_genes must be a positive integer, got {n_genes!r}")
+        self.gene_matching = gene_matching_options(gene_matching)
         self.pretrained = load_model(ckpt, device)
         self.genes = genes
         self.n_genes = n_genes
@@ -99,8 +107,12 @@ class Denoiser:
             select_genes(counts_matrix(adata), self.genes, self.n_genes, candidates=known)
         )
 
-    def denoised_means(self, adata: ad.AnnData, columns: np.ndarray) -> np.ndarray:
+    def denoised_means(
+        self, adata: ad.AnnData, columns: np.ndarray, match: GeneMatch | None = None
+    ) -> np.ndarray:
         """ZINB means ``(n_cells, len(columns))`` float32 at ``depth_factor`` x each cell's depth.
+
+        ``match`` is the gene match of ``adata`` (:func:`prepare`; default: computed again).
 
         The genes of ``columns`` are read in chunks of ``context_len`` (default: the model's
         training context length): each chunk is one forward pass whose context is those genes,
@@ -118,6 +130,7 @@ class Denoiser:
                 max_len=len(genes),
                 batch_size=self.batch_size,
                 description="denoise",
+                match=match,
             ):
                 depth = batch["depth"]
                 rows = batch["cell_index"].cpu().numpy()
@@ -143,11 +156,11 @@ class Denoiser:
         ``var["scprint_denoised"]`` (bool) marks the chosen genes; ``uns["scprint_denoise"]`` the
         provenance.
         """
-        match = prepare(adata, self.pretrained)
+        match = prepare(adata, self.pretrained, **self.gene_matching)
         if copy:
             adata = adata.copy()
         columns = self._columns(adata, match)
-        means = self.denoised_means(adata, columns)
+        means = self.denoised_means(adata, columns, match)
         layer = sp.csr_matrix(
             (
                 means.ravel(),
@@ -165,6 +178,7 @@ class Denoiser:
             depth_factor=self.depth_factor,
             genes=self.genes if isinstance(self.genes, str) else "list",
             n_genes=int(columns.size),
+            gene_match=match.summary(),
         )
         return adata
 
@@ -250,7 +264,7 @@ def evaluate_denoising(
     thinned.data = rng.binomial(thinned.data.astype(np.int64), 1.0 - fraction).astype(np.float32)
     thinned.eliminate_zeros()
     noisy = ad.AnnData(X=thinned, obs=adata.obs.iloc[rows].copy(), var=adata.var.copy())
-    denoised = denoiser.denoised_means(noisy, columns)
+    denoised = denoiser.denoised_means(noisy, columns, match)
     full_genes = full[:, columns].toarray()
     noisy_genes = thinned[:, columns].toarray()
     unexpressed = full_genes == 0

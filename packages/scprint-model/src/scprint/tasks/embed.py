@@ -32,6 +32,7 @@ import pandas as pd
 import torch
 
 from scprint.tasks._common import (
+    gene_matching_options,
     iter_model_batches,
     load_model,
     model_device,
@@ -112,6 +113,10 @@ class Embedder:
         embeddings for the listed ``obs_names``.
     max_len
         Input genes per cell (the model's default choice of genes when ``None``).
+    gene_matching
+        How the AnnData's genes are matched to the model's: keyword arguments of
+        :func:`scprint.tasks._common.prepare` (``organism``, ``gene_column``, ``gene_table``,
+        ``orthologs``, ``min_genes``).
     batch_size, device
         Cells per forward pass; ``"auto"`` (GPU if any), ``"cpu"`` or ``"cuda"``.
     """
@@ -126,9 +131,11 @@ class Embedder:
         gene_embeddings: bool = False,
         gene_embedding_cells: Sequence[str] | None = None,
         max_len: int | None = None,
+        gene_matching: Mapping[str, Any] | None = None,
         batch_size: int = 32,
         device: str = "auto",
     ) -> None:
+        self.gene_matching = gene_matching_options(gene_matching)
         self.pretrained = load_model(ckpt, device)
         tokens = list(self.pretrained.model.cell_token_index)
         if classes is not None:
@@ -161,7 +168,7 @@ class Embedder:
         ``{class: {"accuracy", "macro_f1", "n_cells", ...}}`` for the classes with true labels,
         also stored in ``uns["scprint_embed"]["metrics"]``.
         """
-        match = prepare(adata, self.pretrained)
+        match = prepare(adata, self.pretrained, **self.gene_matching)
         if copy:
             adata = adata.copy()
         model = self.pretrained.model
@@ -193,6 +200,7 @@ class Embedder:
                 max_len=self.max_len,
                 batch_size=self.batch_size,
                 description="embed",
+                match=match,
             ):
                 out = model(batch["gene_ids"], batch["counts"], batch["depth"])
                 index = batch["cell_index"].cpu().numpy()
@@ -274,5 +282,6 @@ class Embedder:
             self.pretrained,
             classes=self.classes or list(per_token),
             metrics=metrics,
+            gene_match=match.summary(),
         )
         return adata, metrics

@@ -21,6 +21,8 @@ import pandas as pd
 import torch
 
 from scprint.tasks._common import (
+    GeneMatch,
+    gene_matching_options,
     iter_model_batches,
     load_model,
     model_device,
@@ -73,6 +75,10 @@ class Generator:
         Genes decoded together (default: the model's training context length ``max_len``); the
         genes are decoded in such chunks, each from the cell tokens alone, so that the cell
         tokens weigh in the attention as they did in training.
+    gene_matching
+        How the AnnData's genes are matched to the model's: keyword arguments of
+        :func:`scprint.tasks._common.prepare` (``organism``, ``gene_column``, ``gene_table``,
+        ``orthologs``, ``min_genes``).
     batch_size, device
         Cells per forward pass; ``"auto"`` (GPU if any), ``"cpu"`` or ``"cuda"``.
     """
@@ -86,6 +92,7 @@ class Generator:
         seed: int = 0,
         max_reference_cells: int = 256,
         context_len: int | None = None,
+        gene_matching: Mapping[str, Any] | None = None,
         batch_size: int = 32,
         device: str = "auto",
     ) -> None:
@@ -95,6 +102,7 @@ class Generator:
             raise ValueError(f"context_len must be a positive integer or None, got {context_len!r}")
         if max_reference_cells < 1:
             raise ValueError(f"max_reference_cells must be positive, got {max_reference_cells!r}")
+        self.gene_matching = gene_matching_options(gene_matching)
         self.pretrained = load_model(ckpt, device)
         self.genes = genes
         self.sample = sample
@@ -111,11 +119,17 @@ class Generator:
         return columns
 
     def label_token(
-        self, reference: ad.AnnData, token_class: str, label: str, column: str | None = None
+        self,
+        reference: ad.AnnData,
+        token_class: str,
+        label: str,
+        column: str | None = None,
+        match: GeneMatch | None = None,
     ) -> np.ndarray:
         """Mean output token ``(d_model,)`` of class ``token_class`` over reference cells labelled ``label``.
 
-        The label is read from ``reference.obs[column]`` (default: the column named like the class).
+        The label is read from ``reference.obs[column]`` (default: the column named like the class);
+        ``match`` is the gene match of ``reference`` (:func:`prepare`; default: computed again).
         """
         column = column or token_class
         if column not in reference.obs:
@@ -143,6 +157,7 @@ class Generator:
                 max_len=None,
                 batch_size=self.batch_size,
                 description=f"token {label}",
+                match=match,
             ):
                 tokens = model(batch["gene_ids"], batch["counts"], batch["depth"]).cell_tokens[
                     :, position
@@ -168,7 +183,7 @@ class Generator:
         ``layers["zinb_mean"]``); ``obs["source_cell"]`` the source ``obs_names``; ``var`` the
         decoded genes; ``uns["scprint_generate"]`` the provenance.
         """
-        match = prepare(adata, self.pretrained)
+        match = prepare(adata, self.pretrained, **self.gene_matching)
         model = self.pretrained.model
         device = model_device(self.pretrained)
         if not target:
@@ -184,10 +199,13 @@ class Generator:
                     f"unknown token class {token_class!r}; the model has {list(model.cell_token_index)}"
                 )
             if isinstance(value, str):
-                if reference is not adata:
-                    prepare(reference, self.pretrained)
+                reference_match = (
+                    match
+                    if reference is adata
+                    else prepare(reference, self.pretrained, **self.gene_matching)
+                )
                 vector = self.label_token(
-                    reference, token_class, value, label_columns.get(token_class)
+                    reference, token_class, value, label_columns.get(token_class), reference_match
                 )
                 described[token_class] = value
             else:
@@ -247,5 +265,6 @@ class Generator:
             target=described,
             sample=self.sample,
             seed=self.seed,
+            gene_match=match.summary(),
         )
         return result

@@ -1,0 +1,213 @@
+"""GRN-inference parity: our ``GNInfer`` against the original scPRINT's ``GNInfer`` core.
+
+On real cells (12 Kang 2018 PBMC cells, the 24 fixture-vocabulary genes they express most, each
+cell's true depth), with each original-format fixture checkpoint of the 2.x layout:
+
+* the original (peer venv, ``peer_gninfer.py``) runs its own ``GNInfer`` core: queries and keys
+  averaged per position by the model's ``Attention`` accumulator (``comp_attn=True``, its
+  default), then its ``aggregate`` and ``filter`` for the variants of
+  ``peer_gninfer.VARIANTS``;
+* we load the same checkpoint with ``scprint.load`` and run ``GNInfer`` with the matching options
+  (``aggregation="fast"``, ``cell_tokens=True``, :data:`OURS`) on an AnnData of the same cells.
+
+Our networks have rows = regulators = the original's columns, so ours is compared transposed.
+The bar is a max abs difference <= 1e-4 or an identical edge ranking. Without ``--peers`` the
+committed fixtures (``packages/scprint-model/tests/fixtures/parity/gninfer_*.npz``) are the
+original's side; ``--peers --write-fixtures`` regenerates them.
+
+Writes ``benchmarks/results/parity_gninfer.{md,json}``.
+
+Usage::
+
+    python benchmarks/parity/bench_gninfer.py [--peers [--write-fixtures]] [--data-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+from _common import data_dir_argument, resolve_data_dir, write_results  # noqa: E402
+from setup_peers import peer_python  # noqa: E402
+
+FIXTURES = HERE.parents[1] / "packages" / "scprint-model" / "tests" / "fixtures" / "parity"
+TOLERANCE = 1e-4
+#: fixture configurations with the original 2.x GNInfer (the peer venv that made them)
+CONFIGS = {"v2_pos_fsq": "scprint-2.3.8", "v2_gqa_log": "scprint-2.3.8"}
+N_CELLS = 12
+N_GENES = 24
+#: variant of peer_gninfer.VARIANTS -> our GNInfer options
+OURS: dict[str, dict[str, Any]] = {
+    "mean": {"head_aggregation": "mean", "filtration": "none"},
+    "heads": {"head_aggregation": "none", "filtration": "none"},
+    "max_sym_thresh": {"head_aggregation": "max", "filtration": "uniform", "symmetrise": True},
+    "scores": {"head_aggregation": "mean", "filtration": "none", "preprocess": "none"},
+    "denoise_mode": {"head_aggregation": "mean", "filtration": "none", "forward_mode": "denoise"},
+}
+log = logging.getLogger("benchmarks.parity.gninfer")
+
+
+def build_grn_inputs(data_dir: Path, vocab_genes: np.ndarray) -> dict[str, np.ndarray]:
+    """12 random real Kang cells over the 24 vocabulary genes they express most (vocabulary order)."""
+    import anndata as ad
+
+    adata = ad.read_h5ad(data_dir / "scrna" / "kang2018_pbmc_8k.h5ad")
+    rows = np.sort(np.random.default_rng(0).choice(adata.n_obs, N_CELLS, replace=False))
+    cells = adata[rows]
+    columns = adata.var_names.get_indexer(vocab_genes)
+    counts = cells.X[:, columns].toarray().astype(np.float32)
+    chosen = np.sort(np.argsort(-counts.sum(axis=0), kind="stable")[:N_GENES])
+    return {
+        "gene_ids": np.broadcast_to(chosen, (N_CELLS, N_GENES)).astype(np.int64),
+        "counts": counts[:, chosen],
+        "depth": np.asarray(cells.X.sum(axis=1)).ravel().astype(np.float32),
+        "batch_size": np.int64(5),
+        "cells": np.asarray(cells.obs_names, dtype=str),
+    }
+
+
+def cells_as_anndata(inputs: dict[str, np.ndarray], vocab_genes: list[str]) -> Any:
+    """An AnnData whose model inputs are exactly ``inputs``: the vocabulary genes (zeros where not
+    given) and one column outside the vocabulary holding the rest of each cell's depth."""
+    import anndata as ad
+    import pandas as pd
+    import scipy.sparse as sp
+
+    n_cells = len(inputs["depth"])
+    matrix = np.zeros((n_cells, len(vocab_genes) + 1), dtype=np.float32)
+    matrix[:, inputs["gene_ids"][0]] = inputs["counts"]
+    matrix[:, -1] = inputs["depth"] - inputs["counts"].sum(axis=1)
+    var = pd.DataFrame(index=[*vocab_genes, "outside_the_vocabulary"])
+    obs = pd.DataFrame(index=[str(c) for c in inputs["cells"]])
+    return ad.AnnData(X=sp.csr_matrix(matrix), obs=obs, var=var)
+
+
+def ours(pretrained: Any, inputs: dict[str, np.ndarray], variant: str) -> np.ndarray:
+    """Our network for ``variant``, transposed to the original's orientation (rows = query)."""
+    from scprint.tasks import GNInfer
+
+    vocab_genes = [str(g) for g in pretrained.vocab.genes]
+    adata = cells_as_anndata(inputs, vocab_genes)
+    genes = [vocab_genes[i] for i in inputs["gene_ids"][0]]
+    grn = GNInfer(
+        pretrained,
+        genes=genes,
+        n_cells=0,
+        aggregation="fast",
+        cell_tokens=True,
+        batch_size=int(inputs["batch_size"]),
+        **OURS[variant],
+    )(adata)
+    network = grn.varp["GRN"]
+    network = network.toarray() if hasattr(network, "toarray") else np.asarray(network)
+    return np.swapaxes(network, 0, 1)
+
+
+def same_ranking(a: np.ndarray, b: np.ndarray) -> bool:
+    return bool(
+        np.array_equal(np.argsort(-a.ravel(), kind="stable"), np.argsort(-b.ravel(), kind="stable"))
+    )
+
+
+def regenerate(folder: Path, data_dir: Path) -> None:
+    """Inputs from the real data, then each original writes its networks."""
+    vocab = np.load(FIXTURES / "inputs.npz")["genes"]
+    np.savez(folder / "gninfer_inputs.npz", **build_grn_inputs(data_dir, vocab))
+    for name, venv in CONFIGS.items():
+        python = peer_python(venv)
+        if not python.exists():
+            raise SystemExit(
+                f"no peer venv {python.parents[1]}; run benchmarks/parity/setup_peers.py"
+            )
+        done = subprocess.run(
+            [
+                str(python),
+                str(HERE / "peer_gninfer.py"),
+                str(folder / "gninfer_inputs.npz"),
+                str(FIXTURES / f"{name}.ckpt"),
+                str(folder / f"gninfer_{name}.npz"),
+            ],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            raise SystemExit(f"peer {venv} failed on {name}:\n{done.stderr[-3000:]}")
+
+
+def compare(folder: Path) -> list[dict[str, Any]]:
+    import scprint
+
+    inputs = dict(np.load(folder / "gninfer_inputs.npz"))
+    rows = []
+    for name in CONFIGS:
+        pretrained = scprint.load(FIXTURES / f"{name}.ckpt", device="cpu")
+        reference = dict(np.load(folder / f"gninfer_{name}.npz"))
+        for variant in OURS:
+            expected = reference[f"network_{variant}"]
+            order = reference[f"genes_{variant}"]
+            if not np.array_equal(order, inputs["gene_ids"][0]):
+                raise AssertionError(f"{name}/{variant}: the original's gene order differs")
+            got = ours(pretrained, inputs, variant)
+            diff = float(np.abs(got - expected).max())
+            rows.append(
+                {
+                    "config": name,
+                    "variant": variant,
+                    "shape": "x".join(map(str, expected.shape)),
+                    "max_abs_diff": f"{diff:.1e}",
+                    "max_abs_value": f"{float(np.abs(expected).max()):.2e}",
+                    "same_edge_ranking": same_ranking(got, expected),
+                    "within_1e-4": diff <= TOLERANCE,
+                }
+            )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--peers", action="store_true", help="rerun the original GNInfer")
+    parser.add_argument(
+        "--write-fixtures", action="store_true", help="with --peers: replace the committed fixtures"
+    )
+    data_dir_argument(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.write_fixtures and not args.peers:
+        parser.error("--write-fixtures needs --peers")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = FIXTURES
+        if args.peers:
+            folder = Path(tmp)
+            regenerate(folder, resolve_data_dir(args.data_dir))
+        rows = compare(folder)
+        if args.write_fixtures:
+            for file in folder.glob("gninfer_*.npz"):
+                shutil.copy2(file, FIXTURES / file.name)
+    notes = (
+        "The original's GNInfer core (scprint 2.3.8, its Attention accumulator with comp_attn=True,"
+        " then GNInfer.aggregate / filter) against ours (aggregation='fast', cell_tokens=True) on"
+        f" {N_CELLS} real Kang cells x {N_GENES} genes, float32 on CPU; bar: max abs difference"
+        f" <= {TOLERANCE:g} or identical edge ranking. The original's comp_attn=False path is not"
+        " compared: its Attention.add_attn omits the 1/sqrt(head_dim) scale of the model's own"
+        " attention, so it is not the attention the model computes."
+    )
+    path = write_results("parity_gninfer", rows, notes=notes)
+    log.info("wrote %s", path)
+    ok = all(row["within_1e-4"] or row["same_edge_ranking"] for row in rows)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
