@@ -16,7 +16,7 @@ from scprint import load_pretrained
 from scprint.cli import main as scprint_main
 from scprint.data import make_inference_batches
 from scprint.model import ModelConfig, ScPrint
-from scprint.training import FORMAT_VERSION, fit
+from scprint.training import FORMAT_VERSION, Objective, OptimOptions, ScPrintLightning, fit
 from scprint.training.checkpoint import checkpoint_metadata
 
 TERMS = ("denoise", "generation", "classification", "disentanglement")
@@ -35,10 +35,7 @@ def test_tiny_model_lowers_each_loss_term(tiny_run: Path, tiny_steps: int) -> No
         before, after = first[f"train/{term}"].mean(), last[f"train/{term}"].mean()
         assert after < before, f"{term}: {before:.3f} -> {after:.3f}"
     validation = pd.read_csv(tiny_run / "metrics.csv").dropna(subset=["val/loss"])
-    assert (
-        len(validation) == 2
-        and validation["val/denoise"].iloc[-1] < validation["val/denoise"].iloc[0]
-    )
+    assert len(validation) == 2 and validation["val/loss"].iloc[-1] < validation["val/loss"].iloc[0]
 
 
 def test_checkpoint_holds_everything_for_inference(tiny_checkpoint: Path, kang_adata) -> None:
@@ -224,3 +221,84 @@ def test_ddp_on_two_cpu_processes_completes(kang_path: Path, tmp_path: Path) -> 
         tmp_path / "run" / "scprint.ckpt", map_location="cpu", weights_only=True
     )
     assert checkpoint["global_step"] == 4
+
+
+def objective_module(pretrained, objective: Objective) -> ScPrintLightning:
+    """The session's tiny model under ``objective``; cell_type leaves plus one coarse label
+    (the first two leaves)."""
+    n_leaves = pretrained.model.label_sizes["cell_type"]
+    descendants = torch.cat([torch.eye(n_leaves), torch.zeros(1, n_leaves)]).bool()
+    descendants[n_leaves, :2] = True
+    return ScPrintLightning(
+        pretrained.model, {"cell_type": descendants}, objective, OptimOptions(), {}
+    ).eval()
+
+
+@pytest.fixture(scope="module")
+def labelled_batch(tiny_checkpoint: Path, kang_adata) -> dict[str, torch.Tensor]:
+    pretrained = load_pretrained(tiny_checkpoint, device="cpu")
+    batch = next(
+        make_inference_batches(kang_adata, pretrained.vocab, max_len=32, batch_size=6, seed=3)
+    )
+    n_leaves = pretrained.model.label_sizes["cell_type"]
+    labels = torch.tensor([[0], [1], [n_leaves], [-1], [2], [n_leaves]])
+    return {**batch, "labels": labels}
+
+
+def test_objective_total_is_the_weighted_sum_of_the_original_passes(
+    tiny_checkpoint: Path, labelled_batch: dict[str, torch.Tensor]
+) -> None:
+    pretrained = load_pretrained(tiny_checkpoint, device="cpu")
+    objective = Objective(expression_mse=0.1)
+    module = objective_module(pretrained, objective)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        terms = module.losses(labelled_batch, by_pass=True)
+    # Classification on the first pass only; denoise / generation on their own passes; the
+    # cell-token terms on every pass that has cell tokens; each total the sum over passes.
+    assert "full/classification" in terms and "denoise_60/classification" not in terms
+    assert "full/denoise" not in terms and "denoise_60/denoise" in terms
+    for name in ("disentanglement", "ecs"):
+        per_pass = [v for k, v in terms.items() if k.endswith(f"/{name}")]
+        assert len(per_pass) >= 2
+        assert terms[name].item() == pytest.approx(sum(v.item() for v in per_pass), rel=1e-6)
+    weights = {
+        "denoise": 1.0,
+        "generation": 1.0,
+        "expression_mse": 0.1,
+        "classification": 1.0,
+        "disentanglement": 0.1,
+        "ecs": 0.1,
+        "cce": 0.1,
+    }
+    expected = sum(w * terms[name].item() for name, w in weights.items())
+    assert terms["loss"].item() == pytest.approx(expected, rel=1e-6)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        again = module.losses(labelled_batch)
+    assert again["loss"].item() == terms["loss"].item()
+
+
+def test_objective_switches_remove_their_terms(
+    tiny_checkpoint: Path, labelled_batch: dict[str, torch.Tensor]
+) -> None:
+    pretrained = load_pretrained(tiny_checkpoint, device="cpu")
+    module = objective_module(
+        pretrained, Objective(full_forward=False, generation=0, ecs=0, cce=0, noise=(0.3,))
+    )
+    with torch.no_grad():
+        terms = module.losses(labelled_batch, by_pass=True)
+    assert "denoise_30/classification" in terms
+    assert not any(k.startswith(("full/", "generation/")) for k in terms)
+    assert {"ecs", "cce", "generation", "expression_mse"}.isdisjoint(terms)
+    softmax = objective_module(pretrained, Objective(classification_loss="softmax"))
+    with torch.no_grad():
+        assert softmax.losses(labelled_batch)["classification"].item() != pytest.approx(
+            terms["classification"].item()
+        )
+    with pytest.raises(ValueError, match="noise levels must be in"):
+        Objective(noise=(1.5,))
+    with pytest.raises(ValueError, match="set full_forward=True or give noise levels"):
+        Objective(full_forward=False, noise=())
+    with pytest.raises(ValueError, match="classification_loss must be one of"):
+        Objective(classification_loss="focal")

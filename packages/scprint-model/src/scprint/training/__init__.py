@@ -2,11 +2,11 @@
 
 from .checkpoint import FORMAT_VERSION, Pretrained, load_pretrained
 from .fit import fit
-from .lightning_module import LossWeights, OptimOptions, ScPrintLightning
+from .lightning_module import Objective, OptimOptions, ScPrintLightning
 
 __all__ = [
     "FORMAT_VERSION",
-    "LossWeights",
+    "Objective",
     "OptimOptions",
     "Pretrained",
     "ScPrintLightning",
