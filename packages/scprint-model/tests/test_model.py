@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from scprint.model import ModelConfig, ScPrint
+from scprint.model.tokens import reduce_gene_table
 
 N_GENES = 200
 
@@ -37,7 +38,7 @@ def test_forward_output_shapes(model: ScPrint) -> None:
     gene_ids, counts, depth = synthetic_batch()
     out = model(gene_ids, counts, depth, return_qk=True)
     b, length, d = 3, 12, model.config.d_model
-    assert model.cell_token_index == {"base": 0, "depth": 1, "cell_type": 2, "disease": 3}
+    assert model.cell_token_index == {"depth": 0, "base": 1, "cell_type": 2, "disease": 3}
     assert model.n_cell_tokens == 4
     assert out.cell_tokens.shape == (b, 4, d)
     assert out.cell_embedding.shape == (b, d)
@@ -77,11 +78,12 @@ def test_gene_order_carries_no_information(model: ScPrint) -> None:
     )
 
 
-def test_zinb_mean_scales_with_target_depth_and_never_exceeds_it(model: ScPrint) -> None:
+def test_zinb_means_sum_to_the_library_size(model: ScPrint) -> None:
     gene_ids, counts, depth = synthetic_batch()
     out = model(gene_ids, counts, depth)
-    assert torch.all(out.zinb_mean.sum(1) <= depth + 1e-3)
-    doubled = model(gene_ids, counts, depth, target_depth=2 * depth)
+    context_counts = counts.masked_fill(gene_ids < 0, 0).sum(1)
+    torch.testing.assert_close(out.zinb_mean.sum(1), context_counts)
+    doubled = model(gene_ids, counts, depth, target_depth=2 * context_counts)
     torch.testing.assert_close(doubled.zinb_mean, 2 * out.zinb_mean)
     assert torch.all(out.zinb_dispersion > 0)
 
@@ -90,9 +92,14 @@ def test_decode_from_cell_tokens_shapes_and_padding(model: ScPrint) -> None:
     gene_ids, counts, depth = synthetic_batch()
     out = model(gene_ids, counts, depth)
     generated = model.decode_from_cell_tokens(out.cell_tokens, gene_ids, depth)
-    assert set(generated) == {"mean", "dispersion", "dropout_logit"}
-    assert all(v.shape == gene_ids.shape for v in generated.values())
+    assert set(generated) == {"mean", "dispersion", "dropout_logit", "cell_tokens", "logits"}
+    assert all(
+        generated[k].shape == gene_ids.shape for k in ("mean", "dispersion", "dropout_logit")
+    )
+    assert generated["cell_tokens"].shape == out.cell_tokens.shape
+    assert generated["logits"]["disease"].shape == (3, 3)
     assert torch.all(generated["mean"][0, -4:] == 0)
+    torch.testing.assert_close(generated["mean"].sum(1), depth)
     with pytest.raises(ValueError, match="cell_tokens must be"):
         model.decode_from_cell_tokens(out.cell_tokens[:, :2], gene_ids, depth)
 
@@ -114,11 +121,11 @@ def test_positions_change_gene_tokens_only_when_known() -> None:
     torch.manual_seed(0)
     with_positions = ScPrint(config, N_GENES, {}, torch.arange(N_GENES))
     unknown = ScPrint(config, N_GENES, {}, torch.full((N_GENES,), -1))
-    unknown.gene_identity.load_state_dict(with_positions.gene_identity.state_dict())
+    unknown.gene_encoder.load_state_dict(with_positions.gene_encoder.state_dict())
     ids = torch.tensor([[3, 50]])
-    difference = with_positions.gene_tokens(ids) - unknown.gene_identity(ids)
+    difference = with_positions.gene_tokens(ids) - unknown.gene_encoder(ids)
     assert difference.abs().sum() > 0
-    torch.testing.assert_close(unknown.gene_tokens(ids), unknown.gene_identity(ids))
+    torch.testing.assert_close(unknown.gene_tokens(ids), unknown.gene_encoder(ids))
     assert with_positions.cell_embedding(torch.randn(1, 2, config.d_model)).shape == (
         1,
         config.d_model,
@@ -126,10 +133,16 @@ def test_positions_change_gene_tokens_only_when_known() -> None:
 
 
 def test_presets_have_the_documented_sizes() -> None:
+    """The original's config/pretrain_{small,medium,large}.yml."""
     sizes = {name: ModelConfig.from_yaml(name) for name in ("tiny", "small", "medium", "large")}
-    assert (sizes["small"].n_layers, sizes["small"].d_model) == (4, 128)
-    assert (sizes["medium"].n_layers, sizes["medium"].d_model) == (8, 256)
-    assert (sizes["large"].n_layers, sizes["large"].d_model) == (16, 512)
+    for name, expected in {
+        "small": (4, 128, 2),
+        "medium": (8, 256, 4),
+        "large": (16, 512, 8),
+    }.items():
+        config = sizes[name]
+        assert (config.n_layers, config.d_model, config.n_heads) == expected
+        assert config.classifier_layers == [config.d_model] and config.max_len == 2200
     assert sizes["tiny"].d_model < sizes["small"].d_model
 
 
@@ -149,16 +162,17 @@ def test_config_validation_and_yaml(tmp_path) -> None:
 
 
 def test_gene_embedding_initialisation_can_be_frozen() -> None:
-    config = ModelConfig.from_yaml("tiny").replace(
-        freeze_gene_embeddings=True, gene_embedding_dim=8
-    )
-    init = torch.randn(N_GENES, 8)
+    """A precomputed table is reduced to d_model by adaptive average pooling, as the original."""
+    config = ModelConfig.from_yaml("tiny").replace(freeze_gene_embeddings=True)
+    init = torch.randn(N_GENES, 3 * config.d_model)
     model = ScPrint(config, N_GENES, {}, gene_embedding_init=init)
-    torch.testing.assert_close(model.gene_identity.table.weight, init)
-    assert not model.gene_identity.table.weight.requires_grad
+    expected = init.view(N_GENES, config.d_model, 3).mean(-1)  # pooling 3 features into one
+    torch.testing.assert_close(model.gene_encoder.embeddings.weight, expected)
+    torch.testing.assert_close(reduce_gene_table(init, config.d_model), expected)
+    assert not model.gene_encoder.embeddings.weight.requires_grad
     assert model.gene_tokens(torch.tensor([[1, 2]])).shape == (1, 2, config.d_model)
-    with pytest.raises(ValueError, match="must have shape"):
-        ScPrint(config, N_GENES, {}, gene_embedding_init=torch.randn(N_GENES, 5))
+    with pytest.raises(ValueError, match="gene table must be"):
+        ScPrint(config, N_GENES, {}, gene_embedding_init=torch.randn(N_GENES - 1, 5))
 
 
 def test_mixed_precision_forward_keeps_read_outs_in_float32(model: ScPrint) -> None:
@@ -170,3 +184,27 @@ def test_mixed_precision_forward_keeps_read_outs_in_float32(model: ScPrint) -> N
         assert tensor.dtype == torch.float32 and torch.isfinite(tensor).all()
     reference = model(gene_ids, counts, depth)
     torch.testing.assert_close(out.zinb_mean, reference.zinb_mean, atol=0.5, rtol=0.1)
+
+
+def test_original_variants_grouped_heads_decoder_depth_and_fsq_bottleneck() -> None:
+    """Grouped-query attention, depth read by the decoder, and the FSQ class-token bottleneck."""
+    config = ModelConfig.from_yaml("tiny").replace(
+        n_heads=4, n_heads_kv=2, depth_at_input=False, compress_class_dim={"cell_type": 3}
+    )
+    torch.manual_seed(0)
+    model = ScPrint(config, N_GENES, {"cell_type": 5}).eval()
+    assert model.cell_token_index == {"base": 0, "cell_type": 1}
+    gene_ids, counts, depth = synthetic_batch()
+    out = model(gene_ids, counts, depth, return_qk=True)
+    q, k = out.qk[0]
+    assert q.shape == k.shape == (3, 4, 2 + 12, config.head_dim)
+    torch.testing.assert_close(k[:, 0], k[:, 1])  # heads 0 and 1 share key head 0
+    fsq = model.bottleneck_mlps["cell_type"]
+    codes = torch.tensor([[a, b, c] for a in (-1.0, 0.0) for b in (-1.0, 0.0) for c in (-1.0, 0.0)])
+    allowed = fsq.project_out(codes)
+    distances = torch.cdist(out.class_embeddings["cell_type"], allowed).min(dim=1).values
+    assert torch.all(distances < 1e-5)
+    with pytest.raises(ValueError, match="reads the cell depth"):
+        model.decode_from_cell_tokens(out.cell_tokens, gene_ids, depth)
+    with pytest.raises(ValueError, match="n_heads_kv must divide"):
+        config.replace(n_heads_kv=3)

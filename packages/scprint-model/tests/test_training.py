@@ -16,7 +16,7 @@ from scprint import load_pretrained
 from scprint.cli import main as scprint_main
 from scprint.data import make_inference_batches
 from scprint.model import ModelConfig, ScPrint
-from scprint.training import FORMAT_VERSION, Objective, OptimOptions, ScPrintLightning, fit
+from scprint.training import FORMAT_VERSION, Objective, OptimOptions, ScPrintLightning, fit, load
 from scprint.training.checkpoint import checkpoint_metadata
 
 TERMS = ("denoise", "generation", "classification", "disentanglement")
@@ -302,3 +302,62 @@ def test_objective_switches_remove_their_terms(
         Objective(full_forward=False, noise=())
     with pytest.raises(ValueError, match="classification_loss must be one of"):
         Objective(classification_loss="focal")
+
+
+PARITY = Path(__file__).parent / "fixtures" / "parity"
+#: The original's logged component -> ours (``losses(..., by_pass=True)``).
+ORIGINAL_COMPONENTS = {
+    "full_forward_cls": "full/classification",
+    "full_forward_emb_independence": "full/disentanglement",
+    "full_forward_ecs": "full/ecs",
+    "denoise_60%_emb_independence": "denoise_60/disentanglement",
+    "denoise_60%_ecs": "denoise_60/ecs",
+    "gen_emb_independence": "generation/disentanglement",
+    "gen_ecs": "generation/ecs",
+    "cce": "cce",
+}
+
+
+@pytest.mark.parametrize("name", ["v2_gqa_log", "v2_pos_fsq"])
+@pytest.mark.parametrize("with_mse", [False, True])
+def test_training_objective_equals_the_original_full_training(name: str, with_mse: bool) -> None:
+    """Same original checkpoint, real cells, labels and seed: every component of the original's
+    ``_full_training`` (``benchmarks/parity/training_step_worker.py``), eval mode."""
+    with np.load(PARITY / "training_step.npz") as data:
+        original = {k: data[k] for k in data.files}
+    with np.load(PARITY / "inputs.npz") as data:
+        inputs = {k: data[k] for k in data.files}
+    pretrained = load(PARITY / f"{name}.ckpt", device="cpu")
+    descendants = {c: torch.from_numpy(e.descendant_matrix()) for c, e in pretrained.labels.items()}
+    objective = Objective(expression_mse=0.1 if with_mse else 0.0)
+    module = ScPrintLightning(pretrained.model, descendants, objective, OptimOptions(), {}).eval()
+    batch = {
+        "gene_ids": torch.as_tensor(inputs["gene_ids"]),
+        "counts": torch.as_tensor(inputs["counts"]),
+        "depth": torch.as_tensor(inputs["depth"]),
+        "labels": torch.as_tensor(original[f"{name}/labels"]),
+    }
+    torch.manual_seed(int(original["seed"]))
+    with torch.no_grad():
+        ours = module.losses(batch, by_pass=True)
+    theirs = {
+        k.split("/", 2)[2]: float(v)
+        for k, v in original.items()
+        if k.startswith(f"{name}/{'mse' if with_mse else 'zinb'}/")
+    }
+    mse = 0.1 if with_mse else 0.0
+    expected = {ours_name: theirs[key] for key, ours_name in ORIGINAL_COMPONENTS.items()}
+    got = {ours_name: float(ours[ours_name]) for ours_name in expected}
+    got["denoise_60%_expr"] = float(
+        ours["denoise_60/denoise"] + mse * ours.get("denoise_60/expression_mse", 0.0)
+    )
+    got["gen_expr"] = float(
+        ours["generation/generation"] + mse * ours.get("generation/expression_mse", 0.0)
+    )
+    expected["denoise_60%_expr"], expected["gen_expr"] = (
+        theirs["denoise_60%_expr"],
+        theirs["gen_expr"],
+    )
+    got["total"], expected["total"] = float(ours["loss"]), theirs["total"]
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value, rel=1e-6, abs=1e-6), (key, got[key], value)

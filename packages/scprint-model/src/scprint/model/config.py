@@ -1,9 +1,14 @@
-"""Model hyper-parameters as a small dataclass, readable from the YAML files in ``scprint/configs``."""
+"""Model hyper-parameters as a small dataclass, readable from the YAML files in ``scprint/configs``.
+
+The fields are the original scPRINT's constructor arguments under readable names (the original
+name in brackets in each description); :func:`scprint.load` fills them from a checkpoint's
+``hyper_parameters``. The defaults are the original's.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -11,7 +16,8 @@ from typing import Any
 import yaml
 
 PRESETS = ("tiny", "small", "medium", "large")
-NORMALISATIONS = ("log1p", "fraction")
+NORMALISATIONS = ("sum", "log")
+MVC_STYLES = ("inner product", "concat query", "sum query")
 
 
 @dataclass
@@ -19,56 +25,95 @@ class ModelConfig:
     """Sizes and choices of one scPRINT model.
 
     Attributes:
-        d_model: width of every token.
-        n_layers: number of transformer blocks.
-        n_heads: attention heads per block (``d_model`` must be a multiple).
-        dropout: dropout probability inside attention outputs and MLPs.
-        mlp_ratio: hidden width of the block MLP, in multiples of ``d_model``.
-        max_len: genes sampled per cell (context length without the cell tokens).
-        normalisation: expression input, ``"log1p"`` (log(1 + counts)) or ``"fraction"``
-            (counts / total counts of the genes in the context).
-        gene_embedding_dim: width of the gene-identity table (``None``: ``d_model``; otherwise a
-            linear projection maps it to ``d_model``, e.g. for protein-language-model vectors).
-        freeze_gene_embeddings: keep the gene-identity table fixed during training.
-        use_positions: add the sinusoidal genomic-position encoding when positions are known.
+        d_model: width of every token [``d_model``].
+        n_layers: transformer blocks [``nlayers``].
+        n_heads: attention heads per block [``nhead``]; ``d_model`` must be a multiple.
+        n_heads_kv: key/value heads (grouped-query attention) [``num_heads_kv``]; ``None``: ``n_heads``.
+        dropout: dropout probability on the residual branches, encoders and decoders [``dropout``].
+        mlp_ratio: hidden width of the block MLP, in multiples of ``d_model`` (the original's is 4).
+        max_len: genes per cell context when sampling training and inference contexts.
+        normalisation: expression input to the expression encoder [``normalization``]: ``"sum"``
+            (counts / total counts of the context) or ``"log"`` (``log2(1 + counts)``).
+        expr_encoder_layers: depth of the expression and depth encoders [``expr_encoder_layers``].
+        classifier_layers: hidden widths of each label classifier [``layers_cls``].
+        depth_at_input: the total depth enters as a cell token [``depth_atinput``]; otherwise the
+            expression decoder reads ``log2(1 + depth)`` next to each gene token.
+        depth_token_first: cell-token order ``[depth, base, classes]`` (2.x releases); ``False``:
+            ``[base, depth, classes]`` (1.x releases).
+        zinb: the expression decoder gives a zero-inflated negative binomial (mean, dispersion,
+            zero logit) [``zinb``]; otherwise only the mean.
+        mvc_decoder: the cell-embedding expression decoder (``"inner product"``, ``"concat
+            query"``, ``"sum query"``) [``mvc_decoder``], or ``None``.
+        compress_class_dim: label class -> bits of its FSQ bottleneck [``compress_class_dim``],
+            or ``None`` for no bottleneck.
+        freeze_gene_embeddings: keep a precomputed gene table fixed in training [``freeze_embeddings``].
+        use_positions: add the genomic-position encoding when gene positions are given.
     """
 
-    d_model: int = 128
-    n_layers: int = 4
+    d_model: int = 256
+    n_layers: int = 8
     n_heads: int = 4
+    n_heads_kv: int | None = None
     dropout: float = 0.1
-    mlp_ratio: int = 4
-    max_len: int = 512
-    normalisation: str = "log1p"
-    gene_embedding_dim: int | None = None
-    freeze_gene_embeddings: bool = False
+    mlp_ratio: float = 4.0
+    max_len: int = 2200
+    normalisation: str = "sum"
+    expr_encoder_layers: int = 2
+    classifier_layers: list[int] = field(default_factory=list)
+    depth_at_input: bool = True
+    depth_token_first: bool = True
+    zinb: bool = True
+    mvc_decoder: str | None = None
+    compress_class_dim: dict[str, int] | None = None
+    freeze_gene_embeddings: bool = True
     use_positions: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("d_model", "n_layers", "n_heads", "mlp_ratio", "max_len"):
+        for name in ("d_model", "n_layers", "n_heads", "max_len", "expr_encoder_layers"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"ModelConfig.{name} must be a positive integer, got {value!r}")
         if self.d_model % self.n_heads:
             raise ValueError(
                 f"ModelConfig.d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads}), "
                 f"e.g. d_model={self.n_heads * max(1, self.d_model // self.n_heads)}"
             )
+        if self.n_heads_kv is not None and (self.n_heads_kv < 1 or self.n_heads % self.n_heads_kv):
+            raise ValueError(
+                f"ModelConfig.n_heads_kv must divide n_heads ({self.n_heads}), got {self.n_heads_kv!r}"
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        if not self.mlp_ratio > 0:
+            raise ValueError(f"ModelConfig.mlp_ratio must be positive, got {self.mlp_ratio!r}")
         if self.normalisation not in NORMALISATIONS:
             raise ValueError(
                 f"ModelConfig.normalisation must be one of {NORMALISATIONS}, got {self.normalisation!r}"
             )
-        if self.gene_embedding_dim is not None and self.gene_embedding_dim < 1:
+        if self.mvc_decoder is not None and self.mvc_decoder not in MVC_STYLES:
             raise ValueError(
-                f"ModelConfig.gene_embedding_dim must be None or positive, got {self.gene_embedding_dim!r}"
+                f"ModelConfig.mvc_decoder must be None or one of {MVC_STYLES}, got {self.mvc_decoder!r}"
             )
+        self.classifier_layers = [int(w) for w in self.classifier_layers]
+        if any(w < 1 for w in self.classifier_layers):
+            raise ValueError(
+                f"ModelConfig.classifier_layers must be positive widths, got {self.classifier_layers!r}"
+            )
+        if self.compress_class_dim is not None:
+            self.compress_class_dim = {str(k): int(v) for k, v in self.compress_class_dim.items()}
+            bad = {k: v for k, v in self.compress_class_dim.items() if v < 1}
+            if bad:
+                raise ValueError(f"ModelConfig.compress_class_dim needs positive bits, got {bad}")
 
     @property
     def head_dim(self) -> int:
         """Width of one attention head."""
         return self.d_model // self.n_heads
+
+    @property
+    def kv_heads(self) -> int:
+        """Number of key/value heads."""
+        return self.n_heads if self.n_heads_kv is None else self.n_heads_kv
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dictionary (for checkpoints and YAML)."""

@@ -1,65 +1,157 @@
-"""Read-outs: the ZINB expression decoder and the label classifiers.
+"""Read-outs: the ZINB expression decoder, the label classifiers and the cell-embedding (MVC) decoder.
 
-ZINB decoder. Each output gene token gives three numbers: a composition logit ``l_i``, a log
-dispersion and a dropout logit. One extra logit ``l_rest`` read from the base cell token stands for
-all the genes of the cell that are *not* in the context. The mean count of gene ``i`` at depth ``D``
-is ``D * exp(l_i) / (exp(l_rest) + sum_j exp(l_j))`` (softmax over the context genes plus the
-rest), so the means of the context genes sum to at most ``D`` whatever the context size.
+Names follow the original scPRINT so its checkpoints load weight for weight.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
-class ZinbDecoder(nn.Module):
-    """Zero-inflated negative binomial parameters for each context gene."""
+def _masked_softmax(logits: torch.Tensor, padding: torch.Tensor | None) -> torch.Tensor:
+    if padding is not None:
+        logits = logits.masked_fill(padding, float("-inf"))
+    return F.softmax(logits, dim=-1)
 
-    def __init__(self, d_model: int) -> None:
+
+class ExprDecoder(nn.Module):
+    """Gene tokens -> ZINB parameters of each context gene.
+
+    ``fc``: ``Linear(d [+1], d), LayerNorm, LeakyReLU, Dropout, Linear(d, d), LayerNorm,
+    LeakyReLU``; ``pred_var_zero``: ``Linear(d, 3)`` (``1`` without ZINB). The mean logits are
+    soft-maxed over the context genes (the caller scales them by the library size), the
+    dispersion is ``exp(min(., 15))``. With ``use_depth`` each token also reads ``log2(1 + depth)``.
+    """
+
+    def __init__(
+        self, d_model: int, dropout: float = 0.1, zinb: bool = True, use_depth: bool = False
+    ) -> None:
         super().__init__()
-        self.genes = nn.Sequential(nn.Linear(d_model, d_model), nn.GELU(), nn.Linear(d_model, 3))
-        self.rest = nn.Linear(d_model, 1)
+        self.use_depth = use_depth
+        self.zinb = zinb
+        self.fc = nn.Sequential(
+            nn.Linear(d_model + 1 if use_depth else d_model, d_model),
+            nn.LayerNorm(d_model),
+            nn.LeakyReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(d_model, d_model),
+            nn.LayerNorm(d_model),
+            nn.LeakyReLU(),
+        )
+        self.pred_var_zero = nn.Linear(d_model, 3 if zinb else 1)
 
     def forward(
         self,
         gene_tokens: torch.Tensor,
-        base_token: torch.Tensor,
-        padding: torch.Tensor,
-        depth: torch.Tensor,
+        padding: torch.Tensor | None = None,
+        log_depth: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Decode expression.
+        """``gene_tokens`` ``(B, L, d)``, ``log_depth`` ``(B,)`` when ``use_depth``.
 
-        Args:
-            gene_tokens: ``(batch, genes, d)`` output gene tokens.
-            base_token: ``(batch, d)`` output base cell token.
-            padding: ``(batch, genes)`` bool, True at padded positions.
-            depth: ``(batch,)`` total counts at which the means are expressed.
-
-        Returns:
-            ``{"mean", "dispersion", "dropout_logit"}``, each ``(batch, genes)`` float32; ``mean``
-            in counts (0 at padding), ``dispersion`` the inverse dispersion ``theta > 0``.
+        Returns ``{"mean"}`` (fractions summing to 1 over the context) and, with ZINB,
+        ``"disp"`` and ``"zero_logits"``; each ``(B, L)``.
         """
-        composition, log_dispersion, dropout_logit = self.genes(gene_tokens).float().unbind(-1)
-        composition = composition.masked_fill(padding, float("-inf"))
-        rest = self.rest(base_token).float()
-        share = torch.softmax(torch.cat([composition, rest], dim=1), dim=1)[:, :-1]
+        x = gene_tokens
+        if self.use_depth:
+            if log_depth is None:
+                raise ValueError("this expression decoder reads the depth; pass log_depth (B,)")
+            x = torch.cat([x, log_depth[:, None, None].expand(-1, x.shape[1], 1).to(x.dtype)], -1)
+        out = self.pred_var_zero(self.fc(x)).float()  # read-outs in float32 under autocast
+        if not self.zinb:
+            return {"mean": _masked_softmax(out.squeeze(-1), padding)}
+        mean, var, zero = out.unbind(-1)
         return {
-            "mean": share * depth.to(share.dtype).unsqueeze(1),
-            "dispersion": torch.exp(log_dispersion.clamp(-10.0, 10.0)),
-            "dropout_logit": dropout_logit,
+            "mean": _masked_softmax(mean, padding),
+            "disp": torch.exp(torch.clamp(var, max=15)),
+            "zero_logits": zero,
         }
 
 
-class Classifier(nn.Module):
-    """Logits over the leaf labels of one label class, read from that class's output token."""
+class ClsDecoder(nn.Module):
+    """A class token -> logits over the labels of that class.
 
-    def __init__(self, d_model: int, n_labels: int) -> None:
+    ``decoder``: per hidden width ``Linear, LayerNorm, ReLU, Dropout``; then ``out_layer``.
+    """
+
+    def __init__(
+        self, d_model: int, n_labels: int, layers: list[int] | None = None, dropout: float = 0.1
+    ) -> None:
         super().__init__()
-        self.mlp = nn.Sequential(
-            nn.Linear(d_model, d_model), nn.GELU(), nn.Linear(d_model, n_labels)
-        )
+        widths = [d_model, *(layers or [])]
+        self.decoder = nn.Sequential()
+        for width_in, width_out in zip(widths[:-1], widths[1:]):
+            self.decoder.extend(
+                [
+                    nn.Linear(width_in, width_out),
+                    nn.LayerNorm(width_out),
+                    nn.ReLU(),
+                    nn.Dropout(dropout),
+                ]
+            )
+        self.out_layer = nn.Linear(widths[-1], n_labels)
 
     def forward(self, token: torch.Tensor) -> torch.Tensor:
-        """``token`` ``(batch, d)`` -> ``(batch, n_labels)`` float32 logits."""
-        return self.mlp(token).float()
+        """``(B, d)`` -> ``(B, n_labels)``."""
+        return self.out_layer(self.decoder(token)).float()
+
+
+class MVCDecoder(nn.Module):
+    """Expression of each context gene from the cell embedding and the gene identity tokens.
+
+    ``"inner product"``: queries ``sigmoid(LN(gene2query(g)))`` projected to three ``d``-vectors
+    whose inner products with the cell embedding give the mean logit, dispersion and zero logit;
+    ``"concat query"`` / ``"sum query"``: an MLP on ``[cell, query]`` / ``cell + query``.
+    """
+
+    def __init__(self, d_model: int, arch_style: str = "inner product", zinb: bool = True) -> None:
+        super().__init__()
+        self.arch_style = arch_style
+        self.zinb = zinb
+        self.d_model = d_model
+        outputs = 3 if zinb else 1
+        self.gene2query = nn.Linear(d_model, d_model)
+        self.query_activation = nn.Sigmoid()
+        if arch_style == "inner product":
+            self.norm = nn.LayerNorm(d_model)
+            self.pred_var_zero = nn.Linear(d_model, d_model * outputs, bias=False)
+        elif arch_style == "concat query":
+            self.fc1 = nn.Linear(d_model * 2, d_model // 2)
+            self.hidden_activation = nn.PReLU()
+            self.fc2 = nn.Linear(d_model // 2, outputs)
+        elif arch_style == "sum query":
+            self.fc1 = nn.Linear(d_model, 64)
+            self.hidden_activation = nn.PReLU()
+            self.fc2 = nn.Linear(64, outputs)
+        else:
+            raise ValueError(
+                f"unknown MVC decoder {arch_style!r}; expected 'inner product', 'concat query' or 'sum query'"
+            )
+
+    def forward(
+        self,
+        cell_embedding: torch.Tensor,
+        gene_identity: torch.Tensor,
+        padding: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """``cell_embedding`` ``(B, d)``, ``gene_identity`` ``(B, L, d)`` -> ``{"mean", "disp",
+        "zero_logits"}`` each ``(B, L)`` (means sum to 1 over the context)."""
+        if self.arch_style == "inner product":
+            query = self.query_activation(self.norm(self.gene2query(gene_identity)))
+            parts = self.pred_var_zero(query).split(self.d_model, dim=-1)
+            cell = cell_embedding.unsqueeze(2).to(parts[0].dtype)
+            values = [torch.bmm(p, cell).squeeze(2).float() for p in parts]
+        else:
+            query = self.query_activation(self.gene2query(gene_identity))
+            if self.arch_style == "concat query":
+                cell = cell_embedding.unsqueeze(1).expand(-1, gene_identity.shape[1], -1)
+                hidden = self.hidden_activation(self.fc1(torch.cat([cell, query], dim=2)))
+            else:
+                hidden = self.hidden_activation(self.fc1(cell_embedding.unsqueeze(1) + query))
+            values = list(self.fc2(hidden).float().unbind(-1))
+        out = {"mean": _masked_softmax(values[0], padding)}
+        if self.zinb:
+            out["disp"] = torch.exp(torch.clamp(values[1], max=15))
+            out["zero_logits"] = values[2]
+        return out

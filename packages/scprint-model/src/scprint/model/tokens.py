@@ -1,16 +1,9 @@
-"""Input tokens: what each gene of a cell, and the cell itself, becomes before the transformer.
+"""Input tokens: gene identity, expression, genomic position, and the cell tokens.
 
-A gene token is the sum of three vectors (all ``(batch, genes, d_model)``):
-
-- **identity**: a learned embedding of the gene's vocabulary index (optionally initialised from a
-  table such as protein-language-model vectors, frozen or trainable);
-- **expression**: an MLP on the normalised count (``log1p(counts)`` or the fraction of the counts
-  of the genes in the context);
-- **genomic position**: a sinusoidal encoding of the gene's position bin (genes close on the same
-  chromosome share a bin); genes of unknown position get zeros.
-
-The cell tokens prepended to the genes are a learned *base* token, a *depth* token (MLP on
-``log2(1 + total counts)``) and one learned token per label class (e.g. ``cell_type``).
+A context gene's token is ``identity + expression + position``; each cell also gets ``1 +
+n_classes`` learned cell tokens (a base token and one per label class) and, unless the depth is
+read by the decoder, a depth token. Module and attribute names are the original scPRINT's, so
+its checkpoints load weight for weight.
 """
 
 from __future__ import annotations
@@ -21,112 +14,108 @@ import torch
 from torch import nn
 
 
-def normalise_counts(counts: torch.Tensor, padding: torch.Tensor, method: str) -> torch.Tensor:
-    """Expression input of the encoder.
+def reduce_gene_table(table: torch.Tensor, d_model: int) -> torch.Tensor:
+    """Reduce a precomputed ``(n_genes, dim)`` gene table (e.g. protein-language-model vectors) to
+    ``(n_genes, d_model)`` by adaptive average pooling along the features, as the original does."""
+    if table.dim() != 2:
+        raise ValueError(f"a gene table must be (n_genes, dim), got shape {tuple(table.shape)}")
+    return nn.AdaptiveAvgPool1d(d_model)(table.float())
 
-    Args:
-        counts: ``(batch, genes)`` raw counts (padded positions are ignored).
-        padding: ``(batch, genes)`` bool, True at padded positions.
-        method: ``"log1p"`` -> ``log(1 + counts)``; ``"fraction"`` -> counts divided by the total
-            counts of the non-padded genes of the cell (0 for a cell with no counts).
 
-    Returns:
-        ``(batch, genes)`` float, zero at padded positions.
+def normalise_counts(counts: torch.Tensor, normalisation: str) -> torch.Tensor:
+    """Expression input ``(B, L)`` from raw counts ``(B, L)`` (padding holds zeros).
+
+    ``"sum"``: counts over the total counts of the context; ``"log"``: ``log2(1 + counts)``.
     """
-    counts = counts.masked_fill(padding, 0.0)
-    if method == "log1p":
-        return torch.log1p(counts)
-    if method == "fraction":
-        return counts / counts.sum(dim=1, keepdim=True).clamp_min(1.0)
-    raise ValueError(f"normalisation must be 'log1p' or 'fraction', got {method!r}")
+    if normalisation == "sum":
+        total = counts.sum(1, keepdim=True)
+        return counts / torch.where(total > 0, total, torch.ones_like(total))
+    if normalisation == "log":
+        return torch.log2(1 + counts)
+    raise ValueError(f"unknown normalisation {normalisation!r}; expected 'sum' or 'log'")
 
 
-class GeneIdentity(nn.Module):
-    """Gene-identity embedding ``(n_genes, dim)``, projected to ``d_model`` when ``dim != d_model``."""
+class GeneEncoder(nn.Module):
+    """Gene identity: one learned (or precomputed, then frozen) vector per vocabulary gene."""
 
     def __init__(
-        self,
-        n_genes: int,
-        d_model: int,
-        dim: int | None = None,
-        init: torch.Tensor | None = None,
-        freeze: bool = False,
+        self, n_genes: int, d_model: int, weights: torch.Tensor | None = None, freeze: bool = False
     ) -> None:
         super().__init__()
-        dim = dim or (init.shape[1] if init is not None else d_model)
-        self.table = nn.Embedding(n_genes, dim)
-        nn.init.normal_(self.table.weight, std=1.0)
-        if init is not None:
-            if init.shape != (n_genes, dim):
+        self.embeddings = nn.Embedding(n_genes, d_model, _freeze=freeze and weights is not None)
+        if weights is not None:
+            if tuple(weights.shape) != (n_genes, d_model):
                 raise ValueError(
-                    f"gene embedding initialisation must have shape (n_genes, dim) = {(n_genes, dim)}, "
-                    f"got {tuple(init.shape)}"
+                    f"gene table must be (n_genes, d_model) = ({n_genes}, {d_model}), got {tuple(weights.shape)}"
                 )
             with torch.no_grad():
-                self.table.weight.copy_(init)
-        self.table.weight.requires_grad_(not freeze)
-        self.project = nn.Identity() if dim == d_model else nn.Linear(dim, d_model, bias=False)
+                self.embeddings.weight.copy_(weights)
 
-    def forward(self, gene_index: torch.Tensor) -> torch.Tensor:
-        """``gene_index`` ``(batch, genes)`` long, valid indices -> ``(batch, genes, d_model)``."""
-        return self.project(self.table(gene_index))
+    def forward(self, gene_ids: torch.Tensor) -> torch.Tensor:
+        """``(B, L)`` vocabulary indices -> ``(B, L, d)``."""
+        return self.embeddings(gene_ids)
 
 
-class ExpressionEncoder(nn.Module):
-    """MLP from one normalised expression value to a ``d_model`` vector (LayerNorm-ed, unit scale)."""
+class PositionalEncoding(nn.Module):
+    """Sinusoidal encoding of each gene's genomic position bin, tabulated per vocabulary gene.
 
-    def __init__(self, d_model: int) -> None:
-        super().__init__()
-        self.mlp = nn.Sequential(
-            nn.Linear(1, d_model), nn.GELU(), nn.Linear(d_model, d_model), nn.LayerNorm(d_model)
-        )
-
-    def forward(self, values: torch.Tensor) -> torch.Tensor:
-        """``values`` ``(batch, genes)`` -> ``(batch, genes, d_model)``."""
-        return self.mlp(values.unsqueeze(-1))
-
-
-def sinusoidal_encoding(position: torch.Tensor, d_model: int) -> torch.Tensor:
-    """Sinusoidal encoding of integer positions (Vaswani et al. 2017); negative positions -> zeros.
-
-    Args:
-        position: ``(...)`` long position bins, ``-1`` for unknown.
-        d_model: encoding width (even or odd).
-
-    Returns:
-        ``(..., d_model)`` float32.
-    """
-    half = (d_model + 1) // 2
-    frequency = torch.exp(
-        torch.arange(half, device=position.device, dtype=torch.float32)
-        * (-math.log(10000.0) / half)
-    )
-    angle = position.clamp_min(0).to(torch.float32).unsqueeze(-1) * frequency
-    encoding = torch.cat([torch.sin(angle), torch.cos(angle)], dim=-1)[..., :d_model]
-    return encoding * (position >= 0).unsqueeze(-1).to(encoding.dtype)
-
-
-class CellTokens(nn.Module):
-    """The prepended cell tokens: base, depth, then one per label class.
-
-    Output ``(batch, 2 + n_classes, d_model)``.
+    Row ``g`` of the buffer ``pe`` ``(n_genes, 1, d)`` is the sinusoid of position ``p - 1`` for
+    the gene's bin ``p`` (the original's indexing: bin 0 takes the last row of a table of
+    ``max(bins)`` positions); genes of unknown position (``p < 0``) get zeros.
     """
 
-    def __init__(self, d_model: int, n_classes: int) -> None:
+    def __init__(self, d_model: int, positions: torch.Tensor, maxval: float = 10000.0) -> None:
         super().__init__()
-        self.base = nn.Parameter(torch.randn(1, 1, d_model))
-        self.classes = nn.Parameter(torch.randn(1, n_classes, d_model))
-        self.depth = nn.Sequential(
-            nn.Linear(1, d_model), nn.GELU(), nn.Linear(d_model, d_model), nn.LayerNorm(d_model)
-        )
+        positions = positions.long()
+        max_len = max(int(positions.max()), 1)
+        position = torch.arange(max_len).unsqueeze(1)
+        div_term = torch.exp(torch.arange(0, d_model, 2) * (-math.log(maxval) / d_model))
+        table = torch.zeros(max_len, 1, d_model)
+        table[:, 0, 0::2] = torch.sin(position * div_term)
+        table[:, 0, 1::2] = torch.cos(position * div_term)
+        pe = table[positions.clamp_min(0) - 1]
+        pe[positions < 0] = 0.0
+        self.register_buffer("pe", pe)
 
-    def forward(self, depth: torch.Tensor) -> torch.Tensor:
-        """``depth`` ``(batch,)`` total counts of each cell -> ``(batch, 2 + n_classes, d_model)``."""
-        batch = depth.shape[0]
-        depth_token = self.depth(torch.log2(1.0 + depth.to(torch.float32)).unsqueeze(-1)).unsqueeze(
-            1
-        )
-        return torch.cat(
-            [self.base.expand(batch, -1, -1), depth_token, self.classes.expand(batch, -1, -1)],
-            dim=1,
-        )
+    def forward(self, gene_ids: torch.Tensor) -> torch.Tensor:
+        """``(B, L)`` vocabulary indices -> ``(B, L, d)``."""
+        return self.pe[:, 0][gene_ids]
+
+
+class ContinuousValueEncoder(nn.Module):
+    """A scalar (normalised expression, or log depth) -> ``d`` by an MLP.
+
+    ``Linear(1, d)`` then ``layers - 1`` times ``LayerNorm, ReLU, Dropout, Linear(d, d)``; inputs
+    are clamped to ``[0, max_value]``; masked positions give zeros.
+    """
+
+    def __init__(
+        self, d_model: int, dropout: float = 0.1, max_value: int = 100_000, layers: int = 1
+    ) -> None:
+        super().__init__()
+        self.max_value = max_value
+        self.encoder = nn.ModuleList([nn.Linear(1, d_model)])
+        for _ in range(layers - 1):
+            self.encoder.extend(
+                [nn.LayerNorm(d_model), nn.ReLU(), nn.Dropout(dropout), nn.Linear(d_model, d_model)]
+            )
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``x`` ``(...)`` -> ``(..., d)``; ``mask`` ``(...)`` bool, True = hidden (zero output)."""
+        x = torch.clamp(x.unsqueeze(-1), min=0, max=self.max_value)
+        for layer in self.encoder:
+            x = layer(x)
+        if mask is not None:
+            x = x.masked_fill(mask.unsqueeze(-1), 0.0)
+        return x
+
+
+class CategoryValueEncoder(nn.Module):
+    """Learned tokens indexed by category (the base and label-class cell tokens)."""
+
+    def __init__(self, n_categories: int, d_model: int) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(n_categories, d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.embedding(x.long())

@@ -60,23 +60,24 @@ _ORGANISM_NAMES: dict[str, str] = {
 def load_model(ckpt: Any, device: str | torch.device = "auto") -> Any:
     """A loaded scPRINT model: ``ckpt`` is a checkpoint path or an already loaded model.
 
-    An already loaded model (the object :func:`scprint.load_pretrained` returns, with ``.model``,
+    A path is read by :func:`scprint.load` (our checkpoints and the original scPRINT's 1.6.x / 2.x
+    ones). An already loaded model (the object :func:`scprint.load` returns, with ``.model``,
     ``.vocab`` and ``.labels``) is moved to ``device`` and put in evaluation mode.
     """
     resolved = resolve_device(device)
     if isinstance(ckpt, str | os.PathLike):
-        from scprint.training import load_pretrained
+        from scprint.training import load
 
         path = Path(ckpt)
         if not path.exists():
             raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-        pretrained = load_pretrained(path, device=str(resolved))
+        pretrained = load(path, device=str(resolved))
     elif hasattr(ckpt, "model") and hasattr(ckpt, "vocab"):
         pretrained = ckpt
         pretrained.model.to(resolved)
     else:
         raise TypeError(
-            "ckpt must be a checkpoint path or the object scprint.load_pretrained returns, "
+            "ckpt must be a checkpoint path or the object scprint.load returns, "
             f"got {type(ckpt).__name__}"
         )
     pretrained.model.eval()
@@ -166,7 +167,7 @@ def prepare(adata: ad.AnnData, pretrained: Any) -> GeneMatch:
     if adata.n_obs == 0:
         raise ValueError("the AnnData has no cells (n_obs == 0)")
     source = CellSource(adata)
-    check_cells_organism(adata, [pretrained.vocab.organism])
+    check_cells_organism(adata, getattr(pretrained, "organisms", [pretrained.vocab.organism]))
     source.bind(pretrained.vocab)
     return GeneMatch(
         var_indices=np.asarray(source.columns, dtype=np.int64),

@@ -42,7 +42,7 @@ class Denoiser:
     Parameters
     ----------
     ckpt
-        Checkpoint path or an already loaded model (:func:`scprint.load_pretrained`).
+        Checkpoint path or an already loaded model (:func:`scprint.load`; original scPRINT checkpoints too).
     genes
         ``"all"`` (every gene of the AnnData the model knows), ``"hvg"`` (the ``n_genes`` most
         variable of those), ``"expressed"`` (the ``n_genes`` of highest mean expression; see
@@ -123,11 +123,14 @@ class Denoiser:
                 rows = batch["cell_index"].cpu().numpy()
                 for start in range(0, len(genes), context):
                     window = slice(start, start + context)
+                    counts = batch["counts"][:, window]
+                    # as the original's predict_mode="denoise": the depth token reads the scaled
+                    # depth and the means sum to the scaled counts of the context
                     result = model(
                         batch["gene_ids"][:, window],
-                        batch["counts"][:, window],
-                        depth,
-                        target_depth=depth * self.depth_factor,
+                        counts,
+                        depth * self.depth_factor,
+                        target_depth=counts.sum(1) * self.depth_factor,
                     )
                     out[rows, window] = result.zinb_mean.float().cpu().numpy()
         return out

@@ -99,7 +99,7 @@ class Embedder:
     Parameters
     ----------
     ckpt
-        Checkpoint path or an already loaded model (:func:`scprint.load_pretrained`).
+        Checkpoint path or an already loaded model (:func:`scprint.load`; original scPRINT checkpoints too).
     classes
         Cell tokens averaged into ``obsm["X_scprint"]`` (e.g. ``["cell_type"]``); ``None`` = all.
     probabilities

@@ -58,7 +58,7 @@ class Generator:
     Parameters
     ----------
     ckpt
-        Checkpoint path or an already loaded model (:func:`scprint.load_pretrained`).
+        Checkpoint path or an already loaded model (:func:`scprint.load`; original scPRINT checkpoints too).
     genes
         Genes decoded: ``"all"`` (every gene of the AnnData the model knows) or a list of
         ``var_names``.
@@ -222,7 +222,9 @@ class Generator:
                 rows = batch["cell_index"].cpu().numpy()
                 for start in range(0, columns.size, context):
                     chunk = vocab_ids[start : start + context].expand(len(rows), -1)
-                    decoded = model.decode_from_cell_tokens(tokens, chunk, batch["depth"])
+                    decoded = model.decode_from_cell_tokens(
+                        tokens, chunk, batch["depth"], depth=batch["depth"]
+                    )
                     window = slice(start, start + chunk.shape[1])
                     means[rows, window] = decoded["mean"].float().cpu().numpy()
                     dispersion[rows, window] = decoded["dispersion"].float().cpu().numpy()

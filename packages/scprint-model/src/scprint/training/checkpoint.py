@@ -1,16 +1,24 @@
-"""Self-contained checkpoints: weights plus everything needed to use them without the training data.
+"""Checkpoints: ours, and the original scPRINT's, behind one loader (:func:`load`).
 
-A checkpoint is a Lightning checkpoint (so training resumes from it) with an extra entry
+Our checkpoint is a Lightning checkpoint (so training resumes from it) with an extra entry
 ``checkpoint["scprint"]`` holding plain Python values only: format version, package version, model
 config, vocabulary (genes, symbols, position bins, organism), label encoders (leaves, coarse
-labels, hierarchy, names) and the expression normalisation. :func:`load_pretrained` reads it with
-``torch.load(weights_only=True)``, on CPU or GPU, in one call.
+labels, hierarchy, names) and the expression normalisation.
+
+An original scPRINT checkpoint (releases 1.6.x and 2.x, e.g. the published ``medium-v1.5.ckpt``)
+is read through :mod:`scprint.training.original`.
+
+Files are read with ``torch.load(weights_only=True)``: tensors and plain containers only, plus
+Lightning's ``AttributeDict`` and numpy scalars/arrays that original hyper-parameters may hold.
+Anything else pickled in a file is refused, never executed.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import pickle
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +28,8 @@ from .. import __version__
 from ..data.ontology import LabelEncoder
 from ..data.vocabulary import Vocabulary
 from ..model import ModelConfig, ScPrint
+from . import original
+from .original import CheckpointError
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +47,13 @@ class Pretrained:
         vocab: the gene vocabulary (inputs must be matched to it).
         labels: label class -> encoder (leaf labels, hierarchy), in class-token order.
         config: the model configuration.
-        normalisation: expression normalisation the model was trained with (``"log1p"``/``"fraction"``).
-        version: scprint version that wrote the checkpoint.
+        normalisation: expression normalisation of the model's input (``"sum"``/``"log"``).
+        version: scprint version that wrote the checkpoint (``"original 2.x"`` / ``"original 1.x"``
+            for the original package's checkpoints).
         path: the checkpoint file.
         sampling: how training contexts were drawn (``max_len``, ``gene_sampling``,
             ``pad_with_unexpressed``, ...); pass the same to :func:`scprint.data.make_inference_batches`.
+        organisms: NCBITaxon ids of the organisms whose genes the vocabulary holds.
     """
 
     model: ScPrint
@@ -52,6 +64,16 @@ class Pretrained:
     version: str
     path: Path
     sampling: dict[str, Any]
+    organisms: list[str] = field(default_factory=lambda: ["NCBITaxon:9606"])
+
+    @property
+    def is_original(self) -> bool:
+        """Whether the checkpoint was written by the original scPRINT package."""
+        return self.version.startswith("original")
+
+    def genes_by_organism(self) -> dict[str, list[int]]:
+        """Vocabulary indices per organism (from the Ensembl id prefixes)."""
+        return original.genes_by_organism(self.vocab.genes)
 
     @property
     def device(self) -> torch.device:
@@ -81,12 +103,12 @@ def read_metadata(checkpoint: dict[str, Any], path: str | Path) -> dict[str, Any
     """The validated ``checkpoint["scprint"]`` entry of a loaded checkpoint."""
     meta = checkpoint.get(CHECKPOINT_KEY)
     if not isinstance(meta, dict):
-        raise ValueError(
+        raise CheckpointError(
             f"{str(path)!r} is not an scPRINT checkpoint (no {CHECKPOINT_KEY!r} entry; keys: {sorted(checkpoint)[:8]})"
         )
     found = meta.get("format")
     if found != FORMAT_VERSION:
-        raise ValueError(
+        raise CheckpointError(
             f"checkpoint {str(path)!r} has format version {found!r} (written by scprint "
             f"{meta.get('version', '?')}), but scprint {__version__} reads format version {FORMAT_VERSION}"
         )
@@ -128,36 +150,126 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return resolved
 
 
-def load_pretrained(path: str | Path, device: str | torch.device = "auto") -> Pretrained:
-    """Load a checkpoint written by :func:`scprint.training.fit` for inference.
+def _safe_globals() -> list[Any]:
+    """Types original hyper-parameters may pickle that are plain data (no code runs on load)."""
+    allowed: list[Any] = []
+    try:
+        from lightning.fabric.utilities.data import AttributeDict
 
-    Args:
-        path: checkpoint file.
-        device: ``"auto"`` (GPU when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
+        allowed.append(AttributeDict)
+    except ImportError:
+        pass
+    import numpy as np
+
+    multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
+    allowed += [np.dtype, np.ndarray, multiarray._reconstruct, multiarray.scalar]
+    allowed += [type(np.dtype(t)) for t in ("float32", "float64", "int64", "int32", "bool")]
+    return allowed
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint dictionary of a file, read without unsafe unpickling.
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: not an scPRINT checkpoint, or an incompatible format version (both named).
+        CheckpointError: a directory, an empty, truncated or non-torch file, or a file holding
+            pickled objects outside the allowed data types (one line naming the file).
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {str(path)!r} is a directory, expected a .ckpt file")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {str(path)!r} is empty (0 bytes)")
+    try:
+        with torch.serialization.safe_globals(_safe_globals()):
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        unsupported = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
+        if unsupported:
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} pickles a Python object of type {unsupported.group(1)}, "
+                "which is not plain data; refusing to unpickle it"
+            ) from None
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is not a readable torch checkpoint (truncated or corrupted?)"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is not a readable torch checkpoint (truncated or corrupted?): {reason}"
+        ) from None
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} holds a {type(checkpoint).__name__}, expected a checkpoint dictionary"
+        )
+    return checkpoint
+
+
+def _load_state(model: ScPrint, state: dict[str, torch.Tensor], path: Path) -> None:
+    """Strict load; a missing, unexpected or mis-shaped tensor raises naming it."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} lacks tensor {missing[0]!r}"
+            + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+        )
+    if unexpected:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} has tensor {unexpected[0]!r}, which this model layout does not have"
+            + (f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else "")
+        )
+    for key, tensor in state.items():
+        if tuple(tensor.shape) != tuple(expected[key].shape):
+            raise CheckpointError(
+                f"checkpoint {str(path)!r}: tensor {key!r} has shape {tuple(tensor.shape)}, "
+                f"the model expects {tuple(expected[key].shape)}"
+            )
+    model.load_state_dict(state, strict=True)
+
+
+def _load_original(checkpoint: dict[str, Any], path: Path) -> Pretrained:
+    hparams = checkpoint["hyper_parameters"]
+    release = original.release_of(checkpoint)
+    config = original.config_from_hparams(hparams, release, str(path))
+    vocab, organisms = original.vocabulary(hparams, str(path))
+    labels = original.label_encoders(hparams, str(path))
+    positions = None if vocab.positions is None else torch.from_numpy(vocab.positions)
+    model = ScPrint(
+        config,
+        len(vocab),
+        {name: len(encoder.classes) for name, encoder in labels.items()},
+        gene_positions=positions,
+    )
+    _load_state(model, original.model_state(checkpoint, release, str(path)), path)
+    return Pretrained(
+        model=model,
+        vocab=vocab,
+        labels=labels,
+        config=config,
+        normalisation=config.normalisation,
+        version=f"original {release}",
+        path=path,
+        sampling={
+            "max_len": config.max_len,
+            "gene_sampling": "random",
+            "pad_with_unexpressed": True,
+        },
+        organisms=organisms,
+    )
+
+
+def _load_ours(checkpoint: dict[str, Any], path: Path) -> Pretrained:
     meta = read_metadata(checkpoint, path)
     model, config, vocab, labels = build_model(meta)
     prefix = "model."
     state = {
         k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)
     }
-    model.load_state_dict(state)
-    model.to(resolve_device(device)).eval()
-    log.info(
-        "loaded %s (scprint %s, %d genes, labels %s)",
-        path,
-        meta["version"],
-        len(vocab),
-        list(labels),
-    )
+    _load_state(model, state, path)
     return Pretrained(
         model=model,
         vocab=vocab,
@@ -167,4 +279,48 @@ def load_pretrained(path: str | Path, device: str | torch.device = "auto") -> Pr
         version=str(meta["version"]),
         path=path,
         sampling=dict(meta.get("sampling", {})),
+        organisms=[vocab.organism],
     )
+
+
+def load(path: str | Path, device: str | torch.device = "auto") -> Pretrained:
+    """Load a scPRINT checkpoint for inference: ours, or an original scPRINT one (1.6.x or 2.x).
+
+    Args:
+        path: checkpoint file (e.g. the published ``medium-v1.5.ckpt``).
+        device: ``"auto"`` (GPU when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
+
+    Returns:
+        :class:`Pretrained`: the model in eval mode on ``device``, its vocabulary, label
+        encoders, config and sampling settings.
+
+    Raises:
+        FileNotFoundError: no such file.
+        CheckpointError: unreadable file, unknown layout, unsupported hyper-parameter, or a
+            missing / unexpected / mis-shaped tensor (each named).
+    """
+    path = Path(path)
+    resolved = resolve_device(device)
+    checkpoint = read_checkpoint(path)
+    if CHECKPOINT_KEY in checkpoint:
+        pretrained = _load_ours(checkpoint, path)
+    elif original.is_original(checkpoint):
+        pretrained = _load_original(checkpoint, path)
+    else:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} has an unknown layout: neither a {CHECKPOINT_KEY!r} entry (ours) "
+            f"nor original scPRINT hyper-parameters; top-level keys {sorted(map(str, checkpoint))[:8]}"
+        )
+    pretrained.model.to(resolved).eval()
+    log.info(
+        "loaded %s (%s, %d genes, labels %s)",
+        path,
+        pretrained.version,
+        len(pretrained.vocab),
+        list(pretrained.labels),
+    )
+    return pretrained
+
+
+#: The former name of :func:`load`.
+load_pretrained = load

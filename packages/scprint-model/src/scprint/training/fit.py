@@ -206,7 +206,7 @@ def fit(
             torch.load(resume_from, map_location="cpu", weights_only=True), resume_from
         )
         model, saved_config, vocab, labels = build_model(resume_meta)
-        if saved_config != model_config.replace(gene_embedding_dim=saved_config.gene_embedding_dim):
+        if saved_config != model_config:
             raise ValueError(
                 f"resume_from {str(resume_from)!r} was trained with {saved_config}, but config and overrides "
                 f"give {model_config}; pass the same config to resume"
@@ -228,7 +228,6 @@ def fit(
         init = None
         if gene_embeddings is not None:
             init = _gene_embedding_table(gene_embeddings, vocab, seed)
-            model_config = model_config.replace(gene_embedding_dim=int(init.shape[1]))
         positions = None if vocab.positions is None else torch.from_numpy(vocab.positions)
         model = ScPrint(
             model_config,

@@ -10,11 +10,14 @@ through :class:`Objective`:
 2. ``denoise`` pass per noise level: the counts down-sampled as the original does
    (:func:`~scprint.model.losses.downsample_counts`), then the ZINB NLL of the *full* counts (plus a
    tenth of the expected-log-expression MSE), disentanglement and ECS.
-3. ``generation``: the profile regenerated from the full pass's cell tokens and the gene
-   identities only (bottleneck), scored like a denoising pass.
+3. ``generation``: the profile regenerated from the full pass's cell tokens (the last denoising
+   pass's without a full pass) and the gene identities only (bottleneck), scored like a denoising
+   pass.
 4. contrastive cell embedding (CCE): NT-Xent between the cell embeddings of every pair of passes.
 
-Classification runs once, on the first pass. The ZINB means are expressed at the summed counts of
+Classification (and the optional MVC decoder's ZINB) runs once, on the first pass. Not ported:
+the original's masked passes (``mask_ratio``) and its adversarial heads (``do_adv_cls``,
+``do_adv_batch``), all off by default. The ZINB means are expressed at the summed counts of
 the context genes, the depth token carries the cell's total counts (both as the original). The
 total is the weighted sum; every term is logged (``train/<term>``, ``val/<term>``). Randomness
 (dropout, noise) is a function of ``(seed, rank, step)`` so resuming is exact; validation draws
@@ -83,6 +86,8 @@ class Objective:
         ecs_threshold: ECS similarity threshold (``ecs_threshold``: 0.4).
         cce: weight of the contrastive loss between passes (``cce_scale``: 0.1).
         cce_temperature: its temperature (``cce_temp``: 0.2).
+        mvc: weight of the MVC decoder's ZINB NLL on the first pass (``do_mvc`` off: 0;
+            ``mvc_scale`` is 1); needs a model with an MVC decoder.
     """
 
     noise: tuple[float, ...] = (0.6,)
@@ -98,6 +103,7 @@ class Objective:
     ecs_threshold: float = 0.4
     cce: float = 0.1
     cce_temperature: float = 0.2
+    mvc: float = 0.0
 
     def __post_init__(self) -> None:
         self.noise = tuple(float(level) for level in self.noise)
@@ -105,7 +111,7 @@ class Objective:
             if not 0.0 <= level <= 1.0:
                 raise ValueError(f"Objective.noise levels must be in [0, 1], got {level!r}")
         weights = ("denoise", "expression_mse", "generation", "classification")
-        for name in (*weights, "disentanglement", "ecs", "cce"):
+        for name in (*weights, "disentanglement", "ecs", "cce", "mvc"):
             if getattr(self, name) < 0:
                 raise ValueError(f"Objective.{name} must be >= 0, got {getattr(self, name)!r}")
         for name, weight in self.per_class.items():
@@ -187,6 +193,14 @@ class ScPrintLightning(L.LightningModule):
         has_validation: bool = True,
     ) -> None:
         super().__init__()
+        if not model.config.zinb:
+            raise ValueError(
+                "pretraining needs a model with a ZINB expression decoder (ModelConfig.zinb=True)"
+            )
+        if objective.mvc > 0 and model.mvc_decoder is None:
+            raise ValueError(
+                "Objective.mvc > 0 needs a model with an MVC decoder (ModelConfig.mvc_decoder)"
+            )
         missing = sorted(set(model.label_classes) - set(descendants))
         if missing:
             raise ValueError(f"no descendant matrix for label classes {missing}")
@@ -228,15 +242,22 @@ class ScPrintLightning(L.LightningModule):
         context = gene_ids >= 0
         context_total = (counts * context).sum(1)
         passes: dict[str, _Pass] = {}
-        classify = True
-        generate_from: torch.Tensor | None = None
+        first = True
         if objective.full_forward:
-            out = self.model(gene_ids, counts, depth, target_depth=context_total)
-            passes["full"] = self._pass(out.cell_tokens, batch, logits=out.logits)
-            classify, generate_from = False, out.cell_tokens
+            out = self.model(
+                gene_ids, counts, depth, target_depth=context_total, return_mvc=objective.mvc > 0
+            )
+            passes["full"] = self._pass(out.cell_tokens, batch, logits=out.logits, mvc=out.mvc)
+            generate_from, first = out.cell_tokens, False
         for level in objective.noise:
             noisy = downsample_counts(counts, level)
-            out = self.model(gene_ids, noisy, depth, target_depth=context_total)
+            out = self.model(
+                gene_ids,
+                noisy,
+                depth,
+                target_depth=context_total,
+                return_mvc=first and objective.mvc > 0,
+            )
             expression = {
                 "mean": out.zinb_mean,
                 "dispersion": out.zinb_dispersion,
@@ -245,15 +266,17 @@ class ScPrintLightning(L.LightningModule):
             passes[f"denoise_{round(level * 100)}"] = self._pass(
                 out.cell_tokens,
                 batch,
-                logits=out.logits if classify else None,
+                logits=out.logits if first else None,
                 expression=expression,
                 expression_term="denoise",
+                mvc=out.mvc,
             )
-            classify = False
-            if generate_from is None:
-                generate_from = out.cell_tokens
+            if first or not objective.full_forward:
+                generate_from, first = out.cell_tokens, False
         if objective.generation > 0:
-            generated = self.model.decode_from_cell_tokens(generate_from, gene_ids, context_total)
+            generated = self.model.decode_from_cell_tokens(
+                generate_from, gene_ids, context_total, depth=depth
+            )
             passes["generation"] = self._pass(
                 generated.get("cell_tokens"),
                 batch,
@@ -269,6 +292,7 @@ class ScPrintLightning(L.LightningModule):
             "disentanglement": objective.disentanglement,
             "ecs": objective.ecs,
             "cce": objective.cce,
+            "mvc": objective.mvc,
         }
         terms: dict[str, torch.Tensor] = {}
         for pass_name, one in passes.items():
@@ -300,11 +324,14 @@ class ScPrintLightning(L.LightningModule):
         logits: dict[str, torch.Tensor] | None = None,
         expression: dict[str, torch.Tensor] | None = None,
         expression_term: str = "denoise",
+        mvc: dict[str, torch.Tensor] | None = None,
     ) -> _Pass:
         """The loss terms of one pass (the original's ``_compute_loss``), unweighted."""
         objective = self.objective
         counts, context = batch["counts"], batch["gene_ids"] >= 0
         terms: dict[str, torch.Tensor] = {}
+        if mvc is not None:
+            terms["mvc"] = zinb_nll(counts, mvc["mean"], mvc["disp"], mvc["zero_logits"], context)
         if expression is not None:
             terms[expression_term] = zinb_nll(
                 counts,
