@@ -10,7 +10,8 @@ and unknowns), the worker loads the model as the original CLI does, sets the obj
 original's published ``config/base_v2.yml`` (``TrainingMode`` defaults plus ``run_full_forward``,
 ``do_ecs``, ``do_cce``; masking off), seeds torch and runs ``_full_training`` once with the model
 in eval mode (dropout draws differ between implementations; the denoising noise is what the seed
-must reproduce), twice: with ``zinb_and_mse`` off (our default) and on. It writes the total and every
+must reproduce), three times: as published with ``zinb_and_mse`` off (our default), on, and
+with one masked pass (``mask_ratio: [0.3]``). It writes the total and every
 logged component to ``training_step.npz`` next to the fixtures; ``tests/test_training.py``
 compares our :class:`~scprint.training.ScPrintLightning` on the same checkpoint, batch and seed.
 """
@@ -38,10 +39,14 @@ LABELS = {
 }
 
 
-def objective(model, zinb_and_mse: bool) -> None:
-    """The published objective (``TrainingMode`` defaults + ``base_v2.yml``), masking off."""
+#: variant -> (zinb_and_mse, mask_ratio)
+VARIANTS = {"zinb": (False, []), "mse": (True, []), "mask": (False, [0.3])}
+
+
+def objective(model, zinb_and_mse: bool, mask_ratio: list[float]) -> None:
+    """The published objective (``TrainingMode`` defaults + ``base_v2.yml``)."""
     model.do_denoise, model.noise = True, [0.6]
-    model.run_full_forward, model.mask_ratio = True, []
+    model.run_full_forward, model.mask_ratio = True, mask_ratio
     model.do_cls, model.class_scale = True, 1.0
     model.do_generate, model.do_mvc = True, False
     model.class_embd_diss_scale = 0.1
@@ -64,8 +69,8 @@ def main() -> int:
             "class": torch.from_numpy(labels),
         }
         out[f"{name}/labels"] = labels
-        for mse in (False, True):
-            objective(model, mse)
+        for variant, (mse, mask_ratio) in VARIANTS.items():
+            objective(model, mse, mask_ratio)
             torch.manual_seed(SEED)
             with torch.no_grad():
                 total, losses = model._full_training(
@@ -84,7 +89,7 @@ def main() -> int:
                     run_full_forward=model.run_full_forward,
                     mask_ratio=model.mask_ratio,
                 )
-            prefix = f"{name}/{'mse' if mse else 'zinb'}"
+            prefix = f"{name}/{variant}"
             out[f"{prefix}/total"] = np.asarray(float(total), dtype=np.float64)
             for key, value in losses.items():
                 out[f"{prefix}/{key}"] = np.asarray(float(value), dtype=np.float64)

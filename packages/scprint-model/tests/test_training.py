@@ -16,6 +16,8 @@ from scprint import load_pretrained
 from scprint.cli import main as scprint_main
 from scprint.data import make_inference_batches
 from scprint.model import ModelConfig, ScPrint
+from scprint.model.losses import zinb_nll
+from scprint.model.tokens import reduce_gene_table
 from scprint.training import FORMAT_VERSION, Objective, OptimOptions, ScPrintLightning, fit, load
 from scprint.training.checkpoint import checkpoint_metadata
 
@@ -40,7 +42,8 @@ def test_tiny_model_lowers_each_loss_term(tiny_run: Path, tiny_steps: int) -> No
 
 def test_checkpoint_holds_everything_for_inference(tiny_checkpoint: Path, kang_adata) -> None:
     pretrained = load_pretrained(tiny_checkpoint, device="cpu")
-    assert pretrained.version and pretrained.normalisation == "log1p"
+    assert pretrained.version
+    assert pretrained.normalisation == ModelConfig.from_yaml("tiny").normalisation
     assert not pretrained.model.training
     assert pretrained.model.label_classes == ["cell_type"]
     assert len(pretrained.vocab) == kang_adata.n_vars
@@ -95,7 +98,7 @@ def test_incompatible_checkpoint_version_names_both_versions(
     ):
         load_pretrained(path)
     torch.save({"state_dict": {}}, path)
-    with pytest.raises(ValueError, match="not an scPRINT checkpoint"):
+    with pytest.raises(ValueError, match="unknown layout"):
         load_pretrained(path)
 
 
@@ -132,6 +135,7 @@ def test_fit_rejects_bad_input(kang_adata, tmp_path: Path) -> None:
 
 
 def test_gene_embedding_table_initialises_frozen_identities(kang_adata, tmp_path: Path) -> None:
+    """The table is reduced to ``d_model`` by the original's adaptive average pooling."""
     symbols = kang_adata.var["gene_symbol"].astype(str).to_numpy()[:300]
     table = pd.DataFrame(np.random.default_rng(0).normal(size=(300, 8)), index=symbols)
     path = fit(
@@ -143,10 +147,11 @@ def test_gene_embedding_table_initialises_frozen_identities(kang_adata, tmp_path
         freeze_gene_embeddings=True,
     )
     pretrained = load_pretrained(path, device="cpu")
-    assert pretrained.config.gene_embedding_dim == 8
     rows = pretrained.vocab.index_of(list(symbols[:5]))
-    weights = pretrained.model.gene_identity.table.weight.detach().numpy()
-    np.testing.assert_allclose(weights[rows], table.to_numpy()[:5], rtol=1e-6)
+    embeddings = pretrained.model.gene_encoder.embeddings.weight
+    assert not embeddings.requires_grad
+    expected = reduce_gene_table(torch.tensor(table.to_numpy()[:5]), pretrained.config.d_model)
+    np.testing.assert_allclose(embeddings.detach().numpy()[rows], expected.numpy(), rtol=1e-6)
 
 
 def test_resume_with_another_config_raises(
@@ -298,6 +303,26 @@ def test_objective_switches_remove_their_terms(
         )
     with pytest.raises(ValueError, match="noise levels must be in"):
         Objective(noise=(1.5,))
+    binomial = objective_module(pretrained, Objective(noise_model="binomial", generation=0))
+    thinned = {**labelled_batch, "thinned_counts": torch.floor(labelled_batch["counts"] / 2)}
+    with torch.no_grad():
+        terms = binomial.losses(thinned, by_pass=True)
+        direct = binomial.model(
+            thinned["gene_ids"],
+            thinned["thinned_counts"],
+            thinned["depth"],
+            target_depth=thinned["counts"].sum(1),
+        )
+    expected = zinb_nll(
+        thinned["counts"], direct.zinb_mean, direct.zinb_dispersion, direct.zinb_dropout_logit
+    )
+    assert terms["denoise_binomial/denoise"].item() == pytest.approx(expected.item(), rel=1e-5)
+    with pytest.raises(ValueError, match="needs the batch's 'thinned_counts'"):
+        binomial.losses(labelled_batch)
+    with pytest.raises(ValueError, match="noise_model must be one of"):
+        Objective(noise_model="gaussian")
+    with pytest.raises(ValueError, match="mask_ratios must be in"):
+        Objective(mask_ratios=(1.0,))
     with pytest.raises(ValueError, match="set full_forward=True or give noise levels"):
         Objective(full_forward=False, noise=())
     with pytest.raises(ValueError, match="classification_loss must be one of"):
@@ -319,8 +344,8 @@ ORIGINAL_COMPONENTS = {
 
 
 @pytest.mark.parametrize("name", ["v2_gqa_log", "v2_pos_fsq"])
-@pytest.mark.parametrize("with_mse", [False, True])
-def test_training_objective_equals_the_original_full_training(name: str, with_mse: bool) -> None:
+@pytest.mark.parametrize("variant", ["zinb", "mse", "mask"])
+def test_training_objective_equals_the_original_full_training(name: str, variant: str) -> None:
     """Same original checkpoint, real cells, labels and seed: every component of the original's
     ``_full_training`` (``benchmarks/parity/training_step_worker.py``), eval mode."""
     with np.load(PARITY / "training_step.npz") as data:
@@ -329,7 +354,8 @@ def test_training_objective_equals_the_original_full_training(name: str, with_ms
         inputs = {k: data[k] for k in data.files}
     pretrained = load(PARITY / f"{name}.ckpt", device="cpu")
     descendants = {c: torch.from_numpy(e.descendant_matrix()) for c, e in pretrained.labels.items()}
-    objective = Objective(expression_mse=0.1 if with_mse else 0.0)
+    mse = 0.1 if variant == "mse" else 0.0
+    objective = Objective(expression_mse=mse, mask_ratios=(0.3,) if variant == "mask" else ())
     module = ScPrintLightning(pretrained.model, descendants, objective, OptimOptions(), {}).eval()
     batch = {
         "gene_ids": torch.as_tensor(inputs["gene_ids"]),
@@ -343,9 +369,8 @@ def test_training_objective_equals_the_original_full_training(name: str, with_ms
     theirs = {
         k.split("/", 2)[2]: float(v)
         for k, v in original.items()
-        if k.startswith(f"{name}/{'mse' if with_mse else 'zinb'}/")
+        if k.startswith(f"{name}/{variant}/")
     }
-    mse = 0.1 if with_mse else 0.0
     expected = {ours_name: theirs[key] for key, ours_name in ORIGINAL_COMPONENTS.items()}
     got = {ours_name: float(ours[ours_name]) for ours_name in expected}
     got["denoise_60%_expr"] = float(
@@ -358,6 +383,13 @@ def test_training_objective_equals_the_original_full_training(name: str, with_ms
         theirs["denoise_60%_expr"],
         theirs["gen_expr"],
     )
+    if variant == "mask":
+        expected["mask"] = theirs["mask_30%_expr"]
+        got["mask"] = float(ours["mask_30/masked"])
+        for term in ("emb_independence", "ecs"):
+            expected[f"mask_{term}"] = theirs[f"mask_30%_{term}"]
+        got["mask_emb_independence"] = float(ours["mask_30/disentanglement"])
+        got["mask_ecs"] = float(ours["mask_30/ecs"])
     got["total"], expected["total"] = float(ours["loss"]), theirs["total"]
     for key, value in expected.items():
         assert got[key] == pytest.approx(value, rel=1e-6, abs=1e-6), (key, got[key], value)
