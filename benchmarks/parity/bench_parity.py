@@ -34,7 +34,7 @@ sys.path.insert(0, str(HERE))
 
 from _common import data_dir_argument, resolve_data_dir, write_results  # noqa: E402
 from inputs import build_inputs  # noqa: E402
-from setup_peers import peer_python  # noqa: E402
+from setup_peers import create, peer_python  # noqa: E402
 
 FIXTURES = HERE.parents[1] / "packages" / "scprint-model" / "tests" / "fixtures" / "parity"
 TOLERANCE = 1e-5
@@ -42,6 +42,7 @@ TOLERANCE = 1e-5
 PEERS = {
     "v2_pos_fsq": "scprint-2.3.8",
     "v2_gqa_log": "scprint-2.3.8",
+    "v2_cell_blocks": "scprint-2.3.8",
     "v1_layout": "scprint-1.6.4",
 }
 log = logging.getLogger("benchmarks.parity")
@@ -53,9 +54,8 @@ def regenerate(out_dir: Path, data_dir: Path) -> None:
     for venv in sorted(set(PEERS.values())):
         python = peer_python(venv)
         if not python.exists():
-            raise SystemExit(
-                f"no peer venv {python.parents[1]}; run benchmarks/parity/setup_peers.py"
-            )
+            log.info("creating the peer venv %s (needs a package index)", venv)
+            create(venv, None)
         names = [name for name, peer in PEERS.items() if peer == venv]
         done = subprocess.run(
             [

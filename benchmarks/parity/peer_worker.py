@@ -102,6 +102,25 @@ CONFIGS = {
         "num_batch_labels": 2,
         "depth_atinput": False,
     },
+    # 2.x "v2" architecture (config/base_v2.yml): cell tokens in their own transformer that
+    # cross-attends to the genes, depth read by the decoder, grouped-query attention
+    "v2_cell_blocks": {
+        "release": "2",
+        "d_model": 32,
+        "nhead": 4,
+        "num_heads_kv": 2,
+        "nlayers": 2,
+        "positions": True,
+        "gene_table": False,
+        "normalization": "log",
+        "classes": {"cell_type_ontology_term_id": CELL_TYPE, "sex_ontology_term_id": SEX},
+        "compress_class_dim": None,
+        "layers_cls": [16],
+        "mvc_decoder": "inner product",
+        "num_batch_labels": 2,
+        "depth_atinput": False,
+        "cell_specific_blocks": True,
+    },
     # 1.6.x layout: `gene_encoder.embedding`, cell tokens [base, depth, classes]
     "v1_layout": {
         "release": "1",
@@ -148,6 +167,7 @@ def build(config: dict, inputs: dict, workdir: Path) -> scPrint:
             compress_class_dim=config["compress_class_dim"],
             depth_atinput=config["depth_atinput"],
             num_heads_kv=config.get("num_heads_kv"),
+            cell_specific_blocks=config.get("cell_specific_blocks", False),
         )
     return scPrint(**kwargs)
 
@@ -189,6 +209,9 @@ def run(model: scPrint, config: dict, inputs: dict) -> dict[str, np.ndarray]:
     counts = torch.as_tensor(inputs["counts"], dtype=torch.float32)
     depth = torch.as_tensor(inputs["depth"], dtype=torch.float32)
     layers = list(range(config["nlayers"]))
+    if config.get("cell_specific_blocks"):
+        # blocks alternate cross / self attention; the self-attention blocks are the odd ones
+        layers = [2 * i + 1 for i in layers]
     mvc = config["mvc_decoder"] != "None"
     depth_key = "req_depth" if config["release"] == "2" else "full_depth"
     out = {}
@@ -204,7 +227,7 @@ def run(model: scPrint, config: dict, inputs: dict) -> dict[str, np.ndarray]:
     )
     for key, value in result.items():
         out[key] = as_numpy(value)
-    for i, qkv in zip(layers, qkvs):
+    for i, qkv in enumerate(qkvs):
         q, k = qkv[:, :, 0], qkv[:, :, 1]  # (B, S, H, D) each
         out[f"q_{i}"] = as_numpy(q)
         out[f"k_{i}"] = as_numpy(k)

@@ -19,7 +19,7 @@ import scprint
 from scprint.training.original import outputs_as_original, parity_errors
 
 FIXTURES = Path(__file__).parent / "fixtures" / "parity"
-CONFIGS = ("v2_pos_fsq", "v2_gqa_log", "v1_layout")
+CONFIGS = ("v2_pos_fsq", "v2_gqa_log", "v2_cell_blocks", "v1_layout")
 TOLERANCE = 1e-5
 
 
@@ -47,7 +47,8 @@ def test_loaded_original_checkpoint_reproduces_every_original_output(name, input
 
 
 def test_original_hyper_parameters_become_our_config_vocabulary_and_labels(inputs) -> None:
-    v2 = scprint.load(FIXTURES / "v2_pos_fsq.ckpt", device="cpu")
+    with open(FIXTURES / "v2_pos_fsq.ckpt", "rb") as handle:  # a file object loads too
+        v2 = scprint.load(handle, device="cpu")
     assert v2.is_original and v2.version == "original 2.x"
     assert v2.vocab.genes == [str(g) for g in inputs["genes"]]
     assert np.array_equal(v2.vocab.positions, inputs["gene_pos"])
@@ -72,9 +73,24 @@ def test_original_hyper_parameters_become_our_config_vocabulary_and_labels(input
     assert gqa.config.n_heads_kv == 2 and not gqa.config.depth_at_input
     assert "depth" not in gqa.model.cell_token_index and gqa.normalisation == "log"
 
+    blocks = scprint.load(FIXTURES / "v2_cell_blocks.ckpt", device="cpu")
+    assert blocks.config.cell_specific_blocks and blocks.model.cell_transformer is not None
+    assert blocks.model.qk_cell_tokens == 0 and v2.model.qk_cell_tokens == v2.model.n_cell_tokens
+
     v1 = scprint.load(FIXTURES / "v1_layout.ckpt", device="cpu")
     assert v1.version == "original 1.x"
     assert v1.model.cell_token_index["base"] == 0 and v1.model.cell_token_index["depth"] == 1
+
+
+def test_genes_of_several_organisms_are_split_by_ensembl_prefix(tmp_path) -> None:
+    from scprint.training.original import genes_by_organism, vocabulary
+
+    genes = ["ENSG00000141510", "ENSMUSG00000059552", "ENSG00000012048"]
+    assert genes_by_organism(genes) == {"NCBITaxon:9606": [0, 2], "NCBITaxon:10090": [1]}
+    split = {"NCBITaxon:9606": genes[::2], "NCBITaxon:10090": genes[1:2]}
+    vocab, organisms = vocabulary({"genes": split}, "x.ckpt")
+    assert organisms == ["NCBITaxon:9606", "NCBITaxon:10090"]
+    assert vocab.genes == [genes[0], genes[2], genes[1]]
 
 
 def _original_dict(name: str = "v2_pos_fsq") -> dict:
@@ -106,9 +122,9 @@ def test_unexpected_and_misshaped_tensors_are_named(tmp_path) -> None:
 
 def test_unsupported_hyper_parameter_and_unknown_layout_are_refused(tmp_path) -> None:
     checkpoint = _original_dict()
-    checkpoint["hyper_parameters"]["cell_specific_blocks"] = True
+    checkpoint["hyper_parameters"]["use_metacell_token"] = True
     torch.save(checkpoint, tmp_path / "c.ckpt")
-    with pytest.raises(scprint.CheckpointError, match="cell_specific_blocks=True"):
+    with pytest.raises(scprint.CheckpointError, match="use_metacell_token=True"):
         scprint.load(tmp_path / "c.ckpt", device="cpu")
     torch.save({"state_dict": {}, "epoch": 3}, tmp_path / "unknown.ckpt")
     with pytest.raises(scprint.CheckpointError, match="unknown layout"):
@@ -132,6 +148,8 @@ def test_unreadable_files_give_one_line_errors_naming_the_file(tmp_path) -> None
         assert str(path) in message and "\n" not in message
     with pytest.raises(FileNotFoundError, match="does not exist"):
         scprint.load(tmp_path / "absent.ckpt")
+    with open(truncated, "rb") as handle, pytest.raises(scprint.CheckpointError, match="truncated"):
+        scprint.load(handle, device="cpu")
 
 
 def test_pickled_objects_are_refused_not_executed(tmp_path) -> None:

@@ -65,3 +65,15 @@ def test_generator_on_an_original_checkpoint_swaps_a_class_token(original, cells
     with torch.no_grad():
         again = Generator(original, genes=genes)(cells[:6], {"cell_type_ontology_term_id": token})
     np.testing.assert_allclose(out.X, again.X, rtol=1e-5)
+
+
+def test_gninfer_on_a_v2_cell_transformer_checkpoint_reads_gene_attention(cells):
+    """With cell_specific_blocks the gene transformer's queries/keys hold genes only."""
+    from scprint.tasks import GNInfer
+
+    original = scprint.load(FIXTURES / "v2_cell_blocks.ckpt", device="cpu")
+    grn = GNInfer(original, n_genes=30, n_cells=12)(cells)
+    matrix = grn.varp["GRN"]
+    matrix = matrix.toarray() if hasattr(matrix, "toarray") else np.asarray(matrix)
+    assert matrix.shape == (30, 30) and np.isfinite(matrix).all()
+    assert set(grn.var_names) <= set(original.vocab.genes)

@@ -46,6 +46,10 @@ class ModelConfig:
             query"``, ``"sum query"``) [``mvc_decoder``], or ``None``.
         compress_class_dim: label class -> bits of its FSQ bottleneck [``compress_class_dim``],
             or ``None`` for no bottleneck.
+        cell_specific_blocks: cell tokens get their own transformer (6 layers) that cross-attends
+            to the genes' outputs, and the gene transformer's cross-attention blocks read the cell
+            tokens during generation [``cell_specific_blocks``]; otherwise cell and gene tokens
+            share one sequence.
         freeze_gene_embeddings: keep a precomputed gene table fixed in training [``freeze_embeddings``].
         use_positions: add the genomic-position encoding when gene positions are given.
     """
@@ -65,6 +69,7 @@ class ModelConfig:
     zinb: bool = True
     mvc_decoder: str | None = None
     compress_class_dim: dict[str, int] | None = None
+    cell_specific_blocks: bool = False
     freeze_gene_embeddings: bool = True
     use_positions: bool = True
 

@@ -7,7 +7,8 @@
    reads the depth, the base token, and one token per label class; 2.x order
    ``[depth, base, classes]``, 1.x order ``[base, depth, classes]`` (:attr:`ScPrint.cell_token_index`).
 3. A pre-LayerNorm transformer encodes the sequence (:mod:`.transformer`); padded genes are never
-   attended to.
+   attended to. With ``cell_specific_blocks`` the genes are encoded alone and a separate 6-layer
+   cell transformer reads them through cross-attention.
 4. Read-outs: the ZINB decoder turns each output gene token into a mean (a softmax over the
    context times the library size), a dispersion and a zero logit; each class token may pass
    through an FSQ bottleneck, then its classifier gives logits over the labels of its class; the
@@ -41,6 +42,9 @@ from .tokens import (
 )
 from .transformer import Transformer
 
+#: Layers of the cell transformer of ``cell_specific_blocks`` models (fixed in the original).
+CELL_TRANSFORMER_LAYERS = 6
+
 
 @dataclass
 class ScPrintOutput:
@@ -58,8 +62,9 @@ class ScPrintOutput:
         zinb_dispersion: ``(B, L)`` inverse dispersion ``theta``, or ``None`` without ZINB.
         zinb_dropout_logit: ``(B, L)`` logit of the zero-inflation probability, or ``None``.
         logits: label class -> ``(B, n_labels)``.
-        qk: per layer ``(q, k)``, each ``(B, n_heads, C + L, head_dim)`` (genes at ``[C:]``), or
-            ``None`` unless asked for.
+        qk: per self-attention layer ``(q, k)``, each ``(B, n_heads, C' + L, head_dim)`` with
+            ``C' = ScPrint.qk_cell_tokens`` cell tokens first (``C``, or 0 with
+            ``cell_specific_blocks``), or ``None`` unless asked for.
         mvc: ``{"mean", "disp", "zero_logits"}`` of the MVC decoder, each ``(B, L)``, when the
             model has one and it was asked for.
     """
@@ -144,9 +149,18 @@ class ScPrint(nn.Module):
             self.depth_encoder = ContinuousValueEncoder(
                 d, config.dropout, layers=config.expr_encoder_layers
             )
+        sizes = (config.n_heads, config.n_heads_kv, config.mlp_ratio, config.dropout)
         self.transformer = Transformer(
-            d, config.n_layers, config.n_heads, config.n_heads_kv, config.mlp_ratio, config.dropout
+            d, config.n_layers, *sizes, cross_attention=config.cell_specific_blocks
         )
+        self.cell_transformer = (
+            Transformer(d, CELL_TRANSFORMER_LAYERS, *sizes, cross_attention=True)
+            if config.cell_specific_blocks
+            else None
+        )
+        #: cell tokens at the start of the sequences whose queries/keys ``forward`` returns
+        #: (0 with ``cell_specific_blocks``: the gene transformer sees genes only)
+        self.qk_cell_tokens = 0 if config.cell_specific_blocks else self.n_cell_tokens
         self.expr_decoder = ExprDecoder(
             d, config.dropout, zinb=config.zinb, use_depth=not config.depth_at_input
         )
@@ -182,7 +196,10 @@ class ScPrint(nn.Module):
                 nn.init.normal_(module.weight, std=std)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
-        for block in self.transformer.blocks:
+        blocks = list(self.transformer.blocks)
+        if self.cell_transformer is not None:
+            blocks += list(self.cell_transformer.blocks)
+        for block in blocks:
             for weight in (block.mixer.out_proj.weight, block.mlp.fc2.weight):
                 nn.init.normal_(weight, std=std / math.sqrt(2 * self.config.n_layers))
         if self.mvc_decoder is not None and hasattr(self.mvc_decoder, "fc2"):
@@ -304,8 +321,16 @@ class ScPrint(nn.Module):
         genes = identity + self.expr_encoder(expression, mask)
         if self.has_positions:
             genes = genes + self.pos_encoder(gene_ids.clamp_min(0))
-        sequence = torch.cat([self.input_cell_tokens(depth), genes], dim=1)
-        hidden, qk = self.transformer(sequence, self._padding_with_cells(padding), return_qk)
+        cell_inputs = self.input_cell_tokens(depth)
+        if self.cell_transformer is None:
+            sequence = torch.cat([cell_inputs, genes], dim=1)
+            hidden, qk = self.transformer(sequence, self._padding_with_cells(padding), return_qk)
+        else:
+            genes, qk = self.transformer(genes, padding, return_qk)
+            cells, _ = self.cell_transformer(
+                cell_inputs, None, context=genes, context_padding=padding
+            )
+            hidden = torch.cat([cells, genes], dim=1)
         library_size = counts.sum(1) if target_depth is None else target_depth
         cells, gene_out, expr, logits = self._read_out(hidden, padding, library_size, depth)
         mvc = None
@@ -359,8 +384,13 @@ class ScPrint(nn.Module):
                 f"target_depth must be (batch,) = ({gene_ids.shape[0]},), got {tuple(target_depth.shape)}"
             )
         padding = gene_ids < 0
-        sequence = torch.cat([cell_tokens, self.gene_tokens(gene_ids).to(cell_tokens.dtype)], dim=1)
-        hidden, _ = self.transformer(sequence, self._padding_with_cells(padding))
+        genes = self.gene_tokens(gene_ids).to(cell_tokens.dtype)
+        if self.cell_transformer is None:
+            sequence = torch.cat([cell_tokens, genes], dim=1)
+            hidden, _ = self.transformer(sequence, self._padding_with_cells(padding))
+        else:  # genes cross-attend to the given cell tokens, which stay as they are
+            genes, _ = self.transformer(genes, padding, context=cell_tokens)
+            hidden = torch.cat([cell_tokens, genes], dim=1)
         cells, _, expr, logits = self._read_out(hidden, padding, target_depth, depth)
         out = {"mean": expr["mean"], "cell_tokens": cells, "logits": logits}
         if self.config.zinb:

@@ -11,6 +11,10 @@ stream next to the branch output, so that dropout, residual add and LayerNorm ha
 and after the last block ``norm(dropout(branch) + residual)``. In eval mode this is the usual
 ``x + attention(LN(x))``, ``x + MLP(LN(x))`` stack. Attention supports grouped-query heads
 (``n_heads_kv`` key/value heads shared by ``n_heads / n_heads_kv`` query heads each).
+
+With ``cross_attention`` (the original's ``cell_specific_blocks``) each layer is a pair of blocks:
+a cross-attention block whose keys and values come from a *context* sequence (not normalised),
+then a self-attention block. Without a context the cross blocks are skipped, as the original does.
 """
 
 from __future__ import annotations
@@ -22,29 +26,44 @@ from scprint.kernels import attention
 
 
 class MHA(nn.Module):
-    """Multi-head self-attention with a fused ``Wqkv`` projection (grouped-query when ``n_heads_kv < n_heads``)."""
+    """Multi-head attention: self-attention with a fused ``Wqkv`` projection, or cross-attention
+    (``Wq`` on the sequence, ``Wkv`` on a context); grouped-query when ``n_heads_kv < n_heads``."""
 
-    def __init__(self, d_model: int, n_heads: int, n_heads_kv: int | None = None) -> None:
+    def __init__(
+        self, d_model: int, n_heads: int, n_heads_kv: int | None = None, cross: bool = False
+    ) -> None:
         super().__init__()
         self.n_heads = n_heads
         self.n_heads_kv = n_heads if n_heads_kv is None else n_heads_kv
         self.head_dim = d_model // n_heads
-        self.Wqkv = nn.Linear(d_model, self.head_dim * (n_heads + 2 * self.n_heads_kv))
+        self.cross = cross
+        if cross:
+            self.Wq = nn.Linear(d_model, d_model)
+            self.Wkv = nn.Linear(d_model, 2 * self.head_dim * self.n_heads_kv)
+        else:
+            self.Wqkv = nn.Linear(d_model, self.head_dim * (n_heads + 2 * self.n_heads_kv))
         self.out_proj = nn.Linear(d_model, d_model)
 
     def forward(
-        self, x: torch.Tensor, bias: torch.Tensor | None
+        self, x: torch.Tensor, bias: torch.Tensor | None, context: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """``x`` ``(B, S, d)``; ``bias`` additive ``(B, 1, 1, S)`` (``-inf`` masks a key) or ``None``.
+        """``x`` ``(B, S, d)``; ``bias`` additive ``(B, 1, 1, S_keys)`` (``-inf`` masks a key) or
+        ``None``; ``context`` ``(B, S_keys, d)`` the keys' and values' source for cross-attention.
 
-        Returns the output ``(B, S, d)`` and ``(q, k)``, each ``(B, n_heads, S, head_dim)``
-        (keys repeated over the query heads that share them).
+        Returns the output ``(B, S, d)`` and ``(q, k)``, ``q`` ``(B, n_heads, S, head_dim)``, ``k``
+        ``(B, n_heads, S_keys, head_dim)`` (keys repeated over the query heads that share them).
         """
         batch, seq, _ = x.shape
-        qkv = self.Wqkv(x)
-        split = self.n_heads * self.head_dim
-        q = qkv[..., :split].view(batch, seq, self.n_heads, self.head_dim)
-        kv = qkv[..., split:].view(batch, seq, 2, self.n_heads_kv, self.head_dim)
+        if self.cross:
+            if context is None:
+                raise ValueError("a cross-attention block needs a context sequence")
+            q = self.Wq(x).view(batch, seq, self.n_heads, self.head_dim)
+            kv = self.Wkv(context).view(batch, context.shape[1], 2, self.n_heads_kv, self.head_dim)
+        else:
+            qkv = self.Wqkv(x)
+            split = self.n_heads * self.head_dim
+            q = qkv[..., :split].view(batch, seq, self.n_heads, self.head_dim)
+            kv = qkv[..., split:].view(batch, seq, 2, self.n_heads_kv, self.head_dim)
         k, v = kv.unbind(dim=2)
         if self.n_heads_kv != self.n_heads:
             group = self.n_heads // self.n_heads_kv
@@ -74,10 +93,16 @@ class Block(nn.Module):
     """One pre-LN block on ``(branch, residual)`` (see the module docstring)."""
 
     def __init__(
-        self, d_model: int, n_heads: int, n_heads_kv: int | None, mlp_ratio: float, dropout: float
+        self,
+        d_model: int,
+        n_heads: int,
+        n_heads_kv: int | None,
+        mlp_ratio: float,
+        dropout: float,
+        cross: bool = False,
     ) -> None:
         super().__init__()
-        self.mixer = MHA(d_model, n_heads, n_heads_kv)
+        self.mixer = MHA(d_model, n_heads, n_heads_kv, cross)
         self.dropout1 = nn.Dropout(dropout)
         self.norm1 = nn.LayerNorm(d_model, eps=1e-6)
         self.mlp = Mlp(d_model, mlp_ratio)
@@ -85,11 +110,15 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(d_model, eps=1e-6)
 
     def forward(
-        self, branch: torch.Tensor, residual: torch.Tensor | None, bias: torch.Tensor | None
+        self,
+        branch: torch.Tensor,
+        residual: torch.Tensor | None,
+        bias: torch.Tensor | None,
+        context: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         dropped = self.dropout1(branch)
         residual = dropped if residual is None else dropped + residual
-        branch, qk = self.mixer(self.norm1(residual), bias)
+        branch, qk = self.mixer(self.norm1(residual), bias, context)
         residual = self.dropout2(branch) + residual
         return self.mlp(self.norm2(residual)), residual, qk
 
@@ -105,36 +134,63 @@ class Transformer(nn.Module):
         n_heads_kv: int | None = None,
         mlp_ratio: float = 4.0,
         dropout: float = 0.1,
+        cross_attention: bool = False,
     ) -> None:
         super().__init__()
+        self.cross_attention = cross_attention
+        kinds = [True, False] if cross_attention else [False]
         self.blocks = nn.ModuleList(
-            Block(d_model, n_heads, n_heads_kv, mlp_ratio, dropout) for _ in range(n_layers)
+            Block(d_model, n_heads, n_heads_kv, mlp_ratio, dropout, cross)
+            for _ in range(n_layers)
+            for cross in kinds
         )
         self.dropout = nn.Dropout(dropout)
         self.norm = nn.LayerNorm(d_model, eps=1e-6)
 
     def forward(
-        self, x: torch.Tensor, padding: torch.Tensor | None = None, return_qk: bool = False
+        self,
+        x: torch.Tensor,
+        padding: torch.Tensor | None = None,
+        return_qk: bool = False,
+        context: torch.Tensor | None = None,
+        context_padding: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]] | None]:
         """Encode a sequence.
 
         Args:
             x: ``(B, S, d)`` tokens.
             padding: ``(B, S)`` bool, True at padded positions (never attended to), or ``None``.
-            return_qk: also return each layer's ``(q, k)``, each ``(B, n_heads, S, head_dim)``.
+            return_qk: also return each self-attention layer's ``(q, k)``, each
+                ``(B, n_heads, S, head_dim)``.
+            context: ``(B, S_c, d)`` keys/values of the cross-attention blocks (only with
+                ``cross_attention``; without it those blocks are skipped).
+            context_padding: ``(B, S_c)`` bool padding of ``context``.
 
         Returns:
             ``(B, S, d)`` and the per-layer ``(q, k)`` list, or ``None``.
         """
-        bias = None
-        if padding is not None and bool(padding.any()):
-            bias = torch.zeros(padding.shape, dtype=x.dtype, device=x.device)
-            bias = bias.masked_fill(padding, float("-inf"))[:, None, None, :]
+        if context is not None and not self.cross_attention:
+            raise ValueError("context is only for a transformer with cross-attention blocks")
+        bias = _padding_bias(padding, x.dtype)
+        context_bias = _padding_bias(context_padding, x.dtype)
         qks: list[tuple[torch.Tensor, torch.Tensor]] = []
         branch, residual = x, None
         for block in self.blocks:
+            if block.mixer.cross:
+                if context is None:
+                    continue
+                branch, residual, _ = block(branch, residual, context_bias, context)
+                continue
             branch, residual, qk = block(branch, residual, bias)
             if return_qk:
                 qks.append(qk)
         residual = self.dropout(branch) + residual
         return self.norm(residual), (qks if return_qk else None)
+
+
+def _padding_bias(padding: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """``(B, 1, 1, S)`` additive bias, ``-inf`` at padded keys; ``None`` without padding."""
+    if padding is None or not bool(padding.any()):
+        return None
+    bias = torch.zeros(padding.shape, dtype=dtype, device=padding.device)
+    return bias.masked_fill(padding, float("-inf"))[:, None, None, :]

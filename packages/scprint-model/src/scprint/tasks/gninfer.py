@@ -360,7 +360,7 @@ class GNInfer:
         n_genes = len(gene_names)
         lookup = torch.full((len(self.pretrained.vocab),), -1, dtype=torch.long, device=device)
         lookup[torch.as_tensor(vocab_ids, device=device)] = torch.arange(n_genes, device=device)
-        n_cell_tokens = model.n_cell_tokens
+        n_cell_tokens = model.qk_cell_tokens  # cell tokens leading the q/k sequences
         heads = self.heads
         n_out = len(self.layers) * len(heads)
         if self.aggregation == "fast":

@@ -16,11 +16,12 @@ Anything else pickled in a file is refused, never executed.
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
@@ -34,8 +35,9 @@ from .original import CheckpointError
 log = logging.getLogger(__name__)
 
 CHECKPOINT_KEY = "scprint"
-#: Version of the layout of ``checkpoint["scprint"]`` and of the weights; bump on incompatible change.
-FORMAT_VERSION = 1
+#: Version of the layout of ``checkpoint["scprint"]`` and of the weights; bump on incompatible change
+#: (2: the network became the original scPRINT architecture).
+FORMAT_VERSION = 2
 
 
 @dataclass
@@ -167,24 +169,34 @@ def _safe_globals() -> list[Any]:
     return allowed
 
 
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The checkpoint dictionary of a file, read without unsafe unpickling.
+def _source_path(source: str | os.PathLike | BinaryIO) -> Path:
+    """The path of a checkpoint source (a file object's ``name``, else ``<file object>``)."""
+    if isinstance(source, str | os.PathLike):
+        return Path(source)
+    return Path(str(getattr(source, "name", "<file object>")))
+
+
+def read_checkpoint(source: str | os.PathLike | BinaryIO) -> dict[str, Any]:
+    """The checkpoint dictionary of a file (path or binary file object), read without unsafe
+    unpickling.
 
     Raises:
         FileNotFoundError: no such file.
         CheckpointError: a directory, an empty, truncated or non-torch file, or a file holding
             pickled objects outside the allowed data types (one line naming the file).
     """
-    path = Path(path)
-    if path.is_dir():
-        raise CheckpointError(f"checkpoint {str(path)!r} is a directory, expected a .ckpt file")
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-    if path.stat().st_size == 0:
-        raise CheckpointError(f"checkpoint {str(path)!r} is empty (0 bytes)")
+    path = _source_path(source)
+    if isinstance(source, str | os.PathLike):
+        if path.is_dir():
+            raise CheckpointError(f"checkpoint {str(path)!r} is a directory, expected a .ckpt file")
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+        if path.stat().st_size == 0:
+            raise CheckpointError(f"checkpoint {str(path)!r} is empty (0 bytes)")
+        source = path
     try:
         with torch.serialization.safe_globals(_safe_globals()):
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+            checkpoint = torch.load(source, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         unsupported = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
         if unsupported:
@@ -283,11 +295,11 @@ def _load_ours(checkpoint: dict[str, Any], path: Path) -> Pretrained:
     )
 
 
-def load(path: str | Path, device: str | torch.device = "auto") -> Pretrained:
+def load(path: str | os.PathLike | BinaryIO, device: str | torch.device = "auto") -> Pretrained:
     """Load a scPRINT checkpoint for inference: ours, or an original scPRINT one (1.6.x or 2.x).
 
     Args:
-        path: checkpoint file (e.g. the published ``medium-v1.5.ckpt``).
+        path: checkpoint file (e.g. the published ``medium-v1.5.ckpt``), or a binary file object.
         device: ``"auto"`` (GPU when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
 
     Returns:
@@ -299,9 +311,9 @@ def load(path: str | Path, device: str | torch.device = "auto") -> Pretrained:
         CheckpointError: unreadable file, unknown layout, unsupported hyper-parameter, or a
             missing / unexpected / mis-shaped tensor (each named).
     """
-    path = Path(path)
     resolved = resolve_device(device)
     checkpoint = read_checkpoint(path)
+    path = _source_path(path)
     if CHECKPOINT_KEY in checkpoint:
         pretrained = _load_ours(checkpoint, path)
     elif original.is_original(checkpoint):

@@ -66,7 +66,6 @@ def _require(condition: bool, path: str, message: str) -> None:
 def config_from_hparams(hparams: dict[str, Any], release: str, path: str) -> ModelConfig:
     """The :class:`ModelConfig` of an original checkpoint's hyper-parameters."""
     unsupported = {
-        "cell_specific_blocks": (False, "cell-specific cross-attention blocks"),
         "use_metacell_token": (False, "a metacell token"),
         "expr_emb_style": ("continuous", "a non-continuous expression encoder"),
         "attn_bias": ("none", "a gene-gene attention bias"),
@@ -98,6 +97,7 @@ def config_from_hparams(hparams: dict[str, Any], release: str, path: str) -> Mod
             zinb=bool(hparams.get("zinb", True)),
             mvc_decoder=None if mvc in (None, "None") else str(mvc),
             compress_class_dim=None if compress is None else dict(compress),
+            cell_specific_blocks=bool(hparams.get("cell_specific_blocks", False)),
             freeze_gene_embeddings=bool(hparams.get("freeze_embeddings", True)),
             use_positions=hparams.get("gene_pos_enc") is not None,
         )
@@ -158,8 +158,13 @@ def label_encoders(hparams: dict[str, Any], path: str) -> dict[str, LabelEncoder
 def vocabulary(hparams: dict[str, Any], path: str) -> tuple[Vocabulary, list[str]]:
     """The gene vocabulary (Ensembl ids, with position bins when the model uses them) and the
     organisms the checkpoint lists."""
-    genes = [str(g) for g in hparams["genes"]]
     organisms = [str(o) for o in (hparams.get("organisms") or ["NCBITaxon:9606"])]
+    genes_hparam = hparams["genes"]
+    if isinstance(genes_hparam, dict):  # {organism: genes}: one vocabulary, organisms in order
+        organisms = [str(o) for o in genes_hparam]
+        genes = [str(g) for organism_genes in genes_hparam.values() for g in organism_genes]
+    else:
+        genes = [str(g) for g in genes_hparam]
     positions = hparams.get("gene_pos_enc")
     if positions is not None:
         _require(
@@ -263,11 +268,10 @@ def outputs_as_original(
     generated = model.decode_from_cell_tokens(
         forward.cell_tokens, gene_ids, counts.sum(1), depth=depth
     )
-    out.update(
-        generate_mean=generated["mean"],
-        generate_cell_embs=generated["cell_tokens"],
-        generate_cell_emb=generated["cell_tokens"].mean(dim=1),
-    )
+    out["generate_mean"] = generated["mean"]
+    if model.cell_transformer is None:  # the original drops them for cell_specific_blocks
+        out["generate_cell_embs"] = generated["cell_tokens"]
+        out["generate_cell_emb"] = generated["cell_tokens"].mean(dim=1)
     if "dispersion" in generated:
         out["generate_disp"] = generated["dispersion"]
         out["generate_zero_logits"] = generated["dropout_logit"]
