@@ -19,9 +19,9 @@ through :class:`Objective`:
 Optional masked passes (``mask_ratios``) run between the full and the denoising passes.
 Classification (and the optional MVC decoder's ZINB) runs once, on the first pass. Not ported:
 the original's transcription-factor masking (``mask_ratio: ["TF"]``) and its adversarial heads
-(``do_adv_cls``, ``do_adv_batch``), all off by default. The ZINB means are expressed at the summed counts of
-the context genes, the depth token carries the cell's total counts (both as the original). The
-total is the weighted sum; every term is logged (``train/<term>``, ``val/<term>``). Randomness
+(``do_adv_cls``, ``do_adv_batch``), all off by default. The ZINB means are expressed at the
+summed counts of the context genes, the depth token carries the cell's total counts (both as the
+original). The total is the weighted sum; every term is logged (``train/<term>``, ``val/<term>``). Randomness
 (dropout, noise) is a function of ``(seed, rank, step)`` so resuming is exact; validation draws
 the same noise at every validation.
 """
