@@ -16,8 +16,9 @@ from scprint import load_pretrained
 from scprint.cli import main as scprint_main
 from scprint.data import make_inference_batches
 from scprint.model import ModelConfig, ScPrint
+from scprint.model.losses import zinb_nll
 from scprint.model.tokens import reduce_gene_table
-from scprint.training import FORMAT_VERSION, fit
+from scprint.training import FORMAT_VERSION, Objective, OptimOptions, ScPrintLightning, fit, load
 from scprint.training.checkpoint import checkpoint_metadata
 
 TERMS = ("denoise", "generation", "classification", "disentanglement")
@@ -36,15 +37,13 @@ def test_tiny_model_lowers_each_loss_term(tiny_run: Path, tiny_steps: int) -> No
         before, after = first[f"train/{term}"].mean(), last[f"train/{term}"].mean()
         assert after < before, f"{term}: {before:.3f} -> {after:.3f}"
     validation = pd.read_csv(tiny_run / "metrics.csv").dropna(subset=["val/loss"])
-    assert (
-        len(validation) == 2
-        and validation["val/denoise"].iloc[-1] < validation["val/denoise"].iloc[0]
-    )
+    assert len(validation) == 2 and validation["val/loss"].iloc[-1] < validation["val/loss"].iloc[0]
 
 
 def test_checkpoint_holds_everything_for_inference(tiny_checkpoint: Path, kang_adata) -> None:
     pretrained = load_pretrained(tiny_checkpoint, device="cpu")
-    assert pretrained.version and pretrained.normalisation == "log"
+    assert pretrained.version
+    assert pretrained.normalisation == ModelConfig.from_yaml("tiny").normalisation
     assert not pretrained.model.training
     assert pretrained.model.label_classes == ["cell_type"]
     assert len(pretrained.vocab) == kang_adata.n_vars
@@ -136,6 +135,7 @@ def test_fit_rejects_bad_input(kang_adata, tmp_path: Path) -> None:
 
 
 def test_gene_embedding_table_initialises_frozen_identities(kang_adata, tmp_path: Path) -> None:
+    """The table is reduced to ``d_model`` by the original's adaptive average pooling."""
     symbols = kang_adata.var["gene_symbol"].astype(str).to_numpy()[:300]
     table = pd.DataFrame(np.random.default_rng(0).normal(size=(300, 8)), index=symbols)
     path = fit(
@@ -147,11 +147,11 @@ def test_gene_embedding_table_initialises_frozen_identities(kang_adata, tmp_path
         freeze_gene_embeddings=True,
     )
     pretrained = load_pretrained(path, device="cpu")
-    # the 8-wide table is brought to d_model by the original's adaptive average pooling
     rows = pretrained.vocab.index_of(list(symbols[:5]))
-    weights = pretrained.model.gene_encoder.embeddings.weight.detach().numpy()
-    expected = reduce_gene_table(torch.as_tensor(table.to_numpy()[:5]), pretrained.config.d_model)
-    np.testing.assert_allclose(weights[rows], expected.numpy(), rtol=1e-6)
+    # unchanged after three optimiser steps: frozen during training
+    embeddings = pretrained.model.gene_encoder.embeddings.weight
+    expected = reduce_gene_table(torch.tensor(table.to_numpy()[:5]), pretrained.config.d_model)
+    np.testing.assert_allclose(embeddings.detach().numpy()[rows], expected.numpy(), rtol=1e-6)
 
 
 def test_resume_with_another_config_raises(
@@ -226,3 +226,172 @@ def test_ddp_on_two_cpu_processes_completes(kang_path: Path, tmp_path: Path) -> 
         tmp_path / "run" / "scprint.ckpt", map_location="cpu", weights_only=True
     )
     assert checkpoint["global_step"] == 4
+
+
+def objective_module(pretrained, objective: Objective) -> ScPrintLightning:
+    """The session's tiny model under ``objective``; cell_type leaves plus one coarse label
+    (the first two leaves)."""
+    n_leaves = pretrained.model.label_sizes["cell_type"]
+    descendants = torch.cat([torch.eye(n_leaves), torch.zeros(1, n_leaves)]).bool()
+    descendants[n_leaves, :2] = True
+    return ScPrintLightning(
+        pretrained.model, {"cell_type": descendants}, objective, OptimOptions(), {}
+    ).eval()
+
+
+@pytest.fixture(scope="module")
+def labelled_batch(tiny_checkpoint: Path, kang_adata) -> dict[str, torch.Tensor]:
+    pretrained = load_pretrained(tiny_checkpoint, device="cpu")
+    batch = next(
+        make_inference_batches(kang_adata, pretrained.vocab, max_len=32, batch_size=6, seed=3)
+    )
+    n_leaves = pretrained.model.label_sizes["cell_type"]
+    labels = torch.tensor([[0], [1], [n_leaves], [-1], [2], [n_leaves]])
+    return {**batch, "labels": labels}
+
+
+def test_objective_total_is_the_weighted_sum_of_the_original_passes(
+    tiny_checkpoint: Path, labelled_batch: dict[str, torch.Tensor]
+) -> None:
+    pretrained = load_pretrained(tiny_checkpoint, device="cpu")
+    objective = Objective(expression_mse=0.1)
+    module = objective_module(pretrained, objective)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        terms = module.losses(labelled_batch, by_pass=True)
+    # Classification on the first pass only; denoise / generation on their own passes; the
+    # cell-token terms on every pass that has cell tokens; each total the sum over passes.
+    assert "full/classification" in terms and "denoise_60/classification" not in terms
+    assert "full/denoise" not in terms and "denoise_60/denoise" in terms
+    for name in ("disentanglement", "ecs"):
+        per_pass = [v for k, v in terms.items() if k.endswith(f"/{name}")]
+        assert len(per_pass) >= 2
+        assert terms[name].item() == pytest.approx(sum(v.item() for v in per_pass), rel=1e-6)
+    weights = {
+        "denoise": 1.0,
+        "generation": 1.0,
+        "expression_mse": 0.1,
+        "classification": 1.0,
+        "disentanglement": 0.1,
+        "ecs": 0.1,
+        "cce": 0.1,
+    }
+    expected = sum(w * terms[name].item() for name, w in weights.items())
+    assert terms["loss"].item() == pytest.approx(expected, rel=1e-6)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        again = module.losses(labelled_batch)
+    assert again["loss"].item() == terms["loss"].item()
+
+
+def test_objective_switches_remove_their_terms(
+    tiny_checkpoint: Path, labelled_batch: dict[str, torch.Tensor]
+) -> None:
+    pretrained = load_pretrained(tiny_checkpoint, device="cpu")
+    module = objective_module(
+        pretrained, Objective(full_forward=False, generation=0, ecs=0, cce=0, noise=(0.3,))
+    )
+    with torch.no_grad():
+        terms = module.losses(labelled_batch, by_pass=True)
+    assert "denoise_30/classification" in terms
+    assert not any(k.startswith(("full/", "generation/")) for k in terms)
+    assert {"ecs", "cce", "generation", "expression_mse"}.isdisjoint(terms)
+    softmax = objective_module(pretrained, Objective(classification_loss="softmax"))
+    with torch.no_grad():
+        assert softmax.losses(labelled_batch)["classification"].item() != pytest.approx(
+            terms["classification"].item()
+        )
+    with pytest.raises(ValueError, match="noise levels must be in"):
+        Objective(noise=(1.5,))
+    binomial = objective_module(pretrained, Objective(noise_model="binomial", generation=0))
+    thinned = {**labelled_batch, "thinned_counts": torch.floor(labelled_batch["counts"] / 2)}
+    with torch.no_grad():
+        terms = binomial.losses(thinned, by_pass=True)
+        direct = binomial.model(
+            thinned["gene_ids"],
+            thinned["thinned_counts"],
+            thinned["depth"],
+            target_depth=thinned["counts"].sum(1),
+        )
+    expected = zinb_nll(
+        thinned["counts"], direct.zinb_mean, direct.zinb_dispersion, direct.zinb_dropout_logit
+    )
+    assert terms["denoise_binomial/denoise"].item() == pytest.approx(expected.item(), rel=1e-5)
+    with pytest.raises(ValueError, match="needs the batch's 'thinned_counts'"):
+        binomial.losses(labelled_batch)
+    with pytest.raises(ValueError, match="noise_model must be one of"):
+        Objective(noise_model="gaussian")
+    with pytest.raises(ValueError, match="mask_ratios must be in"):
+        Objective(mask_ratios=(1.0,))
+    with pytest.raises(ValueError, match="set full_forward=True or give noise levels"):
+        Objective(full_forward=False, noise=())
+    with pytest.raises(ValueError, match="classification_loss must be one of"):
+        Objective(classification_loss="focal")
+
+
+PARITY = Path(__file__).parent / "fixtures" / "parity"
+#: The original's logged component -> ours (``losses(..., by_pass=True)``).
+ORIGINAL_COMPONENTS = {
+    "full_forward_cls": "full/classification",
+    "full_forward_emb_independence": "full/disentanglement",
+    "full_forward_ecs": "full/ecs",
+    "denoise_60%_emb_independence": "denoise_60/disentanglement",
+    "denoise_60%_ecs": "denoise_60/ecs",
+    "gen_emb_independence": "generation/disentanglement",
+    "gen_ecs": "generation/ecs",
+    "cce": "cce",
+}
+
+
+@pytest.mark.parametrize("name", ["v2_gqa_log", "v2_pos_fsq", "v2_cell_blocks"])
+@pytest.mark.parametrize("variant", ["zinb", "mse", "mask"])
+def test_training_objective_equals_the_original_full_training(name: str, variant: str) -> None:
+    """Same original checkpoint, real cells, labels and seed: every component of the original's
+    ``_full_training`` (``benchmarks/parity/training_step_worker.py``), eval mode."""
+    with np.load(PARITY / "training_step.npz") as data:
+        original = {k: data[k] for k in data.files}
+    with np.load(PARITY / "inputs.npz") as data:
+        inputs = {k: data[k] for k in data.files}
+    pretrained = load(PARITY / f"{name}.ckpt", device="cpu")
+    descendants = {c: torch.from_numpy(e.descendant_matrix()) for c, e in pretrained.labels.items()}
+    mse = 0.1 if variant == "mse" else 0.0
+    objective = Objective(expression_mse=mse, mask_ratios=(0.3,) if variant == "mask" else ())
+    module = ScPrintLightning(pretrained.model, descendants, objective, OptimOptions(), {}).eval()
+    batch = {
+        "gene_ids": torch.as_tensor(inputs["gene_ids"]),
+        "counts": torch.as_tensor(inputs["counts"]),
+        "depth": torch.as_tensor(inputs["depth"]),
+        "labels": torch.as_tensor(original[f"{name}/labels"]),
+    }
+    torch.manual_seed(int(original["seed"]))
+    with torch.no_grad():
+        ours = module.losses(batch, by_pass=True)
+    theirs = {
+        k.split("/", 2)[2]: float(v)
+        for k, v in original.items()
+        if k.startswith(f"{name}/{variant}/")
+    }
+    expected = {o: theirs[k] for k, o in ORIGINAL_COMPONENTS.items() if k in theirs}
+    # with cell-specific blocks the original scores no cell-token term on the generation pass
+    assert {o for k, o in ORIGINAL_COMPONENTS.items() if k not in theirs}.isdisjoint(ours)
+    got = {ours_name: float(ours[ours_name]) for ours_name in expected}
+    got["denoise_60%_expr"] = float(
+        ours["denoise_60/denoise"] + mse * ours.get("denoise_60/expression_mse", 0.0)
+    )
+    got["gen_expr"] = float(
+        ours["generation/generation"] + mse * ours.get("generation/expression_mse", 0.0)
+    )
+    expected["denoise_60%_expr"], expected["gen_expr"] = (
+        theirs["denoise_60%_expr"],
+        theirs["gen_expr"],
+    )
+    if variant == "mask":
+        expected["mask"] = theirs["mask_30%_expr"]
+        got["mask"] = float(ours["mask_30/masked"])
+        for term in ("emb_independence", "ecs"):
+            expected[f"mask_{term}"] = theirs[f"mask_30%_{term}"]
+        got["mask_emb_independence"] = float(ours["mask_30/disentanglement"])
+        got["mask_ecs"] = float(ours["mask_30/ecs"])
+    got["total"], expected["total"] = float(ours["loss"]), theirs["total"]
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value, rel=1e-6, abs=1e-6), (key, got[key], value)

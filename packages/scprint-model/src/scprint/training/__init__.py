@@ -2,12 +2,12 @@
 
 from .checkpoint import FORMAT_VERSION, CheckpointError, Pretrained, load, load_pretrained
 from .fit import fit
-from .lightning_module import LossWeights, OptimOptions, ScPrintLightning
+from .lightning_module import Objective, OptimOptions, ScPrintLightning
 
 __all__ = [
     "FORMAT_VERSION",
     "CheckpointError",
-    "LossWeights",
+    "Objective",
     "OptimOptions",
     "Pretrained",
     "ScPrintLightning",

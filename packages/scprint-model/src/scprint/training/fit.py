@@ -22,7 +22,7 @@ from ..data.source import CellSource
 from ..data.vocabulary import Vocabulary, check_organism
 from ..model import ModelConfig, ScPrint
 from .checkpoint import build_model, checkpoint_metadata, read_metadata
-from .lightning_module import LossWeights, OptimOptions, ScPrintLightning
+from .lightning_module import Objective, OptimOptions, ScPrintLightning
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def fit(
     gene_positions: str | Path | pd.DataFrame | None = None,
     gene_embeddings: str | Path | pd.DataFrame | None = None,
     coarse_labels: Sequence[str] = (),
-    loss_weights: LossWeights | dict[str, Any] | None = None,
+    objective: Objective | dict[str, Any] | None = None,
     thinning: tuple[float, float] = (0.1, 1.0),
     balance_weight: float | None = 100.0,
     pad_with_unexpressed: bool = True,
@@ -156,7 +156,8 @@ def fit(
         gene_embeddings: table gene -> vector (index Ensembl id or symbol, numeric columns) to
             initialise the gene-identity embedding (frozen when ``freeze_gene_embeddings=True``).
         coarse_labels: extra ontology terms to accept as coarse targets.
-        loss_weights: :class:`LossWeights` or a dict of its fields.
+        objective: the training objective, :class:`Objective` or a dict of its fields (default:
+            the original scPRINT's).
         thinning, balance_weight, pad_with_unexpressed, gene_sampling: batch sampling (see
             :class:`~scprint.data.SamplingOptions`).
         val_fraction, val_datasets, val_every, val_max_cells: validation split (fraction of cells;
@@ -254,8 +255,8 @@ def fit(
         seed=seed,
         num_workers=num_workers,
     )
-    if isinstance(loss_weights, dict):
-        loss_weights = LossWeights(**loss_weights)
+    if isinstance(objective, dict):
+        objective = Objective(**objective)
     optim = OptimOptions(
         learning_rate=float(settings["learning_rate"]),
         weight_decay=weight_decay,
@@ -267,7 +268,7 @@ def fit(
     module = ScPrintLightning(
         model,
         {n: torch.from_numpy(e.descendant_matrix()) for n, e in labels.items()},
-        loss_weights or LossWeights(),
+        objective or Objective(),
         optim,
         metadata,
         seed=seed,
