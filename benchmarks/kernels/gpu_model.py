@@ -34,12 +34,12 @@ def build_model(preset: str, device: torch.device) -> Any:
         the pretraining loss terms, ``"loss"`` their weighted sum).
     """
     from scprint.model import ModelConfig, ScPrint
-    from scprint.training.lightning_module import LossWeights, OptimOptions, ScPrintLightning
+    from scprint.training.lightning_module import Objective, OptimOptions, ScPrintLightning
 
     config = ModelConfig.from_yaml(preset)
     model = ScPrint(config, N_GENES, label_sizes={"cell_type": N_LABELS})
     descendants = {"cell_type": torch.eye(N_LABELS, dtype=torch.bool)}
-    module = ScPrintLightning(model, descendants, LossWeights(), OptimOptions(), metadata={})
+    module = ScPrintLightning(model, descendants, Objective(), OptimOptions(), metadata={})
     return module.to(device)
 
 
