@@ -61,7 +61,7 @@ def test_model_forward_and_training_step_with_auto(device, gpu_model, monkeypatc
     assert torch.isfinite(loss)
     grads = [p.grad for p in module.parameters() if p.requires_grad]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
-    attention_weights = module.model.transformer.blocks[0].attention.qkv.weight
+    attention_weights = module.model.transformer.blocks[0].mixer.Wqkv.weight
     assert attention_weights.grad.abs().sum() > 0, "no gradient reached the attention projection"
     changed = sum(not torch.equal(b, p) for b, p in zip(before, module.parameters()))
     assert changed >= len(before) // 2
