@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -98,7 +99,9 @@ def comparison(args: argparse.Namespace) -> None:
         "inference call (sum over distinct inferences: "
         f"{infer_total:.0f} s; this invocation {total:.0f} s, earlier finished runs resumed), "
         "`peak_rss_mb` the peak RSS of the inference process (including ~150 MB of imported "
-        "libraries). A run made while other jobs shared the 2 cores has inflated times. "
+        "libraries). A run made while other jobs shared the 2 cores has inflated times; load "
+        f"average at the end of this run: {os.getloadavg()[0]:.1f} (above 2 = shared cores). "
+        "`auprc` / `auprc_ratio`: the Davis & Goadrich interpolated AUPRC of bengrn.metrics. "
         "Figures: benchmarks/results/bengrn/."
     )
     write_results("bengrn_runner", rows, notes)

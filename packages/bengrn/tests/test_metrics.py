@@ -167,14 +167,14 @@ def test_constant_networks_score_exactly_random_on_every_metric(kind):
 def test_random_and_binary_random_networks_score_about_random(seed, fraction_on, binary):
     # synthetic: scores independent of a random truth, binary ones with many ties
     rng = np.random.default_rng(seed)
-    n = 120
+    n = 300  # ~4,500 true edges: EPR's standard deviation is ~0.07 at this size
     truth = rng.random((n, n)) < 0.05
     np.fill_diagonal(truth, False)
     pred = rng.random((n, n))
     if binary:
         pred = (pred < fraction_on).astype(np.float32)
     out = _score_square(pred, truth)
-    assert out["auprc_ratio"] == pytest.approx(1.0, abs=0.25)
+    assert out["auprc_ratio"] == pytest.approx(1.0, abs=0.3)
     assert out["epr"] == pytest.approx(1.0, abs=0.35)
     assert out["constant_scores"] is False
 

@@ -184,7 +184,7 @@ def test_timeout_kills_the_whole_command_group_and_removes_its_temp_folder(data_
     pidfile = tmp_path / "pids.txt"
     program = f"{sys.executable} {HERE / 'spawn_and_sleep.py'} {pidfile} {{input}} {{output}}"
     frame = run_benchmark(
-        [f"slow=cmd:{program}"], [task], tmp_path / "out", timeout=10, report=False
+        [f"slow=cmd:{program}"], [task], tmp_path / "out", timeout=15, report=False
     )
     assert "time limit of 15 s" in frame.loc[0, "error"]
     program_pid, child_pid, input_path = pidfile.read_text().split()

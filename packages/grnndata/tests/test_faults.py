@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grnndata import GRNAnnData, read_zarr
+from grnndata import GRNAnnData, GRNStoreError, open_zarr, read_zarr
 from grnndata.atomic import (
     OutputExistsError,
     atomic_path,
@@ -103,10 +103,19 @@ def test_text_and_json_writers_replace_their_own_kind_only(tmp_path):
     png.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
     with pytest.raises(OutputExistsError, match="not a text"):
         write_text(png, "a,b\n1,2\n", "csv")
+    import gzip
+
+    import pandas as pd
+
+    with atomic_path(tmp_path / "table.csv.gz", "csv") as tmp:  # pandas infers gzip from the name
+        pd.DataFrame({"a": [1, 2]}).to_csv(tmp, index=False)
+    assert gzip.decompress((tmp_path / "table.csv.gz").read_bytes()) == b"a\n1\n2\n"
+    write_text(tmp_path / "table.csv.gz", "replaced", "csv")  # a compressed table is a table
     with pytest.raises(ValueError, match="Out of range float"):
         write_json(tmp_path / "nan.json", {"x": float("nan")}, allow_nan=False)
     assert not (tmp_path / "nan.json").exists()
     assert _leftovers(tmp_path) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fig.csv", "sub", "table.csv.gz"]
 
 
 def test_a_failing_writer_leaves_the_old_version_and_no_temporary(small_grn, tmp_path):
@@ -122,6 +131,21 @@ def test_a_failing_writer_leaves_the_old_version_and_no_temporary(small_grn, tmp
     with pytest.raises(TypeError, match="should be a directory"), atomic_path(store, "zarr") as tmp:
         tmp.write_text("a file where a store was expected")
     assert read_zarr(store).grn.nnz == small_grn.grn.nnz
+
+
+def test_the_fallback_swap_without_rename_exchange_replaces_cleanly(
+    small_grn, tmp_path, monkeypatch
+):
+    import grnndata.atomic
+
+    monkeypatch.setattr(grnndata.atomic, "_exchange", lambda a, b: False)
+    store = tmp_path / "net.zarr"
+    small_grn.write_zarr(store)
+    doubled = small_grn.copy()
+    doubled.grn = doubled.grn * 2
+    doubled.write_zarr(store)
+    assert (read_zarr(store).grn != doubled.grn).nnz == 0
+    assert _leftovers(tmp_path) == []
 
 
 # --------------------------------------------------------------------------- killed writers
@@ -187,39 +211,262 @@ def _same_network(a: GRNAnnData, b: GRNAnnData) -> bool:
     return a.grn.shape == b.grn.shape and (a.grn != b.grn).nnz == 0
 
 
-@pytest.mark.parametrize("point", ["while_writing", "after_exchange", "between_renames"])
-def test_a_killed_writer_leaves_one_complete_version(two_versions, tmp_path, point):
+_KILL_POINTS = ("while_writing", "after_exchange", "between_renames")
+
+
+def test_a_killed_writer_leaves_one_complete_version(two_versions, tmp_path):
+    """One writer per kill point, run side by side, each over its own copy of version 1."""
     folder, old, new = two_versions
-    target = tmp_path / "net.zarr"
-    old.write_zarr(target)
-    proc = _writer(folder / "new.zarr", target, point)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == -signal.SIGKILL, err
-    assert _leftovers(tmp_path), "the killed writer should have left its temporary behind"
-    if point == "between_renames":
-        assert not target.exists()  # the fallback's window: only the backup holds the store
-    back = read_zarr(target)  # the reader restores the backup of a dead writer
-    expected = new if point == "after_exchange" else old
-    assert _same_network(back, expected)
-    old.write_zarr(target)  # the next write removes the dead writer's temporaries
-    assert _leftovers(tmp_path) == []
-    assert _same_network(read_zarr(target), old)
+    targets = {point: tmp_path / point / "net.zarr" for point in _KILL_POINTS}
+    for target in targets.values():
+        old.write_zarr(target)
+    procs = {point: _writer(folder / "new.zarr", targets[point], point) for point in _KILL_POINTS}
+    for point, proc in procs.items():
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == -signal.SIGKILL, (point, err)
+    for point, target in targets.items():
+        assert _leftovers(target.parent), f"{point}: the killed writer left no temporary"
+        if point == "between_renames":
+            assert not target.exists()  # the fallback's window: only the backup holds the store
+        back = read_zarr(target)  # the reader restores the backup of a dead writer
+        assert _same_network(back, new if point == "after_exchange" else old), point
+        old.write_zarr(target)  # the next write removes the dead writer's temporaries
+        assert _leftovers(target.parent) == [], point
+        assert _same_network(read_zarr(target), old)
 
 
 def test_writers_killed_at_random_times_never_lose_the_store(two_versions, tmp_path):
     folder, old, new = two_versions
-    target = tmp_path / "net.zarr"
-    old.write_zarr(target)
-    rng = np.random.default_rng(14)
-    for delay in rng.uniform(0.0, 0.4, size=3):
-        proc = _writer(folder / "new.zarr", target, "loop")
+    delays = np.random.default_rng(14).uniform(0.0, 0.5, size=2)
+    targets = [tmp_path / f"run{i}" / "net.zarr" for i in range(len(delays))]
+    for target in targets:
+        old.write_zarr(target)
+    procs = [_writer(folder / "new.zarr", target, "loop") for target in targets]
+    for proc, delay in zip(procs, delays):
         assert proc.stdout.readline().strip() == "ready"
         time.sleep(float(delay))
         os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-        recovered = recover(target)
-        assert recovered is None  # with RENAME_EXCHANGE the path always exists
+    for proc, target in zip(procs, targets):
+        proc.wait(timeout=60)
+        assert recover(target) is None  # with RENAME_EXCHANGE the path always exists
         back = read_zarr(target)
         assert _same_network(back, old) or _same_network(back, new)
-    old.write_zarr(target)
+        old.write_zarr(target)
+        assert _leftovers(target.parent) == []
+
+
+_SLOW_WRITER = """
+import sys, time
+from grnndata.atomic import atomic_path
+with atomic_path(sys.argv[1], "json") as tmp:
+    tmp.write_text('{"version": "slow"}')
+    print("ready", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_a_live_writers_temporary_is_kept_and_a_dead_ones_removed(tmp_path):
+    target = tmp_path / "m.json"
+    write_json(target, {"version": 1})
+    slow = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(_SLOW_WRITER), str(target)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert slow.stdout.readline().strip() == "ready"
+        live = _leftovers(tmp_path)
+        assert len(live) == 1 and f"-{slow.pid}-" in live[0]
+        write_json(target, {"version": 2})  # another writer: must not delete the live temporary
+        assert _leftovers(tmp_path) == live
+    finally:
+        slow.kill()
+        slow.wait(timeout=30)
+    write_json(target, {"version": 3})  # its writer is dead now: removed
     assert _leftovers(tmp_path) == []
+    assert target.read_text().count('"version": 3') == 1
+
+
+# --------------------------------------------------------------------------- missing chunks
+def _chunk_objects(array_dir: Path) -> list[Path]:
+    return sorted(
+        p
+        for p in array_dir.rglob("*")
+        if p.is_file() and p.name not in (".zarray", ".zattrs", "zarr.json")
+    )
+
+
+@pytest.fixture(scope="module")
+def full_store(small_grn, tmp_path_factory) -> Path:
+    """A grnndata store with expression, obs, var, a layer and the network."""
+    grn = small_grn.copy()
+    grn.layers["counts"] = grn.X.copy()
+    path = tmp_path_factory.mktemp("full") / "full.zarr"
+    grn.write_zarr(path, chunk_size=256, index_chunk_size=256)
+    return path
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        "X/data",
+        "X/indptr",
+        "obs/cell_type/codes",
+        "var/_index",
+        "layers/counts/indices",
+        "varp/GRN/indptr",
+        "varp/GRN/indices",
+        "varp/GRN/grnndata_column_index/data",
+    ],
+)
+def test_a_missing_chunk_in_any_array_is_an_error_naming_it(full_store, tmp_path, array):
+    import shutil
+
+    path = tmp_path / "damaged.zarr"
+    shutil.copytree(full_store, path)
+    chunks = _chunk_objects(path / array)
+    assert chunks, f"{array} has no chunk files"
+    chunks[len(chunks) // 2].unlink()
+    with pytest.raises(GRNStoreError, match=rf"array '{array}': 1 of its {len(chunks)} chunk"):
+        read_zarr(path)
+    if array.startswith(("var/", "varp/")):
+        with pytest.raises(GRNStoreError, match=rf"array '{array}'"):
+            open_zarr(path)
+    else:  # the lazy reader never reads expression: it opens, and its queries are right
+        assert open_zarr(path).n_vars == 300
+
+
+def test_a_damaged_chunk_of_the_same_size_fails_the_checksum(full_store, tmp_path):
+    import shutil
+
+    path = tmp_path / "flipped.zarr"
+    shutil.copytree(full_store, path)
+    chunk = _chunk_objects(path / "X" / "data")[0]
+    raw = bytearray(chunk.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    chunk.write_bytes(bytes(raw))
+    with pytest.raises(GRNStoreError, match="array 'X/data'.*different checksum"):
+        read_zarr(path)
+
+
+def _plain_store(grn: GRNAnnData, path: Path, chunk: int) -> None:
+    """``grn`` written by plain anndata (no grnndata manifest), 1-D arrays in ``chunk``-chunks."""
+    import anndata
+    import zarr
+    from anndata.io import write_elem
+
+    plain = anndata.AnnData(X=grn.X, var=grn.var, varp={"GRN": grn.grn})
+    root = zarr.open_group(str(path), mode="w", zarr_format=2)
+    write_elem(root, "/", plain, dataset_kwargs={"chunks": (chunk,)})
+
+
+def test_plain_anndata_stores_are_checked_for_missing_sparse_chunks(small_grn, tmp_path):
+    path = tmp_path / "plain.zarr"
+    _plain_store(small_grn, path, 64)
+    back = read_zarr(path)  # intact: read as before
+    assert (back.grn != small_grn.grn).nnz == 0
+    import shutil
+
+    for array, reader in (
+        ("X/data", read_zarr),
+        ("varp/GRN/indices", read_zarr),
+        ("varp/GRN/indptr", open_zarr),
+    ):
+        damaged = tmp_path / f"{array.replace('/', '_')}.zarr"
+        shutil.copytree(path, damaged)
+        _chunk_objects(damaged / array)[1].unlink()
+        with pytest.raises(GRNStoreError, match=rf"chunk\(s\) of {array} are missing"):
+            reader(damaged)
+
+
+def test_leading_all_zero_indptr_chunks_that_zarr_skips_are_not_an_error(small_grn, tmp_path):
+    """zarr does not store all-zero chunks: genes without targets first give a legit gap."""
+    out_degree = np.asarray((small_grn.grn != 0).sum(1)).ravel()
+    order = np.argsort(out_degree, kind="stable")  # non-regulators first
+    assert (out_degree[order[:130]] == 0).all()
+    reordered = small_grn[:, list(small_grn.var_names[order])].copy()
+    path = tmp_path / "leading.zarr"
+    _plain_store(reordered, path, 64)
+    assert not (path / "varp" / "GRN" / "indptr" / "0").exists()
+    assert (read_zarr(path).grn != reordered.grn).nnz == 0
+    hub = str(reordered.edges(top_k=1)["regulator"].iloc[0])
+    assert open_zarr(path).targets(hub).equals(reordered.targets(hub))
+
+
+# --------------------------------------------------------------------------- lazy handles
+def test_a_lazy_handle_raises_once_its_store_is_replaced(two_versions, tmp_path):
+    import anndata
+
+    _, old, new = two_versions
+    path = tmp_path / "net.zarr"
+    old.write_zarr(path)
+    hub = str(old.edges(top_k=1)["regulator"].iloc[0])
+    lazy = open_zarr(path)
+    assert lazy.targets(hub).equals(old.targets(hub))
+    new.write_zarr(path)
+    for query in (lambda: lazy.targets(hub), lambda: lazy.get([hub]), lazy.load):
+        with pytest.raises(GRNStoreError, match="was replaced .* since it was opened"):
+            query()
+    assert open_zarr(path).targets(hub).equals(new.targets(hub))
+    lazy = open_zarr(path)
+    anndata.AnnData(X=old.X, var=old.var, varp={"GRN": old.grn}).write_zarr(path)  # in place
+    with pytest.raises(GRNStoreError, match="was replaced"):
+        lazy.regulators(hub)
+
+
+# --------------------------------------------------------------------------- writers validate
+def test_writers_refuse_a_network_they_could_not_read_back(small_grn, tmp_path):
+    import scipy.sparse as sp
+
+    bad = small_grn.copy()
+    matrix = bad.grn.copy()
+    matrix.data[3] = np.nan
+    bad.varp["GRN"] = matrix  # direct assignment skips the check of .grn = ...
+    for write, name in ((bad.write_zarr, "nan.zarr"), (bad.write_h5ad, "nan.h5ad")):
+        with pytest.raises(ValueError, match=r"non-finite weight\(s\) \(NaN or inf\)"):
+            write(tmp_path / name)
+    duplicated = small_grn.copy()
+    duplicated.varp["GRN"] = sp.csr_matrix(duplicated.grn)
+    names = duplicated.var_names.to_numpy().copy()
+    names[1] = names[0]
+    duplicated.var.index = names
+    with pytest.raises(ValueError, match="must be unique"):
+        duplicated.write_zarr(tmp_path / "dup.zarr")
+    assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- inputs
+def test_integer_gene_ids_against_names_say_the_types_differ(omnipath_tf, caplog):
+    import pandas as pd
+
+    from grnndata import from_edges
+
+    genes = sorted(set(omnipath_tf["source"]).union(omnipath_tf["target"]))[:500]
+    ids = pd.DataFrame({"source": np.arange(10), "target": np.arange(10, 20)})
+    with pytest.raises(ValueError, match="are numbers .* the types differ"):
+        from_edges(genes, ids, source="source", target="target")
+    mixed = omnipath_tf.head(50)[["source", "target"]].astype(object)
+    mixed.loc[0, "source"] = 7157
+    with caplog.at_level("WARNING", logger="grnndata.edges"):
+        from_edges(genes, mixed, source="source", target="target")
+    assert "7157 of type int" in caplog.text and "the types differ" in caplog.text
+
+
+def test_weights_beyond_float32_warn_or_fail_instead_of_vanishing(omnipath_tf, caplog):
+    from grnndata import from_edges
+
+    edges = omnipath_tf.head(200)[["source", "target"]].copy()
+    genes = sorted(set(edges["source"]).union(edges["target"]))
+    edges["weight"] = 1.0
+    edges.loc[5, "weight"] = 1e-50
+    with caplog.at_level("WARNING", logger="grnndata.edges"):
+        grn = from_edges(genes, edges, source="source", target="target", weight="weight")
+    assert "1 edge weight(s) are non-zero but smaller" in caplog.text and "1e-50" in caplog.text
+    assert grn.n_edges < len(edges.drop_duplicates(["source", "target"]))
+    edges.loc[5, "weight"] = 1e39
+    with pytest.raises(ValueError, match="exceed float32's range.*1e\\+39"):
+        from_edges(genes, edges, source="source", target="target", weight="weight")
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="grnndata.edges"):
+        empty = from_edges(genes, edges.iloc[:0], source="source", target="target")
+    assert empty.n_edges == 0 and "the edge table is empty" in caplog.text

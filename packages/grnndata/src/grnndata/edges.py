@@ -111,24 +111,13 @@ def edges_to_matrix(
     n_input = len(regulators)
     if len(targets) != n_input:
         raise ValueError(f"regulators ({n_input}) and targets ({len(targets)}) differ in length")
-    if weights is None:
-        values = np.ones(n_input, dtype=np.float32)
-    else:
-        values = np.asarray(weights)
-        if values.shape != (n_input,):
-            raise ValueError(
-                f"weights has shape {values.shape}; expected ({n_input},), one per edge"
-            )
-        if values.dtype.kind not in "biuf":
-            raise ValueError(f"weights have dtype {values.dtype}; expected numbers")
-        values = values.astype(np.float32, copy=False)
-        bad = ~np.isfinite(values)
-        if bad.any():
-            rows = np.flatnonzero(bad)
-            raise ValueError(
-                f"{rows.size} edge weight(s) are NaN or inf, e.g. at rows {examples(rows.tolist())}; "
-                "weights must be finite (drop or fill them first)"
-            )
+    if n_input == 0:
+        log.warning("the edge table is empty: the network has no edges")
+    _check_name_types(genes, regulators, "regulators")
+    _check_name_types(genes, targets, "targets")
+    values = np.ones(n_input, dtype=np.float32) if weights is None else _float32_weights(weights)
+    if values.shape != (n_input,):
+        raise ValueError(f"weights has shape {values.shape}; expected ({n_input},), one per edge")
     rows = gene_codes(regulators, genes)
     cols = gene_codes(targets, genes)
     known = (rows >= 0) & (cols >= 0)
@@ -148,12 +137,77 @@ def edges_to_matrix(
             f"{n_unknown} of {n_input} edges name {len(unknown_genes)} gene(s) absent from the "
             f"{len(genes)} network genes, e.g. {examples(unknown_genes)}"
         )
+        not_text = [g for g in missing if not isinstance(g, str)]
+        if not_text:
+            message += (
+                f"; {len(not_text)} of those are not strings (e.g. {not_text[0]!r} of type "
+                f"{type(not_text[0]).__name__}) while the genes are strings: the types differ "
+                "(convert the edge table's gene columns with .astype(str) or map ids to names)"
+            )
         if strict:
             raise ValueError(message + "; pass strict=False to drop those edges")
         log.warning("%s; those edges were dropped", message)
         rows, cols, values = rows[known], cols[known], values[known]
     matrix, n_duplicates = merge_duplicate_edges(rows, cols, values, len(genes), duplicates)
     return EdgeMapping(matrix, n_input, n_unknown, unknown_genes, n_duplicates)
+
+
+def _check_name_types(genes: pd.Index, names: pd.Series | np.ndarray, what: str) -> None:
+    """Raise when edge endpoints are numbers while the genes are names (they can never match)."""
+    dtype = names.dtype if hasattr(names, "dtype") else np.asarray(names).dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        dtype = dtype.categories.dtype
+    if np.dtype(dtype).kind not in "biuf" or len(names) == 0:
+        return
+    gene_kinds = {type(g).__name__ for g in genes[:1000]}
+    if gene_kinds <= {"str"}:
+        first = np.asarray(names)[0]
+        raise ValueError(
+            f"the {what} are numbers ({np.dtype(dtype)}, e.g. {first!r}) but the network genes are "
+            f"strings (e.g. {examples(genes[:3])}): the types differ, so no edge could match. Map "
+            "the ids to gene names first, or convert them with .astype(str) if the genes are "
+            "numeric ids stored as text"
+        )
+
+
+_FLOAT32_TINY = float(np.finfo(np.float32).smallest_subnormal)
+
+
+def _float32_weights(weights: np.ndarray) -> np.ndarray:
+    """``weights`` as float32: finite numbers required; values that overflow float32 raise, values
+    that underflow to 0 (no longer an edge) are reported with a warning."""
+    original = np.asarray(weights)
+    if original.dtype.kind not in "biuf":
+        raise ValueError(f"weights have dtype {original.dtype}; expected numbers")
+    if original.dtype.kind == "f":
+        bad = np.flatnonzero(~np.isfinite(original))
+        if bad.size:
+            raise ValueError(
+                f"{bad.size} edge weight(s) are NaN or inf, e.g. at rows {examples(bad.tolist())}; "
+                "weights must be finite (drop or fill them first)"
+            )
+    with np.errstate(over="ignore", under="ignore"):
+        values = original.astype(np.float32, copy=False)
+    if values is original:
+        return values
+    overflow = np.flatnonzero(~np.isfinite(values))
+    if overflow.size:
+        raise ValueError(
+            f"{overflow.size} edge weight(s) exceed float32's range (+/-3.4e38) in which networks "
+            f"are stored, e.g. {float(original[overflow[0]])!r} at row {int(overflow[0])}; "
+            "rescale the weights"
+        )
+    underflow = np.flatnonzero((values == 0) & (original != 0))
+    if underflow.size:
+        log.warning(
+            "%d edge weight(s) are non-zero but smaller in magnitude than float32's smallest value "
+            "(%.1e) and become 0, i.e. no edge; e.g. %r at row %d. Rescale the weights to keep them",
+            underflow.size,
+            _FLOAT32_TINY,
+            float(original[underflow[0]]),
+            int(underflow[0]),
+        )
+    return values
 
 
 def _pair_order(rows: np.ndarray, cols: np.ndarray, n: int) -> np.ndarray:

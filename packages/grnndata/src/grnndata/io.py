@@ -35,7 +35,15 @@ import scipy.sparse as sp
 import zarr
 from anndata.experimental import read_dispatched
 
-from ._matrix import GRN_KEY, ORIENTATION, check_unique_genes, examples
+from ._integrity import (
+    check_sparse_group,
+    check_sparse_groups,
+    new_write_id,
+    record_manifest,
+    store_token,
+    verify_manifest,
+)
+from ._matrix import GRN_KEY, ORIENTATION, as_network, check_unique_genes, examples
 from .atomic import atomic_path, recover
 from .core import GRNAnnData
 
@@ -162,6 +170,7 @@ def write_zarr(
         )
     path = Path(store)
     fmt = _zarr_format(zarr_format)
+    _validate_for_writing(grn)
     with atomic_path(path, "zarr", overwrite=overwrite) as tmp:
         root = _open_group_for_write(tmp, fmt)
         with warnings.catch_warnings():
@@ -186,9 +195,20 @@ def write_zarr(
                 dataset_kwargs=_chunking(index_chunk, matrix.nnz, fmt),
             )
             group[COLUMN_INDEX].attrs.update(_checksums(matrix))
+        record_manifest(root, new_write_id())
         if fmt == 2:  # consolidated metadata is not part of the zarr v3 specification
             zarr.consolidate_metadata(str(tmp))
     log.info("wrote %s (%d genes, %d cells)", path, grn.n_vars, grn.n_obs)
+
+
+def _validate_for_writing(grn: GRNAnnData) -> None:
+    """Refuse to write what :func:`read_zarr` / :func:`read_h5ad` would refuse to read.
+
+    The network is checked in full (square, ``n_vars``, finite: writing ``varp["GRN"]`` directly
+    bypasses the check on assignment), and gene names must still be unique.
+    """
+    check_unique_genes(grn.var_names, what="var_names (gene names)")
+    as_network(grn.varp[GRN_KEY], grn.n_vars, where="the network varp['GRN']")
 
 
 def _checksums(matrix: sp.csr_matrix) -> dict[str, Any]:
@@ -220,6 +240,7 @@ def write_h5ad(
     if not isinstance(grn, GRNAnnData):
         raise TypeError(f"write_h5ad expects a GRNAnnData, got {type(grn).__name__}")
     path = Path(filename)
+    _validate_for_writing(grn)
     with atomic_path(path, "h5ad", overwrite=overwrite) as tmp:
         _plain_anndata(grn, with_network=True).write_h5ad(tmp, compression=compression, **kwargs)
     log.info("wrote %s (%d genes, %d cells)", path, grn.n_vars, grn.n_obs)
@@ -249,10 +270,13 @@ def _existing(path: str | os.PathLike, what: str) -> Path:
 def read_zarr(store: str | os.PathLike) -> GRNAnnData:
     """Read a whole zarr store written by grnndata or plain anndata (``varp["GRN"]`` required).
 
-    For a grnndata store the network is read from its column index (large chunks, fast) and
-    converted to CSR; it is then checked against the checksums stored at write time, and the
-    row-major ``varp/GRN/data`` array is checked for missing chunks. Raises
-    :class:`GRNStoreError` for a missing, truncated or corrupted store.
+    Every array of a grnndata store (expression, obs, var, layers, the network, ...) is first
+    compared with the manifest recorded at write time (number, size and CRC-32 of its chunk
+    objects; see :mod:`grnndata._integrity`), so a missing or damaged chunk raises instead of
+    reading as zeros. A store without a manifest (written by plain anndata) has its sparse
+    matrices checked for self-consistency. The network is read from its column index (large
+    chunks, fast) and converted to CSR, then compared with the edge count and sums recorded at
+    write time. Raises :class:`GRNStoreError` for a missing, truncated or corrupted store.
     """
     path = _existing(store, "zarr store")
     source = repr(str(path))
@@ -265,7 +289,15 @@ def read_zarr(store: str | os.PathLike) -> GRNAnnData:
     return _read_root(root, source)
 
 
+def _verify_store(root: Any, source: str) -> None:
+    """Every array against the manifest written with the store; else sparse self-consistency."""
+    if not verify_manifest(root, source, error=GRNStoreError):
+        check_sparse_groups(root, source, error=GRNStoreError)
+
+
 def _read_root(root: Any, source: str) -> GRNAnnData:
+    _verify_store(root, source)
+
     def callback(read: Any, elem_name: str, elem: Any, iospec: Any) -> Any:
         if elem_name.rstrip("/").endswith(f"varp/{GRN_KEY}") and _column_index(elem) is not None:
             return sp.csr_matrix(read(elem[COLUMN_INDEX]))
@@ -376,6 +408,7 @@ class _CompressedAxis:
         self.data = group["data"]
         self.source = source
         self.canonical = canonical
+        self.n_minor = int(group.attrs["shape"][1])  # square: rows and columns are the genes
         self._indptr: np.ndarray | None = None
 
     @property
@@ -422,6 +455,11 @@ class _CompressedAxis:
             ) from err
         minor = np.asarray(minor, dtype=np.int64)
         weight = np.asarray(weight, dtype=np.float32)
+        if minor.size and (minor.min() < 0 or minor.max() >= self.n_minor):
+            raise GRNStoreError(
+                f"{self.source} is corrupted: an edge points to gene {int(minor.max())}, "
+                f"outside the {self.n_minor} genes"
+            )
         if self.canonical:
             self._check(owner, minor, weight)
         return owner, minor, weight
@@ -448,11 +486,23 @@ class LazyGRN:
     Queries read only the chunks they need: :meth:`targets` one row of the CSR ``varp/GRN``,
     :meth:`regulators` one column of the CSC column index, :meth:`get` the rows of the requested
     genes. Use :func:`open_zarr` to create one.
+
+    Opening checks that no chunk of the genes, the network or its metadata is missing or
+    resized (against the store's manifest; a store without one has its sparse network checked
+    for consistency). Every query then checks that the store was not replaced since it was
+    opened (new write id, or a new directory at the path) and raises :class:`GRNStoreError`
+    if it was: open it again to read the new version.
     """
+
+    _READ_PREFIXES = ("var/", f"varp/{GRN_KEY}/", "uns/grn/")
 
     def __init__(self, root: Any, source: str) -> None:
         self.source = source
         self._root = root
+        self._token = store_token(root)
+        has_manifest = verify_manifest(
+            root, source, prefixes=self._READ_PREFIXES, contents=False, error=GRNStoreError
+        )
         try:
             var = root["var"]
             index_key = var.attrs.get("_index", "_index")
@@ -493,7 +543,22 @@ class LazyGRN:
             raise GRNStoreError(
                 f"{source}: varp['GRN'] has shape {self.shape} but there are {len(self.var_names)} genes"
             )
+        if not has_manifest:
+            sparse = [(f"varp/{GRN_KEY}", node)] if self._dense is None else []
+            if encoding == "csr_matrix" and COLUMN_INDEX in node:
+                sparse.append((f"varp/{GRN_KEY}/{COLUMN_INDEX}", node[COLUMN_INDEX]))
+            for name, group in sparse:  # indices are range-checked query by query
+                check_sparse_group(group, name, source, error=GRNStoreError, read_indices=False)
         self._positions = pd.Series(np.arange(len(self.var_names)), index=self.var_names)
+        self._check_unchanged()
+
+    def _check_unchanged(self) -> None:
+        """Raise :class:`GRNStoreError` if the store was replaced since it was opened."""
+        if store_token(self._root) != self._token:
+            raise GRNStoreError(
+                f"{self.source} was replaced (rewritten) since it was opened; results could mix "
+                "the old and new versions. Open it again with grnndata.open_zarr"
+            )
 
     def __repr__(self) -> str:
         return f"LazyGRN({self.source}, {len(self.var_names)} genes, {self.nnz} edges, regulators x targets)"
@@ -508,7 +573,9 @@ class LazyGRN:
         """``uns["grn"]`` of the store (empty dict if absent)."""
         if "uns" not in self._root or "grn" not in self._root["uns"]:
             return {}
-        return dict(read_elem(self._root["uns"]["grn"]))
+        meta = dict(read_elem(self._root["uns"]["grn"]))
+        self._check_unchanged()
+        return meta
 
     def _position(self, gene: str) -> int:
         try:
@@ -523,6 +590,7 @@ class LazyGRN:
         keep = weights != 0
         positions, weights = positions[keep], weights[keep]
         order = np.lexsort((positions, -weights.astype(np.float64)))
+        self._check_unchanged()
         return pd.Series(
             weights[order].astype(np.float32),
             index=pd.Index(self.var_names.to_numpy()[positions[order]], dtype=object),
@@ -600,9 +668,11 @@ class LazyGRN:
             block = sp.csr_matrix((weights, (owner, other)), shape=(k, k), dtype=np.float32)
         var = self._read_var_rows(positions)
         out = GRNAnnData(X=sp.csr_matrix((0, k), dtype=np.float32), grn=block, var=var)
-        meta = self.metadata
+        meta = self.metadata  # also checks that the store was not replaced meanwhile
         if meta:
             out.uns["grn"] = meta
+        else:
+            self._check_unchanged()
         return out
 
     def _read_var_rows(self, positions: np.ndarray) -> pd.DataFrame:
@@ -612,7 +682,10 @@ class LazyGRN:
 
     def load(self) -> GRNAnnData:
         """Read the whole store (expression included) with :func:`read_zarr` semantics."""
-        return _read_root(self._root, self.source)
+        self._check_unchanged()
+        out = _read_root(self._root, self.source)
+        self._check_unchanged()
+        return out
 
 
 def open_zarr(store: str | os.PathLike | Any) -> LazyGRN:

@@ -167,7 +167,8 @@ def prepare(adata: ad.AnnData, pretrained: Any) -> GeneMatch:
     if adata.n_obs == 0:
         raise ValueError("the AnnData has no cells (n_obs == 0)")
     check_unique_var_names(adata)
-    check_finite_counts(adata.X)
+    if adata.X is not None:  # a missing X is reported by CellSource
+        check_finite_counts(adata.X)
     source = CellSource(adata)
     check_cells_organism(adata, [pretrained.vocab.organism])
     source.bind(pretrained.vocab)
