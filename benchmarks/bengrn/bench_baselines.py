@@ -11,7 +11,7 @@ Parts (``--part``, all by default):
 * ``dask``: GENIE3 and GRNBoost2 on a ``LocalCluster`` of 2 worker processes vs threads: equal
   output and the overhead.
 * ``pearson``: streamed Pearson on generated sparse counts (``--pearson-cells`` x 2,000 genes,
-  5% non-zero) vs numpy's dense ``corrcoef`` on the largest size run here: time, peak memory.
+  2% non-zero) vs numpy's dense ``corrcoef`` on the largest size run here: time, peak memory.
 
     python benchmarks/bengrn/bench_baselines.py [--part grnboost2,dask,pearson]
 
@@ -174,13 +174,77 @@ def part_dask(rows: list[dict]) -> None:
             log.info("%s", rows[-1])
 
 
+def part_projection(rows: list[dict], n_targets: int) -> None:
+    """GRNBoost2 at genome scale: 20,000 genes x 10,000 cells, 1,600 regulators; ``n_targets``
+    targets timed on 2 threads, the whole genome extrapolated."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import anndata as ad
+    import scipy.sparse as sp
+
+    from bengrn.methods._boosting import rank_levels
+    from bengrn.methods._common import expression_matrix
+    from bengrn.methods._forest import feature_ranks
+    from bengrn.methods.trees import _Regressions
+
+    demo = ad.read_h5ad(
+        Path(os.environ["SCPRINT_DATA_DIR"]) / "scrna" / "celltypist_demo_559cells.h5ad"
+    )
+    counts = sp.csr_matrix(demo.X, dtype=np.float32)
+    order = np.argsort(-np.asarray(counts.sum(axis=0)).ravel(), kind="stable")[:20_000]
+    counts = counts[:, np.sort(order)]
+    rng = np.random.default_rng(0)
+    repeats = -(-10_000 // counts.shape[0])
+    cells = sp.vstack([counts] * repeats)[:10_000].tocsr()
+    cells.data = rng.poisson(cells.data * rng.uniform(0.8, 1.2, size=cells.nnz)).astype(np.float32)
+    cells.eliminate_zeros()
+    adata = ad.AnnData(cells)
+    start = time.perf_counter()
+    X = expression_matrix(adata)
+    reg_idx = np.sort(rng.choice(X.shape[1], size=1_600, replace=False))
+    ranks = feature_ranks(X[:, reg_idx])
+    levels = rank_levels(X[:, reg_idx], ranks)
+    prepare = time.perf_counter() - start
+    options = dict(
+        n_estimators=5000, learning_rate=0.01, max_features=0.1, subsample=0.9, max_depth=3,
+        early_stopping_rounds=25,
+    )  # fmt: skip
+    problem = _Regressions("grnboost2", "compiled", X, reg_idx, options, 0, ranks, levels)
+    targets = rng.choice(np.setdiff1d(np.arange(X.shape[1]), reg_idx), n_targets, replace=False)
+    start = time.perf_counter()
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(problem.fit_batch, [[j] for j in targets]))
+    seconds = time.perf_counter() - start
+    rows.append(
+        {
+            "part": "projection",
+            "data": "20,000 genes x 10,000 cells (CellTypist demo cells repeated, Poisson noise)",
+            "method": "bengrn grnboost2 compiled, 2 threads, 1,600 random regulators",
+            "targets_timed": n_targets,
+            "seconds": round(seconds, 1),
+            "seconds_prepare_transform_and_ranks": round(prepare, 1),
+            "projected_hours_20000_targets": round(seconds / n_targets * 20_000 / 3600, 2),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "load_avg_1min": _load(),
+        }
+    )
+    log.info("%s", rows[-1])
+
+
 _PEARSON_CHILD = """
 import resource, sys, time, numpy as np, scipy.sparse as sp, anndata as ad
 kind, n_cells, n_genes = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 rng = np.random.default_rng(0)
-X = sp.random(n_cells, n_genes, density=0.05, format="csr", dtype=np.float32, random_state=rng)
-X.data = np.ceil(X.data * 10)
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+per_cell = n_genes // 50  # 2% non-zero: counts 1-10 at random genes of each cell
+indices = np.sort(rng.integers(0, n_genes, size=(n_cells, per_cell), dtype=np.int32), axis=1)
+data = rng.integers(1, 11, size=n_cells * per_cell).astype(np.float32)
+indptr = np.arange(0, n_cells * per_cell + 1, per_cell, dtype=np.int64)
+X = sp.csr_matrix((data, indices.ravel(), indptr), shape=(n_cells, n_genes))
+X.sum_duplicates()
+del indices, data
+import tracemalloc
+input_mb = (X.data.nbytes + X.indices.nbytes + X.indptr.nbytes) / 2**20
+tracemalloc.start()
 start = time.perf_counter()
 if kind == "streamed":
     from bengrn.methods import pearson
@@ -190,8 +254,8 @@ if kind == "streamed":
 else:
     np.corrcoef(X.toarray(), rowvar=False)
 seconds = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(seconds, base, peak)
+traced = tracemalloc.get_traced_memory()[1] / 2**20
+print(seconds, input_mb, traced)
 """
 
 
@@ -207,17 +271,17 @@ def part_pearson(rows: list[dict], sizes: list[tuple[str, int]]) -> None:
                 {"part": "pearson", "method": kind, "cells": n_cells, "error": done.stderr[-200:]}
             )
             continue
-        seconds, base, peak = map(float, done.stdout.split())
+        seconds, input_mb, traced = map(float, done.stdout.split())
         rows.append(
             {
                 "part": "pearson",
-                "data": f"{n_cells:,} x 2,000 sparse (5% non-zero, generated)",
+                "data": f"{n_cells:,} x 2,000 sparse (2% non-zero, generated counts, transform none)",
                 "method": "bengrn pearson (streamed, top_k=50)"
                 if kind == "streamed"
                 else "numpy corrcoef (dense)",
                 "seconds": round(seconds, 2),
-                "peak_rss_mb_input_loaded": round(base),
-                "peak_rss_mb": round(peak),
+                "input_csr_mb": round(input_mb),
+                "peak_allocated_mb_during_call": round(traced),
                 "load_avg_1min": _load(),
             }
         )
@@ -227,8 +291,10 @@ def part_pearson(rows: list[dict], sizes: list[tuple[str, int]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     data_dir_argument(parser)
-    parser.add_argument("--part", default="grnboost2,dask,pearson")
+    parser.add_argument("--part", default="grnboost2,dask,projection,pearson")
     parser.add_argument("--hesc-genes", type=int, default=1000)
+    parser.add_argument("--projection-targets", type=int, default=100)
+    parser.add_argument("--results-name", default="bengrn_baselines")
     parser.add_argument("--pearson-cells", type=int, default=1_000_000)
     parser.add_argument("--dense-cells", type=int, default=50_000)
     args = parser.parse_args()
@@ -240,6 +306,8 @@ def main() -> None:
         part_grnboost2(rows, args.hesc_genes)
     if "dask" in parts:
         part_dask(rows)
+    if "projection" in parts:
+        part_projection(rows, args.projection_targets)
     if "pearson" in parts:
         part_pearson(
             rows,
@@ -252,14 +320,15 @@ def main() -> None:
     notes = (
         "Wall times on a 2-core machine shared with other jobs (`load_avg_1min` > 2 = the cores "
         "were shared; times are inflated and only comparable within a row group). Peak memory = "
-        "the process's max RSS; `peak_rss_mb_input_loaded` is after generating the input. "
+        "the benchmark process's max RSS (projection); for Pearson (a child process per row, whose "
+        "max RSS Linux inherits from its parent) `peak_allocated_mb_during_call` = numpy/Python "
+        "allocations traced (tracemalloc) during the correlation call alone. "
         "arboreto 0.1.6 ran in benchmarks/.peer-venvs/arboreto016 (dask/distributed 2023.12.1, "
         "scikit-learn 1.9.1), seeds 777 and 778; ours seed 0. `corr_with_arboreto_per_target`: "
         "mean over targets of the Pearson correlation of the importance columns with arboreto's "
         "seed-777 network (arboreto's own row: its seed 778 vs 777)."
     )
-    _ = resource  # peak memory of the children is measured inside them
-    write_results("bengrn_baselines", rows, notes)
+    write_results(args.results_name, rows, notes)
 
 
 if __name__ == "__main__":

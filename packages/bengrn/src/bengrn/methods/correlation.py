@@ -112,7 +112,8 @@ def _abs_correlation(
             block = block.astype(np.float64)
             sums += np.asarray(block.sum(axis=0)).ravel()
             squares += np.asarray(block.multiply(block).sum(axis=0)).ravel()
-            cross += (block[:, reg_idx].T @ block).toarray()
+            regs = block if len(reg_idx) == n_genes else block[:, reg_idx]
+            cross += (regs.T @ block).toarray()
         else:
             block = block.astype(np.float64) - shift
             sums += block.sum(axis=0)
