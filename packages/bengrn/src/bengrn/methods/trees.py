@@ -335,8 +335,8 @@ def grnboost2(
     exact splits, numba, targets on threads) or ``"sklearn"`` (scikit-learn's
     ``GradientBoostingRegressor`` with the same monitor: what arboreto runs). Note that
     scikit-learn 1.3 changed ``oob_improvement_`` (it now compares the out-of-bag losses of two
-    different subsamples), so arboreto stops much earlier today than when it was published; both
-    backends follow the installed scikit-learn's definition. Other parameters as in
+    different subsamples), so arboreto's stopping point depends on the scikit-learn version; both
+    backends follow the definition of scikit-learn >= 1.3. Other parameters as in
     :func:`genie3`.
     """
     params = dict(
