@@ -35,6 +35,7 @@ def _error_line(capsys) -> str:
         ([*RUN, "--task-option", "literature:n_genes=5"], "not among the --task values"),
         ([*RUN, "--timeout", "0"], "--timeout must be a positive"),
         ([*RUN, "--input", "/nonexistent/x.h5ad"], "--input '/nonexistent/x.h5ad' does not exist"),
+        ([*RUN, "--scheduler", "local:0"], "--scheduler local:N needs a worker count N >= 1"),
     ],
 )
 def test_user_mistakes_exit_2_with_one_line(argv, message, tmp_path, capsys):

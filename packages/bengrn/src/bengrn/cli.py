@@ -75,6 +75,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=float, default=None, help="seconds allowed per inference")
     run.add_argument("--force", action="store_true", help="redo finished (method, task) pairs")
     run.add_argument("--data-dir", help="data folder (sets SCPRINT_DATA_DIR)")
+    run.add_argument(
+        "--scheduler",
+        help="run GENIE3/GRNBoost2 on dask.distributed: a scheduler address (tcp://HOST:PORT) or "
+        "local:N for N local worker processes (needs bengrn[dask])",
+    )
     report = sub.add_parser("report", help="regenerate tables and figures of a results folder")
     report.add_argument("out", help="results folder")
     sub.add_parser("list", help="list methods, tasks and datasets")
@@ -158,6 +163,19 @@ def _run(args: argparse.Namespace) -> int:
         check_results_folder(args.out)
     except ResultsFolderError as err:
         raise UsageError(str(err)) from None
+    if args.scheduler is not None:
+        if args.scheduler.startswith("local:") and not (
+            args.scheduler[6:].isdigit() and int(args.scheduler[6:]) >= 1
+        ):
+            raise UsageError(
+                f"--scheduler local:N needs a worker count N >= 1; got {args.scheduler!r}"
+            )
+        try:
+            from bengrn.methods._dask import _distributed
+
+            _distributed()
+        except ImportError as err:
+            raise UsageError(f"--scheduler: {err}") from None
     _methods(args.method)
     tasks = _tasks(args.task, task_options)
     import anndata as ad
@@ -174,6 +192,7 @@ def _run(args: argparse.Namespace) -> int:
             adata=adata,
             timeout=args.timeout,
             force=args.force,
+            scheduler=args.scheduler,
         )
     except ParameterError as err:
         raise UsageError(f"--param: {err}") from None

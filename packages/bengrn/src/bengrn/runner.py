@@ -34,6 +34,7 @@ method *code* is not detected: use ``force``); with the same seeds they give ide
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -163,6 +164,7 @@ def _infer_child(
     info_path: str,
     tmpdir: str,
     benchmark_pid: int,
+    scheduler: str | None = None,
 ) -> None:
     """Forkserver child: infer, check, write the network and an info file (never raises).
 
@@ -181,9 +183,14 @@ def _infer_child(
 
         adata = ad.read_h5ad(input_path)
         _, fn = resolve_method(spec)
-        start = time.perf_counter()
-        result = fn(adata, **params)
-        info["infer_seconds"] = time.perf_counter() - start
+        with contextlib.ExitStack() as stack:
+            if scheduler is not None:  # a method that takes client= runs on this dask cluster
+                from bengrn.methods._dask import dask_client
+
+                params = {**params, "client": stack.enter_context(dask_client(scheduler))}
+            start = time.perf_counter()
+            result = fn(adata, **params)
+            info["infer_seconds"] = time.perf_counter() - start
         _check_result(result, adata.var_names)
         if not isinstance(result, grnndata.GRNAnnData):
             result = grnndata.GRNAnnData.from_adata(result)
@@ -250,7 +257,12 @@ def _kill_group(proc: Any) -> None:
 
 
 def _infer(
-    spec: str, params: dict[str, Any], input_path: Path, zarr_path: Path, timeout: float | None
+    spec: str,
+    params: dict[str, Any],
+    input_path: Path,
+    zarr_path: Path,
+    timeout: float | None,
+    scheduler: str | None = None,
 ) -> dict[str, Any]:
     info_path = zarr_path.with_suffix(".json")
     info_path.unlink(missing_ok=True)
@@ -267,6 +279,7 @@ def _infer(
             str(info_path),
             str(tmpdir),
             os.getpid(),
+            scheduler,
         ),
     )
     proc.start()
@@ -349,6 +362,7 @@ def run_benchmark(
     timeout: float | None = None,
     force: bool = False,
     report: bool = True,
+    scheduler: str | None = None,
 ) -> pd.DataFrame:
     """Infer with every method on every task unit, score, store; return the results table.
 
@@ -374,6 +388,10 @@ def run_benchmark(
         Redo (method, task, unit) triples already finished.
     report
         Write tables and figures (:func:`bengrn.report.write_report`) at the end.
+    scheduler
+        Run the methods that take ``client=`` (GENIE3, GRNBoost2) on dask.distributed: a
+        scheduler address (``tcp://HOST:PORT``) or ``local:N`` (a ``LocalCluster`` of ``N``
+        worker processes, started per inference). Needs the extra ``bengrn[dask]``.
 
     Returns
     -------
@@ -383,6 +401,10 @@ def run_benchmark(
     from bengrn.report import collect_results, write_report
 
     out = check_results_folder(out)
+    if scheduler is not None:
+        from bengrn.methods._dask import _distributed
+
+        _distributed()  # a missing extra fails here, before anything is computed
     params = {k: dict(v) for k, v in (params or {}).items()}
     task_options = task_options or {}
     resolved = []
@@ -431,8 +453,18 @@ def run_benchmark(
                     raise fn
                 record.update(
                     _run_one(
-                        out, task, unit, spec, name, fn, params.get(name, {}), adata, timeout, force
-                    )
+                        out,
+                        task,
+                        unit,
+                        spec,
+                        name,
+                        fn,
+                        params.get(name, {}),
+                        adata,
+                        timeout,
+                        force,
+                        scheduler,
+                    )  # fmt: skip
                 )
             except Exception as err:  # noqa: BLE001 - recorded in the table, the others still run
                 record["error"] = f"{type(err).__name__}: {err}"
@@ -517,6 +549,7 @@ def _run_one(
     adata: ad.AnnData | None,
     timeout: float | None,
     force: bool,
+    scheduler: str | None = None,
 ) -> dict[str, Any]:
     input_path, key = _expression_path(out, task, unit, adata)
     call_params = dict(method_params)
@@ -538,7 +571,8 @@ def _run_one(
 
     def infer() -> dict[str, Any]:
         log.info("infer %s on %s", name, key)
-        new_info = _infer(spec, call_params, input_path, zarr_path, timeout)
+        on_dask = scheduler if accepts(fn, "client") and "client" not in call_params else None
+        new_info = _infer(spec, call_params, input_path, zarr_path, timeout, on_dask)
         new_info["params"] = recorded_params
         _write_json(info_path, new_info)
         return new_info

@@ -10,7 +10,57 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-__all__ = ["expression_matrix", "make_network", "regulator_indices", "top_k_rows"]
+__all__ = [
+    "expression_matrix",
+    "library_target",
+    "make_network",
+    "regulator_indices",
+    "top_k_rows",
+    "transform_cells",
+]
+
+
+def _check_transform(transform: str) -> None:
+    if transform not in ("log1p", "none"):
+        raise ValueError(f"transform must be 'log1p' or 'none'; got {transform!r}")
+
+
+def library_target(X: np.ndarray | sp.spmatrix) -> tuple[np.ndarray, float]:
+    """Per-cell totals ``(n_cells,)`` float32 and the median of the positive ones (1 if none):
+    the library sizes of the ``"log1p"`` transform."""
+    totals = np.asarray(X.sum(axis=1), dtype=np.float32).ravel()
+    target = float(np.median(totals[totals > 0])) if (totals > 0).any() else 1.0
+    return totals, target
+
+
+def transform_cells(
+    block: np.ndarray | sp.spmatrix, totals: np.ndarray, target: float, transform: str
+) -> np.ndarray | sp.csr_matrix:
+    """``block`` (cells x genes) as float32 after ``transform`` (see :func:`expression_matrix`),
+    with library sizes from :func:`library_target` over all cells; sparse stays sparse (CSR)."""
+    if sp.issparse(block):
+        block = sp.csr_matrix(block, dtype=np.float32, copy=True)
+        if transform == "log1p":
+            # the dense path's float32 operations, in the same order (equal values, equal ties)
+            cell_totals = np.repeat(totals, np.diff(block.indptr))
+            np.divide(
+                block.data * np.float32(target), cell_totals, out=block.data,
+                where=cell_totals > 0,
+            )  # fmt: skip
+            np.log1p(block.data, out=block.data)
+        if not np.isfinite(block.data).all():
+            raise ValueError("the expression matrix contains NaN or infinite values")
+        return block
+    X = np.asarray(block, dtype=np.float32)
+    if X is block:
+        X = X.copy()
+    if not np.isfinite(X).all():
+        raise ValueError("the expression matrix contains NaN or infinite values")
+    if transform == "log1p":
+        totals = totals[:, None]
+        np.divide(X * np.float32(target), totals, out=X, where=totals > 0)
+        np.log1p(X, out=X)
+    return X
 
 
 def expression_matrix(adata: ad.AnnData, transform: str = "log1p") -> np.ndarray:
@@ -19,18 +69,11 @@ def expression_matrix(adata: ad.AnnData, transform: str = "log1p") -> np.ndarray
     ``transform``: ``"log1p"`` (scale each cell to the median total, then ``log1p``; what the
     built-in methods use by default) or ``"none"`` (``X`` as given).
     """
-    if transform not in ("log1p", "none"):
-        raise ValueError(f"transform must be 'log1p' or 'none'; got {transform!r}")
+    _check_transform(transform)
     X = adata.X.toarray() if sp.issparse(adata.X) else np.asarray(adata.X)
-    X = X.astype(np.float32, copy=True)
-    if not np.isfinite(X).all():
-        raise ValueError("the expression matrix contains NaN or infinite values")
-    if transform == "log1p":
-        totals = X.sum(axis=1, keepdims=True)
-        target = float(np.median(totals[totals > 0])) if (totals > 0).any() else 1.0
-        np.divide(X * target, totals, out=X, where=totals > 0)
-        np.log1p(X, out=X)
-    return X
+    X = np.asarray(X, dtype=np.float32)
+    totals, target = library_target(X) if transform == "log1p" else (None, 1.0)
+    return transform_cells(X, totals, target, transform)
 
 
 def regulator_indices(genes: pd.Index, regulators: Sequence[str] | None) -> np.ndarray:

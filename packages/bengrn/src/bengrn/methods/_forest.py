@@ -137,6 +137,109 @@ def _push(st_int, st_flt, top, start, end, depth, n_constant, W, S, Q):  # pragm
     return top + 1
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _best_split(  # pragma: no cover - compiled
+    R, feats, y, w, samples, start, end, W, S, n_known, max_features, features, known, keys
+):
+    """Best split of the node ``samples[start:end]`` (weight ``W``, weighted sum ``S``).
+
+    scikit-learn's feature-drawing loop, with the features known to be constant in the node
+    (``features[:n_known]``) tracked as scikit-learn does. Returns ``(feature, rank, next_rank,
+    n_constant)``: the best split sends ranks ``<= rank`` left (``next_rank`` is the smallest rank
+    of the node above it), ``feature = -1`` when no feature splits the node; ``n_constant`` is the
+    new count of known constants (recorded in ``known``) for the children.
+    """
+    p = feats.shape[0]
+    best_proxy = -np.inf
+    best_f = -1
+    best_thr = 0
+    best_next = 0
+    f_i = p
+    n_visited = 0
+    n_found = 0
+    n_drawn = 0
+    n_total = n_known
+    while f_i > n_total and (n_visited < max_features or n_visited <= n_found + n_drawn):
+        n_visited += 1
+        f_j = np.random.randint(n_drawn, f_i - n_found)  # noqa: NPY002 (see module doc)
+        if f_j < n_known:  # a feature already known to be constant here
+            tmp = features[n_drawn]
+            features[n_drawn] = features[f_j]
+            features[f_j] = tmp
+            n_drawn += 1
+            continue
+        f_j += n_found
+        row = feats[features[f_j]]
+        w0 = 0.0
+        s0 = 0.0
+        n0 = 0
+        m = 0
+        for q in range(start, end):
+            s = samples[q]
+            r = R[row, s]
+            if r == 0:
+                w0 += w[s]
+                s0 += w[s] * y[s]
+                n0 += 1
+            else:
+                keys[m] = (np.int64(r) << 32) | np.int64(s)
+                m += 1
+        if m > 0:
+            _sort_prefix(keys, m)
+        if m == 0 or (n0 == 0 and (keys[0] >> 32) == (keys[m - 1] >> 32)):
+            tmp = features[f_j]
+            features[f_j] = features[n_total]
+            features[n_total] = tmp
+            n_found += 1
+            n_total += 1
+            continue
+        f_i -= 1
+        tmp = features[f_i]
+        features[f_i] = features[f_j]
+        features[f_j] = tmp
+        # scan the thresholds between consecutive distinct ranks
+        wl = w0
+        sl = s0
+        prev = np.int64(0) if n0 > 0 else np.int64(-1)
+        for t in range(m):
+            r = keys[t] >> 32
+            if r != prev and prev >= 0:
+                sr = S - sl
+                proxy = sl * sl / wl + sr * sr / (W - wl)
+                if proxy > best_proxy:
+                    best_proxy = proxy
+                    best_f = features[f_i]
+                    best_thr = prev
+                    best_next = r
+            s = keys[t] & _LOW32
+            wl += w[s]
+            sl += w[s] * y[s]
+            prev = r
+    # restore the known constants (their order matters to the siblings), record the new ones
+    for k in range(n_known):
+        features[k] = known[k]
+    for k in range(n_known, n_total):
+        known[k] = features[k]
+    return best_f, best_thr, best_next, n_total
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _partition(R, row, samples, start, end, thr):  # pragma: no cover - compiled
+    """Move the samples of ``samples[start:end]`` with ``R[row] <= thr`` first; returns the
+    position of the first one above."""
+    i = start
+    j = end
+    while i < j:
+        if R[row, samples[i]] <= thr:
+            i += 1
+        else:
+            j -= 1
+            tmp = samples[i]
+            samples[i] = samples[j]
+            samples[j] = tmp
+    return i
+
+
 @nb.njit(cache=True, nogil=True)
 def _grow_tree(  # pragma: no cover - compiled
     R, feats, y, w, samples, n_root, max_features, max_depth, imp, features, known, keys,
@@ -144,7 +247,6 @@ def _grow_tree(  # pragma: no cover - compiled
 ):  # fmt: skip
     """Grow one tree depth-first on ``samples[:n_root]`` (weights ``w``), adding each split's
     weighted impurity decrease to ``imp`` (indexed like ``feats``). Returns the root weight."""
-    p = feats.shape[0]
     W, S, Q = _node_sums(samples, w, y, 0, n_root)
     w_root = W
     top = _push(st_int, st_flt, 0, 0, n_root, 0, 0, W, S, Q)
@@ -161,92 +263,14 @@ def _grow_tree(  # pragma: no cover - compiled
         impurity = Q / W - mean * mean
         if end - start < 2 or impurity <= _EPSILON or (max_depth >= 0 and depth >= max_depth):
             continue
-
-        # split search: scikit-learn's feature-drawing loop, with constant features tracked
-        best_proxy = -np.inf
-        best_f = -1
-        best_thr = 0
-        f_i = p
-        n_visited = 0
-        n_found = 0
-        n_drawn = 0
-        n_total = n_known
-        while f_i > n_total and (n_visited < max_features or n_visited <= n_found + n_drawn):
-            n_visited += 1
-            f_j = np.random.randint(n_drawn, f_i - n_found)  # noqa: NPY002 (see module doc)
-            if f_j < n_known:  # a feature already known to be constant here
-                tmp = features[n_drawn]
-                features[n_drawn] = features[f_j]
-                features[f_j] = tmp
-                n_drawn += 1
-                continue
-            f_j += n_found
-            row = feats[features[f_j]]
-            w0 = 0.0
-            s0 = 0.0
-            n0 = 0
-            m = 0
-            for q in range(start, end):
-                s = samples[q]
-                r = R[row, s]
-                if r == 0:
-                    w0 += w[s]
-                    s0 += w[s] * y[s]
-                    n0 += 1
-                else:
-                    keys[m] = (np.int64(r) << 32) | np.int64(s)
-                    m += 1
-            if m > 0:
-                _sort_prefix(keys, m)
-            if m == 0 or (n0 == 0 and (keys[0] >> 32) == (keys[m - 1] >> 32)):
-                tmp = features[f_j]
-                features[f_j] = features[n_total]
-                features[n_total] = tmp
-                n_found += 1
-                n_total += 1
-                continue
-            f_i -= 1
-            tmp = features[f_i]
-            features[f_i] = features[f_j]
-            features[f_j] = tmp
-            # scan the thresholds between consecutive distinct ranks
-            wl = w0
-            sl = s0
-            prev = np.int64(0) if n0 > 0 else np.int64(-1)
-            for t in range(m):
-                r = keys[t] >> 32
-                if r != prev and prev >= 0:
-                    sr = S - sl
-                    proxy = sl * sl / wl + sr * sr / (W - wl)
-                    if proxy > best_proxy:
-                        best_proxy = proxy
-                        best_f = features[f_i]
-                        best_thr = prev
-                s = keys[t] & _LOW32
-                wl += w[s]
-                sl += w[s] * y[s]
-                prev = r
-        # restore the known constants (their order matters to the siblings), record the new ones
-        for k in range(n_known):
-            features[k] = known[k]
-        for k in range(n_known, n_total):
-            known[k] = features[k]
+        best_f, best_thr, _, n_total = _best_split(
+            R, feats, y, w, samples, start, end, W, S, n_known, max_features, features, known,
+            keys,
+        )  # fmt: skip
         if best_f < 0:
             continue
-
         # partition on the best split and account for its impurity decrease
-        row = feats[best_f]
-        i = start
-        j = end
-        while i < j:
-            if R[row, samples[i]] <= best_thr:
-                i += 1
-            else:
-                j -= 1
-                tmp = samples[i]
-                samples[i] = samples[j]
-                samples[j] = tmp
-        mid = i
+        mid = _partition(R, feats[best_f], samples, start, end, best_thr)
         WL, SL, QL = _node_sums(samples, w, y, start, mid)
         WR, SR, QR = _node_sums(samples, w, y, mid, end)
         ml = SL / WL

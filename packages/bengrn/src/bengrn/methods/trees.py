@@ -1,22 +1,28 @@
 """Tree-ensemble network inference: GENIE3 (random forests) and GRNBoost2 (gradient boosting).
 
-For each target gene ``j``, a regressor predicts its expression (scaled to unit variance) from the
-candidate regulators (``j`` itself excluded); the regressor's feature importances become the
-weights of the edges ``regulator -> j``. Each target's ensemble is seeded from ``(seed, j)`` (via
-:class:`numpy.random.SeedSequence`), so results do not depend on ``n_jobs`` or on the order in
-which targets run.
+For each target gene ``j``, a regressor predicts its expression from the candidate regulators
+(``j`` itself excluded); the regressor's feature importances become the weights of the edges
+``regulator -> j``. Each target's ensemble is seeded from ``(seed, j)`` (via
+:class:`numpy.random.SeedSequence`), so results do not depend on ``n_jobs``, on the scheduler or on
+the order in which targets run.
 
-GENIE3 runs by default on the compiled random forest of :mod:`bengrn.methods._forest` (the same
-algorithm and settings as scikit-learn's ``RandomForestRegressor``, targets on threads);
-``backend="sklearn"`` and GRNBoost2 fit scikit-learn estimators in joblib processes, targets sent
-in batches of 64 with the expression matrix.
+Both methods run by default on compiled tree builders (:mod:`bengrn.methods._forest`,
+:mod:`bengrn.methods._boosting`: scikit-learn's algorithms, targets on threads);
+``backend="sklearn"`` fits scikit-learn's estimators in joblib processes, targets sent in batches
+of 64 with the expression matrix. With ``client=`` (a ``dask.distributed.Client``, extra
+``bengrn[dask]``) the targets run on a dask cluster instead: the regression problem (expression,
+ranks, settings) is scattered to every worker once, targets go out in batches, each batch's
+importances are written into the network as it completes, and a batch whose worker is lost is
+rescheduled by dask on another worker (same seeds, same result).
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import anndata as ad
@@ -28,6 +34,11 @@ from tqdm.auto import tqdm
 from bengrn.methods._common import expression_matrix, make_network, regulator_indices
 
 __all__ = ["genie3", "grnboost2"]
+
+log = logging.getLogger(__name__)
+
+_BACKENDS = ("compiled", "sklearn")
+_BATCH_SIZE = 64  # targets per task (joblib processes, dask)
 
 
 def _target_seed(seed: int, target: int) -> int:
@@ -42,129 +53,194 @@ def _forest_importances(model: Any) -> np.ndarray:
     )
 
 
-def _target_problem(
-    X: np.ndarray, reg_idx: np.ndarray, j: int
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """Target ``j``'s regression: its expression scaled to unit variance (float64, ``(n_cells,)``)
-    and the positions in ``reg_idx`` of its candidate regulators (``j`` itself left out).
-    ``None`` when the target is constant or has no candidate."""
-    y = X[:, j].astype(np.float64)
-    sd = y.std()
-    keep = np.arange(len(reg_idx))
-    pos = np.searchsorted(reg_idx, j)
-    if pos < len(reg_idx) and reg_idx[pos] == j:
-        keep = np.delete(keep, pos)
-    if sd == 0 or len(keep) == 0:
-        return None
-    return y / sd, keep
+@dataclass(frozen=True)
+class _Regressions:
+    """One method's per-target regressions: everything a worker needs, shipped once.
 
+    ``X``: ``(n_cells, n_genes)`` float32 expression; ``reg_idx``: sorted candidate-regulator
+    columns; ``ranks``/``levels``: the compiled backend's rank encoding of ``X[:, reg_idx]``.
+    """
 
-def _fit_batch(
-    X: np.ndarray,
-    reg_idx: np.ndarray,
-    targets: np.ndarray,
-    kind: str,
-    options: dict[str, Any],
-    seed: int,
-) -> list[tuple[int, np.ndarray, np.ndarray]]:
-    from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
+    kind: str  # "genie3" | "grnboost2"
+    backend: str  # "compiled" | "sklearn"
+    X: np.ndarray
+    reg_idx: np.ndarray
+    options: dict[str, Any]
+    seed: int
+    ranks: np.ndarray | None = None
+    levels: tuple[np.ndarray, np.ndarray] | None = None
 
-    X_regs = np.asfortranarray(X[:, reg_idx])
-    out = []
-    for j in targets:
-        problem = _target_problem(X, reg_idx, int(j))
+    def target(self, j: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Target ``j``'s response (float64 ``(n_cells,)``; scaled to unit variance for GENIE3,
+        raw for GRNBoost2 as in arboreto) and the positions in ``reg_idx`` of its candidate
+        regulators (``j`` left out). ``None`` when the target is constant or has no candidate."""
+        y = self.X[:, j].astype(np.float64)
+        sd = y.std()
+        keep = np.arange(len(self.reg_idx))
+        pos = np.searchsorted(self.reg_idx, j)
+        if pos < len(self.reg_idx) and self.reg_idx[pos] == j:
+            keep = np.delete(keep, pos)
+        if sd == 0 or len(keep) == 0:
+            return None
+        return (y / sd if self.kind == "genie3" else y), keep
+
+    def fit(self, j: int) -> np.ndarray | None:
+        """Importances ``(n_regulators,)`` float32 of target ``j`` (0 for ``j`` itself)."""
+        from bengrn.methods._forest import resolve_max_features
+
+        problem = self.target(j)
         if problem is None:
-            continue
+            return None
         y, keep = problem
-        features = X_regs if len(keep) == len(reg_idx) else X_regs[:, keep]
-        cols = reg_idx[keep]
-        rs = _target_seed(seed, int(j))
-        if kind == "genie3":
-            model = RandomForestRegressor(random_state=rs, n_jobs=1, **options).fit(features, y)
-            importances = _forest_importances(model)
+        seed = _target_seed(self.seed, j)
+        o = self.options
+        out = np.zeros(len(self.reg_idx), dtype=np.float32)
+        if self.backend == "compiled":
+            max_features = resolve_max_features(o["max_features"], len(keep))
+            if self.kind == "genie3":
+                from bengrn.methods._forest import forest_importances
+
+                out[keep] = forest_importances(
+                    self.ranks, keep, y, n_trees=o["n_trees"], max_features=max_features, seed=seed
+                )
+            else:
+                from bengrn.methods._boosting import boosting_importances
+
+                out[keep], _ = boosting_importances(
+                    self.ranks, self.levels, keep, y, max_features=max_features, seed=seed,
+                    n_estimators=o["n_estimators"], learning_rate=o["learning_rate"],
+                    subsample=o["subsample"], max_depth=o["max_depth"],
+                    window=o["early_stopping_rounds"],
+                )  # fmt: skip
+            return out
+        features = self.X[:, self.reg_idx[keep]]
+        if self.kind == "genie3":
+            from sklearn.ensemble import RandomForestRegressor
+
+            model = RandomForestRegressor(
+                n_estimators=o["n_trees"], max_features=o["max_features"], random_state=seed,
+                n_jobs=1,
+            ).fit(features, y)  # fmt: skip
+            out[keep] = _forest_importances(model)
         else:
-            model = GradientBoostingRegressor(random_state=rs, **options).fit(features, y)
-            importances = model.feature_importances_ * model.n_estimators_
-        out.append((int(j), cols, importances.astype(np.float32)))
-    return out
+            out[keep], _ = sklearn_grnboost2_importances(features, y, seed=seed, **o)
+        return out
+
+    def fit_batch(self, targets: Iterable[int]) -> list[tuple[int, np.ndarray]]:
+        """``(target, importances)`` for each non-constant target of ``targets``."""
+        out = []
+        for j in targets:
+            importances = self.fit(int(j))
+            if importances is not None:
+                out.append((int(j), importances))
+        return out
 
 
-def _genie3_compiled(
-    adata: ad.AnnData,
-    n_trees: int,
-    max_features: str | float | int,
-    regulators: Sequence[str] | None,
-    n_jobs: int,
+def sklearn_grnboost2_importances(
+    features: np.ndarray,
+    y: np.ndarray,
+    *,
     seed: int,
-    transform: str,
-    params: dict[str, Any],
-) -> Any:
-    """GENIE3 on :func:`bengrn.methods._forest.forest_importances`, one thread per target."""
-    from bengrn.methods._forest import feature_ranks, forest_importances, resolve_max_features
+    n_estimators: int = 5000,
+    learning_rate: float = 0.01,
+    max_features: float | int | str = 0.1,
+    subsample: float = 0.9,
+    max_depth: int = 3,
+    early_stopping_rounds: int = 25,
+) -> tuple[np.ndarray, int]:
+    """arboreto's GRNBoost2 regression on scikit-learn: ``GradientBoostingRegressor`` with
+    arboreto's out-of-bag early-stopping monitor (only when ``subsample < 1``, as arboreto).
 
-    genes = pd.Index(adata.var_names.astype(str))
-    X = expression_matrix(adata, transform)
-    reg_idx = regulator_indices(genes, regulators)
-    resolve_max_features(max_features, len(reg_idx))  # a bad value fails here, not in a thread
-    ranks = feature_ranks(X[:, reg_idx])
-    weights = np.zeros((len(reg_idx), len(genes)), dtype=np.float32)
+    ``features``: ``(n_cells, p)``; ``y``: ``(n_cells,)``. Returns ``((p,) importances, stages)``
+    with importance = ``feature_importances_`` x stages fitted (arboreto's edge weight).
+    """
+    from sklearn.ensemble import GradientBoostingRegressor
 
-    def one_target(j: int) -> None:
-        problem = _target_problem(X, reg_idx, j)
-        if problem is None:
-            return
-        y, keep = problem
-        weights[keep, j] = forest_importances(
-            ranks,
-            keep,
-            y,
-            n_trees=n_trees,
-            max_features=resolve_max_features(max_features, len(keep)),
-            seed=_target_seed(seed, j),
-        )
+    from bengrn.methods._boosting import OOBEarlyStop
 
-    threads = max(1, min(effective_n_jobs(n_jobs), os.cpu_count() or 1))
-    with (
-        ThreadPoolExecutor(max_workers=threads) as pool,
-        tqdm(total=len(genes), desc="genie3", unit="target") as bar,
-    ):
-        for _ in pool.map(one_target, range(len(genes))):
-            bar.update(1)
-    return make_network(reg_idx, weights, genes, "genie3", params)
+    model = GradientBoostingRegressor(
+        learning_rate=learning_rate, n_estimators=n_estimators, max_features=max_features,
+        subsample=subsample, max_depth=max_depth, random_state=seed,
+    )  # fmt: skip
+    monitor = OOBEarlyStop(early_stopping_rounds) if subsample < 1.0 else None
+    model.fit(features, y, monitor=monitor)
+    n_stages = len(model.estimators_)
+    return model.feature_importances_ * n_stages, n_stages
+
+
+def _fit_batch(problem: _Regressions, targets: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    return problem.fit_batch(targets)
+
+
+def _run(
+    problem: _Regressions, n_genes: int, n_jobs: int, client: Any, batch_size: int
+) -> np.ndarray:
+    """``(n_regulators, n_genes)`` float32 importances of every target, on threads (compiled),
+    joblib processes (scikit-learn) or a dask cluster (``client``)."""
+    weights = np.zeros((len(problem.reg_idx), n_genes), dtype=np.float32)
+    targets = np.arange(n_genes)
+    batches = [targets[i : i + batch_size] for i in range(0, n_genes, batch_size)]
+    with tqdm(total=n_genes, desc=problem.kind, unit="target") as bar:
+        if client is not None:
+            from bengrn.methods._dask import map_batches
+
+            results: Iterable[tuple[np.ndarray, list]] = map_batches(
+                client, _fit_batch, problem, batches
+            )
+        elif problem.backend == "compiled":
+            threads = max(1, min(effective_n_jobs(n_jobs), os.cpu_count() or 1))
+            pool = ThreadPoolExecutor(max_workers=threads)
+            single = [targets[i : i + 1] for i in range(n_genes)]
+            results = zip(single, pool.map(problem.fit_batch, single))
+            batches = single
+        else:
+            runner = Parallel(n_jobs=n_jobs, return_as="generator", max_nbytes=None)
+            results = zip(batches, runner(delayed(_fit_batch)(problem, b) for b in batches))
+        try:
+            for batch, result in results:
+                for j, importances in result:
+                    weights[:, j] = importances
+                bar.update(len(batch))
+        finally:
+            if client is None and problem.backend == "compiled":
+                pool.shutdown(wait=True, cancel_futures=True)
+            elif client is None and n_jobs != 1:  # stop the worker processes now
+                from joblib.externals.loky import get_reusable_executor
+
+                get_reusable_executor().shutdown(wait=True, kill_workers=True)
+    return weights
 
 
 def _infer(
     adata: ad.AnnData,
     kind: str,
+    backend: str,
     options: dict[str, Any],
     regulators: Sequence[str] | None,
     n_jobs: int,
     seed: int,
     transform: str,
+    client: Any,
     params: dict[str, Any],
-    batch_size: int = 64,
 ) -> Any:
+    from bengrn.methods._forest import feature_ranks, resolve_max_features
+
+    if backend not in _BACKENDS:
+        raise ValueError(f"backend must be 'compiled' or 'sklearn'; got {backend!r}")
     genes = pd.Index(adata.var_names.astype(str))
     X = expression_matrix(adata, transform)
     reg_idx = regulator_indices(genes, regulators)
-    targets = np.arange(len(genes))
-    batches = [targets[i : i + batch_size] for i in range(0, len(targets), batch_size)]
-    weights = np.zeros((len(reg_idx), len(genes)), dtype=np.float32)
-    row_of = np.full(len(genes), -1)
-    row_of[reg_idx] = np.arange(len(reg_idx))
-    jobs = (delayed(_fit_batch)(X, reg_idx, b, kind, options, seed) for b in batches)
-    runner = Parallel(n_jobs=n_jobs, return_as="generator", max_nbytes=None)
-    try:
-        with tqdm(total=len(targets), desc=kind, unit="target") as bar:
-            for batch, result in zip(batches, runner(jobs)):
-                for j, cols, importances in result:
-                    weights[row_of[cols], j] = importances
-                bar.update(len(batch))
-    finally:
-        if n_jobs != 1:  # stop the worker processes now rather than leave them idling
-            from joblib.externals.loky import get_reusable_executor
+    resolve_max_features(options["max_features"], len(reg_idx))  # fails here, not in a worker
+    ranks = levels = None
+    if backend == "compiled":
+        regs = X[:, reg_idx]
+        ranks = feature_ranks(regs)
+        if kind == "grnboost2":
+            from bengrn.methods._boosting import rank_levels
 
-            get_reusable_executor().shutdown(wait=True, kill_workers=True)
+            levels = rank_levels(regs, ranks)
+    problem = _Regressions(kind, backend, X, reg_idx, options, seed, ranks, levels)
+    weights = _run(problem, len(genes), n_jobs, client, _BATCH_SIZE)
     return make_network(reg_idx, weights, genes, kind, params)
 
 
@@ -178,6 +254,7 @@ def genie3(
     seed: int = 0,
     transform: str = "log1p",
     backend: str = "compiled",
+    client: Any = None,
 ) -> Any:
     """GENIE3 (Huynh-Thu et al. 2010): a random forest per target gene.
 
@@ -193,7 +270,7 @@ def genie3(
         Candidate regulators (e.g. TFs); ``None`` = every gene.
     n_jobs
         Target genes fitted in parallel (threads for the compiled backend, processes for
-        scikit-learn); ``-1`` = all cores.
+        scikit-learn); ``-1`` = all cores. Ignored with ``client``.
     seed
         Base seed; target ``j`` uses a seed derived from ``(seed, j)``.
     transform
@@ -204,14 +281,15 @@ def genie3(
         squared-error trees, ``max_features`` candidates per split), several times faster.
         ``"sklearn"``: scikit-learn's ``RandomForestRegressor`` itself. The two draw different
         random numbers, so their networks agree as two seeds of one method do.
+    client
+        A ``dask.distributed.Client``: fit the targets on its cluster (extra ``bengrn[dask]``);
+        the network is identical to the one computed locally with the same seed.
 
     Returns
     -------
     GRNAnnData over ``adata``'s genes, rows = regulators, columns = targets, weight = importance
     (unnormalised impurity decrease of the unit-variance target, averaged over trees).
     """
-    if backend not in ("compiled", "sklearn"):
-        raise ValueError(f"backend must be 'compiled' or 'sklearn'; got {backend!r}")
     if not isinstance(n_trees, (int, np.integer)) or n_trees < 1:
         raise ValueError(f"n_trees must be a positive integer; got {n_trees!r}")
     params = dict(
@@ -222,20 +300,18 @@ def genie3(
         transform=transform,
         backend=backend,
     )
-    if backend == "compiled":
-        return _genie3_compiled(
-            adata, n_trees, max_features, regulators, n_jobs, seed, transform, params
-        )
-    options = {"n_estimators": n_trees, "max_features": max_features}
-    return _infer(adata, "genie3", options, regulators, n_jobs, seed, transform, params)
+    options = {"n_trees": int(n_trees), "max_features": max_features}
+    return _infer(
+        adata, "genie3", backend, options, regulators, n_jobs, seed, transform, client, params
+    )
 
 
 def grnboost2(
     adata: ad.AnnData,
     *,
-    n_estimators: int = 500,
+    n_estimators: int = 5000,
     learning_rate: float = 0.01,
-    max_features: float = 0.1,
+    max_features: float | int | str = 0.1,
     subsample: float = 0.9,
     max_depth: int = 3,
     early_stopping_rounds: int = 25,
@@ -243,13 +319,25 @@ def grnboost2(
     n_jobs: int = 1,
     seed: int = 0,
     transform: str = "log1p",
+    backend: str = "compiled",
+    client: Any = None,
 ) -> Any:
-    """GRNBoost2 (Moerman et al. 2019) with scikit-learn gradient boosting and early stopping.
+    """GRNBoost2 (Moerman et al. 2019) as arboreto 0.1.6 computes it.
 
-    Stochastic gradient boosting of shallow trees per target (arboreto's defaults: learning rate
-    0.01, 10% of regulators per split, 90% subsampling, depth 3); training stops when the score on
-    a 10% validation split has not improved for ``early_stopping_rounds`` rounds. Edge weight =
-    feature importance x number of boosting rounds. Other parameters as in :func:`genie3`.
+    Per target, stochastic gradient boosting of depth-``max_depth`` trees on the raw (not
+    rescaled) target expression with arboreto's settings (learning rate 0.01, up to 5,000 stages,
+    10% of regulators tried per split, 90% of cells per stage), stopped by arboreto's out-of-bag
+    monitor: after stage ``i >= early_stopping_rounds - 1``, stop when the mean out-of-bag
+    improvement of the last ``early_stopping_rounds`` stages is negative. Edge weight =
+    scikit-learn's normalised feature importance x stages fitted (arboreto's ``importance``).
+
+    ``backend``: ``"compiled"`` (default; :mod:`bengrn.methods._boosting`, the same algorithm with
+    exact splits, numba, targets on threads) or ``"sklearn"`` (scikit-learn's
+    ``GradientBoostingRegressor`` with the same monitor: what arboreto runs). Note that
+    scikit-learn 1.3 changed ``oob_improvement_`` (it now compares the out-of-bag losses of two
+    different subsamples), so arboreto's stopping point depends on the scikit-learn version; both
+    backends follow the definition of scikit-learn >= 1.3. Other parameters as in
+    :func:`genie3`.
     """
     params = dict(
         n_estimators=n_estimators,
@@ -261,14 +349,27 @@ def grnboost2(
         n_jobs=n_jobs,
         seed=seed,
         transform=transform,
+        backend=backend,
     )
+    for name, value in (
+        ("n_estimators", n_estimators),
+        ("max_depth", max_depth),
+        ("early_stopping_rounds", early_stopping_rounds),
+    ):
+        if not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive integer; got {value!r}")
+    if not 0.0 < subsample <= 1.0:
+        raise ValueError(f"subsample must be in (0, 1]; got {subsample!r}")
+    if not learning_rate > 0:
+        raise ValueError(f"learning_rate must be > 0; got {learning_rate!r}")
     options = {
-        "n_estimators": n_estimators,
-        "learning_rate": learning_rate,
+        "n_estimators": int(n_estimators),
+        "learning_rate": float(learning_rate),
         "max_features": max_features,
-        "subsample": subsample,
-        "max_depth": max_depth,
-        "n_iter_no_change": early_stopping_rounds,
-        "validation_fraction": 0.1,
+        "subsample": float(subsample),
+        "max_depth": int(max_depth),
+        "early_stopping_rounds": int(early_stopping_rounds),
     }
-    return _infer(adata, "grnboost2", options, regulators, n_jobs, seed, transform, params)
+    return _infer(
+        adata, "grnboost2", backend, options, regulators, n_jobs, seed, transform, client, params
+    )
