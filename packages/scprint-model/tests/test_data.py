@@ -18,7 +18,7 @@ from scprint.data import (
     make_inference_batches,
     sample_context,
 )
-from scprint.data.vocabulary import position_bins
+from scprint.data.vocabulary import gene_table, position_bins
 
 
 @pytest.fixture(scope="module")
@@ -259,3 +259,14 @@ def test_held_out_dataset_goes_to_validation(kang_adata, kang_vocab) -> None:
     assert set(module.train_cells.source_id) == {0} and set(module.val_cells.source_id) == {1}
     with pytest.raises(ValueError, match="holds out every dataset"):
         CellDataModule([first, second], kang_vocab, labels, SamplingOptions(), val_datasets=[0, 1])
+
+
+def test_gene_table_strips_versions_of_ensembl_ids_only():
+    # a vocabulary built from symbol-named data holds entries such as "AF213884.2"; the view a
+    # task hands to the data layer names its columns by those entries, which must match back
+    names = [f"ENSG{i:011d}.{i % 3 + 1}" for i in range(9)] + ["AF213884.2"]
+    adata = ad.AnnData(X=sp.csr_matrix((1, len(names)), dtype=np.float32))
+    adata.var_names = names
+    ids = gene_table(adata)["ensembl_id"].tolist()
+    assert ids[:9] == [f"ENSG{i:011d}" for i in range(9)]
+    assert ids[9] == "AF213884.2"

@@ -63,8 +63,10 @@ def gene_table(adata: ad.AnnData) -> pd.DataFrame:
         symbol = pd.Series(np.nan, index=names, dtype=object)
     table = pd.DataFrame({"ensembl_id": ensembl.to_numpy(), "symbol": symbol.to_numpy()})
     table = table.replace({"": np.nan, "nan": np.nan})
+    # drop Ensembl version suffixes only ("ENSG...1.5"): vocabulary entries named by a clone or
+    # symbol ("AF213884.2") keep their dot
     table["ensembl_id"] = table["ensembl_id"].map(
-        lambda x: x.split(".")[0] if isinstance(x, str) else x
+        lambda x: x.split(".")[0] if isinstance(x, str) and x.startswith("ENS") else x
     )
     return table
 
