@@ -284,12 +284,13 @@ def networks(ckpt: Path, data: Path, held_out: ad.AnnData, quick: bool, seed: in
             adata=monocytes[:, _top_expressed(monocytes, n_genes)].copy(),
         )
     )
+    baselines = [m for m in methods if not m.startswith("scprint")]
     tables.append(
         run_benchmark(
-            [m for m in methods if not m.startswith("scprint")],
+            baselines,
             ["beeline-synthetic"],
             out / "beeline",
-            params=params,
+            params={name: params[name] for name in baselines if name in params},
         )
     )
     for table, run in zip(tables, ("hESC Chen", "hESC Liu", "PBMC CD14+ monocytes", "BEELINE")):
