@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import logging
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -39,7 +38,7 @@ sys.path.insert(0, str(HERE))
 
 from _common import write_results  # noqa: E402
 from bench_gninfer import CONFIGS, FIXTURES, cells_as_anndata  # noqa: E402
-from setup_peers import peer_python  # noqa: E402
+from setup_peers import run_peer  # noqa: E402
 
 MULTIPLIER = 3.0
 TOLERANCE = 1e-4
@@ -71,25 +70,14 @@ def as_fractions(means: np.ndarray) -> np.ndarray:
 def regenerate(folder: Path) -> None:
     shutil.copy2(FIXTURES / "gninfer_inputs.npz", folder / "gninfer_inputs.npz")
     for name, venv in CONFIGS.items():
-        python = peer_python(venv)
-        if not python.exists():
-            raise SystemExit(
-                f"no peer venv {python.parents[1]}; run benchmarks/parity/setup_peers.py"
-            )
-        done = subprocess.run(
-            [
-                str(python),
-                str(HERE / "peer_denoise.py"),
-                str(folder / "gninfer_inputs.npz"),
-                str(FIXTURES / f"{name}.ckpt"),
-                str(folder / f"denoise_{name}.npz"),
-                str(MULTIPLIER),
-            ],
-            capture_output=True,
-            text=True,
+        run_peer(
+            venv,
+            HERE / "peer_denoise.py",
+            folder / "gninfer_inputs.npz",
+            FIXTURES / f"{name}.ckpt",
+            folder / f"denoise_{name}.npz",
+            MULTIPLIER,
         )
-        if done.returncode != 0:
-            raise SystemExit(f"peer {venv} failed on {name}:\n{done.stderr[-3000:]}")
 
 
 def compare(folder: Path) -> list[dict[str, Any]]:

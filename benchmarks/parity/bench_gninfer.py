@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import logging
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -40,7 +39,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from _common import data_dir_argument, resolve_data_dir, write_results  # noqa: E402
-from setup_peers import peer_python  # noqa: E402
+from setup_peers import run_peer  # noqa: E402
 
 FIXTURES = HERE.parents[1] / "packages" / "scprint-model" / "tests" / "fixtures" / "parity"
 TOLERANCE = 1e-4
@@ -126,24 +125,13 @@ def regenerate(folder: Path, data_dir: Path) -> None:
     vocab = np.load(FIXTURES / "inputs.npz")["genes"]
     np.savez(folder / "gninfer_inputs.npz", **build_grn_inputs(data_dir, vocab))
     for name, venv in CONFIGS.items():
-        python = peer_python(venv)
-        if not python.exists():
-            raise SystemExit(
-                f"no peer venv {python.parents[1]}; run benchmarks/parity/setup_peers.py"
-            )
-        done = subprocess.run(
-            [
-                str(python),
-                str(HERE / "peer_gninfer.py"),
-                str(folder / "gninfer_inputs.npz"),
-                str(FIXTURES / f"{name}.ckpt"),
-                str(folder / f"gninfer_{name}.npz"),
-            ],
-            capture_output=True,
-            text=True,
+        run_peer(
+            venv,
+            HERE / "peer_gninfer.py",
+            folder / "gninfer_inputs.npz",
+            FIXTURES / f"{name}.ckpt",
+            folder / f"gninfer_{name}.npz",
         )
-        if done.returncode != 0:
-            raise SystemExit(f"peer {venv} failed on {name}:\n{done.stderr[-3000:]}")
 
 
 def compare(folder: Path) -> list[dict[str, Any]]:

@@ -20,7 +20,6 @@ import argparse
 import json
 import logging
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -34,7 +33,7 @@ sys.path.insert(0, str(HERE))
 
 from _common import data_dir_argument, resolve_data_dir, write_results  # noqa: E402
 from inputs import build_inputs  # noqa: E402
-from setup_peers import create, peer_python  # noqa: E402
+from setup_peers import create, peer_python, run_peer  # noqa: E402
 
 FIXTURES = HERE.parents[1] / "packages" / "scprint-model" / "tests" / "fixtures" / "parity"
 TOLERANCE = 1e-5
@@ -57,20 +56,8 @@ def regenerate(out_dir: Path, data_dir: Path) -> None:
             log.info("creating the peer venv %s (needs a package index)", venv)
             create(venv, None)
         names = [name for name, peer in PEERS.items() if peer == venv]
-        done = subprocess.run(
-            [
-                str(python),
-                str(HERE / "peer_worker.py"),
-                str(out_dir / "inputs.npz"),
-                str(out_dir),
-                *names,
-            ],
-            capture_output=True,
-            text=True,
-        )
-        if done.returncode != 0:
-            raise SystemExit(f"peer {venv} failed:\n{done.stderr[-3000:]}")
-        log.info("%s: %s", venv, done.stdout.strip().splitlines()[-1])
+        stdout = run_peer(venv, HERE / "peer_worker.py", out_dir / "inputs.npz", out_dir, *names)
+        log.info("%s: %s", venv, stdout.strip().splitlines()[-1])
 
 
 def compare(folder: Path) -> list[dict]:

@@ -43,6 +43,19 @@ def peer_python(name: str) -> Path:
     return PEERS / name / "bin" / "python"
 
 
+def run_peer(venv_name: str, script: Path, *args: str | Path) -> str:
+    """Run ``script`` with the peer venv's Python; its stdout, or ``SystemExit`` with its stderr."""
+    python = peer_python(venv_name)
+    if not python.exists():
+        raise SystemExit(f"no peer venv {python.parents[1]}; run benchmarks/parity/setup_peers.py")
+    done = subprocess.run(
+        [str(python), str(script), *map(str, args)], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"peer {venv_name} failed ({script.name}):\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
 def create(name: str, wheels: Path | None) -> None:
     python = peer_python(name)
     if not python.exists():

@@ -249,10 +249,8 @@ def _kill_group(proc: Any) -> None:
     if proc.is_alive():
         proc.terminate()
         proc.join(_TERM_GRACE_SECONDS)
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)  # the child is the group's leader (os.setsid)
-    except (ProcessLookupError, PermissionError):
-        pass
     proc.join(5)
 
 

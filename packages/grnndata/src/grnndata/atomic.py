@@ -246,7 +246,7 @@ def _writer_alive(host: str | None, pid: str | None, start: str | None, mtime: f
         os.kill(pid_int, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
+    except PermissionError:  # it exists, owned by another user: compare start times below
         pass
     started = int(start)
     return started == 0 or _start_time(pid_int) in (0, started)

@@ -15,6 +15,7 @@ Anything else pickled in a file is refused, never executed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
@@ -155,12 +156,10 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 def _safe_globals() -> list[Any]:
     """Types original hyper-parameters may pickle that are plain data (no code runs on load)."""
     allowed: list[Any] = []
-    try:
+    with contextlib.suppress(ImportError):
         from lightning.fabric.utilities.data import AttributeDict
 
         allowed.append(AttributeDict)
-    except ImportError:
-        pass
     import numpy as np
 
     multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
