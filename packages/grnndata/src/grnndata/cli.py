@@ -52,11 +52,22 @@ class CliParser(argparse.ArgumentParser):
             flags = [f for f in message.split(":", 1)[1].split() if f.startswith("-")]
             if flags:
                 name = flags[0].split("=")[0]
-                known = [s for action in self._actions for s in action.option_strings]
+                known = _option_strings(self)
                 close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
                 hint = f"; did you mean {close[0]}?" if close else f"; see {self.prog} --help"
                 raise UsageError(f"unknown option {name!r}{hint}")
         raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def _option_strings(parser: argparse.ArgumentParser) -> list[str]:
+    """Every option string of ``parser`` and its subcommands (for "did you mean" hints)."""
+    known = []
+    for action in parser._actions:
+        known.extend(action.option_strings)
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                known.extend(_option_strings(sub))
+    return known
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:
