@@ -88,10 +88,12 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff check + ruff format --check over the whole repository."""
+    """ruff check + ruff format --check over the whole repository; benchmark results name no
+    machine paths."""
     session.install("ruff>=0.6")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    session.run("python", "benchmarks/_common.py", "--check-results")
 
 
 @nox.session(python=PYTHON)

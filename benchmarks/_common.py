@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+REPO_ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("benchmarks")
 
 
@@ -109,6 +110,52 @@ def best_of(fn: Callable[[], Any], repeats: int = 3) -> tuple[float, Any]:
     return best, out
 
 
+def portable_command(argv: list[str] | None = None) -> str:
+    """The command line that produced a result, with no path of the machine that ran it.
+
+    Paths inside the repository become relative to its root (the command is rerun from there);
+    paths in the data folder start with ``$SCPRINT_DATA_DIR``, temporary ones with ``$TMPDIR``
+    and others under the home folder with ``~``.
+    """
+    import tempfile
+
+    roots = [(REPO_ROOT, "")]
+    if os.environ.get("SCPRINT_DATA_DIR"):
+        roots.append((Path(os.environ["SCPRINT_DATA_DIR"]).resolve(), "$SCPRINT_DATA_DIR/"))
+    roots += [(Path(tempfile.gettempdir()).resolve(), "$TMPDIR/"), (Path.home(), "~/")]
+
+    def portable(arg: str) -> str:
+        flag, eq, value = arg.partition("=") if arg.startswith("--") else ("", "", arg)
+        if not value.startswith("/"):
+            return arg
+        path = Path(value).resolve()
+        for root, prefix in roots:
+            if path == root or root in path.parents:
+                rel = path.relative_to(root).as_posix()
+                value = (prefix + rel).rstrip("/") or "."
+                break
+        return f"{flag}{eq}{value}"
+
+    args = sys.argv if argv is None else argv
+    return " ".join(["python", *(portable(a) for a in args)])
+
+
+def machine_paths_in_results(results_dir: Path = RESULTS_DIR) -> list[str]:
+    """``file:line`` of every result line that names a path of the machine that produced it
+    (``/work/``, ``/root/``, ``/home/``, ``/tmp/``); the ``lint`` session requires none."""
+    import re
+
+    pattern = re.compile(r"(?<![\w.$])/(work|root|home|tmp)/")
+    found = []
+    for path in sorted(results_dir.rglob("*")):
+        if path.suffix not in {".md", ".json", ".csv", ".txt"} or not path.is_file():
+            continue
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            if pattern.search(line):
+                found.append(f"{path.relative_to(REPO_ROOT)}:{number}")
+    return found
+
+
 def write_results(
     name: str, rows: list[dict[str, Any]], notes: str = "", extra: dict | None = None
 ) -> Path:
@@ -117,7 +164,7 @@ def write_results(
     payload = {
         "benchmark": name,
         "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "command": portable_command(),
         "machine": machine_info(),
         "rows": rows,
         "notes": notes,
@@ -154,3 +201,13 @@ def write_results(
     md_path.write_text("\n".join(lines) + "\n")
     log.info("wrote %s and %s", json_path, md_path)
     return json_path
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--check-results"]:
+        stray = machine_paths_in_results()
+        if stray:
+            raise SystemExit("machine paths in benchmark results: " + ", ".join(stray))
+        print("benchmark results name no machine paths")
+    else:
+        raise SystemExit("usage: python benchmarks/_common.py --check-results")
