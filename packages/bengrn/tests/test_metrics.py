@@ -450,3 +450,25 @@ _ABC = {"predicted_genes": list("abc")}
 def test_bad_inputs_name_what_was_wrong(predicted, truth, options, error, match):
     with pytest.raises(error, match=match):
         score(predicted, truth, **options)
+
+
+def test_two_unnamed_matrices_are_matched_by_position(beeline_ll):
+    from bengrn.methods import pearson
+
+    adata, edges = beeline_ll
+    genes = list(adata.var_names)
+    predicted = pearson(adata).grn.toarray()
+    truth = np.zeros((len(genes), len(genes)), dtype=bool)
+    truth[
+        pd.Index(genes).get_indexer(edges["regulator"]),
+        pd.Index(genes).get_indexer(edges["target"]),
+    ] = True
+    by_name = score(predicted, edges, predicted_genes=genes, truth_genes=genes)
+    for pred, true in ((predicted, truth), (sp.csr_matrix(predicted), sp.csr_matrix(truth))):
+        by_position = score(pred, true)
+        for key in ("auprc", "ap", "epr", "precision", "n_true_edges", "n_universe_edges"):
+            assert by_position[key] == by_name[key], key
+    with pytest.raises(ValueError, match=r"same shape.*\(18, 18\) and truth \(17, 17\)"):
+        score(predicted, truth[:17, :17])
+    with pytest.raises(ValueError, match="a bare matrix needs `genes`"):
+        score(predicted, edges)

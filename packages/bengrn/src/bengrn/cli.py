@@ -3,101 +3,209 @@
 Examples::
 
     bengrn run --method pearson --method genie3 --method random \\
-        --task mccalla-hesc --task beeline-synthetic --out results/
+        --task mccalla-hesc --task beeline-synthetic --out results/ --param genie3.n_trees=50
     bengrn run --method mytool=cmd:"python infer.py {input} {output}" --task beeline-curated --out r/
-    bengrn run --method my_pkg.grn:infer --param infer:alpha=0.5 --task literature --out r/
+    bengrn run --method my_pkg.grn:infer --param alpha=0.5 --task literature --out r/
+    bengrn run --method pearson --task custom --truth edges.tsv --expression cells.h5ad --out r/
+    bengrn run --method pearson --task my_task.yaml --out r/
     bengrn report results/
+    bengrn -v list
 
-A user mistake (unknown task or method, a misspelt ``--param`` key, an output path that is a file
-or a folder of other files, a missing report folder or input file) exits with status 2 and one
-line on stderr, checked before anything is computed; other failures print one line and exit 1.
-``--debug`` shows the traceback instead.
+The conventions are those of :mod:`grnndata.cli`, shared by the project's commands: ``-v/--verbose``,
+``-q/--quiet`` and ``--debug`` before or after the subcommand, ``--out``, ``--data-dir``,
+``--param NAME=VALUE`` (``METHOD.NAME=VALUE`` when several methods run; the old
+``METHOD:NAME=VALUE`` is still read, with a deprecation warning). A user mistake (unknown task or
+method, a misspelt ``--param`` key, an output path that is a file or a folder of other files, a
+missing report folder or input file) exits with status 2 and one line on stderr, checked before
+anything is computed; other failures print one line and exit 1. ``--debug`` adds the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
 import inspect
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["UsageError", "main"]
+from grnndata.cli import (
+    CliParser,
+    UsageError,
+    add_common_options,
+    add_data_dir_option,
+    parse_params,
+    run_cli,
+    use_data_dir,
+)
+
+__all__ = ["UsageError", "build_parser", "main"]
 
 log = logging.getLogger("bengrn")
 
 
-class UsageError(Exception):
-    """A mistake in the command line: reported in one line, exit status 2."""
-
-
-def _value(text: str) -> Any:
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
-def _keyed_options(items: Sequence[str], flag: str) -> dict[str, dict[str, Any]]:
-    """Parse ``NAME:KEY=VALUE`` items into ``{NAME: {KEY: VALUE}}`` (VALUE as a Python literal)."""
-    out: dict[str, dict[str, Any]] = {}
-    for item in items:
-        name, colon, assignment = item.partition(":")
-        key, eq, value = assignment.partition("=")
-        if not (colon and eq and name and key):
-            raise UsageError(
-                f"{flag} expects NAME:KEY=VALUE (e.g. genie3:n_trees=50); got {item!r}"
-            )
-        out.setdefault(name, {})[key] = _value(value)
-    return out
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bengrn", description="Benchmark gene-network inference.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
-    parser.add_argument(
-        "--debug", action="store_true", help="show tracebacks instead of one-line errors"
+def build_parser() -> CliParser:
+    """The ``bengrn`` argument parser (every option documents itself)."""
+    parser = CliParser(
+        prog="bengrn",
+        description="Benchmark gene-network inference methods on ground truths.",
+        epilog="Run `bengrn COMMAND --help` for a command's options.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="infer with methods on tasks, score, write tables and figures")
+    add_common_options(parser)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = sub.add_parser(
+        "run",
+        help="infer with methods on tasks, score, write tables and figures",
+        description="Infer a network with every method on every task, score it, write reports.",
+    )
     run.add_argument(
-        "--method", action="append", required=True, help="name, module:function or cmd:..."
+        "--method",
+        action="append",
+        required=True,
+        metavar="METHOD",
+        help="a method: a name from `bengrn list` (built-in or plug-in), module:function or "
+        "cmd:'PROGRAM {input} {output}'; NAME=... sets its display name; repeat for several",
     )
-    run.add_argument("--task", action="append", required=True, help="task name (see `bengrn list`)")
-    run.add_argument("--out", required=True, help="results folder")
-    run.add_argument("--param", action="append", default=[], help="METHOD:KEY=VALUE")
-    run.add_argument("--task-option", action="append", default=[], help="TASK:KEY=VALUE")
-    run.add_argument("--input", help="h5ad expression set to infer on instead of each task's own")
+    run.add_argument(
+        "--task",
+        action="append",
+        required=True,
+        metavar="TASK",
+        help="a task name from `bengrn list`, `custom` (with --truth and --expression) or a YAML "
+        "task file (truth, expression, name, regulators ...); repeat for several",
+    )
+    run.add_argument("--out", required=True, metavar="DIR", help="results folder (new or earlier)")
+    run.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a method parameter, VALUE read as a Python literal; METHOD.NAME=VALUE when several "
+        "methods run (e.g. genie3.n_trees=50); repeat for several",
+    )
+    run.add_argument(
+        "--task-option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a task option (e.g. n_genes=1000); TASK.NAME=VALUE when several tasks run "
+        "(e.g. mccalla-hesc.n_genes=1000)",
+    )
+    run.add_argument(
+        "--truth",
+        metavar="EDGES",
+        help="with --task custom: your ground truth, an edge table (.tsv, .csv, .parquet; "
+        "columns regulator, target, or the first two)",
+    )
+    run.add_argument(
+        "--expression",
+        metavar="H5AD",
+        help="with --task custom: the expression set (cells x genes, counts) methods infer from",
+    )
+    run.add_argument(
+        "--input", metavar="H5AD", help="infer on this expression set instead of each task's own"
+    )
     run.add_argument("--timeout", type=float, default=None, help="seconds allowed per inference")
     run.add_argument("--force", action="store_true", help="redo finished (method, task) pairs")
-    run.add_argument("--data-dir", help="data folder (sets SCPRINT_DATA_DIR)")
     run.add_argument(
         "--scheduler",
         help="run GENIE3/GRNBoost2 on dask.distributed: a scheduler address (tcp://HOST:PORT) or "
         "local:N for N local worker processes (needs bengrn[dask])",
     )
-    report = sub.add_parser("report", help="regenerate tables and figures of a results folder")
-    report.add_argument("out", help="results folder")
-    sub.add_parser("list", help="list methods, tasks and datasets")
+    add_data_dir_option(run)
+    add_common_options(run)
+    report = sub.add_parser(
+        "report",
+        help="regenerate the tables and figures of a results folder",
+        description="Rewrite results.csv, results.md and figures/ from a results folder's runs/.",
+    )
+    report.add_argument("results", nargs="?", help="results folder (as given to `bengrn run`)")
+    report.add_argument("--out", metavar="DIR", help="results folder (instead of the argument)")
+    add_common_options(report)
+    listing = sub.add_parser(
+        "list",
+        help="list methods (and where each comes from), tasks and datasets",
+        description="List the built-in and plug-in methods, the tasks and the registered files.",
+    )
+    add_common_options(listing)
     return parser
+
+
+def _per_name(
+    items: Sequence[str], flag: str, names: Sequence[str], what: str
+) -> dict[str, dict[str, Any]]:
+    """``--param`` / ``--task-option`` items into ``{name: {key: value}}``.
+
+    ``KEY=VALUE`` goes to the only ``name``; ``NAME.KEY=VALUE`` names one of ``names`` (the
+    longest that matches); the old ``NAME:KEY=VALUE`` is read as ``NAME.KEY=VALUE`` with a
+    deprecation warning.
+    """
+    dotted = []
+    for item in items:
+        head, eq, value = item.partition("=")
+        name, colon, key = head.partition(":")
+        if eq and colon and name and key:
+            log.warning(
+                "%s %s is deprecated; write %s %s.%s=%s", flag, item, flag, name, key, value
+            )
+            item = f"{name}.{key}={value}"
+        dotted.append(item)
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in parse_params(dotted, flag).items():
+        owners = sorted((n for n in names if key.startswith(f"{n}.")), key=len)
+        if owners:
+            name, key = owners[-1], key[len(owners[-1]) + 1 :]
+        elif "." in key or not names:
+            raise UsageError(
+                f"{flag} {key}: {key.split('.')[0]!r} is not among the {what}s run "
+                f"({', '.join(names) or 'none'}); write {flag} {what.upper()}.NAME=VALUE"
+            )
+        elif len(names) == 1:
+            name = names[0]
+        else:
+            raise UsageError(
+                f"{flag} {key}: {len(names)} {what}s are run ({', '.join(names)}); say which one, "
+                f"e.g. {flag} {names[0]}.{key}=VALUE"
+            )
+        out.setdefault(name, {})[key] = value
+    return out
+
+
+def _custom_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``--truth`` / ``--expression`` as options of the ``custom`` task (checked here)."""
+    options = {}
+    for flag, value in (("truth", args.truth), ("expression", args.expression)):
+        if value is None:
+            continue
+        if "custom" not in args.task:
+            raise UsageError(f"--{flag} is for --task custom, which is not among the --task values")
+        if not Path(value).is_file():
+            raise UsageError(f"--{flag} {value!r} does not exist")
+        options[flag] = value
+    return options
+
+
+def _task_file(value: str) -> bool:
+    return value.endswith((".yaml", ".yml")) or Path(value).is_file()
 
 
 def _tasks(names: Sequence[str], options: dict[str, dict[str, Any]]) -> list[Any]:
     """The task objects, or a :class:`UsageError` naming the unknown task / option."""
-    from bengrn.tasks import TASKS, get_task
+    from bengrn.tasks import TASKS, CustomTask, TaskFileError, get_task
 
-    unknown = [name for name in names if name not in TASKS]
-    if unknown:
-        raise UsageError(f"unknown task {unknown[0]!r}; known tasks: {', '.join(TASKS)}")
-    stray = sorted(set(options) - set(names))
-    if stray:
-        raise UsageError(f"--task-option for {stray[0]!r}, which is not among the --task values")
     tasks = []
     for name in names:
+        if _task_file(name):
+            try:
+                tasks.append(CustomTask.from_file(name))
+            except (OSError, TaskFileError) as err:
+                raise UsageError(f"--task {name}: {err}") from None
+            continue
+        if name not in TASKS:
+            raise UsageError(
+                f"unknown task {name!r}; known tasks: {', '.join(TASKS)} (or a YAML task file)"
+            )
         try:
             tasks.append(get_task(name, **options.get(name, {})))
         except TypeError as err:
@@ -107,54 +215,76 @@ def _tasks(names: Sequence[str], options: dict[str, dict[str, Any]]) -> list[Any
                 ", ".join(list(inspect.signature(target).parameters)) if target else "see the docs"
             )
             raise UsageError(f"--task-option for {name!r}: {err} (options: {known})") from None
-        except ValueError as err:
-            raise UsageError(f"--task-option for {name!r}: {err}") from None
+        except (ValueError, OSError) as err:
+            flag = "--task custom" if name == "custom" else f"--task-option for {name!r}"
+            raise UsageError(f"{flag}: {err}") from None
     return tasks
 
 
-def _methods(specs: Sequence[str]) -> None:
-    """Every method reference resolves, or a :class:`UsageError` says why not."""
+def _methods(specs: Sequence[str]) -> list[str]:
+    """The display names of the methods; a :class:`UsageError` says why one cannot be used."""
     from bengrn.methods import MethodUnavailableError, resolve_method
 
+    names = []
     for spec in specs:
         try:
-            resolve_method(spec)
+            names.append(resolve_method(spec)[0])
         except MethodUnavailableError as err:
             raise UsageError(str(err)) from None
+    return names
+
+
+def _list() -> int:
+    from bengrn.datasets import REGISTRY
+    from bengrn.methods import available_methods
+    from bengrn.tasks import TASKS
+
+    lines = ["methods:"] + [f"  {name}: {info}" for name, info in available_methods().items()]
+    lines += ["tasks:"] + [f"  {name}" for name in TASKS]
+    lines += ["  (or a YAML task file; see `bengrn run --help`)"]
+    lines += ["datasets:"] + [f"  {name}: {entry.url}" for name, entry in REGISTRY.items()]
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from bengrn.report import write_report
+
+    if args.results and args.out and Path(args.results) != Path(args.out):
+        raise UsageError(
+            f"give the results folder once (got {args.results!r} and --out {args.out!r})"
+        )
+    folder = args.out or args.results
+    if folder is None:
+        raise UsageError("bengrn report needs the results folder: bengrn report --out DIR")
+    if not (Path(folder) / "runs").is_dir():
+        raise UsageError(
+            f"{folder!r} is not a bengrn results folder (no runs/ inside); "
+            f"run `bengrn run ... --out {folder}` first"
+        )
+    paths = write_report(folder)
+    sys.stdout.write(
+        f"wrote {paths['csv']}, {paths['markdown']} and {len(paths['figures'])} figures\n"
+    )
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
     from bengrn.runner import ParameterError, ResultsFolderError, check_results_folder
 
-    if args.command == "list":
-        from bengrn.datasets import REGISTRY
-        from bengrn.methods import available_methods
-        from bengrn.tasks import TASKS
-
-        lines = ["methods:"] + [f"  {k}: {v}" for k, v in available_methods().items()]
-        lines += ["tasks:"] + [f"  {k}" for k in TASKS]
-        lines += ["datasets:"] + [f"  {k}: {e.url}" for k, e in REGISTRY.items()]
-        sys.stdout.write("\n".join(lines) + "\n")
-        return 0
-    if args.command == "report":
-        from bengrn.report import write_report
-
-        if not (Path(args.out) / "runs").is_dir():
-            raise UsageError(
-                f"{args.out!r} is not a bengrn results folder (no runs/ inside); "
-                f"run `bengrn run ... --out {args.out}` first"
-            )
-        paths = write_report(args.out)
-        sys.stdout.write(
-            f"wrote {paths['csv']}, {paths['markdown']} and {len(paths['figures'])} figures\n"
+    use_data_dir(args.data_dir)
+    names = _methods(args.method)
+    params = _per_name(args.param, "--param", names, "method")
+    task_names = [name for name in args.task if not _task_file(name)]
+    task_options = _per_name(args.task_option, "--task-option", task_names, "task")
+    custom = _custom_options(args)
+    if custom:
+        task_options["custom"] = {**custom, **task_options.get("custom", {})}
+    if "custom" in args.task and not {"truth", "expression"} <= set(task_options.get("custom", {})):
+        raise UsageError(
+            "--task custom needs your truth and expression set: --truth EDGES.tsv --expression "
+            "CELLS.h5ad (or a YAML task file: --task my_task.yaml)"
         )
-        return 0
-    if args.data_dir:
-        if not Path(args.data_dir).is_dir():
-            raise UsageError(f"--data-dir {args.data_dir!r} is not a folder")
-        os.environ["SCPRINT_DATA_DIR"] = args.data_dir
-    params = _keyed_options(args.param, "--param")
-    task_options = _keyed_options(args.task_option, "--task-option")
     if args.input and not Path(args.input).is_file():
         raise UsageError(f"--input {args.input!r} does not exist (expected an .h5ad file)")
     if args.timeout is not None and not args.timeout > 0:
@@ -176,7 +306,6 @@ def _run(args: argparse.Namespace) -> int:
             _distributed()
         except ImportError as err:
             raise UsageError(f"--scheduler: {err}") from None
-    _methods(args.method)
     tasks = _tasks(args.task, task_options)
     import anndata as ad
 
@@ -211,25 +340,15 @@ def _run(args: argparse.Namespace) -> int:
     return 1 if len(failed) else 0
 
 
+def _handle(args: argparse.Namespace) -> int:
+    if args.command == "list":
+        return _list()
+    if args.command == "report":
+        return _report(args)
+    return _run(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code (0 ok, 1 when any run failed or an unexpected
     error occurred, 2 for a mistake in the command line)."""
-    args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    try:
-        return _run(args)
-    except UsageError as err:
-        if args.debug:
-            raise
-        sys.stderr.write(f"bengrn: error: {err}\n")
-        return 2
-    except Exception as err:  # noqa: BLE001 - one line unless --debug
-        if args.debug:
-            raise
-        sys.stderr.write(
-            f"bengrn: error: {type(err).__name__}: {err} (rerun with --debug for the traceback)\n"
-        )
-        return 1
+    return run_cli("bengrn", build_parser(), _handle, argv)

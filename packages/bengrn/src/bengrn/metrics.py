@@ -683,6 +683,11 @@ def score_arrays(
     return result
 
 
+def _unnamed(obj: Any) -> bool:
+    """A bare matrix: a numpy array or a scipy sparse matrix (no gene names attached)."""
+    return sp.issparse(obj) or isinstance(obj, np.ndarray)
+
+
 def score(
     predicted: Any,
     truth: Any,
@@ -706,6 +711,8 @@ def score(
         ``(n_genes, n_genes)`` scores, rows = regulators, columns = targets: a GRNAnnData /
         AnnData with ``varp["GRN"]``, a square DataFrame, or a dense / sparse matrix with
         ``predicted_genes``. Ranked by absolute value; zero is the lowest score; NaN raises.
+        Two same-shape matrices need no names: the positions define the genes
+        (``score(pred_matrix, truth_matrix)``).
     truth
         The ground truth: the same forms (non-zero = true edge) or an edge table with
         ``regulator`` / ``target`` columns (then ``truth_genes`` defaults to the genes it names).
@@ -735,6 +742,14 @@ def score(
     ``auprc_ratio``, ``n_true_edges``, ``n_universe_edges``, ``n_predicted_edges``, ``cutoff``,
     ``n_regulators``, ``n_targets``, ``n_genes_overlap`` and optionally ``curve``.
     """
+    if predicted_genes is None and truth_genes is None and _unnamed(predicted) and _unnamed(truth):
+        if predicted.shape != truth.shape:
+            raise ValueError(
+                "two matrices without gene names must have the same shape (positions define the "
+                f"genes); got predicted {tuple(predicted.shape)} and truth {tuple(truth.shape)}; "
+                "give predicted_genes and truth_genes to match them by name"
+            )
+        predicted_genes = truth_genes = [str(i) for i in range(predicted.shape[0])]
     pred = as_network(predicted, predicted_genes, name="predicted")
     true = as_truth(truth, truth_genes, name="truth")
     uni = _universe(pred, true, genes, regulators, regulators_in_truth, missing)

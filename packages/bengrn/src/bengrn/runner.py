@@ -423,12 +423,10 @@ def run_benchmark(
                 out / "runs" / safe_name(task.name) / safe_name(unit) / f"{safe_name(name)}.json"
             )
             previous = _read_json(run_path)
-            requested = json.loads(
-                json.dumps(
-                    {"spec": spec, "params": _parse_params_for_record(params.get(name, {}))},
-                    default=str,
-                )
-            )
+            wanted = {"spec": spec, "params": _parse_params_for_record(params.get(name, {}))}
+            if task.fingerprint():
+                wanted["task"] = task.fingerprint()
+            requested = json.loads(json.dumps(wanted, default=str))
             if (
                 not force
                 and previous is not None

@@ -3,8 +3,16 @@
 A method is any callable ``(adata: AnnData, **params) -> GRNAnnData`` (cells x genes in, a
 network over the same genes out, rows = regulators, columns = targets). It is referenced by
 
-* a registered name: ``genie3``, ``grnboost2``, ``pearson``, ``spearman``, ``random``,
-  ``scprint`` (the last only when the ``scprint`` package is installed);
+* a built-in name: ``genie3``, ``grnboost2``, ``pearson``, ``spearman``, ``random``;
+* a plug-in name: any installed distribution can register methods in the ``bengrn.methods``
+  entry-point group (:data:`ENTRY_POINT_GROUP`), e.g. in its ``pyproject.toml``::
+
+      [project.entry-points."bengrn.methods"]
+      mymethod = "my_package.grn:infer"
+
+  The entry point is loaded only when the method is used; one that fails to load raises
+  :class:`MethodUnavailableError` naming the method, the entry point and its distribution.
+  A built-in name cannot be taken over by a plug-in (the built-in wins, with a warning);
 * ``module:function``, e.g. ``my_package.grn:infer`` (imported when used);
 * ``cmd:<command>``: an external program. ``{input}`` in the command is replaced by the path of an
   h5ad file holding the expression, ``{output}`` by a path prefix; the program writes
@@ -13,6 +21,7 @@ network over the same genes out, rows = regulators, columns = targets). It is re
   shell command line but run without a shell, in its own session: when it ends, fails, times
   out or the caller is stopped, its whole process group is killed (no orphan keeps running).
 
+:func:`available_methods` lists the built-ins and plug-ins with where each comes from.
 Methods that take a ``regulators`` parameter receive the task's candidate regulators (e.g. the
 dataset's TFs) unless the user set it.
 """
@@ -21,7 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import importlib.util
+import importlib.metadata
 import inspect
 import logging
 import os
@@ -37,13 +46,16 @@ from typing import Any
 import anndata as ad
 import pandas as pd
 
+from bengrn.datasets.parsers import read_edge_table
 from bengrn.methods.correlation import pearson, spearman
 from bengrn.methods.random import random_network
 from bengrn.methods.trees import genie3, grnboost2
 
 __all__ = [
     "BUILTIN",
+    "ENTRY_POINT_GROUP",
     "ExternalCommand",
+    "MethodInfo",
     "MethodUnavailableError",
     "available_methods",
     "check_params",
@@ -57,6 +69,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: The entry-point group in which installed distributions register methods.
+ENTRY_POINT_GROUP = "bengrn.methods"
+
 BUILTIN: dict[str, Callable[..., Any]] = {
     "genie3": genie3,
     "grnboost2": grnboost2,
@@ -67,35 +82,110 @@ BUILTIN: dict[str, Callable[..., Any]] = {
 
 
 class MethodUnavailableError(RuntimeError):
-    """A method that cannot be used here (package missing, bad reference)."""
+    """A method that cannot be used here (unknown name, a plug-in that fails to load, a bad
+    ``module:function`` reference)."""
 
 
-def _scprint_method() -> Callable[..., Any]:
-    if importlib.util.find_spec("scprint") is None:
-        raise MethodUnavailableError(
-            "method 'scprint' needs the scprint-model package (pip install packages/scprint-model); "
-            "it is not installed"
+@dataclass(frozen=True)
+class MethodInfo:
+    """A registered method and where it comes from.
+
+    Attributes
+    ----------
+    name
+        The name to pass to ``--method`` / :func:`resolve_method`.
+    origin
+        ``"built-in"`` or ``"entry point"``.
+    target
+        What the name refers to: ``module:function``.
+    distribution, version
+        For a plug-in: the distribution that registered it and its installed version.
+    description
+        First line of the built-in's docstring (plug-ins are not imported to list them: ``""``).
+    """
+
+    name: str
+    origin: str
+    target: str
+    distribution: str | None = None
+    version: str | None = None
+    description: str = ""
+
+    def __str__(self) -> str:
+        if self.origin == "built-in":
+            return f"built-in ({self.target}): {self.description}"
+        return f"entry point of {self.distribution} {self.version} ({self.target})"
+
+
+def _entry_points() -> list[importlib.metadata.EntryPoint]:
+    """The entry points of :data:`ENTRY_POINT_GROUP`, each name once (the first found wins)."""
+    seen: dict[str, importlib.metadata.EntryPoint] = {}
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in BUILTIN:
+            log.warning(
+                "entry point %r = %r of %s is ignored: %r is a built-in method",
+                ep.name,
+                ep.value,
+                _distribution(ep)[0],
+                ep.name,
+            )
+        elif ep.name in seen and seen[ep.name].value != ep.value:
+            log.warning(
+                "entry point %r is registered twice (%s by %s, %s by %s); using the first",
+                ep.name,
+                seen[ep.name].value,
+                _distribution(seen[ep.name])[0],
+                ep.value,
+                _distribution(ep)[0],
+            )
+        else:
+            seen.setdefault(ep.name, ep)
+    return list(seen.values())
+
+
+def _distribution(ep: importlib.metadata.EntryPoint) -> tuple[str, str]:
+    dist = ep.dist
+    if dist is None:
+        return "an unknown distribution", "?"
+    return dist.metadata["Name"] or "an unknown distribution", dist.version
+
+
+def _entry_point_info(ep: importlib.metadata.EntryPoint) -> MethodInfo:
+    dist, version = _distribution(ep)
+    return MethodInfo(ep.name, "entry point", ep.value, dist, version)
+
+
+def available_methods() -> dict[str, MethodInfo]:
+    """Every registered method by name: the built-ins, then the installed plug-ins (entry points
+    of :data:`ENTRY_POINT_GROUP`), with where each comes from. Plug-ins are not imported."""
+    out = {
+        name: MethodInfo(
+            name,
+            "built-in",
+            f"{fn.__module__}:{fn.__name__}",
+            description=(fn.__doc__ or "").strip().splitlines()[0],
         )
-    tasks = importlib.import_module("scprint.tasks")
-    if not hasattr(tasks, "bengrn_method"):
-        raise MethodUnavailableError("the installed scprint has no scprint.tasks.bengrn_method")
-    return tasks.bengrn_method
-
-
-def scprint(adata: ad.AnnData, *, ckpt: str, **params: Any) -> Any:
-    """scPRINT's attention-derived network (``scprint.tasks.bengrn_method``); ``ckpt`` is the
-    model checkpoint (required); other parameters are passed through."""
-    return _scprint_method()(adata, ckpt=ckpt, **params)
-
-
-def available_methods() -> dict[str, str]:
-    """Registered method names with their one-line description (or why they are unavailable)."""
-    out = {name: (fn.__doc__ or "").strip().splitlines()[0] for name, fn in BUILTIN.items()}
-    if importlib.util.find_spec("scprint") is None:
-        out["scprint"] = "unavailable: the scprint-model package is not installed"
-    else:
-        out["scprint"] = (scprint.__doc__ or "").strip().splitlines()[0]
+        for name, fn in BUILTIN.items()
+    }
+    out.update({ep.name: _entry_point_info(ep) for ep in _entry_points()})
     return out
+
+
+def _load_entry_point(ep: importlib.metadata.EntryPoint) -> Callable[..., Any]:
+    """The callable an entry point names, or a :class:`MethodUnavailableError` naming it."""
+    where = f"entry point {ep.name!r} = {ep.value!r} of {' '.join(_distribution(ep))}"
+    try:
+        fn = ep.load()
+    except Exception as err:  # noqa: BLE001 - any import failure of a plug-in is reported
+        raise MethodUnavailableError(
+            f"method {ep.name!r} cannot be loaded: {where} failed with {type(err).__name__}: {err}"
+        ) from err
+    if not callable(fn):
+        raise MethodUnavailableError(
+            f"method {ep.name!r}: {where} is a {type(fn).__name__}, not a callable "
+            "(adata, **params) -> GRNAnnData"
+        )
+    return fn
 
 
 @dataclass(frozen=True)
@@ -143,17 +233,7 @@ class ExternalCommand:
                 return grnndata.read_zarr(out)
             if suffix == ".h5ad":
                 return grnndata.read_h5ad(out)
-            if suffix == ".parquet":
-                edges = pd.read_parquet(out)
-            else:
-                edges = pd.read_csv(out, sep="\t" if suffix == ".tsv" else ",")
-            if not {"regulator", "target"} <= set(edges.columns):
-                if edges.shape[1] < 2:
-                    raise RuntimeError(
-                        f"edge list {out.name} has columns {list(edges.columns)}; expected regulator, target, weight"
-                    )
-                names = ["regulator", "target", "weight"][: min(3, edges.shape[1])]
-                edges = edges.rename(columns=dict(zip(edges.columns[: len(names)], names)))
+            edges = read_edge_table(out)
             weight = "weight" if "weight" in edges.columns else None
             return grnndata.from_edges(list(adata.var_names), edges, weight=weight, strict=True)
 
@@ -198,9 +278,9 @@ def resolve_method(spec: str) -> tuple[str, Callable[..., Any]]:
         name, spec = head, rest
     if spec in BUILTIN:
         return name or spec, BUILTIN[spec]
-    if spec == "scprint":
-        _scprint_method()
-        return name or spec, scprint
+    plugins = {ep.name: ep for ep in _entry_points()}
+    if spec in plugins:
+        return name or spec, _load_entry_point(plugins[spec])
     if spec.startswith("cmd:"):
         command = spec[4:].strip()
         if not command:
@@ -211,7 +291,8 @@ def resolve_method(spec: str) -> tuple[str, Callable[..., Any]]:
     module_name, colon, attr = spec.partition(":")
     if not colon or not module_name or not attr:
         raise MethodUnavailableError(
-            f"unknown method {spec!r}: not a built-in ({sorted(BUILTIN) + ['scprint']}), "
+            f"unknown method {spec!r}: not a built-in ({', '.join(sorted(BUILTIN))}), not a "
+            f"plug-in (installed: {', '.join(sorted(plugins)) or 'none'}; see `bengrn list`), "
             "not 'module:function' and not 'cmd:<command>'"
         )
     try:

@@ -2,8 +2,9 @@
 
 Registered names (:func:`get_task`): ``literature``, ``mccalla-hesc``, ``mccalla-mesc``,
 ``perturbseq``, ``enrichment``, ``beeline-synthetic``, ``beeline-curated``,
-``beeline-curated-dropout50``. Options are passed to the task's constructor, e.g.
-``get_task("mccalla-hesc", n_genes=1000)``.
+``beeline-curated-dropout50``, and ``custom`` (your own truth: :class:`CustomTask`, also
+built from a YAML task file). Options are passed to the task's constructor, e.g.
+``get_task("mccalla-hesc", n_genes=1000)`` or ``get_task("custom", truth=..., expression=...)``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pandas as pd
 
 from bengrn.tasks.base import Task, TaskResult, VariantScore
 from bengrn.tasks.beeline import BeelineTask
+from bengrn.tasks.custom import CustomTask, TaskFileError
 from bengrn.tasks.enrichment import EnrichmentTask
 from bengrn.tasks.literature import LiteratureTask
 from bengrn.tasks.mccalla import McCallaTask
@@ -25,11 +27,13 @@ __all__ = [
     "TASKS",
     "BeelineTask",
     "BenGRN",
+    "CustomTask",
     "EnrichmentTask",
     "LiteratureTask",
     "McCallaTask",
     "PerturbSeqTask",
     "Task",
+    "TaskFileError",
     "TaskResult",
     "VariantScore",
     "get_task",
@@ -46,6 +50,7 @@ TASKS: dict[str, Callable[..., Task]] = {
     "beeline-synthetic": lambda **kw: BeelineTask(kind="synthetic", **kw),
     "beeline-curated": lambda **kw: BeelineTask(kind="curated", **kw),
     "beeline-curated-dropout50": lambda **kw: BeelineTask(kind="curated-dropout50", **kw),
+    "custom": CustomTask,
 }
 
 

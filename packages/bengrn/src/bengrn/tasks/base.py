@@ -110,6 +110,12 @@ class Task(ABC):
         the inferred networks in a benchmark run (default: unique to this task and unit)."""
         return f"{self.name}/{self._unit(unit)}"
 
+    def fingerprint(self) -> str:
+        """Identifies the task's definition when it can change between runs with the same name
+        (a user's truth file): a rerun redoes results recorded under another fingerprint.
+        Registered tasks are fixed: ``""``."""
+        return ""
+
     @abstractmethod
     def _score(self, network: Network, unit: str) -> list[VariantScore]:
         """Score the network on every variant of ``unit``."""

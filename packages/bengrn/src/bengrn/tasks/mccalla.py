@@ -32,8 +32,7 @@ def mccalla_tfs(expression_key: str) -> list[str]:
         raise ValueError(
             f"unknown McCalla expression set {expression_key!r}; expected one of {list(_TF_FILES)}"
         )
-    path = datasets.fetch(f"mccalla-tfs-{_TF_FILES[expression_key]}")
-    return [g.strip() for g in path.read_text().splitlines() if g.strip()]
+    return datasets.read_gene_list(datasets.fetch(f"mccalla-tfs-{_TF_FILES[expression_key]}"))
 
 
 def mccalla_expression(expression_key: str, n_genes: int | None) -> ad.AnnData:
