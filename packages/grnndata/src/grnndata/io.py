@@ -43,7 +43,7 @@ from ._integrity import (
     store_token,
     verify_manifest,
 )
-from ._matrix import GRN_KEY, ORIENTATION, as_network, check_unique_genes, examples
+from ._matrix import GRN_KEY, ORIENTATION, canonical_network, check_unique_genes, examples
 from .atomic import atomic_path, recover
 from .core import GRNAnnData
 
@@ -208,7 +208,7 @@ def _validate_for_writing(grn: GRNAnnData) -> None:
     bypasses the check on assignment), and gene names must still be unique.
     """
     check_unique_genes(grn.var_names, what="var_names (gene names)")
-    as_network(grn.varp[GRN_KEY], grn.n_vars, where="the network varp['GRN']")
+    canonical_network(grn.varp[GRN_KEY], grn.n_vars, where="the network varp['GRN']")
 
 
 def _checksums(matrix: sp.csr_matrix) -> dict[str, Any]:
@@ -363,7 +363,7 @@ def _verify_checksums(root: Any, grn: GRNAnnData, source: str) -> None:
             f"{data.nchunks} chunks of varp/GRN/data are missing"
         )
     expected = {k: attrs[k] for k in ("nnz", "data_sum", "indices_sum")}
-    # the loaded matrix went through as_network, which drops stored zeros: a chunk that zarr
+    # the loaded matrix went through canonical_network, which drops stored zeros: a chunk that zarr
     # filled with zeros shows up as missing edges or a different sum
     got = _checksums(grn.grn)
     if got["nnz"] != expected["nnz"] or got["indices_sum"] != expected["indices_sum"]:
