@@ -433,8 +433,8 @@ _ABC = {"predicted_genes": list("abc")}
 @pytest.mark.parametrize(
     ("predicted", "truth", "options", "error", "match"),
     [
-        ("net.zarr", _EDGE, {}, TypeError, "expected a GRNAnnData.*got str 'net.zarr'"),
-        (np.ones((3, 3)), None, _ABC, TypeError, "truth: expected a GRNAnnData"),
+        ("net.zarr", _EDGE, {}, TypeError, "expected an AnnData / GRNAnnData.*got str 'net.zarr'"),
+        (np.ones((3, 3)), None, _ABC, TypeError, "truth: expected an AnnData / GRNAnnData"),
         (np.ones((3, 3)), _EDGE[["regulator"]], _ABC, ValueError, "an edge table \\(columns"),
         (_EDGE.assign(weight=["high"]), _EDGE, {}, ValueError, "weights must be numbers.*'high'"),
         (np.ones((3, 3), complex), _EDGE, _ABC, ValueError, "must be real numbers"),

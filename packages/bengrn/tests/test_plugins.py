@@ -135,3 +135,24 @@ def test_no_sibling_package_is_named_in_bengrn_code():
         if "scprint" in path.read_text()
     ]
     assert offenders == []
+
+
+def test_bengrn_run_infers_with_a_plugin_in_its_own_process(plugins, beeline_ll, tmp_path, capsys):
+    import pandas as pd
+
+    from bengrn.metrics import score
+
+    adata, edges = beeline_ll
+    adata.write_h5ad(tmp_path / "cells.h5ad")
+    edges[["regulator", "target"]].to_csv(tmp_path / "edges.tsv", sep="\t", index=False)
+    out = tmp_path / "results"
+    argv = ["run", "--method", "covar", "--param", "scale=2.0", "--task", "custom"]
+    argv += ["--truth", str(tmp_path / "edges.tsv"), "--expression", str(tmp_path / "cells.h5ad")]
+    assert main([*argv, "--out", str(out)]) == 0
+    row = pd.read_csv(out / "results.csv").iloc[0]
+    assert (row["method"], row["status"]) == ("covar", "ok")
+    _, infer = resolve_method("covar")
+    expected = score(
+        infer(adata, scale=2.0), edges, truth_genes=adata.var_names, regulators_in_truth=True
+    )
+    assert row["auprc"] == pytest.approx(expected["auprc"], rel=1e-6)

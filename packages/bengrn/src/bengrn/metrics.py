@@ -68,12 +68,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from grnndata import EmptyEdgeTableError, Network, as_network
+
 __all__ = [
     "EmptyGroundTruthError",
     "GeneOverlapError",
-    "Network",
-    "as_network",
-    "as_truth",
     "score",
     "score_arrays",
 ]
@@ -91,174 +90,26 @@ class EmptyGroundTruthError(ValueError):
     """The ground truth has no true edge inside the edge universe."""
 
 
-@dataclass(frozen=True)
-class Network:
-    """A square network with named genes.
-
-    Attributes
-    ----------
-    matrix
-        ``(n_genes, n_genes)`` dense array or scipy sparse matrix; rows = regulators,
-        columns = targets.
-    genes
-        ``(n_genes,)`` gene names, the order of both rows and columns.
-    """
-
-    matrix: np.ndarray | sp.spmatrix | sp.sparray
-    genes: pd.Index
-
-
 def _example(values: Sequence[Any], n: int = 5) -> str:
     return ", ".join(repr(v) for v in list(values)[:n])
 
 
-def _is_edge_table(obj: Any) -> bool:
-    """An edge table: ``regulator`` / ``target`` columns, or 2-3 columns, the first two of text."""
-    if not isinstance(obj, pd.DataFrame) or obj.index.equals(obj.columns):
-        return False
-    if {"regulator", "target"} <= set(obj.columns):
-        return True
-    return 2 <= obj.shape[1] <= 3 and all(
-        pd.api.types.is_object_dtype(obj.iloc[:, i]) or pd.api.types.is_string_dtype(obj.iloc[:, i])
-        for i in (0, 1)
-    )
+def _predicted(obj: Any, genes: Iterable[str] | None, name: str) -> Network:
+    """A prediction in any form :func:`grnndata.as_network` reads; repeated edges of an edge
+    table keep the weight of largest magnitude (scores are ranked by ``|weight|``)."""
+    return as_network(obj, _listed(genes), duplicates="absmax", name=name)
 
 
-def _from_edge_table(
-    df: pd.DataFrame, genes: Iterable[str] | None, name: str, weighted: bool
-) -> Network:
-    """A sparse network from an edge table (``regulator``, ``target`` [, ``weight``] columns, or
-    the first two / three columns). Genes: ``genes`` if given (other edges dropped), else every
-    gene the table names. Repeated edges keep their largest |weight|."""
-    if {"regulator", "target"} <= set(df.columns):
-        regs, tgts = df["regulator"], df["target"]
-        weights = df["weight"] if weighted and "weight" in df.columns else None
-    elif df.shape[1] >= 2:
-        regs, tgts = df.iloc[:, 0], df.iloc[:, 1]
-        weights = df.iloc[:, 2] if weighted and df.shape[1] >= 3 else None
-    else:
-        raise ValueError(
-            f"{name}: an edge table needs 'regulator' and 'target' columns; got columns {list(df.columns)}"
-        )
-    if len(df) == 0:
-        raise (EmptyGroundTruthError if not weighted else ValueError)(
-            f"{name}: the edge table is empty (columns {list(df.columns)}, 0 rows); expected at "
-            "least one (regulator, target) edge"
-        )
-    regs, tgts = regs.astype(str).to_numpy(), tgts.astype(str).to_numpy()
-    if genes is None:
-        names = pd.Index(pd.unique(np.concatenate([regs, tgts])))
-    else:
-        names = pd.Index(pd.unique(np.asarray([str(g) for g in genes])))
-    r, t = names.get_indexer(regs), names.get_indexer(tgts)
-    keep = (r >= 0) & (t >= 0)
-    if weights is None:
-        values = np.ones(int(keep.sum()), dtype=np.float32)
-    else:
-        try:
-            numeric = pd.to_numeric(weights).to_numpy(dtype=np.float64)
-        except (ValueError, TypeError) as err:
-            raise ValueError(
-                f"{name}: the edge table's weights must be numbers; got values like "
-                f"[{_example(weights)}] ({err})"
-            ) from None
-        values = np.abs(numeric[keep])
-        if np.isnan(values).any():
-            raise ValueError(f"{name}: the edge table's weights contain NaN")
-    coo = sp.coo_matrix((values, (r[keep], t[keep])), shape=(len(names),) * 2)
-    order = np.lexsort((-coo.data, coo.col, coo.row))
-    rows, cols, data = coo.row[order], coo.col[order], coo.data[order]
-    first = np.r_[True, (np.diff(rows) != 0) | (np.diff(cols) != 0)][: len(rows)]
-    matrix = sp.csr_matrix((data[first], (rows[first], cols[first])), shape=coo.shape)
-    return Network(matrix, names)
+def _truth(obj: Any, genes: Iterable[str] | None, name: str) -> Network:
+    """A ground truth as a boolean CSR network (listed edge / non-zero entry = true edge)."""
+    try:
+        return as_network(obj, _listed(genes), weighted=False, name=name)
+    except EmptyEdgeTableError as err:
+        raise EmptyGroundTruthError(str(err)) from None
 
 
-def as_network(obj: Any, genes: Iterable[str] | None = None, *, name: str = "predicted") -> Network:
-    """Coerce a network given in any supported form to a :class:`Network`.
-
-    Accepted: an AnnData / GRNAnnData with the network in ``varp["GRN"]`` (genes = ``var_names``);
-    a square :class:`pandas.DataFrame` (index = regulators, columns = targets, same genes in the
-    same order); an edge table (``regulator``, ``target``, optional ``weight`` columns); a square
-    numpy array or scipy sparse matrix together with ``genes``.
-    """
-    if _is_edge_table(obj):
-        return _from_edge_table(obj, genes, name, weighted=True)
-    if hasattr(obj, "varp") and hasattr(obj, "var_names"):
-        if "GRN" not in obj.varp:
-            raise ValueError(
-                f"{name}: the AnnData has no network in varp['GRN'] "
-                f"(varp keys: {list(obj.varp.keys())}); expected a GRNAnnData"
-            )
-        matrix, names = obj.varp["GRN"], pd.Index(obj.var_names.astype(str))
-    elif isinstance(obj, pd.DataFrame):
-        if not obj.index.equals(obj.columns):
-            raise ValueError(
-                f"{name}: a DataFrame must be an edge table (columns 'regulator', 'target' and "
-                "optionally 'weight') or a square network with the same genes as index "
-                "(regulators) and columns (targets) in the same order; got index "
-                f"[{_example(obj.index)}] and columns [{_example(obj.columns)}]"
-            )
-        matrix, names = obj.to_numpy(), pd.Index(obj.index.astype(str))
-    else:
-        if obj is None or isinstance(obj, str | bytes | os.PathLike | dict | list | tuple):
-            raise TypeError(
-                f"{name}: expected a GRNAnnData / AnnData with varp['GRN'], a DataFrame (square "
-                "network or edge table) or a square numpy / scipy sparse matrix with genes; got "
-                f"{type(obj).__name__} {str(obj)[:60]!r}"
-            )
-        if genes is None:
-            raise ValueError(
-                f"{name}: a bare matrix needs `genes` (the names of its rows and columns)"
-            )
-        matrix = obj if sp.issparse(obj) else np.asarray(obj)
-        names = pd.Index([str(g) for g in genes])
-    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
-        raise ValueError(
-            f"{name}: a network must be a square (n_genes, n_genes) matrix of regulators x "
-            f"targets; got shape {tuple(matrix.shape)}"
-        )
-    if matrix.shape[0] != len(names):
-        raise ValueError(
-            f"{name}: the matrix has {matrix.shape[0]} rows but {len(names)} gene names were given"
-        )
-    if not names.is_unique:
-        dup = names[names.duplicated()].unique()
-        raise ValueError(f"{name}: gene names must be unique; duplicated: [{_example(dup)}]")
-    if sp.issparse(matrix):
-        matrix = sp.csr_matrix(matrix)
-        data = matrix.data
-    else:
-        data = matrix
-    kind = np.asarray(data).dtype
-    if kind != np.dtype(bool) and (
-        not np.issubdtype(kind, np.number) or np.issubdtype(kind, np.complexfloating)
-    ):
-        raise ValueError(f"{name}: network scores must be real numbers; got dtype {kind}")
-    if np.issubdtype(np.asarray(data).dtype, np.floating) and np.asarray(data).size:
-        if np.isnan(np.min(data)):
-            coo = sp.coo_matrix(matrix)
-            bad = np.flatnonzero(np.isnan(coo.data))[0]
-            raise ValueError(
-                f"{name}: network scores contain NaN (e.g. edge {names[coo.row[bad]]!r} -> "
-                f"{names[coo.col[bad]]!r}); give every edge a finite score (0 = no edge)"
-            )
-    return Network(matrix, names)
-
-
-def as_truth(obj: Any, genes: Iterable[str] | None = None, *, name: str = "truth") -> Network:
-    """Coerce a ground truth to a boolean sparse :class:`Network`.
-
-    Accepted: everything :func:`as_network` accepts (non-zero = true edge), or an edge table
-    (:class:`pandas.DataFrame` with ``regulator`` and ``target`` columns, or its first two columns).
-    The genes of an edge table are ``genes`` when given (edges outside them are dropped) or else
-    every gene it names.
-    """
-    if _is_edge_table(obj):
-        net = _from_edge_table(obj, genes, name, weighted=False)
-        return Network(net.matrix.astype(bool), net.genes)
-    net = as_network(obj, genes, name=name)
-    matrix = sp.csr_matrix(net.matrix) != 0
-    return Network(sp.csr_matrix(matrix), net.genes)
+def _listed(genes: Iterable[str] | None) -> list[str] | pd.Index | None:
+    return genes if genes is None or isinstance(genes, pd.Index) else list(genes)
 
 
 @nb.njit(cache=True, nogil=True)
@@ -750,8 +601,8 @@ def score(
                 "give predicted_genes and truth_genes to match them by name"
             )
         predicted_genes = truth_genes = [str(i) for i in range(predicted.shape[0])]
-    pred = as_network(predicted, predicted_genes, name="predicted")
-    true = as_truth(truth, truth_genes, name="truth")
+    pred = _predicted(predicted, predicted_genes, name="predicted")
+    true = _truth(truth, truth_genes, name="truth")
     uni = _universe(pred, true, genes, regulators, regulators_in_truth, missing)
     index, n_universe, pos = _build_index(pred.matrix, uni)
     result = score_arrays(

@@ -140,7 +140,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 def _check_result(result: Any, genes: pd.Index) -> None:
     """Raise a specific error when a method's output is not a network over the input's genes."""
-    from bengrn.metrics import as_network
+    from grnndata import as_network
 
     if not (hasattr(result, "varp") and hasattr(result, "var_names")):
         raise TypeError(
@@ -606,7 +606,7 @@ def _run_one(
                 "curve": None if curve is None else curve.to_dict(orient="list"),
             }
         )
-    from bengrn.metrics import as_network
+    from grnndata import as_network
 
     reason = _degenerate_reason(as_network(grn, name="the method's network"))
     if reason is None:

@@ -18,7 +18,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from bengrn.metrics import Network, as_network
+from grnndata import Network, as_network
 
 __all__ = ["Task", "TaskResult", "VariantScore", "network_by_column", "top_genes"]
 

@@ -34,8 +34,8 @@ import numpy as np
 import pandas as pd
 
 from bengrn.datasets import read_edge_table, read_gene_list
-from bengrn.metrics import Network
 from bengrn.tasks.base import Task, VariantScore, score_variant
+from grnndata import Network
 
 __all__ = ["CustomTask", "TaskFileError"]
 

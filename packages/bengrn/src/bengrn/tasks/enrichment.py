@@ -24,9 +24,9 @@ import scipy.sparse as sp
 from scipy import stats
 
 from bengrn import datasets
-from bengrn.metrics import Network
 from bengrn.tasks.base import Task, VariantScore
 from bengrn.tasks.mccalla import McCallaExpression
+from grnndata import Network
 
 __all__ = ["EnrichmentTask"]
 

@@ -14,9 +14,9 @@ from functools import cached_property
 import pandas as pd
 
 from bengrn import datasets
-from bengrn.metrics import Network
 from bengrn.tasks.base import Task, VariantScore, score_variant
 from bengrn.tasks.mccalla import McCallaExpression
+from grnndata import Network
 
 __all__ = ["LiteratureTask"]
 

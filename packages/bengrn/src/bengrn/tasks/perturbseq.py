@@ -20,8 +20,8 @@ import anndata as ad
 import pandas as pd
 
 from bengrn import datasets
-from bengrn.metrics import Network
 from bengrn.tasks.base import Task, VariantScore, score_variant
+from grnndata import Network
 
 __all__ = ["PerturbSeqTask"]
 
