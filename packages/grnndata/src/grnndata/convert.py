@@ -49,7 +49,7 @@ class EmptyEdgeTableError(ValueError):
     """An edge table without rows was given and no ``genes`` say which genes the network has."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq=False: arrays have no single truth value
 class Network:
     """A square network with named genes (rows = regulators, columns = targets).
 
