@@ -1,19 +1,25 @@
 """bengrn's tree and correlation baselines side by side, sized for a 2-core shared machine.
 
-Parts (``--part``, all by default):
+Parts (``--part``, all by default; a run of some parts keeps the other parts' rows of the
+results file, and the notes give each part's command):
 
 * ``grnboost2``: GRNBoost2, ours (compiled, 2 threads) vs ``backend="sklearn"`` (2 processes) vs
   arboreto 0.1.6 (its peer virtualenv, ``_arboreto.py``, ``LocalCluster`` of 2 worker processes),
-  on BEELINE dyn-LL (18 genes, all regulators) and on McCalla hESC (Chen, the ``--hesc-genes``
-  most expressed genes plus the TFs, the TFs as regulators): wall time, and how
-  closely each network's per-target importances correlate with arboreto's (against arboreto's own
-  second seed); AUPRC / EPR of each network on the task.
+  on BEELINE dyn-LL (18 genes, all regulators) and on McCalla hESC (Chen, all genes by default or
+  the ``--hesc-genes`` most expressed plus the TFs; the TFs as regulators). Ours runs every
+  target; the two slow implementations run ``--hesc-target-subset`` random targets (features and
+  regulators unchanged) and their time is extrapolated linearly to all targets. Wall time, the
+  per-target correlation of importances with arboreto's (against arboreto's own second seed) and
+  AUPRC / EPR, all on the common target subset (ours also on all targets).
 * ``dask``: GENIE3 and GRNBoost2 on a ``LocalCluster`` of 2 worker processes vs threads: equal
   output and the overhead.
+* ``projection``: GENIE3 and GRNBoost2 at 20,000 genes x 10,000 cells with the human TFs as
+  regulators, on a ``LocalCluster`` of 2 worker processes: a few random targets timed, the whole
+  genome extrapolated, peak RSS per worker.
 * ``pearson``: streamed Pearson on generated sparse counts (``--pearson-cells`` x 2,000 genes,
-  2% non-zero) vs numpy's dense ``corrcoef`` on the largest size run here: time, peak memory.
+  2% non-zero) vs numpy's dense ``corrcoef`` at ``--dense-cells``: time, peak memory.
 
-    python benchmarks/bengrn/bench_baselines.py [--part grnboost2,dask,pearson]
+    python benchmarks/bengrn/bench_baselines.py [--part grnboost2,dask,projection,pearson]
 
 Writes ``benchmarks/results/bengrn_baselines.{json,md}``. The machine's 2 cores were shared with
 other jobs: every row records the 1-minute load average after it (above 2 = shared cores, wall
@@ -25,7 +31,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -270,7 +275,11 @@ def _warm_up() -> None:
 
 
 def _worker_peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak RSS (``VmHWM``: since its ``exec``; ``getrusage``'s max RSS would
+    include the forking parent's, here the 3 GB benchmark process)."""
+    with open("/proc/self/status") as fh:
+        line = next(line for line in fh if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
 
 
 def part_projection(rows: list[dict], targets_by_method: dict[str, int]) -> None:
@@ -295,6 +304,7 @@ def part_projection(rows: list[dict], targets_by_method: dict[str, int]) -> None
     ranks = feature_ranks(X[:, reg_idx])
     prepare = time.perf_counter() - start
     rng = np.random.default_rng(0)
+    varying = np.flatnonzero(X.max(axis=0) > X.min(axis=0))  # constant targets are skipped
     settings = {
         "grnboost2": dict(
             n_estimators=5000,
@@ -309,7 +319,7 @@ def part_projection(rows: list[dict], targets_by_method: dict[str, int]) -> None
     for kind, n_targets in targets_by_method.items():
         levels = rank_levels(X[:, reg_idx], ranks) if kind == "grnboost2" else None
         problem = _Regressions(kind, "compiled", X, reg_idx, settings[kind], 0, ranks, levels)
-        targets = np.sort(rng.choice(X.shape[1], n_targets, replace=False))
+        targets = np.sort(rng.choice(varying, n_targets, replace=False))
         batches = [targets[i : i + 2] for i in range(0, n_targets, 2)]
         with (
             distributed.LocalCluster(
@@ -335,12 +345,14 @@ def part_projection(rows: list[dict], targets_by_method: dict[str, int]) -> None
                 f"processes x 1 thread, {len(reg_idx):,} TF regulators",
                 "targets_timed": n_targets,
                 "targets_fitted": done,
+                "genes_not_constant": len(varying),
                 "seconds": round(seconds, 1),
                 "seconds_prepare_transform_and_ranks": round(prepare, 1),
                 "projected_hours_20000_targets": round(seconds / n_targets * X.shape[1] / 3600, 2),
                 "worker_peak_rss_mb": sorted(round(v) for v in peaks.values()),
                 "worker_idle_rss_mb": sorted(round(v) for v in idle.values()),
                 "client_peak_rss_mb": round(_worker_peak_rss_mb()),
+                "targets_from": "random non-constant genes; projection = time per target x 20,000",
                 "load_avg_1min": _load(),
             }
         )
@@ -359,6 +371,7 @@ X = sp.csr_matrix((data, indices.ravel(), indptr), shape=(n_cells, n_genes))
 X.sum_duplicates()
 del indices, data
 import threading, tracemalloc, psutil
+from bengrn.methods import pearson  # imported before the clock starts
 input_mb = (X.data.nbytes + X.indices.nbytes + X.indptr.nbytes) / 2**20
 me = psutil.Process()
 rss_before = me.memory_info().rss / 2**20
@@ -374,7 +387,6 @@ sampler.start()
 tracemalloc.start()
 start = time.perf_counter()
 if kind == "streamed":
-    from bengrn.methods import pearson
     adata = ad.AnnData(X)
     adata.var_names = [f"g{i}" for i in range(n_genes)]
     pearson(adata, transform="none", top_k=50)
@@ -473,15 +485,25 @@ def main() -> None:
             ],
         )
     notes = (
-        "Wall times on a 2-core machine shared with other jobs (`load_avg_1min` > 2 = the cores "
-        "were shared; times are inflated and only comparable within a row group). Peak memory = "
-        "the benchmark process's max RSS (projection); for Pearson (a child process per row, whose "
-        "max RSS Linux inherits from its parent) `peak_allocated_mb_during_call` = numpy/Python "
-        "allocations traced (tracemalloc) during the correlation call alone. "
-        "arboreto 0.1.6 ran in benchmarks/.peer-venvs/arboreto016 (dask/distributed 2023.12.1, "
-        "scikit-learn 1.9.1), seeds 777 and 778; ours seed 0. `corr_with_arboreto_per_target`: "
-        "mean over targets of the Pearson correlation of the importance columns with arboreto's "
-        "seed-777 network (arboreto's own row: its seed 778 vs 777)."
+        "Wall times on a 2-core machine shared with six other agents' jobs (`load_avg_1min` > 2 = "
+        "the cores were shared; times are inflated, unevenly, and only comparable within a row "
+        "group). grnboost2 on hESC: `seconds_all_targets` is measured for our compiled run and "
+        "extrapolated linearly from the target subset (`targets_run`) for the others, and "
+        "`speedup_vs_arboreto` compares those all-target times; `corr_with_arboreto_per_target`, "
+        "`auprc`, `epr` are on the subset (`scored_on`), `auprc_all_targets` / `epr_all_targets` "
+        "on our full network. arboreto 0.1.6 ran in benchmarks/.peer-venvs/arboreto016 "
+        "(dask/distributed 2023.12.1, scikit-learn 1.9.1; its own `create_graph` with "
+        "`target_genes` for a subset), seeds 777 and 778; ours seed 0; "
+        "`corr_with_arboreto_per_target`: mean over targets of the Pearson correlation of the "
+        "importance columns with arboreto's seed-777 network (arboreto's own row: its seed 778). "
+        "Our numba builders are loaded before timing (arboreto's time likewise excludes its "
+        "cluster start). Projection: `worker_peak_rss_mb` = each worker process's max RSS "
+        "(getrusage inside the worker, after the run), `worker_idle_rss_mb` before it. Pearson: a "
+        "child process per row; `peak_rss_mb_during_call` = its RSS sampled every 20 ms during the "
+        "correlation call (`rss_mb_before_call` = input + interpreter), "
+        "`peak_allocated_mb_during_call` = numpy/Python allocations traced (tracemalloc) in the "
+        "call; the dense size is the largest that fits the ~6 GB this job may use on the shared "
+        "24 GB machine (float32 matrix + numpy's float64 copy: 24 kB per cell at 2,000 genes)."
     )
     commands = _merge_earlier_parts(args.results_name, parts, rows)
     notes += " Parts run by separate commands (rows of each part, in the order of the table): " + (
