@@ -97,7 +97,8 @@ def _scores(task, unit, adata, W, targets=None) -> dict[str, float]:
     import grnndata
 
     keep = np.arange(adata.n_vars)
-    if targets is not None:
+    if targets is not None:  # only the targets' columns: a full network has the others too
+        W = np.where(np.isin(np.arange(adata.n_vars), targets), W, 0.0)
         keep = np.union1d(targets, np.flatnonzero(W.any(axis=1)))
     grn = grnndata.GRNAnnData.from_matrix(
         sp.csr_matrix(W[np.ix_(keep, keep)].astype(np.float32)), list(adata.var_names[keep])

@@ -11,9 +11,10 @@ Both methods run by default on compiled tree builders (:mod:`bengrn.methods._for
 ``backend="sklearn"`` fits scikit-learn's estimators in joblib processes, targets sent in batches
 of 64 with the expression matrix. With ``client=`` (a ``dask.distributed.Client``, extra
 ``bengrn[dask]``) the targets run on a dask cluster instead: the regression problem (expression,
-ranks, settings) is scattered to every worker once, targets go out in batches, each batch's
-importances are written into the network as it completes, and a batch whose worker is lost is
-rescheduled by dask on another worker (same seeds, same result).
+ranks, settings) is scattered once and fetched by each worker, targets go out in batches, each
+batch's importances are written into the network as it completes, and a batch whose worker is
+lost is rescheduled on another worker (same seeds, same result); see :mod:`bengrn.methods._dask`
+for lost scattered data and clusters left without workers.
 """
 
 from __future__ import annotations
