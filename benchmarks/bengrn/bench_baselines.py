@@ -199,13 +199,14 @@ def part_dask(rows: list[dict]) -> None:
     from bengrn.methods import genie3, grnboost2
 
     adata, _ = datasets.load_beeline("beeline-synthetic-dyn-LL")
+    _warm_up()
     with (
         distributed.LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
-        client.run(lambda: None)
+        client.run(_warm_up)  # worker start-up (imports, numba cache) outside the timing
         for name, fn, kwargs in (
             ("genie3 (100 trees)", genie3, {}),
             ("grnboost2", grnboost2, {}),
