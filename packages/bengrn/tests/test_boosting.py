@@ -107,3 +107,16 @@ def test_grnboost2_bad_parameters_are_refused(beeline_ll):
         grnboost2(adata, early_stopping_rounds=0)
     with pytest.raises(ValueError, match="max_features must be in"):
         grnboost2(adata, max_features=1.5)
+
+
+def test_a_target_subset_gives_the_full_runs_columns(beeline_ll):
+    adata, _ = beeline_ll
+    full = grnboost2(adata, seed=4).grn.toarray()
+    names = list(adata.var_names[[2, 7, 11]])
+    part = grnboost2(adata, seed=4, targets=names[::-1]).grn.toarray()
+    np.testing.assert_array_equal(part[:, [2, 7, 11]], full[:, [2, 7, 11]])
+    assert (part[:, [2, 7, 11]] > 0).sum() > 10
+    others = np.setdiff1d(np.arange(adata.n_vars), [2, 7, 11])
+    assert not part[:, others].any()
+    with pytest.raises(ValueError, match=r"targets must be genes .* not found: \['nope'\]"):
+        grnboost2(adata, targets=[names[0], "nope"])

@@ -11,9 +11,10 @@ Both methods run by default on compiled tree builders (:mod:`bengrn.methods._for
 ``backend="sklearn"`` fits scikit-learn's estimators in joblib processes, targets sent in batches
 of 64 with the expression matrix. With ``client=`` (a ``dask.distributed.Client``, extra
 ``bengrn[dask]``) the targets run on a dask cluster instead: the regression problem (expression,
-ranks, settings) is scattered to every worker once, targets go out in batches, each batch's
-importances are written into the network as it completes, and a batch whose worker is lost is
-rescheduled by dask on another worker (same seeds, same result).
+ranks, settings) is scattered once and fetched by each worker, targets go out in batches, each
+batch's importances are written into the network as it completes, and a batch whose worker is
+lost is rescheduled on another worker (same seeds, same result); see :mod:`bengrn.methods._dask`
+for lost scattered data and clusters left without workers.
 """
 
 from __future__ import annotations
@@ -168,19 +169,37 @@ def sklearn_grnboost2_importances(
     return model.feature_importances_ * n_stages, n_stages
 
 
+def _target_indices(genes: pd.Index, targets: Sequence[str]) -> np.ndarray:
+    """Sorted positions of ``targets`` in ``genes``; every target must be a gene."""
+    names = pd.Index([str(t) for t in targets]).unique()
+    idx = genes.get_indexer(names)
+    if len(idx) == 0 or (idx < 0).any():
+        missing = list(names[idx < 0][:5]) if len(idx) else []
+        raise ValueError(
+            f"targets must be genes of the expression set; got {len(targets)} targets, not found: "
+            f"{missing} (genes are e.g. {list(genes[:5])})"
+        )
+    return np.sort(idx)
+
+
 def _fit_batch(problem: _Regressions, targets: np.ndarray) -> list[tuple[int, np.ndarray]]:
     return problem.fit_batch(targets)
 
 
 def _run(
-    problem: _Regressions, n_genes: int, n_jobs: int, client: Any, batch_size: int
+    problem: _Regressions,
+    targets: np.ndarray,
+    n_genes: int,
+    n_jobs: int,
+    client: Any,
+    batch_size: int,
 ) -> np.ndarray:
-    """``(n_regulators, n_genes)`` float32 importances of every target, on threads (compiled),
-    joblib processes (scikit-learn) or a dask cluster (``client``)."""
+    """``(n_regulators, n_genes)`` float32 importances of the ``targets`` columns (others 0), on
+    threads (compiled), joblib processes (scikit-learn) or a dask cluster (``client``)."""
     weights = np.zeros((len(problem.reg_idx), n_genes), dtype=np.float32)
-    targets = np.arange(n_genes)
-    batches = [targets[i : i + batch_size] for i in range(0, n_genes, batch_size)]
-    with tqdm(total=n_genes, desc=problem.kind, unit="target") as bar:
+    n_targets = len(targets)
+    batches = [targets[i : i + batch_size] for i in range(0, n_targets, batch_size)]
+    with tqdm(total=n_targets, desc=problem.kind, unit="target") as bar:
         if client is not None:
             from bengrn.methods._dask import map_batches
 
@@ -190,7 +209,7 @@ def _run(
         elif problem.backend == "compiled":
             threads = max(1, min(effective_n_jobs(n_jobs), os.cpu_count() or 1))
             pool = ThreadPoolExecutor(max_workers=threads)
-            single = [targets[i : i + 1] for i in range(n_genes)]
+            single = [targets[i : i + 1] for i in range(n_targets)]
             results = zip(single, pool.map(problem.fit_batch, single))
             batches = single
         else:
@@ -217,6 +236,7 @@ def _infer(
     backend: str,
     options: dict[str, Any],
     regulators: Sequence[str] | None,
+    targets: Sequence[str] | None,
     n_jobs: int,
     seed: int,
     transform: str,
@@ -231,6 +251,7 @@ def _infer(
     X = expression_matrix(adata, transform)
     reg_idx = regulator_indices(genes, regulators)
     resolve_max_features(options["max_features"], len(reg_idx))  # fails here, not in a worker
+    target_idx = np.arange(len(genes)) if targets is None else _target_indices(genes, targets)
     ranks = levels = None
     if backend == "compiled":
         regs = X[:, reg_idx]
@@ -240,7 +261,7 @@ def _infer(
 
             levels = rank_levels(regs, ranks)
     problem = _Regressions(kind, backend, X, reg_idx, options, seed, ranks, levels)
-    weights = _run(problem, len(genes), n_jobs, client, _BATCH_SIZE)
+    weights = _run(problem, target_idx, len(genes), n_jobs, client, _BATCH_SIZE)
     return make_network(reg_idx, weights, genes, kind, params)
 
 
@@ -250,6 +271,7 @@ def genie3(
     n_trees: int = 100,
     max_features: str | float | int = "sqrt",
     regulators: Sequence[str] | None = None,
+    targets: Sequence[str] | None = None,
     n_jobs: int = 1,
     seed: int = 0,
     transform: str = "log1p",
@@ -268,6 +290,9 @@ def genie3(
         Candidate regulators tried at each split (``"sqrt"`` as in GENIE3, a fraction, or a count).
     regulators
         Candidate regulators (e.g. TFs); ``None`` = every gene.
+    targets
+        Target genes to fit (arboreto's ``target_genes``); ``None`` = every gene. The other
+        genes' columns stay 0; each fitted column equals the full run's.
     n_jobs
         Target genes fitted in parallel (threads for the compiled backend, processes for
         scikit-learn); ``-1`` = all cores. Ignored with ``client``.
@@ -302,7 +327,17 @@ def genie3(
     )
     options = {"n_trees": int(n_trees), "max_features": max_features}
     return _infer(
-        adata, "genie3", backend, options, regulators, n_jobs, seed, transform, client, params
+        adata,
+        "genie3",
+        backend,
+        options,
+        regulators,
+        targets,
+        n_jobs,
+        seed,
+        transform,
+        client,
+        params,
     )
 
 
@@ -316,6 +351,7 @@ def grnboost2(
     max_depth: int = 3,
     early_stopping_rounds: int = 25,
     regulators: Sequence[str] | None = None,
+    targets: Sequence[str] | None = None,
     n_jobs: int = 1,
     seed: int = 0,
     transform: str = "log1p",
@@ -371,5 +407,15 @@ def grnboost2(
         "early_stopping_rounds": int(early_stopping_rounds),
     }
     return _infer(
-        adata, "grnboost2", backend, options, regulators, n_jobs, seed, transform, client, params
+        adata,
+        "grnboost2",
+        backend,
+        options,
+        regulators,
+        targets,
+        n_jobs,
+        seed,
+        transform,
+        client,
+        params,
     )
