@@ -324,6 +324,8 @@ def test_a_missing_chunk_in_any_array_is_an_error_naming_it(full_store, tmp_path
 
     path = tmp_path / "damaged.zarr"
     shutil.copytree(full_store, path)
+    if (path / array / "values").is_dir():  # pandas 3 strings: anndata writes values + mask
+        array = f"{array}/values"
     chunks = _chunk_objects(path / array)
     assert chunks, f"{array} has no chunk files"
     chunks[len(chunks) // 2].unlink()

@@ -171,13 +171,13 @@ def _check_name_types(genes: pd.Index, names: pd.Series | np.ndarray, what: str)
     dtype = names.dtype if hasattr(names, "dtype") else np.asarray(names).dtype
     if isinstance(dtype, pd.CategoricalDtype):
         dtype = dtype.categories.dtype
-    if np.dtype(dtype).kind not in "biuf" or len(names) == 0:
+    if not pd.api.types.is_numeric_dtype(dtype) or len(names) == 0:
         return
     gene_kinds = {type(g).__name__ for g in genes[:1000]}
     if gene_kinds <= {"str"}:
         first = np.asarray(names)[0]
         raise ValueError(
-            f"the {what} are numbers ({np.dtype(dtype)}, e.g. {first!r}) but the network genes are "
+            f"the {what} are numbers ({dtype}, e.g. {first!r}) but the network genes are "
             f"strings (e.g. {examples(genes[:3])}): the types differ, so no edge could match. Map "
             "the ids to gene names first, or convert them with .astype(str) if the genes are "
             "numeric ids stored as text"
