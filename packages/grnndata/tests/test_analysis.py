@@ -117,6 +117,34 @@ def test_centralities_match_networkx(kang_grn):
     np.testing.assert_allclose(table["eigenvector"], eigen[table.index], atol=1e-5)
 
 
+def test_analysis_takes_any_anndata_with_a_network(kang_grn, kang_small):
+    plain = kang_small.copy()  # a plain AnnData (not a GRNAnnData) with varp["GRN"]
+    plain.varp["GRN"] = kang_grn.grn
+    assert not isinstance(plain, GRNAnnData)
+    pd.testing.assert_frame_equal(centrality(plain), centrality(kang_grn))
+    assert compare(plain, kang_grn)["jaccard"] == 1.0
+    merged = merge([plain, kang_grn], reduce="max")
+    assert (merged.grn != kang_grn.grn).nnz == 0
+
+
+def test_core_does_not_import_analysis():
+    import ast
+    import inspect
+
+    import grnndata.core
+
+    tree = ast.parse(inspect.getsource(grnndata.core))
+    imported = [
+        node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+    ] + [
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    ]
+    assert imported and not [name for name in imported if "analysis" in name]
+
+
 def test_centrality_of_a_bare_matrix_uses_absolute_weights():
     matrix = sp.csr_matrix(np.array([[0, -2.0, 0], [0, 0, 3.0], [1.0, 0, 0]]))  # synthetic
     table = centrality(matrix, genes=["A", "B", "C"], kinds=("out_strength", "in_degree"))
@@ -160,7 +188,7 @@ def test_compare_counts_shared_edges_like_sets(omnipath_tf, kang_small):
     pairs_b = set(zip(b.edges()["regulator"].astype(str), b.edges()["target"].astype(str)))
     assert result["n_shared_edges"] == len(pairs_a & pairs_b)
     assert result["jaccard"] == pytest.approx(len(pairs_a & pairs_b) / len(pairs_a | pairs_b))
-    assert a.compare(a)["jaccard"] == 1.0
+    assert compare(a, a)["jaccard"] == 1.0
     top = compare(a, b, top_k=100)
     assert top["n_edges_a"] == 100
 
@@ -184,6 +212,8 @@ def test_merge_on_the_union_of_genes(omnipath_tf, kang_small):
     assert list(inter.var_names) == genes[1000:1500]
     with pytest.raises(ValueError, match="reduce="):
         merge([first, second], reduce="median")
-    with pytest.raises(TypeError, match="GRNAnnData"):
+    with pytest.raises(ValueError, match=r"grns\[1\].*no network in varp\['GRN'\]"):
         merge([first, kang_small])
+    with pytest.raises(TypeError, match=r"grns\[1\] is a DataFrame; expected an AnnData"):
+        merge([first, omnipath_tf])
     assert isinstance(merged, GRNAnnData)

@@ -160,7 +160,7 @@ def die(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
 
 if point == "while_writing":
-    import grnndata.io as io
+    import grnndata.io.zarr as io
     io.write_elem_original = io.write_elem
     calls = []
     def write_elem(*args, **kwargs):

@@ -3,6 +3,7 @@ files, atomic writes, corrupted stores, and lazy partial reads (real Kang x Omni
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import anndata
@@ -111,7 +112,7 @@ def test_a_crash_mid_write_leaves_the_previous_file_intact(kang_grn, tmp_path, m
     kang_grn.write_h5ad(h5ad_path)
     other = kang_grn.get(list(kang_grn.var_names[:50]))
 
-    real_write_elem = grnndata.io.write_elem
+    real_write_elem = grnndata.io.zarr.write_elem
 
     def crash_on_network(group, key, value, **kwargs):
         if key == "GRN":
@@ -119,7 +120,7 @@ def test_a_crash_mid_write_leaves_the_previous_file_intact(kang_grn, tmp_path, m
             raise OSError("disk full (simulated)")
         return real_write_elem(group, key, value, **kwargs)
 
-    monkeypatch.setattr(grnndata.io, "write_elem", crash_on_network)
+    monkeypatch.setattr(grnndata.io.zarr, "write_elem", crash_on_network)
     with pytest.raises(OSError, match="simulated"):
         other.write_zarr(zarr_path)
 
@@ -147,8 +148,8 @@ def _chunk_files(array_dir: Path) -> list[Path]:
 def test_corrupted_or_truncated_stores_are_detected(kang_grn, tmp_path):
     import shutil
 
-    source = tmp_path / "good.zarr"
-    kang_grn.write_zarr(source, chunk_size=256, index_chunk_size=256)
+    source = tmp_path / "good.zarr"  # format 2: one file per chunk
+    kang_grn.write_zarr(source, chunk_size=256, index_chunk_size=256, zarr_format=2)
     network = Path("varp") / "GRN"
     index = network / "grnndata_column_index"
     cases = {
@@ -214,8 +215,8 @@ def test_lazy_queries_read_a_small_fraction_of_the_store(omnipath_grn, tmp_path)
 
 
 def test_lazy_reads_of_a_damaged_store_raise_instead_of_dropping_edges(kang_grn, tmp_path):
-    path = tmp_path / "damaged.zarr"
-    kang_grn.write_zarr(path, chunk_size=256)
+    path = tmp_path / "damaged.zarr"  # format 2: one file per chunk
+    kang_grn.write_zarr(path, chunk_size=256, zarr_format=2)
     lazy = open_zarr(path)  # opened intact, damaged afterwards
     _chunk_files(path / "varp" / "GRN" / "data")[1].unlink()  # edges 256..511 now read as 0
     indptr = kang_grn.grn.indptr
@@ -233,7 +234,7 @@ def test_lazy_reads_of_a_damaged_store_raise_instead_of_dropping_edges(kang_grn,
     )
 
 
-@pytest.mark.skipif(not grnndata.io._ZARR3, reason="zarr format 3 needs zarr>=3")
+@pytest.mark.skipif(not grnndata.io.zarr.ZARR3, reason="zarr format 3 needs zarr>=3")
 def test_zarr_format_3_sharded_store_round_trips_and_reads_lazily(kang_grn, tmp_path):
     path = tmp_path / "kang_v3.zarr"
     kang_grn.write_zarr(path, chunk_size=256, index_chunk_size=1024, zarr_format=3)
@@ -247,3 +248,40 @@ def test_zarr_format_3_sharded_store_round_trips_and_reads_lazily(kang_grn, tmp_
     assert lazy.regulators(target).equals(kang_grn.regulators(target))
     with pytest.raises(ValueError, match="must be 2 or 3"):
         kang_grn.write_zarr(tmp_path / "bad.zarr", zarr_format=4)
+
+
+def test_the_default_store_is_sharded_zarr_v3_with_one_file_per_network_array(kang_grn, tmp_path):
+    path = tmp_path / "default.zarr"
+    kang_grn.write_zarr(path)
+    assert json.loads((path / "zarr.json").read_text())["zarr_format"] == 3
+    for array in ("indices", "data", "grnndata_column_index/indices"):
+        meta = json.loads((path / "varp" / "GRN" / array / "zarr.json").read_text())
+        assert meta["codecs"][0]["name"] == "sharding_indexed"
+        inner = meta["codecs"][0]["configuration"]["chunk_shape"]
+        assert inner == [grnndata.io.DEFAULT_CHUNK_SIZE[3]], array
+        assert len(_chunk_files(path / "varp" / "GRN" / array)) == 1
+    assert_same(kang_grn, read_zarr(path))
+    assert (anndata.read_zarr(path).varp["GRN"] != kang_grn.grn).nnz == 0  # plain anndata
+
+
+def test_a_damaged_shard_is_detected_by_full_and_lazy_reads(kang_grn, tmp_path, monkeypatch):
+    monkeypatch.setattr(grnndata.io.zarr, "SHARD_ELEMENTS", 1024)  # several shards per array
+    path = tmp_path / "sharded.zarr"
+    kang_grn.write_zarr(path, chunk_size=256, index_chunk_size=256)
+    shards = _chunk_files(path / "varp" / "GRN" / "data")
+    assert len(shards) == -(-kang_grn.n_edges // 1024)
+    lazy = open_zarr(path)  # opened intact, damaged afterwards
+    shards[1].unlink()  # edges 1024..2047 now read as 0
+    indptr = kang_grn.grn.indptr
+    row = int(np.flatnonzero((indptr[:-1] < 2048) & (indptr[1:] > 1024))[0])
+    with pytest.raises(GRNStoreError, match="corrupted or truncated"):
+        lazy.targets(kang_grn.var_names[row])
+    with pytest.raises(GRNStoreError, match=rf"array 'varp/GRN/data': 1 of its {len(shards)}"):
+        open_zarr(path)
+    with pytest.raises(GRNStoreError, match="varp/GRN/data"):
+        read_zarr(path)
+    kang_grn.write_zarr(path, chunk_size=256, index_chunk_size=256)  # intact again
+    index_shard = _chunk_files(path / "varp" / "GRN" / "grnndata_column_index" / "indices")[0]
+    index_shard.write_bytes(index_shard.read_bytes()[:-100])  # truncated: its index is gone
+    with pytest.raises(GRNStoreError, match="grnndata_column_index/indices"):
+        open_zarr(path)

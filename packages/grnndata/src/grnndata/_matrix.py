@@ -1,7 +1,9 @@
-"""Validation and conversion of network matrices (rows = regulators, columns = targets).
+"""The canonical stored form of a network matrix (rows = regulators, columns = targets).
 
-Every matrix that enters a :class:`~grnndata.GRNAnnData` goes through :func:`as_network`, which
-either returns a canonical form or raises a :class:`ValueError` that names the problem:
+Every matrix that enters a :class:`~grnndata.GRNAnnData` goes through :func:`canonical_network`,
+which either returns the form ``varp["GRN"]`` stores or raises a :class:`ValueError` that names
+the problem (conversion from other forms, edge tables and DataFrames is
+:func:`grnndata.as_network`, in :mod:`grnndata.convert`):
 
 - 2-D input (sparse of any format, dense array, ``numpy.matrix``) becomes a
   ``scipy.sparse.csr_matrix`` of float32 with sorted indices, summed duplicates and no explicit
@@ -22,7 +24,7 @@ import scipy.sparse as sp
 ORIENTATION = "regulators x targets"
 GRN_KEY = "GRN"
 
-__all__ = ["GRN_KEY", "ORIENTATION", "as_network", "check_unique_genes", "examples"]
+__all__ = ["GRN_KEY", "ORIENTATION", "canonical_network", "check_unique_genes", "examples"]
 
 
 def examples(values: Sequence[Any] | np.ndarray | pd.Index, k: int = 5) -> str:
@@ -64,7 +66,9 @@ def _check_numeric(dtype: np.dtype, where: str) -> None:
         )
 
 
-def as_network(value: Any, n_genes: int, *, where: str = "network") -> sp.csr_matrix | np.ndarray:
+def canonical_network(
+    value: Any, n_genes: int, *, where: str = "network"
+) -> sp.csr_matrix | np.ndarray:
     """Validate ``value`` as a network over ``n_genes`` genes and return its canonical form.
 
     Parameters

@@ -5,8 +5,9 @@ of the edge from gene ``i`` (regulator) to gene ``j`` (target). The network is a
 ``scipy.sparse.csr_matrix`` of float32 (a 3-D dense ``(n_genes, n_genes, k)`` stack is accepted for
 per-head or per-sample networks). Every matrix is validated when it enters the object.
 
-Storage lives in :mod:`grnndata.io`, analysis in :mod:`grnndata.analysis`, plotting in
-:mod:`grnndata.plot`; this module stays a thin, validated container.
+Storage lives in :mod:`grnndata.io`, conversion in :mod:`grnndata.convert`, analysis in
+:mod:`grnndata.analysis` (which takes any AnnData with ``varp["GRN"]``; this module does not
+import it), plotting in :mod:`grnndata.plot`; this module stays a thin, validated container.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ._matrix import GRN_KEY, ORIENTATION, as_network, check_unique_genes, examples
+from ._matrix import GRN_KEY, ORIENTATION, canonical_network, check_unique_genes, examples
+from .convert import as_network, is_edge_table
 from .edges import Duplicates, edges_to_matrix, matrix_to_edges
 
 if TYPE_CHECKING:
@@ -122,7 +124,9 @@ class GRNAnnData(anndata.AnnData):
         if grn is not None:
             self.grn = grn
         elif GRN_KEY in self.varp:
-            self.varp[GRN_KEY] = as_network(self.varp[GRN_KEY], self.n_vars, where="varp['GRN']")
+            self.varp[GRN_KEY] = canonical_network(
+                self.varp[GRN_KEY], self.n_vars, where="varp['GRN']"
+            )
         else:
             self.varp[GRN_KEY] = sp.csr_matrix((self.n_vars, self.n_vars), dtype=np.float32)
 
@@ -177,22 +181,15 @@ class GRNAnnData(anndata.AnnData):
         """A network from a square DataFrame: index = regulators, columns = targets.
 
         Index and columns must hold the same gene names (any order); columns are aligned to
-        the index order.
+        the index order. Same as ``grnndata.as_network(frame).to_grnanndata()``.
         """
-        index = pd.Index(frame.index.astype(str))
-        columns = pd.Index(frame.columns.astype(str))
-        check_unique_genes(index, what="DataFrame index (regulators)")
-        check_unique_genes(columns, what="DataFrame columns (targets)")
-        if set(index) != set(columns):
-            only_rows = index.difference(columns)
-            only_cols = columns.difference(index)
+        if not isinstance(frame, pd.DataFrame) or is_edge_table(frame):
             raise ValueError(
-                "DataFrame index (regulators) and columns (targets) must hold the same genes: "
-                f"{len(only_rows)} only in the index {examples(only_rows)}, "
-                f"{len(only_cols)} only in the columns {examples(only_cols)}"
+                "from_frame expects a square DataFrame (index = regulators, columns = targets); "
+                "use grnndata.from_edges for an edge table"
             )
-        values = frame.to_numpy()[:, columns.get_indexer(index)]
-        return cls.from_matrix(values, list(index))
+        network = as_network(frame, name="DataFrame")
+        return cls.from_matrix(network.matrix, list(network.genes))
 
     @classmethod
     def from_networkx(
@@ -234,13 +231,13 @@ class GRNAnnData(anndata.AnnData):
         if isinstance(value, sp.csr_matrix) and value.dtype == np.float32:
             if value.shape == (self.n_vars, self.n_vars):
                 return value
-        checked = as_network(value, self.n_vars, where="varp['GRN']")
+        checked = canonical_network(value, self.n_vars, where="varp['GRN']")
         self.varp[GRN_KEY] = checked
         return checked
 
     @grn.setter
     def grn(self, value: Any) -> None:
-        self.varp[GRN_KEY] = as_network(value, self.n_vars, where="grn")
+        self.varp[GRN_KEY] = canonical_network(value, self.n_vars, where="grn")
 
     @property
     def is_stack(self) -> bool:
@@ -365,14 +362,6 @@ class GRNAnnData(anndata.AnnData):
             top_k=top_k,
             per_regulator_top_k=per_regulator_top_k,
         )
-
-    def compare(
-        self, other: GRNAnnData, top_k: int | None = None, *, min_weight: float | None = None
-    ) -> dict[str, Any]:
-        """Edge overlap / Jaccard with ``other``; see :func:`grnndata.analysis.compare`."""
-        from .analysis import compare
-
-        return compare(self, other, top_k=top_k, min_weight=min_weight)
 
     # ----------------------------------------------------------------- metadata
     def set_metadata(

@@ -20,8 +20,17 @@ from ._matrix import examples
 
 log = logging.getLogger(__name__)
 
-Duplicates = Literal["max", "min", "sum", "mean", "first", "last", "error"]
-DUPLICATE_RULES: tuple[str, ...] = ("max", "min", "sum", "mean", "first", "last", "error")
+Duplicates = Literal["max", "absmax", "min", "sum", "mean", "first", "last", "error"]
+DUPLICATE_RULES: tuple[str, ...] = (
+    "max",
+    "absmax",
+    "min",
+    "sum",
+    "mean",
+    "first",
+    "last",
+    "error",
+)
 
 __all__ = [
     "DUPLICATE_RULES",
@@ -81,6 +90,7 @@ def edges_to_matrix(
     *,
     duplicates: Duplicates = "max",
     strict: bool = False,
+    unknown_level: int = logging.WARNING,
 ) -> EdgeMapping:
     """Build a regulators x targets CSR matrix over ``genes`` from parallel edge arrays.
 
@@ -94,11 +104,15 @@ def edges_to_matrix(
         Edge weights (finite numbers); ``None`` gives every edge weight 1.
     duplicates
         How rows with the same (regulator, target) pair are merged: ``"max"`` / ``"min"`` (largest
-        / smallest signed weight), ``"sum"``, ``"mean"``, ``"first"`` / ``"last"`` (in input row
-        order), or ``"error"`` (raise ``ValueError``).
+        / smallest signed weight), ``"absmax"`` (largest magnitude, sign kept; a tie between
+        ``w`` and ``-w`` keeps ``w``), ``"sum"``, ``"mean"``, ``"first"`` / ``"last"`` (in input
+        row order), or ``"error"`` (raise ``ValueError``).
     strict
         If true, any unknown regulator or target raises ``ValueError``; otherwise those rows are
-        dropped and reported with a warning (count and examples).
+        dropped and reported (count and examples) at ``unknown_level`` (a warning by default).
+    unknown_level
+        ``logging`` level of that report (INFO where dropping edges is the point, e.g. restricting
+        a table to some genes).
 
     Notes
     -----
@@ -146,7 +160,7 @@ def edges_to_matrix(
             )
         if strict:
             raise ValueError(message + "; pass strict=False to drop those edges")
-        log.warning("%s; those edges were dropped", message)
+        log.log(unknown_level, "%s; those edges were dropped", message)
         rows, cols, values = rows[known], cols[known], values[known]
     matrix, n_duplicates = merge_duplicate_edges(rows, cols, values, len(genes), duplicates)
     return EdgeMapping(matrix, n_input, n_unknown, unknown_genes, n_duplicates)
@@ -251,6 +265,10 @@ def merge_duplicate_edges(
         merged = np.maximum.reduceat(values, starts)
     elif rule == "min":
         merged = np.minimum.reduceat(values, starts)
+    elif rule == "absmax":
+        largest = np.maximum.reduceat(values, starts)
+        smallest = np.minimum.reduceat(values, starts)
+        merged = np.where(-smallest > largest, smallest, largest)
     elif rule == "sum":
         merged = np.add.reduceat(values.astype(np.float64), starts)
     elif rule == "mean":

@@ -33,6 +33,10 @@ if int(zarr.__version__.split(".")[0]) >= 3:
                 self.reads += 1
             return buffer
 
+        async def getsize(self, key: str) -> int:
+            """The wrapped store's size lookup (a file's size, not a read: not counted)."""
+            return await self._store.getsize(key)
+
         async def get_partial_values(self, prototype: Any, key_ranges: Any) -> list[Any]:
             buffers = await self._store.get_partial_values(prototype, key_ranges)
             for buffer in buffers:

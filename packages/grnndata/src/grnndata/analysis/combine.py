@@ -6,10 +6,12 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Literal
 
+import anndata
 import numpy as np
 import pandas as pd
 
 from .._matrix import ORIENTATION
+from ..convert import Network, as_network
 from ..core import GRNAnnData
 from ..edges import merge_duplicate_edges
 
@@ -19,18 +21,31 @@ __all__ = ["compare", "merge"]
 
 
 def _edge_keys(
-    grn: GRNAnnData, genes: pd.Index, top_k: int | None, min_weight: float | None
+    network: Network, genes: pd.Index, top_k: int | None, min_weight: float | None
 ) -> np.ndarray:
-    """Edges of ``grn`` (strongest ``top_k``) as integer keys ``row * n + col`` over ``genes``."""
-    frame = grn.edges(min_weight=min_weight, top_k=top_k)
+    """Edges of ``network`` (strongest ``top_k``) as integer keys ``row * n + col`` over ``genes``."""
+    frame = network.edges(min_weight=min_weight, top_k=top_k)
     rows = genes.get_indexer(frame["regulator"].astype(str))
     cols = genes.get_indexer(frame["target"].astype(str))
     return np.unique(rows.astype(np.int64) * len(genes) + cols)
 
 
+def _networks(values: Sequence[anndata.AnnData], names: Sequence[str]) -> list[Network]:
+    """Each AnnData's ``varp["GRN"]`` with its genes; a clear error for anything else."""
+    out = []
+    for name, value in zip(names, values):
+        if not isinstance(value, anndata.AnnData):
+            raise TypeError(
+                f"{name} is a {type(value).__name__}; expected an AnnData with a network in "
+                "varp['GRN'] (e.g. a GRNAnnData)"
+            )
+        out.append(as_network(value, sparse=True, name=name))
+    return out
+
+
 def compare(
-    a: GRNAnnData,
-    b: GRNAnnData,
+    a: anndata.AnnData,
+    b: anndata.AnnData,
     top_k: int | None = None,
     *,
     min_weight: float | None = None,
@@ -41,7 +56,8 @@ def compare(
     Parameters
     ----------
     a, b
-        Networks (rows = regulators, columns = targets), possibly over different genes.
+        AnnData objects with a network in ``varp["GRN"]`` (rows = regulators, columns =
+        targets, e.g. :class:`~grnndata.GRNAnnData`), possibly over different genes.
     top_k
         Compare each network's ``top_k`` largest-weight edges (``None``: all edges).
     min_weight
@@ -56,17 +72,15 @@ def compare(
     (shared / union) and ``overlap_coefficient`` (shared / smaller set); ratios are ``nan`` when
     both edge sets are empty.
     """
-    for name, value in (("a", a), ("b", b)):
-        if not isinstance(value, GRNAnnData):
-            raise TypeError(f"{name} must be a GRNAnnData, got {type(value).__name__}")
-    shared = a.var_names.intersection(b.var_names, sort=False)
+    net_a, net_b = _networks([a, b], ["a", "b"])
+    shared = net_a.genes.intersection(net_b.genes, sort=False)
     if shared_genes_only:
-        a, b = a.get(list(shared)), b.get(list(shared))
         genes = pd.Index(shared)
+        net_a, net_b = as_network(a, genes, sparse=True), as_network(b, genes, sparse=True)
     else:
-        genes = a.var_names.union(b.var_names, sort=False)
-    keys_a = _edge_keys(a, genes, top_k, min_weight)
-    keys_b = _edge_keys(b, genes, top_k, min_weight)
+        genes = net_a.genes.union(net_b.genes, sort=False)
+    keys_a = _edge_keys(net_a, genes, top_k, min_weight)
+    keys_b = _edge_keys(net_b, genes, top_k, min_weight)
     n_shared = int(np.intersect1d(keys_a, keys_b, assume_unique=True).size)
     n_union = keys_a.size + keys_b.size - n_shared
     smaller = min(keys_a.size, keys_b.size)
@@ -81,7 +95,7 @@ def compare(
 
 
 def merge(
-    grns: Sequence[GRNAnnData],
+    grns: Sequence[anndata.AnnData],
     how: Literal["union", "intersection"] = "union",
     reduce: Literal["mean", "sum", "max", "min", "count"] = "mean",
     *,
@@ -92,7 +106,8 @@ def merge(
     Parameters
     ----------
     grns
-        Networks, rows = regulators, columns = targets.
+        AnnData objects with a network in ``varp["GRN"]`` (rows = regulators, columns =
+        targets, e.g. :class:`~grnndata.GRNAnnData`).
     how
         ``"union"``: all genes, in first-seen order (genes of the first network, then new genes of
         the second ...); ``"intersection"``: genes present in every network, in the first
@@ -115,26 +130,28 @@ def merge(
     grns = list(grns)
     if not grns:
         raise ValueError("merge needs at least one network")
-    for position, grn in enumerate(grns):
-        if not isinstance(grn, GRNAnnData):
-            raise TypeError(f"grns[{position}] is a {type(grn).__name__}; expected GRNAnnData")
+    networks = _networks(grns, [f"grns[{position}]" for position in range(len(grns))])
     if names is not None and len(names) != len(grns):
         raise ValueError(f"{len(names)} names for {len(grns)} networks")
-    genes = pd.Index(grns[0].var_names)
-    for grn in grns[1:]:
+    genes = networks[0].genes
+    for network in networks[1:]:
         if how == "union":
-            genes = genes.append(grn.var_names[~grn.var_names.isin(genes)])
+            genes = genes.append(network.genes[~network.genes.isin(genes)])
         else:
-            genes = genes[genes.isin(grn.var_names)]
+            genes = genes[genes.isin(network.genes)]
     rows, cols, values = [], [], []
-    for grn in grns:
-        coo = grn.grn.tocoo()
-        mapping = genes.get_indexer(grn.var_names)
+    for network in networks:
+        coo = network.matrix.tocoo()
+        mapping = genes.get_indexer(network.genes)
         r, c = mapping[coo.row], mapping[coo.col]
         keep = (r >= 0) & (c >= 0)
         rows.append(r[keep].astype(np.int64))
         cols.append(c[keep].astype(np.int64))
-        values.append(np.ones(int(keep.sum()), np.float32) if reduce == "count" else coo.data[keep])
+        values.append(
+            np.ones(int(keep.sum()), np.float32)
+            if reduce == "count"
+            else coo.data[keep].astype(np.float32)
+        )
     rule = "sum" if reduce == "count" else reduce
     matrix, _ = merge_duplicate_edges(
         np.concatenate(rows), np.concatenate(cols), np.concatenate(values), len(genes), rule

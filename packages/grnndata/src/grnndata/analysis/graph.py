@@ -11,12 +11,13 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import anndata
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .._matrix import as_network, check_unique_genes
-from ..core import GRNAnnData
+from .._matrix import canonical_network
+from ..convert import as_network
 
 log = logging.getLogger(__name__)
 
@@ -34,39 +35,28 @@ __all__ = ["CENTRALITIES", "centrality", "communities", "network_and_genes"]
 
 
 def network_and_genes(
-    grn_or_matrix: GRNAnnData | Any, genes: Sequence[str] | None = None
+    network: anndata.AnnData | Any, genes: Sequence[str] | None = None
 ) -> tuple[sp.csr_matrix, pd.Index]:
     """A validated CSR float32 network (rows = regulators, columns = targets) and its gene names.
 
-    ``grn_or_matrix`` is a :class:`GRNAnnData` (its ``var_names`` are the genes; ``genes`` must
-    then be ``None``) or a square matrix, with ``genes`` naming its rows/columns (default
-    ``"0"``, ``"1"``, ...).
+    ``network`` is any AnnData with ``varp["GRN"]`` (a :class:`~grnndata.GRNAnnData` or a plain
+    one; its ``var_names`` are the genes), any other form :func:`grnndata.as_network` accepts,
+    or a square matrix, with ``genes`` naming its rows/columns (default ``"0"``, ``"1"``, ...).
     """
-    if isinstance(grn_or_matrix, GRNAnnData):
-        if genes is not None:
+    if genes is None and not isinstance(network, anndata.AnnData | pd.DataFrame):
+        shape = getattr(network, "shape", None)
+        if shape is None or len(shape) != 2:
             raise ValueError(
-                "genes= is only for a bare matrix; a GRNAnnData names its genes itself"
+                "expected an AnnData with varp['GRN'] or a square 2-D matrix, got "
+                f"{type(network).__name__}"
             )
-        return grn_or_matrix.grn, pd.Index(grn_or_matrix.var_names)
-    shape = getattr(grn_or_matrix, "shape", None)
-    if shape is None or len(shape) != 2:
-        raise ValueError(
-            f"expected a GRNAnnData or a square 2-D matrix, got {type(grn_or_matrix).__name__}"
-        )
-    names = (
-        pd.Index([str(i) for i in range(shape[0])], dtype=object)
-        if genes is None
-        else pd.Index([str(g) for g in genes], dtype=object)
-    )
-    check_unique_genes(names)
-    matrix = as_network(grn_or_matrix, len(names), where="network")
-    if not isinstance(matrix, sp.csr_matrix):
-        raise ValueError("expected a 2-D network, got a 3-D stack; select one network first")
-    return matrix, names
+        genes = [str(i) for i in range(shape[0])]
+    converted = as_network(network, genes, sparse=True)
+    return canonical_network(converted.matrix, converted.n_genes), converted.genes
 
 
 def centrality(
-    grn_or_matrix: GRNAnnData | Any,
+    network: anndata.AnnData | Any,
     genes: Sequence[str] | None = None,
     kinds: Sequence[str] = CENTRALITIES,
     *,
@@ -78,8 +68,9 @@ def centrality(
 
     Parameters
     ----------
-    grn_or_matrix
-        :class:`GRNAnnData` or a square matrix, rows = regulators, columns = targets.
+    network
+        An AnnData with ``varp["GRN"]`` (e.g. a :class:`~grnndata.GRNAnnData`) or a square
+        matrix, rows = regulators, columns = targets.
     genes
         Names for a bare matrix's rows/columns.
     kinds
@@ -99,7 +90,7 @@ def centrality(
     unknown = [k for k in kinds if k not in CENTRALITIES]
     if unknown:
         raise ValueError(f"unknown centrality kind(s) {unknown}; expected any of {CENTRALITIES}")
-    matrix, names = network_and_genes(grn_or_matrix, genes)
+    matrix, names = network_and_genes(network, genes)
     weights = abs(matrix)
     out_degree = np.diff(matrix.indptr).astype(np.int64)
     in_degree = np.bincount(matrix.indices, minlength=matrix.shape[1]).astype(np.int64)
@@ -164,7 +155,7 @@ def _eigenvector(weights: sp.csr_matrix, *, max_iter: int, tol: float) -> np.nda
 
 
 def communities(
-    grn_or_matrix: GRNAnnData | Any,
+    network: anndata.AnnData | Any,
     genes: Sequence[str] | None = None,
     *,
     resolution: float = 1.0,
@@ -182,7 +173,7 @@ def communities(
     """
     import networkx as nx
 
-    matrix, names = network_and_genes(grn_or_matrix, genes)
+    matrix, names = network_and_genes(network, genes)
     weights = abs(matrix).tocoo()
     keep = slice(None) if min_weight is None else weights.data >= min_weight
     graph = nx.DiGraph()

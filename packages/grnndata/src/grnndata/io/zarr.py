@@ -1,0 +1,313 @@
+"""zarr storage of a :class:`~grnndata.GRNAnnData`: writes (atomic) and whole-store reads.
+
+See :mod:`grnndata.io` for the layout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import warnings
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import anndata
+import numpy as np
+import scipy.sparse as sp
+import zarr
+from anndata.experimental import read_dispatched
+
+from .._integrity import check_sparse_groups, new_write_id, record_manifest, verify_manifest
+from .._matrix import GRN_KEY, ORIENTATION
+from ..atomic import atomic_path
+from ..core import GRNAnnData
+from ._common import (
+    GRNStoreError,
+    existing_path,
+    plain_anndata,
+    require_network,
+    validate_for_writing,
+)
+
+try:  # anndata >= 0.11
+    from anndata.io import write_elem
+except ImportError:  # anndata 0.10
+    from anndata.experimental import write_elem
+
+log = logging.getLogger(__name__)
+
+COLUMN_INDEX = "grnndata_column_index"
+ZARR3 = int(zarr.__version__.split(".")[0]) >= 3
+DEFAULT_ZARR_FORMAT = 3 if ZARR3 else 2
+# elements per chunk of the network's indices / data: format 3 (sharded) and format 2
+DEFAULT_CHUNK_SIZE = {3: 65536, 2: 4096}
+DEFAULT_INDEX_CHUNK_SIZE = {3: 65536, 2: 65536}
+# elements per shard (format 3): the whole array up to this size, so one file per array
+SHARD_ELEMENTS = 1 << 26
+
+__all__ = [
+    "COLUMN_INDEX",
+    "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_INDEX_CHUNK_SIZE",
+    "DEFAULT_ZARR_FORMAT",
+    "read_zarr",
+    "write_zarr",
+]
+
+
+def _zarr_format(requested: int | None) -> int:
+    """The zarr format to write: ``requested``, else 3 (2 with zarr < 3)."""
+    fmt = DEFAULT_ZARR_FORMAT if requested is None else requested
+    if fmt not in (2, 3):
+        raise ValueError(f"zarr_format must be 2 or 3, got {requested!r}")
+    if fmt == 3 and not ZARR3:
+        raise ValueError(
+            f"zarr_format=3 needs zarr>=3 (installed: zarr {zarr.__version__}); use zarr_format=2"
+        )
+    return fmt
+
+
+def _open_group_for_write(path: Path, fmt: int) -> Any:
+    if ZARR3:
+        return zarr.open_group(str(path), mode="w", zarr_format=fmt)
+    return zarr.open_group(str(path), mode="w")
+
+
+@contextlib.contextmanager
+def _anndata_write_settings(fmt: int) -> Iterator[None]:
+    """With format 3, sparse ``indices`` in the smallest unsigned type that holds the number of
+    genes (``uint16`` up to 65,535 genes: half the bytes of ``int32``; anndata >= 0.12)."""
+    settings = getattr(anndata, "settings", None)
+    if fmt != 3 or not hasattr(settings, "write_csr_csc_indices_with_min_possible_dtype"):
+        yield
+        return
+    with settings.override(write_csr_csc_indices_with_min_possible_dtype=True):
+        yield
+
+
+def _chunking(chunk: int, size: int, fmt: int) -> dict[str, Any]:
+    """Array options of the network's 1-D arrays: chunks of ``chunk`` elements. With format 3
+    the chunks are grouped into shards of the whole array (up to :data:`SHARD_ELEMENTS`): one
+    file per array, from which a read still fetches single chunks (through the shard's index),
+    and a fast compressor (Blosc LZ4 with byte shuffle)."""
+    if fmt != 3:
+        return {"chunks": (chunk,)}
+    from zarr.codecs import BloscCodec
+
+    per_shard = max(1, min(SHARD_ELEMENTS // chunk, -(-max(size, 1) // chunk)))
+    return {
+        "chunks": (chunk,),
+        "shards": (chunk * per_shard,),
+        "compressors": [BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")],
+    }
+
+
+def write_zarr(
+    grn: GRNAnnData,
+    store: str | os.PathLike,
+    *,
+    chunk_size: int | None = None,
+    index_chunk_size: int | None = None,
+    zarr_format: int | None = None,
+    overwrite: bool = False,
+) -> None:
+    """Write ``grn`` atomically to the zarr store ``store`` (a directory).
+
+    Parameters
+    ----------
+    grn
+        The object to write; its network (rows = regulators, columns = targets) goes to
+        ``varp/GRN`` as CSR, plus a CSC column index (see the module docstring).
+    store
+        Target directory. An existing zarr store there is replaced only once the new one is
+        complete (:func:`grnndata.atomic.atomic_path`); any other existing file or non-empty
+        directory is refused (:class:`~grnndata.atomic.OutputExistsError`, a
+        ``FileExistsError``) unless ``overwrite``.
+    chunk_size
+        Elements per chunk of the CSR ``indices``/``data`` arrays, the unit a partial read
+        fetches (default :data:`DEFAULT_CHUNK_SIZE`: 65536 for format 3, 4096 for format 2).
+        Smaller chunks make multi-gene partial reads (:meth:`LazyGRN.get`) read fewer bytes and
+        writes slower.
+    index_chunk_size
+        Elements per chunk of the CSC column index (default 65536), read by
+        :meth:`LazyGRN.regulators`.
+    zarr_format
+        3 (default with zarr>=3; read by anndata>=0.11): each array of the network is one
+        sharded file (chunks grouped in a shard, found through its index), compressed with
+        Blosc LZ4: a few dozen files for the whole store. 2: one file per chunk (thousands for a
+        large network), read by any anndata. The other elements (expression, obs, var, ...)
+        are written by anndata with its defaults in the same format.
+    overwrite
+        Replace ``store`` even if it is not a zarr store (its contents are deleted).
+    """
+    if not isinstance(grn, GRNAnnData):
+        raise TypeError(f"write_zarr expects a GRNAnnData, got {type(grn).__name__}")
+    fmt = _zarr_format(zarr_format)
+    chunk = DEFAULT_CHUNK_SIZE[fmt] if chunk_size is None else int(chunk_size)
+    index_chunk = (
+        DEFAULT_INDEX_CHUNK_SIZE[fmt] if index_chunk_size is None else int(index_chunk_size)
+    )
+    if chunk < 1 or index_chunk < 1:
+        raise ValueError(
+            "chunk_size and index_chunk_size must be positive numbers of elements, got "
+            f"{chunk_size!r} and {index_chunk_size!r}"
+        )
+    path = Path(store)
+    validate_for_writing(grn)
+    with atomic_path(path, "zarr", overwrite=overwrite) as tmp:
+        root = _open_group_for_write(tmp, fmt)
+        with warnings.catch_warnings(), _anndata_write_settings(fmt):
+            # anndata announces a future default; the network's chunking is set explicitly below
+            warnings.filterwarnings("ignore", message=".*autosharding", category=UserWarning)
+            write_elem(root, "/", plain_anndata(grn, with_network=False))
+            varp = root["varp"]
+            if grn.is_stack:
+                stack = grn.grn_stack
+                side = max(1, min(stack.shape[0], 256))
+                write_elem(
+                    varp, GRN_KEY, stack, dataset_kwargs={"chunks": (side, side, stack.shape[2])}
+                )
+            else:
+                matrix = grn.grn
+                with ThreadPoolExecutor(1) as pool:  # the column index is built meanwhile
+                    by_column = pool.submit(matrix.tocsc)
+                    write_elem(
+                        varp, GRN_KEY, matrix, dataset_kwargs=_chunking(chunk, matrix.nnz, fmt)
+                    )
+                    group = varp[GRN_KEY]
+                    write_elem(
+                        group,
+                        COLUMN_INDEX,
+                        by_column.result(),
+                        dataset_kwargs=_chunking(index_chunk, matrix.nnz, fmt),
+                    )
+                group[COLUMN_INDEX].attrs.update(_checksums(matrix))
+        record_manifest(root, new_write_id())
+        if fmt == 2:  # consolidated metadata is not part of the zarr v3 specification
+            zarr.consolidate_metadata(str(tmp))
+    log.info("wrote %s (%d genes, %d cells)", path, grn.n_vars, grn.n_obs)
+
+
+def _checksums(matrix: sp.csr_matrix) -> dict[str, Any]:
+    return {
+        "nnz": int(matrix.nnz),
+        "shape": [int(s) for s in matrix.shape],
+        "data_sum": float(np.sum(matrix.data, dtype=np.float64)),
+        "indices_sum": int(np.sum(matrix.indices, dtype=np.int64)),
+        "orientation": ORIENTATION,
+    }
+
+
+def read_zarr(store: str | os.PathLike) -> GRNAnnData:
+    """Read a whole zarr store written by grnndata or plain anndata (``varp["GRN"]`` required).
+
+    Every array of a grnndata store (expression, obs, var, layers, the network, ...) is first
+    compared with the manifest recorded at write time (number, size and CRC-32 of its chunk
+    objects; see :mod:`grnndata._integrity`), so a missing or damaged chunk raises instead of
+    reading as zeros. A store without a manifest (written by plain anndata) has its sparse
+    matrices checked for self-consistency. The network is read from its column index (large
+    chunks, fast) and converted to CSR, then compared with the edge count and sums recorded at
+    write time. Raises :class:`GRNStoreError` for a missing, truncated or corrupted store.
+    """
+    path = existing_path(store, "zarr store")
+    source = repr(str(path))
+    try:
+        root = zarr.open_group(str(path), mode="r")
+    except Exception as err:
+        raise GRNStoreError(
+            f"{source} is not a readable zarr store ({type(err).__name__}: {err})"
+        ) from err
+    return read_root(root, source)
+
+
+def _verify_store(root: Any, source: str) -> None:
+    """Every array against the manifest written with the store; else sparse self-consistency."""
+    if not verify_manifest(root, source, error=GRNStoreError):
+        check_sparse_groups(root, source, error=GRNStoreError)
+
+
+def read_root(root: Any, source: str) -> GRNAnnData:
+    _verify_store(root, source)
+
+    def callback(read: Any, elem_name: str, elem: Any, iospec: Any) -> Any:
+        if elem_name.rstrip("/").endswith(f"varp/{GRN_KEY}") and column_index(elem) is not None:
+            return sp.csr_matrix(read(elem[COLUMN_INDEX]))
+        return read(elem)
+
+    try:
+        if column_index(_network_node(root)) is not None:
+            adata = read_dispatched(root, callback)
+        else:
+            adata = anndata.read_zarr(root)
+    except GRNStoreError:
+        raise
+    except Exception as err:
+        raise GRNStoreError(
+            f"{source} could not be read as an AnnData zarr store "
+            f"({type(err).__name__}: {err}); it may be truncated or corrupted"
+        ) from err
+    out = require_network(adata, source)
+    _verify_checksums(root, out, source)
+    return out
+
+
+def _network_node(root: Any) -> Any:
+    if "varp" in root and GRN_KEY in root["varp"]:
+        return root["varp"][GRN_KEY]
+    return None
+
+
+def column_index(node: Any) -> Any:
+    """The grnndata column-index group inside ``varp/GRN``, or ``None``."""
+    if not isinstance(node, zarr.Group) or COLUMN_INDEX not in node:
+        return None
+    index = node[COLUMN_INDEX]
+    return index if "nnz" in index.attrs else None
+
+
+def _verify_checksums(root: Any, grn: GRNAnnData, source: str) -> None:
+    if grn.is_stack:
+        return
+    node = _network_node(root)
+    index = column_index(node)
+    if index is None:
+        return
+    attrs = dict(index.attrs)
+    missing = [name for name in ("indptr", "indices", "data") if name not in node]
+    if missing:
+        raise GRNStoreError(f"{source} is truncated: varp/GRN lacks the array(s) {missing}")
+    n_rows = grn.n_vars + 1
+    if node["indptr"].shape != (n_rows,) or node["indices"].shape != (attrs["nnz"],):
+        raise GRNStoreError(
+            f"{source} is corrupted: varp/GRN has indptr {node['indptr'].shape} and indices "
+            f"{node['indices'].shape}; expected ({n_rows},) and ({attrs['nnz']},)"
+        )
+    if int(node["indptr"][-1]) != attrs["nnz"]:
+        raise GRNStoreError(
+            f"{source} is truncated or corrupted: varp/GRN/indptr ends at "
+            f"{int(node['indptr'][-1])}, expected {attrs['nnz']} edges"
+        )
+    data = node["data"]
+    if data.nchunks_initialized < data.nchunks:  # sharded arrays may count more
+        raise GRNStoreError(
+            f"{source} is truncated: {data.nchunks - data.nchunks_initialized} of "
+            f"{data.nchunks} chunks of varp/GRN/data are missing"
+        )
+    expected = {k: attrs[k] for k in ("nnz", "data_sum", "indices_sum")}
+    # the loaded matrix went through canonical_network, which drops stored zeros: a chunk that zarr
+    # filled with zeros shows up as missing edges or a different sum
+    got = _checksums(grn.grn)
+    if got["nnz"] != expected["nnz"] or got["indices_sum"] != expected["indices_sum"]:
+        raise GRNStoreError(
+            f"{source} is corrupted or truncated: the network should have {expected['nnz']} edges "
+            f"(indices sum {expected['indices_sum']}) but {got['nnz']} were read "
+            f"(indices sum {got['indices_sum']})"
+        )
+    if not np.isclose(got["data_sum"], expected["data_sum"], rtol=1e-9, atol=1e-6):
+        raise GRNStoreError(
+            f"{source} is corrupted or truncated: edge weights sum to {got['data_sum']!r}, "
+            f"expected {expected['data_sum']!r}"
+        )
