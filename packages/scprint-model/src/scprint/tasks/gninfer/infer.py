@@ -15,7 +15,7 @@ import anndata as ad
 import numpy as np
 import scipy.sparse as sp
 
-from grnndata import GRNAnnData
+from grnndata import GRNAnnData, as_network
 from scprint.tasks._common import (
     Checkpoint,
     TaskInput,
@@ -247,8 +247,6 @@ class GNInfer:
         ``uns[key_added]`` what ``uns["grn"]`` holds. ``head_aggregation="none"`` (one network per
         head) needs ``copy=True``.
         """
-        from grnndata import GRNAnnData
-
         if not copy and self.head_aggregation == "none":
             raise ValueError(
                 "head_aggregation='none' gives one network per head, which varp cannot hold; "
@@ -328,28 +326,6 @@ class GNInfer:
             "organism": self.pretrained.vocab.organism,
             **provenance(self.pretrained),
         }
-        if not copy:
-            placed = sp.coo_matrix(networks[0].astype(np.float32))
-            varp = sp.csr_matrix(
-                (placed.data, (columns[placed.row], columns[placed.col])),
-                shape=(adata.n_vars, adata.n_vars),
-                dtype=np.float32,
-            )
-            in_network = np.zeros(adata.n_vars, dtype=bool)
-            in_network[columns] = True
-            var_columns: dict[str, np.ndarray] = {key_added: in_network}
-            if held_out is not None:
-                mask = np.zeros(adata.n_vars, dtype=bool)
-                mask[columns[held_out]] = True
-                var_columns[f"{key_added}_held_out"] = mask
-            store_result(
-                adata,
-                {"varp": {key_added: varp}, "var": var_columns},
-                metadata,
-                key_added,
-                copy=False,
-            )
-            return None
         if self.head_aggregation == "none":
             grn: np.ndarray | sp.csr_matrix = np.ascontiguousarray(
                 np.transpose(networks, (1, 2, 0)), dtype=np.float32
@@ -366,7 +342,17 @@ class GNInfer:
             var=var,
         )
         result.set_metadata(**metadata)
-        return result
+        if copy:
+            return result
+        # in place: the network over all of adata's genes (zero outside the chosen ones)
+        var_columns = {key_added: adata.var_names.isin(result.var_names)}
+        if held_out is not None:
+            var_columns[f"{key_added}_held_out"] = adata.var_names.isin(result.var_names[held_out])
+        network = as_network(result, adata.var_names, sparse=True).matrix
+        varp = {key_added: sp.csr_matrix(network, dtype=np.float32)}
+        return store_result(
+            adata, {"varp": varp, "var": var_columns}, metadata, key_added, copy=False
+        )
 
     def _parameters(
         self,
