@@ -327,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--batch-size", type=int, default=defaults["batch_size"], help="cells per step"
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of pretraining and sampling")
     parser.add_argument("--retrain", action="store_true", help="ignore the cached pretraining run")
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -110,7 +110,7 @@ class Embedder:
     classes
         Cell tokens averaged into ``obsm["X_scprint"]`` (e.g. ``["cell_type"]``); ``None`` = all.
     probabilities
-        Also store the full label probabilities in ``obsm["probs_<class>"]``.
+        Also store the full label probabilities in ``obsm["<key_added>_<class>_probs"]``.
     label_columns
         ``{class: obs column}`` holding true labels for the metrics; default: a column named like
         the class, when present.
