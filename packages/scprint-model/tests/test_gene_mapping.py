@@ -135,7 +135,7 @@ def test_mouse_genes_map_through_a_users_table_or_human_orthologs(tmp_path, toke
 def test_prepare_reports_the_overlap_and_refuses_data_with_no_known_genes(kang, token_ids, caplog):
     model = _model(token_ids)
     with caplog.at_level("INFO", logger="scprint.tasks._common"):
-        match = prepare(kang, model)
+        match = prepare(kang, model).match
     assert f"of {kang.n_vars} known to the model" in caplog.text
     summary = match.summary()
     assert summary["n_known"] == match.n_known and summary["n_genes"] == kang.n_vars
@@ -164,13 +164,13 @@ def test_prepare_reads_the_organism_from_the_argument_or_obs(kang, token_ids):
     labelled.obs["organism_ontology_term_id"] = "NCBITaxon:9606"
     with pytest.raises(ValueError, match="given but obs"):
         prepare(labelled, _model(token_ids), organism="mouse")
-    assert prepare(labelled, model, organism="human").organism == "NCBITaxon:9606"
+    assert prepare(labelled, model, organism="human").match.organism == "NCBITaxon:9606"
 
 
 def test_model_view_names_columns_by_their_vocabulary_gene_and_shares_counts(zheng, token_ids):
     cells = _symbols_only(zheng)
     model = _model(token_ids)
-    match = prepare(cells, model)
+    match = prepare(cells, model).match
     view = model_view(cells, match, model.vocab)
     assert view.X is cells.X or (sp.issparse(view.X) and (view.X != cells.X).nnz == 0)
     known = match.var_indices

@@ -30,14 +30,14 @@ def cells(kang_adata):
 
 
 def test_embedder_on_an_original_checkpoint_predicts_cell_ontology_names(original, cells):
-    adata, _ = Embedder(original, probabilities=True)(cells, copy=True)
+    adata = Embedder(original, probabilities=True)(cells, copy=True)
     d_model = original.config.d_model
     assert adata.obsm["X_scprint"].shape == (cells.n_obs, d_model)
     assert np.isfinite(adata.obsm["X_scprint"]).all()
-    names = set(adata.obs["pred_cell_type_ontology_term_id"].cat.categories)
+    names = set(adata.obs["scprint_cell_type_ontology_term_id"].cat.categories)
     assert {"B cell", "natural killer cell", "CD14-positive monocyte"} <= names
-    assert set(adata.obs["pred_sex_ontology_term_id"].cat.categories) == {"female", "male"}
-    probs = adata.obsm["probs_cell_type_ontology_term_id"].to_numpy()
+    assert set(adata.obs["scprint_sex_ontology_term_id"].cat.categories) == {"female", "male"}
+    probs = adata.obsm["scprint_cell_type_ontology_term_id_probs"].to_numpy()
     assert probs.shape == (cells.n_obs, 6)
     np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
     # the embedding is the mean of the class tokens, as the original's Embedder writes it
@@ -59,12 +59,17 @@ def test_denoiser_on_an_original_checkpoint_scales_means_to_the_requested_depth(
 def test_generator_on_an_original_checkpoint_swaps_a_class_token(original, cells):
     genes = original.vocab.genes[:50]  # all are Kang genes
     token = np.zeros(original.config.d_model, dtype=np.float32)
-    out = Generator(original, genes=genes)(cells[:6], {"cell_type_ontology_term_id": token})
-    assert out.shape == (6, 50) and out.X.dtype == np.float32
-    assert (out.X >= 0).all() and list(out.var_names) == genes
+    target = {"cell_type_ontology_term_id": token}
+    out = Generator(original, genes=genes)(cells[:6], target, copy=True)
+    decoded = out.var["scprint_generated"].to_numpy()
+    assert set(out.var_names[decoded]) == set(genes)  # in the columns of the AnnData
+    generated = out.layers["scprint_generated"][:, decoded].toarray()
+    assert generated.shape == (6, 50) and generated.dtype == np.float32 and (generated >= 0).all()
     with torch.no_grad():
-        again = Generator(original, genes=genes)(cells[:6], {"cell_type_ontology_term_id": token})
-    np.testing.assert_allclose(out.X, again.X, rtol=1e-5)
+        again = Generator(original, genes=genes)(cells[:6], target, copy=True)
+    np.testing.assert_allclose(
+        generated, again.layers["scprint_generated"][:, decoded].toarray(), rtol=1e-5
+    )
 
 
 def test_gninfer_on_a_v2_cell_transformer_checkpoint_reads_gene_attention(cells):

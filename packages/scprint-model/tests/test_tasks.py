@@ -52,7 +52,9 @@ def pretrained(task_checkpoint):
 
 @pytest.fixture(scope="module")
 def embedded(pretrained, kang_adata):
-    return Embedder(pretrained, probabilities=True, gene_embeddings=True)(kang_adata, copy=True)
+    """The embedded copy of the Kang cells and its label metrics (``uns["scprint"]["metrics"]``)."""
+    adata = Embedder(pretrained, probabilities=True, gene_embeddings=True)(kang_adata, copy=True)
+    return adata, adata.uns["scprint"]["metrics"]
 
 
 @pytest.fixture(scope="module")
@@ -77,20 +79,50 @@ def test_embedder_writes_documented_keys_shapes_and_dtypes(embedded, pretrained,
     assert adata.obsm["X_scprint"].dtype == np.float32
     for token_class in pretrained.model.label_classes:
         assert adata.obsm[f"X_scprint_{token_class}"].shape == (adata.n_obs, d)
-        probs = adata.obsm[f"probs_{token_class}"]
+        probs = adata.obsm[f"scprint_{token_class}_probs"]
         assert probs.shape == (adata.n_obs, len(pretrained.labels[token_class].classes))
         np.testing.assert_allclose(probs.to_numpy().sum(axis=1), 1.0, rtol=1e-5)
-        winning = adata.obs[f"pred_{token_class}_prob"].to_numpy()
+        winning = adata.obs[f"scprint_{token_class}_prob"].to_numpy()
         assert winning.dtype == np.float32
         np.testing.assert_allclose(winning, probs.to_numpy().max(axis=1), rtol=1e-6)
-        assert isinstance(adata.obs[f"pred_{token_class}"].dtype, pd.CategoricalDtype)
+        assert isinstance(adata.obs[f"scprint_{token_class}"].dtype, pd.CategoricalDtype)
     np.testing.assert_allclose(
         adata.obsm["X_scprint"],
         np.mean([adata.obsm[f"X_scprint_{c}"] for c in pretrained.model.label_classes], axis=0),
         rtol=1e-5,
         atol=1e-6,
     )
-    assert adata.uns["scprint_embed"]["metrics"] == metrics
+    assert set(metrics) == {"cell_type"} and metrics["cell_type"]["n_cells"] == adata.n_obs
+
+
+def test_every_task_writes_in_place_or_into_a_copy_under_key_added(pretrained, kang_adata):
+    """One convention: copy=False changes the AnnData and returns None, copy=True leaves it as
+    it was and returns the changed copy; results and uns use key_added."""
+    cells = kang_adata[:12].copy()
+    genes = list(cells.var_names[:20])
+    before = set(cells.obsm) | set(cells.obs) | set(cells.layers) | set(cells.uns)
+    copied = Embedder(pretrained, classes=["cell_type"])(cells, key_added="emb", copy=True)
+    assert set(cells.obsm) | set(cells.obs) | set(cells.layers) | set(cells.uns) == before
+    assert Embedder(pretrained, classes=["cell_type"])(cells, key_added="emb") is None
+    np.testing.assert_array_equal(cells.obsm["X_emb"], copied.obsm["X_emb"])
+    assert list(cells.obs["emb_cell_type"]) == list(copied.obs["emb_cell_type"])
+    assert cells.uns["emb"]["classes"] == ["cell_type"]
+    assert Denoiser(pretrained, genes=genes)(cells, key_added="den") is None
+    assert cells.layers["den"][:, cells.var["den"].to_numpy()].shape == (12, 20)
+    token = np.zeros(pretrained.config.d_model, dtype=np.float32)
+    assert Generator(pretrained, genes=genes)(cells, {"cell_type": token}, key_added="gen") is None
+    assert cells.uns["gen"]["target"] == {"cell_type": "embedding"}
+    assert cells.var["gen"].sum() == 20 and cells.layers["gen"].shape == cells.shape
+    network = GNInfer(pretrained, genes=genes, n_cells=None, filtration="none")
+    grn = network(cells)
+    assert network(cells, key_added="net", copy=False) is None
+    chosen = cells.var["net"].to_numpy()
+    in_place = cells.varp["net"][chosen][:, chosen].toarray()
+    np.testing.assert_allclose(in_place, grn.grn.toarray(), rtol=1e-6)
+    assert not cells.varp["net"][~chosen].count_nonzero()
+    assert cells.uns["net"]["parameters"] == grn.grn_metadata["parameters"]
+    with pytest.raises(ValueError, match="needs copy=True|use copy=True"):
+        GNInfer(pretrained, genes=genes, head_aggregation="none")(cells, copy=False)
 
 
 def test_embedder_predictions_beat_chance_on_training_labels(embedded):
@@ -112,7 +144,7 @@ def test_gene_embeddings_are_nan_exactly_for_genes_never_in_an_input(embedded, p
 
 
 def test_embedder_chosen_class_and_unknown_class(pretrained, kang_adata):
-    adata, _ = Embedder(pretrained, classes=["cell_type"])(kang_adata[:16], copy=True)
+    adata = Embedder(pretrained, classes=["cell_type"])(kang_adata[:16], copy=True)
     np.testing.assert_allclose(adata.obsm["X_scprint"], adata.obsm["X_scprint_cell_type"])
     with pytest.raises(ValueError, match="subset of the cell tokens"):
         Embedder(pretrained, classes=["tissue"])
@@ -122,8 +154,8 @@ def test_embedder_chosen_class_and_unknown_class(pretrained, kang_adata):
 def test_denoiser_fills_chosen_genes_below_the_target_depth(pretrained, kang_adata):
     cells = kang_adata[:32].copy()
     # 60 genes fit in one context of the tiny model (max_len 64), whose means sum to at most the depth
-    out = Denoiser(pretrained, genes="hvg", n_genes=60, depth_factor=3.0)(cells)
-    assert out is cells
+    assert Denoiser(pretrained, genes="hvg", n_genes=60, depth_factor=3.0)(cells) is None
+    out = cells
     layer = out.layers["scprint_denoised"]
     assert sp.issparse(layer) and layer.shape == cells.shape and layer.dtype == np.float32
     chosen = out.var["scprint_denoised"].to_numpy()
@@ -132,7 +164,7 @@ def test_denoiser_fills_chosen_genes_below_the_target_depth(pretrained, kang_ada
     assert (dense[:, ~chosen] == 0).all() and (dense[:, chosen] >= 0).all()
     depth = np.asarray(cells.X.sum(axis=1)).ravel()
     assert (dense.sum(axis=1) <= 3.0 * depth * (1 + 1e-4)).all()
-    assert out.uns["scprint_denoise"]["depth_factor"] == 3.0
+    assert out.uns["scprint_denoised"]["depth_factor"] == 3.0
 
 
 def test_denoising_beats_the_downsampled_input_on_training_cells(pretrained, kang_adata):
@@ -466,14 +498,15 @@ def test_tasks_take_gene_matching_options_and_report_the_match(pretrained, kang_
     by_symbol.var["ids"] = cells.var_names.to_numpy()
     options = {"gene_column": "ids", "min_genes": 2000}
     out = Denoiser(pretrained, genes="hvg", n_genes=20, gene_matching=options)(by_symbol, copy=True)
-    summary = out.uns["scprint_denoise"]["gene_match"]
+    summary = out.uns["scprint_denoised"]["gene_match"]
     assert summary["n_matched_by_id"] == summary["n_known"] == cells.n_vars
     partly = cells.copy()
     partly.var_names = [f"UNKNOWN{i}" for i in range(10)] + list(cells.var_names[10:])
     partly.var = partly.var.drop(columns=["gene_symbol"])
     with pytest.raises(ValueError, match=r"only 2501 of the AnnData's 2511 genes.*at least 2511"):
         Denoiser(pretrained, gene_matching={"min_genes": 2511})(partly)
-    assert "scprint_denoised" in Denoiser(pretrained, genes="hvg", n_genes=10)(partly).layers
+    Denoiser(pretrained, genes="hvg", n_genes=10)(partly)
+    assert "scprint_denoised" in partly.layers
 
 
 def test_incompatible_checkpoint_version_is_a_clear_error(task_checkpoint, tmp_path):
@@ -493,22 +526,29 @@ def test_generation_moves_profiles_toward_the_target_label(pretrained, kang_adat
     genes = list(kang_adata.var_names[np.sort(most_expressed_genes(kang_adata.X, 256))])
     generator = Generator(pretrained, genes=genes, max_reference_cells=64)
     identity = {"cell_type": "cell_type", "base": "cell_type"}
-    to_b = generator(
+    out = generator(
         monocytes,
         {"cell_type": "B cells", "base": "B cells"},
         reference=kang_adata,
         label_columns=identity,
+        copy=True,
     )
-    assert to_b.shape == (monocytes.n_obs, 256) and to_b.X.dtype == np.float32
-    assert list(to_b.var_names) == genes
-    assert (to_b.X >= 0).all()
-    assert list(to_b.obs["source_cell"]) == list(monocytes.obs_names)
-    assert (to_b.obs["target_cell_type"] == "B cells").all()
-    unchanged = generator(monocytes, {"cell_type": "CD14+ Monocytes"}, reference=kang_adata)
+    decoded = out.var["scprint_generated"].to_numpy()
+    assert list(out.var_names[decoded]) == genes and out.obs_names.equals(monocytes.obs_names)
+    to_b = out.layers["scprint_generated"][:, decoded]
+    assert to_b.shape == (monocytes.n_obs, 256) and to_b.dtype == np.float32
+    assert (to_b.data >= 0).all()
+    assert out.uns["scprint_generated"]["target"] == {"cell_type": "B cells", "base": "B cells"}
+
+    def generated(cells, target, **options):
+        result = generator(cells, target, copy=True, **options)
+        return result.layers["scprint_generated"][:, decoded]
+
+    unchanged = generated(monocytes, {"cell_type": "CD14+ Monocytes"}, reference=kang_adata)
     # what the model generates for B cells themselves (their own label token)
-    b_profile = _profile(generator(b_cells, {"cell_type": "B cells"}).X)
+    b_profile = _profile(generated(b_cells, {"cell_type": "B cells"}))
     distance = {
-        name: np.linalg.norm(_profile(g.X) - b_profile)
+        name: np.linalg.norm(_profile(g) - b_profile)
         for name, g in (("to_b", to_b), ("unchanged", unchanged))
     }
     assert distance["to_b"] < distance["unchanged"]
@@ -516,10 +556,11 @@ def test_generation_moves_profiles_toward_the_target_label(pretrained, kang_adat
 
 def test_generator_samples_counts_and_rejects_bad_targets(pretrained, kang_adata):
     cells = kang_adata[:8].copy()
-    sampled = Generator(pretrained, sample=True, seed=1)(
+    Generator(pretrained, sample=True, seed=1)(
         cells, {"cell_type": np.zeros(pretrained.config.d_model, dtype=np.float32)}
     )
-    assert np.array_equal(sampled.X, np.round(sampled.X)) and "zinb_mean" in sampled.layers
+    draws = cells.layers["scprint_generated"].data
+    assert np.array_equal(draws, np.round(draws)) and "scprint_generated_mean" in cells.layers
     with pytest.raises(ValueError, match="'Platelets' is absent"):
         Generator(pretrained)(cells, {"cell_type": "Platelets"}, reference=kang_adata)
     with pytest.raises(ValueError, match="unknown token class"):
@@ -598,7 +639,9 @@ def test_cli_runs_every_task_and_writes_outputs(task_checkpoint, kang_adata, tmp
         )
         == 0
     )
-    assert ad.read_h5ad(tmp_path / "gen.h5ad").shape == (40, 20)
+    generated = ad.read_h5ad(tmp_path / "gen.h5ad")
+    assert generated.var["scprint_generated"].sum() == 20
+    assert generated.layers["scprint_generated"].shape == (40, kang_adata.n_vars)
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
@@ -652,8 +695,12 @@ def test_cli_accepts_the_original_scprint_commands(task_checkpoint, kang_adata, 
         "--num_workers",
         "4",
     ]
-    assert main(gninfer) == 0
-    grn = ad.read_h5ad(tmp_path / "run_B cells_grn.h5ad")
+    # --param NAME=VALUE sets any option of the task's class (here GNInfer's apc and heads)
+    assert main([*gninfer, "--param", "apc=False", "--param", "heads=[0, 1]"]) == 0
+    import grnndata
+
+    grn = grnndata.read_h5ad(tmp_path / "run_B cells_grn.h5ad")
+    assert list(grn.grn_metadata["parameters"]["heads"]) == [0, 1]
     assert grn.shape == (8, 20) and (grn.obs["cell_type"] == "B cells").all()
     network = grn.varp["GRN"].toarray()
     np.testing.assert_allclose(network, network.T, rtol=1e-6)

@@ -159,7 +159,7 @@ def test_ground_truth_matrix_matches_symbols_when_ids_do_not():
     expected = np.zeros((3, 3), dtype=bool)
     expected[0, 1] = expected[0, 2] = True
     np.testing.assert_array_equal(matrix, expected)
-    with pytest.raises(ValueError, match="none of the 1 ground-truth edges"):
+    with pytest.raises(ValueError, match="none of the ground-truth edges"):
         ground_truth_matrix(pd.DataFrame({"regulator": ["X"], "target": ["Y"]}), genes, symbols)
 
 

@@ -1,19 +1,20 @@
-"""Shared plumbing of the tasks: model loading, input checks, batching and atomic writes.
+"""Shared plumbing of the tasks: model loading, input checks, batching and writing outputs.
 
 Every task takes a checkpoint (path or an already loaded model), checks the AnnData it is given
-(raw counts, organism, gene overlap with the model's vocabulary, through
-:class:`scprint.data.CellSource`) and streams cells through the
-model in batches. Nothing here knows about a particular task.
+once (:func:`prepare`: raw counts, organism, gene overlap with the model's vocabulary, through
+:class:`scprint.data.CellSource`), passes the resulting :class:`TaskInput` on, and streams cells
+through the model in batches. Results are stored by :func:`store_result` (``copy=`` and
+``uns[key_added]``, the one convention of every task). Nothing here knows about a particular task.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import anndata as ad
 import numpy as np
@@ -23,14 +24,16 @@ import torch
 from tqdm.auto import tqdm
 
 from grnndata import atomic
-from scprint.data import MIN_OVERLAP_GENES, ORGANISMS, CellSource
-from scprint.training.checkpoint import resolve_device
+from scprint.data import MIN_OVERLAP_GENES, ORGANISMS, CellSource, Vocabulary
+from scprint.training.checkpoint import Pretrained, resolve_device
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "GENE_MATCHING_OPTIONS",
+    "Checkpoint",
     "GeneMatch",
+    "TaskInput",
     "gene_matching_options",
     "check_cells_organism",
     "check_finite_counts",
@@ -43,9 +46,12 @@ __all__ = [
     "output_kind",
     "prepare",
     "resolve_device",
+    "store_result",
     "write_anndata",
-    "write_json",
 ]
+
+#: What a task takes as its model: a checkpoint path or the object :func:`scprint.load` returns.
+Checkpoint: TypeAlias = str | os.PathLike[str] | Pretrained
 
 #: Ensembl gene-id prefixes of the organisms the tasks know how to recognise from ``var_names``.
 _ENSEMBL_PREFIXES: dict[str, str] = {
@@ -62,7 +68,7 @@ _ORGANISM_NAMES: dict[str, str] = {
 }
 
 
-def load_model(ckpt: Any, device: str | torch.device = "auto") -> Any:
+def load_model(ckpt: Checkpoint, device: str | torch.device = "auto") -> Pretrained:
     """A loaded scPRINT model: ``ckpt`` is a checkpoint path or an already loaded model.
 
     A path is read by :func:`scprint.load` (our checkpoints and the original scPRINT's 1.6.x / 2.x
@@ -89,7 +95,7 @@ def load_model(ckpt: Any, device: str | torch.device = "auto") -> Any:
     return pretrained
 
 
-def model_device(pretrained: Any) -> torch.device:
+def model_device(pretrained: Pretrained) -> torch.device:
     """The device the model's parameters live on."""
     return next(pretrained.model.parameters()).device
 
@@ -218,7 +224,7 @@ class GeneMatch:
         return record
 
 
-def supported_organisms(pretrained: Any) -> list[str]:
+def supported_organisms(pretrained: Pretrained) -> list[str]:
     """NCBITaxon ids of the organisms whose genes the loaded model knows."""
     organisms = getattr(pretrained, "organisms", None)
     return list(organisms) if organisms else [pretrained.vocab.organism]
@@ -260,12 +266,12 @@ def _resolve_organism(adata: ad.AnnData, organism: str | None, supported: list[s
 
 def match_vocabulary(
     adata: ad.AnnData,
-    vocab: Any,
+    vocab: Vocabulary,
     *,
     organisms: Sequence[str] | None = None,
     organism: str | None = None,
     gene_column: str | None = None,
-    gene_table: Any = None,
+    gene_table: str | os.PathLike[str] | pd.DataFrame | None = None,
     orthologs: bool = False,
 ) -> GeneMatch:
     """Map the genes of ``adata`` onto ``vocab`` (rules in :mod:`scprint.tasks.gene_mapping`).
@@ -309,7 +315,7 @@ GENE_MATCHING_OPTIONS: tuple[str, ...] = (
 )
 
 
-def gene_matching_options(options: Any) -> dict[str, Any]:
+def gene_matching_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
     """A task's ``gene_matching`` mapping, checked: keys among :data:`GENE_MATCHING_OPTIONS`."""
     options = dict(options or {})
     unknown = sorted(set(options) - set(GENE_MATCHING_OPTIONS))
@@ -320,17 +326,39 @@ def gene_matching_options(options: Any) -> dict[str, Any]:
     return options
 
 
+class TaskInput:
+    """An AnnData checked once for a task (:func:`prepare`), passed on to every step.
+
+    ``match`` is the gene mapping onto the model's vocabulary; ``counts`` is ``adata.X`` as a
+    float32 CSR matrix (cells x genes), given or extracted on first use, then reused.
+    """
+
+    def __init__(
+        self, adata: ad.AnnData, match: GeneMatch, counts: sp.csr_matrix | None = None
+    ) -> None:
+        self.adata = adata
+        self.match = match
+        self._counts = counts
+
+    @property
+    def counts(self) -> sp.csr_matrix:
+        """``adata.X`` as float32 CSR (cells x genes); read once (:func:`prepare` checked it)."""
+        if self._counts is None:
+            self._counts = sp.csr_matrix(self.adata.X, dtype=np.float32)
+        return self._counts
+
+
 def prepare(
     adata: ad.AnnData,
-    pretrained: Any,
+    pretrained: Pretrained,
     *,
     organism: str | None = None,
     gene_column: str | None = None,
-    gene_table: Any = None,
+    gene_table: str | os.PathLike[str] | pd.DataFrame | None = None,
     orthologs: bool = False,
     min_genes: int = MIN_OVERLAP_GENES,
-) -> GeneMatch:
-    """All input checks of a task; returns the genes of ``adata`` the model knows.
+) -> TaskInput:
+    """All input checks of a task; returns the AnnData with the genes the model knows.
 
     Genes are mapped by :func:`match_vocabulary` (Ensembl ids or symbols, ``organism`` from the
     argument or ``obs["organism_ontology_term_id"]``). The overlap is logged (INFO) and, when
@@ -393,10 +421,10 @@ def prepare(
             "'ensembl_id' / 'gene_symbol'; choose one with gene_column=), for the organism given "
             "or in obs['organism_ontology_term_id']; a gene_table file maps other symbols"
         )
-    return match
+    return TaskInput(adata, match)
 
 
-def model_view(adata: ad.AnnData, match: GeneMatch, vocab: Any) -> ad.AnnData:
+def model_view(adata: ad.AnnData, match: GeneMatch, vocab: Vocabulary) -> ad.AnnData:
     """``adata`` with the genes renamed to the vocabulary ids ``match`` resolved (shares ``X``).
 
     Unknown columns get names the vocabulary cannot match (``"unmatched:<column>"``), so the data
@@ -494,7 +522,7 @@ def resolve_gene_list(
     adata: ad.AnnData,
     genes: Sequence[str],
     match: GeneMatch | None = None,
-    vocab: Any = None,
+    vocab: Vocabulary | None = None,
 ) -> np.ndarray:
     """Column indices of a user-given gene list; ``ValueError`` names a missing one.
 
@@ -534,20 +562,20 @@ def resolve_gene_list(
 
 def iter_model_batches(
     adata: ad.AnnData,
-    pretrained: Any,
+    pretrained: Pretrained,
+    match: GeneMatch,
     *,
     genes: Sequence[str] | None,
     max_len: int | None,
     batch_size: int,
     description: str,
-    match: GeneMatch | None = None,
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Stream ``adata`` through the model's batching, on the model's device, with a progress bar.
 
-    ``genes`` is ``None`` (up to ``max_len`` genes per cell, expressed ones first, default the
-    model's training context length) or a fixed list of ``var_names`` that every cell gets, in
-    that order. ``match`` is the gene mapping of ``adata`` (:func:`prepare`; default: computed
-    again with the default rules). Each batch is a dict of tensors:
+    ``match`` is the gene mapping of ``adata`` (``prepare(...).match``, or its :meth:`GeneMatch.subset`
+    for some columns). ``genes`` is ``None`` (up to ``max_len`` genes per cell, expressed ones
+    first, default the model's training context length) or a fixed list of ``var_names`` that
+    every cell gets, in that order. Each batch is a dict of tensors:
     ``gene_ids`` (B, L) vocabulary indices (-1 = padding), ``counts`` (B, L), ``depth`` (B,) and
     ``cell_index`` (B,) rows of ``adata``.
     """
@@ -557,8 +585,6 @@ def iter_model_batches(
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     device = model_device(pretrained)
     vocab = pretrained.vocab
-    if match is None:
-        match = match_vocabulary(adata, vocab, organisms=supported_organisms(pretrained))
     view = model_view(adata, match, vocab)
     vocab_genes = None
     if genes is not None:
@@ -579,7 +605,7 @@ def iter_model_batches(
         }
 
 
-def provenance(pretrained: Any, **parameters: Any) -> dict[str, Any]:
+def provenance(pretrained: Pretrained, **parameters: Any) -> dict[str, Any]:
     """What produced an output, for ``uns``: checkpoint path, model version and the parameters.
 
     ``None`` values are left out (they cannot be stored in ``.h5ad``/``.zarr``).
@@ -595,17 +621,12 @@ def provenance(pretrained: Any, **parameters: Any) -> dict[str, Any]:
     return {key: value for key, value in record.items() if value is not None}
 
 
-def write_json(payload: Any, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-    """Write ``payload`` as JSON atomically (:func:`grnndata.atomic.write_json`).
-
-    An existing ``path`` that is not a JSON file is refused
-    (:class:`grnndata.atomic.OutputExistsError`) unless ``overwrite``.
-    """
-    return atomic.write_json(path, payload, overwrite=overwrite)
-
-
 def write_anndata(adata: ad.AnnData, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Write ``adata`` atomically to ``path`` (``.h5ad`` file or ``.zarr`` folder).
+
+    A ``GRNAnnData`` is written by grnndata (:func:`grnndata.write_zarr` /
+    :func:`grnndata.write_h5ad`: the network with its column index), any other AnnData by
+    anndata inside :func:`grnndata.atomic.atomic_path`.
 
     The data go to a temporary sibling first and are swapped into place
     (:func:`grnndata.atomic.atomic_path`), so a reader never sees a half-written output and an
@@ -614,8 +635,16 @@ def write_anndata(adata: ad.AnnData, path: str | os.PathLike, *, overwrite: bool
     folder of the user's files) is refused (:class:`grnndata.atomic.OutputExistsError`) unless
     ``overwrite``.
     """
+    from grnndata import GRNAnnData
+
     path = Path(path)
     kind = output_kind(path)
+    if isinstance(adata, GRNAnnData):  # grnndata's writers: atomic, with the network's index
+        if kind == "h5ad":
+            adata.write_h5ad(path, overwrite=overwrite)
+        else:
+            adata.write_zarr(path, overwrite=overwrite)
+        return path
     with atomic.atomic_path(path, kind, overwrite=overwrite) as tmp:
         if kind == "h5ad":
             adata.write_h5ad(tmp)
@@ -631,3 +660,29 @@ def output_kind(path: str | os.PathLike) -> str:
     if suffix not in (".h5ad", ".zarr"):
         raise ValueError(f"output must end in .h5ad or .zarr, got {str(path)!r}")
     return suffix[1:]
+
+
+def store_result(
+    adata: ad.AnnData,
+    write: Mapping[str, Mapping[str, Any]],
+    settings: dict[str, Any],
+    key_added: str,
+    *,
+    copy: bool,
+) -> ad.AnnData | None:
+    """Store a task's results in ``adata`` (or a copy): the one convention of every task.
+
+    ``write`` maps an AnnData slot (``"obsm"``, ``"obs"``, ``"layers"``, ``"var"``, ``"varm"``,
+    ``"varp"``) to ``{key: value}``; ``settings`` (provenance, parameters, metrics) go to
+    ``uns[key_added]``. With ``copy=False`` ``adata`` is changed in place and ``None`` returned;
+    with ``copy=True`` ``adata`` is left untouched and the changed copy returned.
+    """
+    if not isinstance(key_added, str) or not key_added:
+        raise ValueError(f"key_added must be a non-empty string, e.g. 'scprint'; got {key_added!r}")
+    target = adata.copy() if copy else adata
+    for slot, values in write.items():
+        mapping = getattr(target, slot)
+        for key, value in values.items():
+            mapping[key] = value
+    target.uns[key_added] = settings
+    return target if copy else None

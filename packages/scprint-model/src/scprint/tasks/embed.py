@@ -1,18 +1,21 @@
 """Cell embeddings, label predictions and gene embeddings: :class:`Embedder`.
 
-Written into the AnnData (cells x genes, raw counts):
+Written into the AnnData (cells x genes, raw counts), with ``key`` = ``key_added`` (default
+``"scprint"``):
 
-* ``obsm["X_scprint"]`` ``(n_cells, d_model)`` float32: mean of the chosen cell tokens (all of
+* ``obsm["X_<key>"]`` ``(n_cells, d_model)`` float32: mean of the chosen cell tokens (all of
   them by default, the model's ``cell_embedding``);
-* ``obsm["X_scprint_<class>"]`` ``(n_cells, d_model)`` float32: one embedding per cell token
+* ``obsm["X_<key>_<class>"]`` ``(n_cells, d_model)`` float32: one embedding per cell token
   (e.g. ``X_scprint_cell_type``);
-* ``obs["pred_<class>"]`` (categorical leaf label, by its readable name) and ``obs["pred_<class>_prob"]`` (float32, the
-  winning probability) for each label class; with ``probabilities=True`` also
-  ``obsm["probs_<class>"]``, a DataFrame ``(n_cells, n_leaf_labels)`` of softmax probabilities;
-* with ``gene_embeddings=True``: ``varm["X_scprint_genes"]`` ``(n_genes, d_model)`` float32, the
+* ``obs["<key>_<class>"]`` (categorical leaf label, by its readable name, e.g.
+  ``scprint_cell_type``) and ``obs["<key>_<class>_prob"]`` (float32, the winning probability)
+  for each label class; with ``probabilities=True`` also ``obsm["<key>_<class>_probs"]``, a
+  DataFrame ``(n_cells, n_leaf_labels)`` of softmax probabilities;
+* with ``gene_embeddings=True``: ``varm["X_<key>_genes"]`` ``(n_genes, d_model)`` float32, the
   model's output gene embedding averaged over the cells whose input held the gene (NaN rows for
-  genes never in an input) and ``var["scprint_n_cells"]``, that number of cells; with
-  ``gene_embedding_cells=[...]`` also ``varm["X_scprint_genes_<cell>"]`` for each listed cell.
+  genes never in an input) and ``var["<key>_n_cells"]``, that number of cells; with
+  ``gene_embedding_cells=[...]`` also ``varm["X_<key>_genes_<cell>"]`` for each listed cell;
+* ``uns["<key>"]``: provenance, the classes averaged, the gene match and ``metrics``.
 
 Metrics (when ``obs`` holds the true labels of a class): ``accuracy`` credits a prediction that is
 the true label or one of its ontology descendants (a prediction below a coarse true label is
@@ -31,13 +34,16 @@ import numpy as np
 import pandas as pd
 import torch
 
+from scprint.data import LabelEncoder
 from scprint.tasks._common import (
+    Checkpoint,
     gene_matching_options,
     iter_model_batches,
     load_model,
     model_device,
     prepare,
     provenance,
+    store_result,
 )
 
 log = logging.getLogger(__name__)
@@ -46,7 +52,7 @@ __all__ = ["Embedder", "label_metrics"]
 
 
 def label_metrics(
-    true_labels: Sequence[Any], predicted: np.ndarray, encoder: Any
+    true_labels: Sequence[str], predicted: np.ndarray, encoder: LabelEncoder
 ) -> dict[str, float | int]:
     """Accuracy (crediting predictions below a coarse true label) and macro F1 of leaf predictions.
 
@@ -104,7 +110,7 @@ class Embedder:
     classes
         Cell tokens averaged into ``obsm["X_scprint"]`` (e.g. ``["cell_type"]``); ``None`` = all.
     probabilities
-        Also store the full label probabilities in ``obsm["probs_<class>"]``.
+        Also store the full label probabilities in ``obsm["<key_added>_<class>_probs"]``.
     label_columns
         ``{class: obs column}`` holding true labels for the metrics; default: a column named like
         the class, when present.
@@ -123,7 +129,7 @@ class Embedder:
 
     def __init__(
         self,
-        ckpt: Any,
+        ckpt: Checkpoint,
         *,
         classes: Sequence[str] | None = None,
         probabilities: bool = False,
@@ -160,17 +166,17 @@ class Embedder:
         self.batch_size = batch_size
 
     def __call__(
-        self, adata: ad.AnnData, *, copy: bool = False
-    ) -> tuple[ad.AnnData, dict[str, dict]]:
-        """Embed ``adata`` (cells x genes, raw counts). Returns ``(adata, metrics)``.
+        self, adata: ad.AnnData, *, key_added: str = "scprint", copy: bool = False
+    ) -> ad.AnnData | None:
+        """Embed ``adata`` (cells x genes, raw counts) and predict its labels.
 
-        ``adata`` is modified in place (or a copy when ``copy=True``) and returned; ``metrics`` is
-        ``{class: {"accuracy", "macro_f1", "n_cells", ...}}`` for the classes with true labels,
-        also stored in ``uns["scprint_embed"]["metrics"]``.
+        Writes the keys of the module docstring (``key`` = ``key_added``) into ``adata`` and
+        returns ``None``, or into a copy that is returned (``copy=True``). The label metrics,
+        ``{class: {"accuracy", "macro_f1", "n_cells", ...}}`` for the classes with true labels in
+        ``obs``, are in ``uns[key_added]["metrics"]``.
         """
-        match = prepare(adata, self.pretrained, **self.gene_matching)
-        if copy:
-            adata = adata.copy()
+        data = prepare(adata, self.pretrained, **self.gene_matching)
+        match = data.match
         model = self.pretrained.model
         device = model_device(self.pretrained)
         n_cells = adata.n_obs
@@ -196,11 +202,11 @@ class Embedder:
             for batch in iter_model_batches(
                 adata,
                 self.pretrained,
+                match,
                 genes=None,
                 max_len=self.max_len,
                 batch_size=self.batch_size,
                 description="embed",
-                match=match,
             ):
                 out = model(batch["gene_ids"], batch["counts"], batch["depth"])
                 index = batch["cell_index"].cpu().numpy()
@@ -239,10 +245,14 @@ class Embedder:
                             keep = var_pos[b] >= 0
                             matrix[var_pos[b][keep].cpu().numpy()] = emb[b][keep].cpu().numpy()
                             per_cell_genes[cell_rows[int(row)]] = matrix
-        adata.obsm["X_scprint"] = default
+        key = key_added
+        obs: dict[str, Any] = {}
+        obsm: dict[str, Any] = {f"X_{key}": default}
+        var: dict[str, np.ndarray] = {}
+        varm: dict[str, np.ndarray] = {}
         for name, value in per_token.items():
-            adata.obsm[f"X_scprint_{name}"] = value
-        metrics: dict[str, dict] = {}
+            obsm[f"X_{key}_{name}"] = value
+        metrics: dict[str, dict[str, float | int]] = {}
         for name, value in logits.items():
             encoder = self.pretrained.labels[name]
             leaf_names = [str(encoder.label_name(c)) for c in encoder.classes]
@@ -250,10 +260,10 @@ class Embedder:
                 leaf_names = [str(c) for c in encoder.classes]
             probs = torch.softmax(torch.from_numpy(value), dim=-1).numpy()
             winner = probs.argmax(axis=1)
-            adata.obs[f"pred_{name}"] = pd.Categorical.from_codes(winner, categories=leaf_names)
-            adata.obs[f"pred_{name}_prob"] = probs[np.arange(n_cells), winner].astype(np.float32)
+            obs[f"{key}_{name}"] = pd.Categorical.from_codes(winner, categories=leaf_names)
+            obs[f"{key}_{name}_prob"] = probs[np.arange(n_cells), winner].astype(np.float32)
             if self.probabilities:
-                adata.obsm[f"probs_{name}"] = pd.DataFrame(
+                obsm[f"{key}_{name}_probs"] = pd.DataFrame(
                     probs, index=adata.obs_names, columns=leaf_names
                 )
             column = self.label_columns.get(name, name)
@@ -274,14 +284,20 @@ class Embedder:
                 .numpy()
             )
             mean[counts == 0] = np.nan
-            adata.varm["X_scprint_genes"] = mean.astype(np.float32)
-            adata.var["scprint_n_cells"] = counts.astype(np.int64)
+            varm[f"X_{key}_genes"] = mean.astype(np.float32)
+            var[f"{key}_n_cells"] = counts.astype(np.int64)
             for cell, matrix in per_cell_genes.items():
-                adata.varm[f"X_scprint_genes_{cell}"] = matrix
-        adata.uns["scprint_embed"] = provenance(
+                varm[f"X_{key}_genes_{cell}"] = matrix
+        settings = provenance(
             self.pretrained,
             classes=self.classes or list(per_token),
             metrics=metrics,
             gene_match=match.summary(),
         )
-        return adata, metrics
+        return store_result(
+            adata,
+            {"obsm": obsm, "obs": obs, "var": var, "varm": varm},
+            settings,
+            key_added,
+            copy=copy,
+        )

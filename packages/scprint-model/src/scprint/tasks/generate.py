@@ -6,7 +6,8 @@ target (the mean output token of reference cells carrying the target label, or a
 and the expression of the chosen genes is decoded from the cell tokens alone
 (``ScPrint.decode_from_cell_tokens``) at the source cell's depth, in chunks of the model's
 context length. The source cells are encoded as in training: up to ``max_len`` genes per cell,
-expressed genes first.
+expressed genes first. The generated profiles are stored beside the source cells' counts (one row
+per source cell) under ``key_added``, as :class:`Generator` describes.
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ from typing import Any
 import anndata as ad
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import torch
 
 from scprint.tasks._common import (
+    Checkpoint,
     GeneMatch,
+    TaskInput,
     gene_matching_options,
     iter_model_batches,
     load_model,
@@ -29,6 +33,7 @@ from scprint.tasks._common import (
     prepare,
     provenance,
     resolve_gene_list,
+    store_result,
     var_names_to_vocab,
 )
 
@@ -65,8 +70,8 @@ class Generator:
         Genes decoded: ``"all"`` (every gene of the AnnData the model knows) or a list of
         ``var_names``.
     sample
-        Also draw counts from the decoded ZINB (``X`` then holds the draws, ``layers["zinb_mean"]``
-        the means).
+        Also draw counts from the decoded ZINB (``layers[key_added]`` then holds the draws,
+        ``layers[key_added + "_mean"]`` the means).
     seed
         Seed of the draws.
     max_reference_cells
@@ -85,7 +90,7 @@ class Generator:
 
     def __init__(
         self,
-        ckpt: Any,
+        ckpt: Checkpoint,
         *,
         genes: str | Sequence[str] = "all",
         sample: bool = False,
@@ -111,11 +116,11 @@ class Generator:
         self.context_len = context_len
         self.batch_size = batch_size
 
-    def _columns(self, adata: ad.AnnData, match: Any) -> np.ndarray:
+    def _columns(self, data: TaskInput) -> np.ndarray:
         if isinstance(self.genes, str):
-            return np.sort(match.var_indices)
-        columns = resolve_gene_list(adata, self.genes)
-        var_names_to_vocab(adata, match, columns)
+            return np.sort(data.match.var_indices)
+        columns = resolve_gene_list(data.adata, self.genes)
+        var_names_to_vocab(data.adata, data.match, columns)
         return columns
 
     def label_token(
@@ -129,8 +134,11 @@ class Generator:
         """Mean output token ``(d_model,)`` of class ``token_class`` over reference cells labelled ``label``.
 
         The label is read from ``reference.obs[column]`` (default: the column named like the class);
-        ``match`` is the gene match of ``reference`` (:func:`prepare`; default: computed again).
+        ``match`` is the gene match of ``reference`` (default: :func:`prepare` with this
+        generator's ``gene_matching``).
         """
+        if match is None:
+            match = prepare(reference, self.pretrained, **self.gene_matching).match
         column = column or token_class
         if column not in reference.obs:
             raise KeyError(
@@ -153,11 +161,11 @@ class Generator:
             for batch in iter_model_batches(
                 reference[rows],
                 self.pretrained,
+                match,
                 genes=None,
                 max_len=None,
                 batch_size=self.batch_size,
                 description=f"token {label}",
-                match=match,
             ):
                 tokens = model(batch["gene_ids"], batch["counts"], batch["depth"]).cell_tokens[
                     :, position
@@ -173,17 +181,22 @@ class Generator:
         *,
         reference: ad.AnnData | None = None,
         label_columns: Mapping[str, str] | None = None,
-    ) -> ad.AnnData:
+        key_added: str = "scprint_generated",
+        copy: bool = False,
+    ) -> ad.AnnData | None:
         """Generate the profiles of ``adata``'s cells (raw counts) with their tokens replaced.
 
         ``target`` maps a token class to a label (its token is the mean over ``reference`` cells,
         default ``adata``, with that label in ``obs[label_columns.get(class, class)]``) or to a
-        ``(d_model,)`` embedding. Returns a new AnnData ``(n_cells, n_genes)``: ``X`` float32 ZINB
-        means at each source cell's depth (or draws with ``sample=True``, means then in
-        ``layers["zinb_mean"]``); ``obs["source_cell"]`` the source ``obs_names``; ``var`` the
-        decoded genes; ``uns["scprint_generate"]`` the provenance.
+        ``(d_model,)`` embedding. Writes into ``adata`` (``None`` returned) or a returned copy
+        (``copy=True``): ``layers[key_added]`` CSR float32 ``(n_cells, n_genes)``, each source
+        cell's generated ZINB means at its depth in the decoded genes' columns (other columns
+        empty; draws with ``sample=True``, the means then in ``layers[key_added + "_mean"]``);
+        ``var[key_added]`` (bool) marks the decoded genes; ``uns[key_added]`` the target, the
+        settings and provenance.
         """
-        match = prepare(adata, self.pretrained, **self.gene_matching)
+        data = prepare(adata, self.pretrained, **self.gene_matching)
+        match = data.match
         model = self.pretrained.model
         device = model_device(self.pretrained)
         if not target:
@@ -202,7 +215,7 @@ class Generator:
                 reference_match = (
                     match
                     if reference is adata
-                    else prepare(reference, self.pretrained, **self.gene_matching)
+                    else prepare(reference, self.pretrained, **self.gene_matching).match
                 )
                 vector = self.label_token(
                     reference, token_class, value, label_columns.get(token_class), reference_match
@@ -218,7 +231,7 @@ class Generator:
             replacements[model.cell_token_index[token_class]] = torch.as_tensor(
                 vector, device=device
             )
-        columns = self._columns(adata, match)
+        columns = self._columns(data)
         vocab_ids = torch.as_tensor(var_names_to_vocab(adata, match, columns), device=device)
         context = self.context_len or self.pretrained.config.max_len
         means = np.zeros((adata.n_obs, columns.size), dtype=np.float32)
@@ -228,6 +241,7 @@ class Generator:
             for batch in iter_model_batches(
                 adata,
                 self.pretrained,
+                match,
                 genes=None,
                 max_len=None,
                 batch_size=self.batch_size,
@@ -247,24 +261,26 @@ class Generator:
                     means[rows, window] = decoded["mean"].float().cpu().numpy()
                     dispersion[rows, window] = decoded["dispersion"].float().cpu().numpy()
                     dropout[rows, window] = decoded["dropout_logit"].float().cpu().numpy()
-        suffix = "_".join(f"{k}={v}" for k, v in described.items())
-        obs = pd.DataFrame(
-            {"source_cell": np.asarray(adata.obs_names, dtype=str)},
-            index=pd.Index([f"{name}->{suffix}" for name in adata.obs_names]),
-        )
-        for token_class, value in described.items():
-            obs[f"target_{token_class}"] = value
-        layers = {}
-        matrix = means
+        layers = {key_added: means}
         if self.sample:
-            layers["zinb_mean"] = means
-            matrix = sample_zinb(means, dispersion, dropout, np.random.default_rng(self.seed))
-        result = ad.AnnData(X=matrix, obs=obs, var=adata.var.iloc[columns].copy(), layers=layers)
-        result.uns["scprint_generate"] = provenance(
+            draws = sample_zinb(means, dispersion, dropout, np.random.default_rng(self.seed))
+            layers = {key_added: draws, f"{key_added}_mean": means}
+        rows = np.repeat(np.arange(adata.n_obs), columns.size)
+        cols = np.tile(columns, adata.n_obs)
+        stored = {
+            name: sp.csr_matrix((values.ravel(), (rows, cols)), shape=adata.shape, dtype=np.float32)
+            for name, values in layers.items()
+        }
+        decoded = np.zeros(adata.n_vars, dtype=bool)
+        decoded[columns] = True
+        settings = provenance(
             self.pretrained,
             target=described,
             sample=self.sample,
             seed=self.seed,
+            n_genes=int(columns.size),
             gene_match=match.summary(),
         )
-        return result
+        return store_result(
+            adata, {"layers": stored, "var": {key_added: decoded}}, settings, key_added, copy=copy
+        )

