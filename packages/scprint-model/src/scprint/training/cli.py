@@ -55,12 +55,8 @@ TRAINER_DEFAULTS: dict[str, Any] = {
 
 def presets() -> dict[str, Path]:
     """Shipped config files by name (``scprint/configs/<name>.yaml``)."""
-    folder = resources.files("scprint.configs")
-    return {
-        Path(entry.name).stem: Path(str(entry))
-        for entry in folder.iterdir()
-        if entry.name.endswith(".yaml")
-    }
+    folder = Path(str(resources.files("scprint.configs")))
+    return {path.stem: path for path in sorted(folder.glob("*.yaml"))}
 
 
 class FinalCheckpoint(L.Callback):

@@ -199,11 +199,6 @@ class OptimOptions:
             raise ValueError(
                 f"OptimOptions.schedule must be one of {SCHEDULES}, got {self.schedule!r}"
             )
-        if self.learning_rate <= 0 or self.warmup_steps < 0:
-            raise ValueError(
-                "OptimOptions needs learning_rate > 0 and warmup_steps >= 0, got "
-                f"{self.learning_rate!r} and {self.warmup_steps!r}"
-            )
 
 
 def _as(kind: type[_Options], value: _Options | dict[str, Any] | None) -> _Options:
