@@ -100,9 +100,12 @@ def pretrain(
 ) -> tuple[Path, dict[str, Any]]:
     """Pretrain on the PBMC sets, or return the cached checkpoint of an identical run.
 
-    ``fit_options`` go to :func:`scprint.training.fit` (e.g. ``batch_size``, or model-config
-    overrides such as ``max_len``) and into the cache key.
+    ``fit_options`` are ``scprint fit`` settings (e.g. ``batch_size`` for ``data:``, a model-config
+    field such as ``max_len``, or ``objective``) and go into the cache key.
     """
+    from dataclasses import fields
+
+    from scprint.model import ModelConfig
     from scprint.training import fit
 
     files = [data / f for f in TRAIN_FILES]
@@ -123,16 +126,16 @@ def pretrain(
     else:
         if run_dir.exists():
             shutil.rmtree(run_dir)
-        ckpt = fit(
-            files,
-            config=config,
-            label_columns=("cell_type",),
-            max_steps=max_steps,
-            out_dir=run_dir,
-            seed=seed,
-            progress_bar=True,
-            **fit_options,
-        )
+        options = dict(fit_options)
+        network = {f.name for f in fields(ModelConfig)}
+        model = {"config": {k: options.pop(k) for k in list(options) if k in network}}
+        if "objective" in options:
+            model["objective"] = options.pop("objective")
+        # two of the four sets carry no cell types: their cells train unlabelled
+        data = {"files": [str(f) for f in files], "labels": ["cell_type"]}
+        data.update(allow_missing_labels=True, **options)
+        trainer = {"max_steps": max_steps, "default_root_dir": str(run_dir)}
+        ckpt = fit(config, model=model, data=data, trainer=trainer, seed_everything=seed)
         info["cached"] = False
     metrics = run_dir / "metrics.csv"
     if metrics.exists():

@@ -39,7 +39,7 @@ def build_model(preset: str, device: torch.device) -> Any:
     config = ModelConfig.from_yaml(preset)
     model = ScPrint(config, N_GENES, label_sizes={"cell_type": N_LABELS})
     descendants = {"cell_type": torch.eye(N_LABELS, dtype=torch.bool)}
-    module = ScPrintLightning(model, descendants, Objective(), OptimOptions(), metadata={})
+    module = ScPrintLightning.from_network(model, descendants, Objective(), OptimOptions())
     return module.to(device)
 
 

@@ -208,12 +208,13 @@ def main(argv: list[str] | None = None) -> int:
 
             seconds, ckpt = _time(
                 lambda: fit(
-                    [train],
-                    config="small",
-                    max_steps=args.steps,
-                    out_dir=tmp,
-                    seed=0,
-                    val_every=args.steps,
+                    "small",
+                    data={"files": [train]},
+                    trainer={
+                        "max_steps": args.steps,
+                        "default_root_dir": tmp,
+                        "val_check_interval": args.steps,
+                    },
                 )
             )
             if args.save_ckpt:

@@ -54,6 +54,30 @@ def kang_adata(kang_path: Path) -> ad.AnnData:
     return full[rows].copy()
 
 
+def _quiet_trainer(out_dir: Path, **settings: object) -> dict[str, object]:
+    """``trainer:`` settings of a test run in ``out_dir``: every step logged, no progress bar."""
+    return {
+        "default_root_dir": str(out_dir),
+        "log_every_n_steps": 1,
+        "enable_progress_bar": False,
+        **settings,
+    }
+
+
+@pytest.fixture(scope="session")
+def quiet_trainer():
+    """``quiet_trainer(out_dir, **settings)``: ``trainer:`` settings of a test run."""
+    return _quiet_trainer
+
+
+@pytest.fixture(scope="session")
+def kang_file(kang_adata: ad.AnnData, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``kang_adata`` written to an ``.h5ad`` file (for the command line)."""
+    path = tmp_path_factory.mktemp("kang") / "kang400.h5ad"
+    kang_adata.write_h5ad(path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_steps() -> int:
     """Optimiser steps of the session's tiny model."""
@@ -67,14 +91,9 @@ def tiny_run(kang_adata: ad.AnnData, tmp_path_factory: pytest.TempPathFactory) -
 
     out_dir = tmp_path_factory.mktemp("tiny_run")
     fit(
-        [kang_adata],
-        config="tiny",
-        label_columns=("cell_type",),
-        max_steps=TINY_STEPS,
-        out_dir=out_dir,
-        seed=0,
-        val_every=TINY_STEPS // 2,
-        log_every=1,
+        "tiny",
+        data={"files": [kang_adata], "labels": ["cell_type"]},
+        trainer=_quiet_trainer(out_dir, max_steps=TINY_STEPS, val_check_interval=TINY_STEPS // 2),
     )
     return out_dir
 

@@ -12,7 +12,6 @@ from scprint.data import (
     CellDataModule,
     CellSource,
     LabelEncoder,
-    SamplingOptions,
     Vocabulary,
     build_label_encoders,
     make_inference_batches,
@@ -201,10 +200,10 @@ def test_missing_label_column_raises(kang_adata) -> None:
 
 
 def test_batches_are_a_function_of_seed_rank_and_step(kang_adata, kang_vocab) -> None:
-    source = CellSource(kang_adata)
-    labels = build_label_encoders([source], ["cell_type"])
-    options = SamplingOptions(batch_size=8, max_len=32, thinning=(0.5, 0.5))
-    module = CellDataModule([source], kang_vocab, labels, options, val_fraction=0.1, seed=3)
+    module = CellDataModule(
+        [kang_adata], batch_size=8, max_len=32, thinning=(0.5, 0.5), val_fraction=0.1, seed=3
+    )
+    assert module.vocab.genes == kang_vocab.genes
     stream = iter(module.train_dataloader().dataset)
     first, second = next(stream), next(stream)
     assert not np.array_equal(first["gene_ids"], second["gene_ids"])
@@ -226,39 +225,24 @@ def test_batches_are_a_function_of_seed_rank_and_step(kang_adata, kang_vocab) ->
 
 
 def test_label_balanced_sampling_favours_rare_labels(kang_adata, kang_vocab) -> None:
-    source = CellSource(kang_adata)
-    labels = build_label_encoders([source], ["cell_type"])
-    options = SamplingOptions(batch_size=8, max_len=32, balance_weight=1.0)
-    module = CellDataModule([source], kang_vocab, labels, options, val_fraction=0.0)
-    codes = labels["cell_type"].encode(kang_adata.obs["cell_type_ontology_term_id"])
+    module = CellDataModule(
+        [kang_adata], batch_size=8, max_len=32, balance_weight=1.0, val_fraction=0.0
+    )
+    codes = module.labels["cell_type"].encode(kang_adata.obs["cell_type_ontology_term_id"])
     per_label = {c: module.weights[codes == c].sum() for c in np.unique(codes)}
     shares = np.array(list(per_label.values()))
     counts = np.array([(codes == c).sum() for c in per_label])
     assert shares.max() / shares.min() < 0.5 * counts.max() / counts.min()
-    uniform = CellDataModule(
-        [source],
-        kang_vocab,
-        labels,
-        SamplingOptions(batch_size=8, balance_weight=None),
-        val_fraction=0.0,
-    )
+    uniform = CellDataModule([kang_adata], batch_size=8, balance_weight=None, val_fraction=0.0)
     np.testing.assert_allclose(uniform.weights, 1.0 / kang_adata.n_obs)
 
 
 def test_held_out_dataset_goes_to_validation(kang_adata, kang_vocab) -> None:
     first, second = CellSource(kang_adata[:200].copy()), CellSource(kang_adata[200:].copy())
-    labels = build_label_encoders([first, second], ["cell_type"])
-    module = CellDataModule(
-        [first, second],
-        kang_vocab,
-        labels,
-        SamplingOptions(batch_size=8),
-        val_fraction=0.0,
-        val_datasets=[1],
-    )
+    module = CellDataModule([first, second], batch_size=8, val_fraction=0.0, val_datasets=[1])
     assert set(module.train_cells.source_id) == {0} and set(module.val_cells.source_id) == {1}
     with pytest.raises(ValueError, match="holds out every dataset"):
-        CellDataModule([first, second], kang_vocab, labels, SamplingOptions(), val_datasets=[0, 1])
+        CellDataModule([first, second], val_datasets=[0, 1])
 
 
 def test_gene_table_strips_versions_of_ensembl_ids_only():

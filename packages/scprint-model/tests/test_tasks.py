@@ -27,21 +27,18 @@ TASK_STEPS = 150
 
 
 @pytest.fixture(scope="module")
-def task_checkpoint(kang_adata, tmp_path_factory):
+def task_checkpoint(kang_adata, tmp_path_factory, quiet_trainer):
     """A tiny model trained on the Kang cells long enough for its labels to beat chance."""
     from scprint.training import fit
 
+    out_dir = tmp_path_factory.mktemp("tasks_run")
     return fit(
-        [kang_adata],
-        config="tiny",
-        label_columns=("cell_type",),
-        max_steps=TASK_STEPS,
-        out_dir=tmp_path_factory.mktemp("tasks_run"),
-        seed=0,
-        val_every=TASK_STEPS,
+        "tiny",
+        data={"files": [kang_adata], "labels": ["cell_type"]},
         # the binomial-thinning denoising input: with the original's down-sampling this model
         # denoises worse than its input after 150 steps (Objective.noise_model)
-        objective={"noise_model": "binomial"},
+        model={"objective": {"noise_model": "binomial"}},
+        trainer=quiet_trainer(out_dir, max_steps=TASK_STEPS, val_check_interval=TASK_STEPS),
     )
 
 

@@ -7,10 +7,13 @@ import sys
 import textwrap
 from pathlib import Path
 
+import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from scprint import load_pretrained
 from scprint.cli import main as scprint_main
@@ -18,7 +21,7 @@ from scprint.data import make_inference_batches
 from scprint.model import ModelConfig, ScPrint
 from scprint.model.losses import zinb_nll
 from scprint.model.tokens import reduce_gene_table
-from scprint.training import FORMAT_VERSION, Objective, OptimOptions, ScPrintLightning, fit, load
+from scprint.training import FORMAT_VERSION, Objective, ScPrintLightning, fit, load
 from scprint.training.checkpoint import checkpoint_metadata
 
 TERMS = ("denoise", "generation", "classification", "disentanglement")
@@ -102,14 +105,36 @@ def test_incompatible_checkpoint_version_names_both_versions(
         load_pretrained(path)
 
 
-def test_resume_continues_at_the_same_step_and_loss(kang_adata, tmp_path: Path) -> None:
-    common = dict(config="tiny", seed=5, val_every=6, log_every=1, dropout=0.1)
+def _checkpoint_every(folder: Path, steps: int) -> ModelCheckpoint:
+    return ModelCheckpoint(
+        dirpath=folder,
+        filename="step{step}",
+        every_n_train_steps=steps,
+        save_top_k=-1,
+        auto_insert_metric_name=False,
+    )
+
+
+def test_resume_continues_at_the_same_step_and_loss(
+    kang_adata, tmp_path: Path, quiet_trainer
+) -> None:
+    common = {
+        "data": {"files": [kang_adata]},
+        "model": {"config": {"dropout": 0.1}},
+        "seed_everything": 5,
+    }
     whole = tmp_path / "whole"
-    fit([kang_adata], max_steps=12, out_dir=whole, checkpoint_every=6, **common)
+    trainer = {"max_steps": 12, "val_check_interval": 6}
+    fit(
+        "tiny",
+        common,
+        trainer=quiet_trainer(whole, **trainer),
+        callbacks=[_checkpoint_every(whole / "checkpoints", 6)],
+    )
     middle = whole / "checkpoints" / "step6.ckpt"
     assert middle.is_file()
     resumed = tmp_path / "resumed"
-    final = fit([kang_adata], max_steps=12, out_dir=resumed, resume_from=middle, **common)
+    final = fit("tiny", common, trainer=quiet_trainer(resumed, **trainer), ckpt_path=middle)
     assert torch.load(final, map_location="cpu", weights_only=True)["global_step"] == 12
     expected, got = train_curve(whole), train_curve(resumed)
     assert list(got.index) == list(range(6, 12))
@@ -118,33 +143,43 @@ def test_resume_continues_at_the_same_step_and_loss(kang_adata, tmp_path: Path) 
         np.testing.assert_allclose(
             got[f"train/{term}"], expected.loc[6:11, f"train/{term}"], rtol=1e-5
         )
+    # the learning rate follows the same warm-up (a LinearLR scheduler restored from the checkpoint)
+    np.testing.assert_allclose(got["train/lr"], expected.loc[6:11, "train/lr"], rtol=1e-6)
+    assert expected.loc[0, "train/lr"] == pytest.approx(0.006 / 5)
 
 
 def test_fit_rejects_bad_input(kang_adata, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="label column 'disease' is in none of the datasets"):
-        fit([kang_adata], label_columns=("disease",), max_steps=2, out_dir=tmp_path)
+    run = {"trainer": {"max_steps": 2, "default_root_dir": str(tmp_path)}}
+    with pytest.raises(ValueError, match="has no label column 'disease'"):
+        fit("tiny", run, data={"files": [kang_adata], "labels": ["disease"]})
     with pytest.raises(ValueError, match="unknown organism"):
-        fit([kang_adata], organism="martian", max_steps=2, out_dir=tmp_path)
-    with pytest.raises(ValueError, match="unknown ModelConfig keys \\['width'\\]"):
-        fit([kang_adata], max_steps=2, out_dir=tmp_path, width=3)
+        fit("tiny", run, data={"files": [kang_adata], "organism": "martian"})
+    with pytest.raises(ValueError, match="width"):
+        fit("tiny", run, data={"files": [kang_adata]}, model={"config": {"width": 3}})
     logged = kang_adata[:50].copy()
     logged.X = logged.X.astype(np.float32) * 0.5
     with pytest.raises(ValueError, match="raw integer counts, found 0.5"):
-        fit([logged], max_steps=2, out_dir=tmp_path)
+        fit("tiny", run, data={"files": [logged]})
     assert not list(tmp_path.glob("*.ckpt"))
 
 
-def test_gene_embedding_table_initialises_frozen_identities(kang_adata, tmp_path: Path) -> None:
+def test_gene_embedding_table_initialises_frozen_identities(
+    kang_adata, tmp_path: Path, quiet_trainer
+) -> None:
     """The table is reduced to ``d_model`` by the original's adaptive average pooling."""
     symbols = kang_adata.var["gene_symbol"].astype(str).to_numpy()[:300]
     table = pd.DataFrame(np.random.default_rng(0).normal(size=(300, 8)), index=symbols)
+    table.columns = [f"dim{i}" for i in range(8)]
+    table.to_parquet(tmp_path / "genes.parquet")
     path = fit(
-        [kang_adata],
-        max_steps=3,
-        out_dir=tmp_path,
-        val_fraction=0.0,
-        gene_embeddings=table,
-        freeze_gene_embeddings=True,
+        "tiny",
+        data={
+            "files": [kang_adata],
+            "val_fraction": 0.0,
+            "gene_embeddings": str(tmp_path / "genes.parquet"),
+        },
+        model={"config": {"freeze_gene_embeddings": True}},
+        trainer=quiet_trainer(tmp_path, max_steps=3),
     )
     pretrained = load_pretrained(path, device="cpu")
     rows = pretrained.vocab.index_of(list(symbols[:5]))
@@ -157,42 +192,68 @@ def test_gene_embedding_table_initialises_frozen_identities(kang_adata, tmp_path
 def test_resume_with_another_config_raises(
     kang_adata, tiny_checkpoint: Path, tmp_path: Path
 ) -> None:
+    run = {"trainer": {"default_root_dir": str(tmp_path)}, "ckpt_path": str(tiny_checkpoint)}
     with pytest.raises(ValueError, match="pass the same config to resume"):
-        fit([kang_adata], config="tiny", d_model=64, resume_from=tiny_checkpoint, out_dir=tmp_path)
+        fit("tiny", run, data={"files": [kang_adata]}, model={"config": {"d_model": 64}})
     with pytest.raises(
-        ValueError, match="classifies \\['cell_type'\\], but label_columns is \\['donor_id'\\]"
+        ValueError,
+        match="classifies \\['cell_type'\\], but the data's label columns are \\['donor_id'\\]",
     ):
-        fit(
-            [kang_adata], label_columns=("donor_id",), resume_from=tiny_checkpoint, out_dir=tmp_path
-        )
+        fit("tiny", run, data={"files": [kang_adata], "labels": ["donor_id"]})
 
 
-def test_cli_fit_writes_a_checkpoint(kang_path: Path, tmp_path: Path) -> None:
-    code = scprint_main(
-        [
-            "fit",
-            "--config",
-            "tiny",
-            "--data",
-            str(kang_path),
-            "--max-steps",
-            "3",
-            "--out-dir",
-            str(tmp_path),
-            "--val-fraction",
-            "0",
-            "--model",
-            "d_model=16",
-            "--batch-size",
-            "8",
-        ]
-    )
+def _one_line_error(capsys, *fragments: str) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    for fragment in fragments:
+        assert fragment in err, err
+    return err
+
+
+def test_printed_config_reruns_and_the_cli_writes_a_checkpoint(
+    kang_file: Path, tmp_path: Path, capsys
+) -> None:
+    """``scprint fit --print_config`` gives a complete YAML that ``scprint fit --config`` runs."""
+    options = ["--data.files", f"[{kang_file}]", "--data.val_fraction", "0"]
+    options += ["--model.config.d_model", "16", "--data.batch_size", "8"]
+    assert scprint_main(["fit", "--config", "tiny", *options, "--print_config"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["model"]["config"]["n_layers"] == ModelConfig.from_yaml("tiny").n_layers
+    assert printed["model"]["objective"]["noise"] == [0.6] and printed["trainer"]["max_steps"]
+    config = tmp_path / "printed.yaml"
+    config.write_text(yaml.safe_dump(printed))
+    run = ["--trainer.max_steps", "3", "--trainer.default_root_dir", str(tmp_path / "run")]
+    code = scprint_main(["-q", "fit", "--config", str(config), *run])
     assert code == 0
-    pretrained = load_pretrained(tmp_path / "scprint.ckpt", device="cpu")
-    assert (
-        pretrained.config.d_model == 16
-        and pretrained.config.n_layers == ModelConfig.from_yaml("tiny").n_layers
-    )
+    pretrained = load_pretrained(tmp_path / "run" / "scprint.ckpt", device="cpu")
+    assert pretrained.config.d_model == 16 and pretrained.config.n_layers == 2
+    # the data samples the model's context length (model.config.max_len is linked to data)
+    assert pretrained.sampling["max_len"] == pretrained.config.max_len == 64
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert saved["trainer"]["max_steps"] == 3 and saved["data"]["batch_size"] == 8
+    # a checkpoint alone rebuilds the LightningModule
+    module = ScPrintLightning.load_from_checkpoint(tmp_path / "run" / "scprint.ckpt")
+    assert module.config == pretrained.config and module.model.label_classes == ["cell_type"]
+
+
+def test_cli_mistakes_exit_2_with_one_line(kang_file: Path, tmp_path: Path, capsys) -> None:
+    base = ["fit", "--config", "tiny", "--trainer.default_root_dir", str(tmp_path)]
+    files = ["--data.files", f"[{kang_file}]"]
+    assert scprint_main([*base, *files, "--model.config.widht", "3"]) == 2
+    _one_line_error(capsys, "model.config: Option 'widht' is not accepted")
+    assert scprint_main([*base, "--data.files", f"[{tmp_path / 'absent.h5ad'}]"]) == 2
+    _one_line_error(capsys, "absent.h5ad", "does not exist")
+    unlabelled = tmp_path / "unlabelled.h5ad"
+    cells = ad.read_h5ad(kang_file)[:60]
+    cells.obs = cells.obs.drop(columns=["cell_type", "cell_type_ontology_term_id"])
+    cells.write_h5ad(unlabelled)
+    assert scprint_main([*base, "--data.files", f"[{kang_file}, {unlabelled}]"]) == 2
+    _one_line_error(capsys, "'unlabelled.h5ad' has no label column 'cell_type'")
+    config = tmp_path / "typo.yaml"
+    config.write_text("data:\n  batchsize: 8\n")
+    assert scprint_main([*base, *files, "--config", str(config)]) == 2
+    _one_line_error(capsys, "Group 'data' does not accept option 'batchsize'")
+    assert not list(tmp_path.glob("*.ckpt"))
 
 
 DDP_SCRIPT = """
@@ -201,8 +262,9 @@ import anndata as ad
 from scprint.training import fit
 
 adata = ad.read_h5ad(sys.argv[1])[:200].copy()
-fit([adata], "tiny", max_steps=4, out_dir=sys.argv[2], accelerator="cpu", devices=2, strategy="ddp",
-    val_every=2, log_every=1, batch_size=8)
+fit("tiny", data={"files": [adata], "batch_size": 8}, trainer={"max_steps": 4, "accelerator": "cpu",
+    "devices": 2, "strategy": "ddp", "val_check_interval": 2, "log_every_n_steps": 1,
+    "default_root_dir": sys.argv[2], "enable_progress_bar": False})
 """
 
 
@@ -234,8 +296,8 @@ def objective_module(pretrained, objective: Objective) -> ScPrintLightning:
     n_leaves = pretrained.model.label_sizes["cell_type"]
     descendants = torch.cat([torch.eye(n_leaves), torch.zeros(1, n_leaves)]).bool()
     descendants[n_leaves, :2] = True
-    return ScPrintLightning(
-        pretrained.model, {"cell_type": descendants}, objective, OptimOptions(), {}
+    return ScPrintLightning.from_network(
+        pretrained.model, {"cell_type": descendants}, objective
     ).eval()
 
 
@@ -356,7 +418,7 @@ def test_training_objective_equals_the_original_full_training(name: str, variant
     descendants = {c: torch.from_numpy(e.descendant_matrix()) for c, e in pretrained.labels.items()}
     mse = 0.1 if variant == "mse" else 0.0
     objective = Objective(expression_mse=mse, mask_ratios=(0.3,) if variant == "mask" else ())
-    module = ScPrintLightning(pretrained.model, descendants, objective, OptimOptions(), {}).eval()
+    module = ScPrintLightning.from_network(pretrained.model, descendants, objective).eval()
     batch = {
         "gene_ids": torch.as_tensor(inputs["gene_ids"]),
         "counts": torch.as_tensor(inputs["counts"]),

@@ -13,17 +13,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
+import anndata as ad
 import lightning as L
 import numpy as np
+import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
-from .ontology import LabelEncoder, label_values
+from .ontology import LabelEncoder, is_term_id, is_unknown, label_values, term_ancestors, term_label
 from .sampling import SAMPLING_METHODS, sample_context
 from .source import CellSource
-from .vocabulary import Vocabulary
+from .vocabulary import Vocabulary, check_organism
 
 log = logging.getLogger(__name__)
 
@@ -91,19 +95,37 @@ def build_label_encoders(
     sources: Sequence[CellSource],
     label_columns: Sequence[str],
     coarse_requested: Sequence[str] = (),
+    start_from: dict[str, LabelEncoder] | None = None,
+    allow_missing: bool = True,
 ) -> dict[str, LabelEncoder]:
     """One :class:`LabelEncoder` per label column from the training sources.
 
+    Args:
+        sources: the training datasets.
+        label_columns: obs columns to classify.
+        coarse_requested: extra ontology terms to accept as coarse labels.
+        start_from: encoders to extend (fine-tuning): they come first, in order, each keeping its
+            labels and appending the unseen ones as new leaves; new columns follow.
+        allow_missing: a dataset without a label column trains unlabelled for it (logged);
+            otherwise it raises.
+
     Raises:
-        ValueError: a label column is absent from every dataset.
+        ValueError: a label column is absent from every dataset, or from one when not
+            ``allow_missing`` (naming the dataset and its columns).
     """
-    encoders = {}
+    encoders = dict(start_from or {})
     for column in label_columns:
         values: list = []
         aliases: dict[str, str] = {}
         for source in sources:
             found = label_values(source.meta.obs, column)
             if found is None:
+                if not allow_missing:
+                    raise ValueError(
+                        f"dataset {source.name!r} has no label column {column!r}; its obs columns "
+                        f"are {sorted(source.meta.obs.columns)[:8]}; add the column, or set "
+                        "data.allow_missing_labels: true to train its cells unlabelled for it"
+                    )
                 log.warning(
                     "dataset %s has no label column %r; its cells are unlabelled for it",
                     source.name,
@@ -118,8 +140,31 @@ def build_label_encoders(
                 f"label column {column!r} is in none of the datasets {[s.name for s in sources]}; "
                 f"obs columns found: {columns[:12]}"
             )
-        encoders[column] = LabelEncoder.build(column, values, aliases, coarse_requested)
+        if column in encoders:
+            encoders[column] = _extended(encoders[column], values, aliases)
+        else:
+            encoders[column] = LabelEncoder.build(column, values, aliases, coarse_requested)
     return encoders
+
+
+def _extended(encoder: LabelEncoder, values: list, aliases: dict[str, str]) -> LabelEncoder:
+    """``encoder`` with the values it cannot encode appended as new leaves (existing indices kept)."""
+    codes = encoder.encode(values)
+    new = sorted({str(v) for v, c in zip(values, codes) if c < 0 and not is_unknown(v)})
+    ancestors = {
+        label: [a for a in (term_ancestors(label) or []) if a != label] if is_term_id(label) else []
+        for label in new
+    }
+    if new:
+        log.info("label class %r: %d new labels %s", encoder.name, len(new), new[:5])
+    return LabelEncoder(
+        name=encoder.name,
+        classes=[*encoder.classes, *new],
+        coarse=list(encoder.coarse),
+        ancestors={**encoder.ancestors, **ancestors},
+        names={**{t: term_label(t) for t in new if is_term_id(t)}, **encoder.names},
+        aliases={**aliases, **encoder.aliases},
+    )
 
 
 class _Cells:
@@ -221,35 +266,86 @@ class ValidationBatches(Dataset):
 
 
 class CellDataModule(L.LightningDataModule):
-    """Lightning data module over :class:`CellSource` s bound to a vocabulary.
+    """Training and validation cells of one or many datasets, bound to a gene vocabulary.
+
+    The vocabulary and label encoders are built here (or read from ``init_from``); a model is
+    built on :attr:`schema`. Every argument is a ``data:`` key of ``scprint fit``.
 
     Args:
-        sources: datasets (raw counts).
-        vocab: model vocabulary (the sources are matched to it).
-        labels: label class -> encoder, in class-token order.
-        options: batch sampling options.
+        files: datasets with raw counts: ``.h5ad`` files or ``.zarr`` stores (read lazily), or,
+            from Python, AnnData objects or :class:`CellSource` s.
+        soma: keyword arguments of :class:`scprint.data.soma.SomaSource` (``uri``,
+            ``measurement``, ``X_name``, ``value_filter``, ...): a TileDB-SOMA experiment (e.g.
+            the CELLxGENE Census) as one more dataset.
+        labels: obs columns to classify (``<column>_ontology_term_id`` is used when present,
+            giving the ontology hierarchy).
+        coarse_labels: extra ontology terms to accept as coarse targets.
+        allow_missing_labels: a dataset without one of ``labels`` trains unlabelled for it;
+            otherwise (default) that is an error naming the dataset.
+        organism: NCBITaxon id of the data.
+        gene_positions: table of gene positions (parquet/CSV; index Ensembl id,
+            ``chromosome_name``, ``start_position``) for the genomic-position encoding.
+        gene_embeddings: table gene -> vector (parquet/CSV; index Ensembl id or symbol, numeric
+            columns) initialising the gene identities (:attr:`gene_table`).
+        init_from: checkpoint to fine-tune (``scprint fit`` links ``model.init_from`` here): its
+            vocabulary is used and its label classes are extended with the data's.
+        batch_size: cells per batch and process.
+        max_len: genes per cell (``scprint fit`` links ``model.config.max_len`` here).
+        pad_with_unexpressed, thinning, balance_weight, gene_sampling: batch sampling (see
+            :class:`SamplingOptions`).
         val_fraction: fraction of the cells of the training datasets held out for validation.
-        val_datasets: indices of ``sources`` held out entirely for validation.
+        val_datasets: indices of the datasets held out entirely for validation.
         val_max_cells: cap on validation cells (a random subset beyond it).
-        seed: seed of the split and of every batch.
+        seed: seed of the split and of every batch (``scprint fit`` links ``seed_everything``).
         num_workers: DataLoader worker processes.
+        in_memory: load datasets into memory (default: when small enough).
     """
 
     def __init__(
         self,
-        sources: Sequence[CellSource],
-        vocab: Vocabulary,
-        labels: dict[str, LabelEncoder],
-        options: SamplingOptions,
+        files: Sequence[str | Path | ad.AnnData | CellSource] = (),
+        soma: dict[str, Any] | None = None,
+        labels: Sequence[str] = ("cell_type",),
+        coarse_labels: Sequence[str] = (),
+        allow_missing_labels: bool = False,
+        organism: str = "NCBITaxon:9606",
+        gene_positions: str | None = None,
+        gene_embeddings: str | None = None,
+        init_from: str | None = None,
+        batch_size: int = 32,
+        max_len: int = 512,
+        pad_with_unexpressed: bool = True,
+        thinning: tuple[float, float] = (0.1, 1.0),
+        balance_weight: float | None = 100.0,
+        gene_sampling: str = "weighted",
         val_fraction: float = 0.05,
         val_datasets: Sequence[int] = (),
-        val_max_cells: int = 1024,
+        val_max_cells: int = 512,
         seed: int = 0,
         num_workers: int = 0,
+        in_memory: bool | None = None,
     ) -> None:
         super().__init__()
+        check_organism(organism)
+        options = SamplingOptions(
+            batch_size=batch_size,
+            max_len=max_len,
+            pad_with_unexpressed=pad_with_unexpressed,
+            thinning=tuple(thinning),
+            balance_weight=balance_weight,
+            gene_sampling=gene_sampling,
+        )
         if not 0.0 <= val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
+        sources = [
+            f if isinstance(f, CellSource) else CellSource(f, in_memory=in_memory) for f in files
+        ]
+        if soma is not None:
+            from .soma import SomaSource
+
+            sources.append(SomaSource(**soma))
+        if not sources:
+            raise ValueError("no data: give data.files (h5ad/zarr paths) or data.soma")
         bad = [i for i in val_datasets if not 0 <= i < len(sources)]
         if bad:
             raise ValueError(f"val_datasets indices {bad} out of range for {len(sources)} datasets")
@@ -257,12 +353,27 @@ class CellDataModule(L.LightningDataModule):
             raise ValueError(
                 "val_datasets holds out every dataset; at least one must remain for training"
             )
-        self.sources, self.vocab, self.labels = list(sources), vocab, labels
+        start_from = None
+        if init_from is not None:
+            from ..training.checkpoint import load
+
+            pretrained = load(init_from, device="cpu")
+            vocab, start_from = pretrained.vocab, pretrained.labels
+        else:
+            metas = [source.meta for source in sources]
+            vocab = Vocabulary.build(metas, gene_positions=gene_positions, organism=organism)
+        encoders = build_label_encoders(
+            sources, list(labels), coarse_labels, start_from, allow_missing_labels
+        )
+        self.sources, self.vocab, self.labels = sources, vocab, encoders
         self.options, self.seed, self.num_workers = options, seed, num_workers
+        self.gene_table = None
+        if gene_embeddings is not None:
+            self.gene_table = gene_embedding_table(gene_embeddings, vocab, seed)
         for source in self.sources:
             if source.columns is None:
                 source.bind(vocab)
-        codes = encode_labels(self.sources, labels)
+        codes = encode_labels(self.sources, encoders)
         rng = np.random.default_rng([seed, 7])
         train_parts, val_parts = [], []
         for sid, source in enumerate(self.sources):
@@ -288,6 +399,21 @@ class CellDataModule(L.LightningDataModule):
         log.info(
             "training cells: %d, validation cells: %d", len(self.train_cells), len(self.val_cells)
         )
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        """What a model is built on: ``vocab`` (:meth:`Vocabulary.to_dict`), ``labels`` (class ->
+        :meth:`LabelEncoder.to_dict`, in class-token order) and ``sampling`` (plain types)."""
+        return {
+            "vocab": self.vocab.to_dict(),
+            "labels": {name: encoder.to_dict() for name, encoder in self.labels.items()},
+            "sampling": asdict(self.options),
+        }
+
+    @property
+    def has_validation(self) -> bool:
+        """Whether any cell is held out for validation."""
+        return len(self.val_cells) > 0
 
     def _weights(self, codes: Sequence[np.ndarray]) -> np.ndarray:
         """Sampling probability of each training cell (``w / (n + w)``, normalised)."""
@@ -328,3 +454,43 @@ class CellDataModule(L.LightningDataModule):
             shuffle=False,
             num_workers=self.num_workers,
         )
+
+    def test_dataloader(self) -> DataLoader:
+        """The validation batches (``scprint test`` scores the held-out cells)."""
+        return self.val_dataloader()
+
+
+def gene_embedding_table(
+    table: str | Path | pd.DataFrame, vocab: Vocabulary, seed: int
+) -> torch.Tensor:
+    """``(n_genes, dim)`` initial gene-identity table: rows of ``table`` (index Ensembl id or
+    symbol, numeric columns) matched to ``vocab``; unmatched genes drawn at the table's scale."""
+    if not isinstance(table, pd.DataFrame):
+        path = Path(table)
+        if not path.is_file():
+            raise FileNotFoundError(f"gene embedding table {str(path)!r} does not exist")
+        table = (
+            pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, index_col=0)
+        )
+    values = table.select_dtypes("number")
+    if values.shape[1] == 0:
+        raise ValueError(
+            "gene embedding table has no numeric columns (rows = genes, columns = dimensions)"
+        )
+    index = vocab.index_of([str(g) for g in values.index])
+    found = index >= 0
+    if found.sum() == 0:
+        raise ValueError(
+            f"no gene of the embedding table matches the vocabulary (table index starts {list(values.index[:3])})"
+        )
+    array = values.to_numpy(np.float32)
+    rng = np.random.default_rng(seed)
+    scale = float(array[found].std())
+    init = rng.normal(0.0, scale, size=(len(vocab), array.shape[1])).astype(np.float32)
+    init[index[found]] = array[found]
+    log.info(
+        "gene embeddings: %d of %d vocabulary genes initialised from the table",
+        int(found.sum()),
+        len(vocab),
+    )
+    return torch.from_numpy(init)

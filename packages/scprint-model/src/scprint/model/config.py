@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+#: Shipped model sizes (``scprint/configs``; ``finetune.yaml`` is a fine-tuning recipe, not a size).
 PRESETS = ("tiny", "small", "medium", "large")
 NORMALISATIONS = ("sum", "log")
 MVC_STYLES = ("inner product", "concat query", "sum query")
@@ -139,10 +140,16 @@ class ModelConfig:
     def from_yaml(cls, name_or_path: str | Path) -> ModelConfig:
         """Read a preset (``"tiny"``, ``"small"``, ``"medium"``, ``"large"``) or a YAML file.
 
-        The file holds the fields at top level or under a ``model:`` section (the presets also
-        carry a ``training:`` section with defaults for :func:`scprint.training.fit`).
+        The fields are read from a ``scprint fit`` config's ``model: config:`` section (as in the
+        presets), from a ``model:`` section, or from the top level.
         """
-        return cls.from_dict(read_config_file(name_or_path).get("model", {}))
+        content = read_config_file(name_or_path)
+        section = content.get("model", content)
+        if isinstance(section, dict) and isinstance(section.get("config"), dict):
+            section = section["config"]
+        if not isinstance(section, dict):
+            raise ValueError(f"{name_or_path}: expected a mapping of ModelConfig fields")
+        return cls.from_dict(section)
 
     def replace(self, **changes: Any) -> ModelConfig:
         """A copy with some fields changed (validated)."""
@@ -155,30 +162,22 @@ class ModelConfig:
         return dataclasses.replace(self, **changes)
 
 
-def read_config_file(name_or_path: str | Path) -> dict[str, Any]:
-    """Load a preset or YAML file as ``{"model": {...}, "training": {...}}``.
+def preset_path(name: str) -> Path:
+    """The YAML file of a shipped preset (``scprint/configs/<name>.yaml``)."""
+    return Path(str(resources.files("scprint.configs").joinpath(f"{name}.yaml")))
 
-    A file without sections is read as the ``model`` section.
-    """
+
+def read_config_file(name_or_path: str | Path) -> dict[str, Any]:
+    """The mapping in a preset (by name) or a YAML file."""
     if str(name_or_path) in PRESETS:
-        text = resources.files("scprint.configs").joinpath(f"{name_or_path}.yaml").read_text()
-        source = f"preset {name_or_path!r}"
+        path, source = preset_path(str(name_or_path)), f"preset {name_or_path!r}"
     else:
-        path = Path(name_or_path)
+        path, source = Path(name_or_path), str(name_or_path)
         if not path.is_file():
             raise FileNotFoundError(
                 f"model config {str(name_or_path)!r} is neither a preset {PRESETS} nor an existing YAML file"
             )
-        text, source = path.read_text(), str(path)
-    content = yaml.safe_load(text) or {}
+    content = yaml.safe_load(path.read_text()) or {}
     if not isinstance(content, dict):
         raise ValueError(f"{source}: expected a YAML mapping, got {type(content).__name__}")
-    if "model" not in content and "training" not in content:
-        content = {"model": content}
-    unknown = sorted(set(content) - {"model", "training"})
-    if unknown:
-        raise ValueError(f"{source}: unknown sections {unknown}; expected 'model' and 'training'")
-    return {
-        "model": dict(content.get("model") or {}),
-        "training": dict(content.get("training") or {}),
-    }
+    return content

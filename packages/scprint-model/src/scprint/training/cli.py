@@ -1,123 +1,215 @@
-"""``scprint fit``: pretrain from the command line.
+"""``scprint fit | validate | test``: training from YAML configs, through Lightning's LightningCLI.
 
-    scprint fit --config small --data a.h5ad b.zarr --labels cell_type --max-steps 2000 --out-dir run/
+    scprint fit --config small --data.files '[a.h5ad, b.zarr]' --trainer.max_steps 2000
+    scprint fit --config small --config data.yaml --print_config > run.yaml   # complete, re-runnable
+    scprint fit --config run.yaml --ckpt_path scprint_run/checkpoints/last.ckpt   # resume
+    scprint fit --config finetune --model.init_from medium-v1.5.ckpt --data.files '[mine.h5ad]'
 
-``--config`` is a preset (tiny, small, medium, large) or a YAML file with a ``model:`` section
-(:class:`~scprint.model.ModelConfig` fields) and a ``training:`` section (defaults of
-``batch_size``, ``learning_rate``, ``warmup_steps``); command-line options override the file, ``--model KEY=VALUE`` overrides model fields.
+Sections: ``model:`` (:class:`~scprint.training.ScPrintLightning`: ``config``, ``objective``,
+``optim``, ``init_from``, ``freeze_blocks``), ``data:`` (:class:`~scprint.data.CellDataModule`),
+``trainer:`` (:class:`lightning.Trainer`), ``final_checkpoint:``, ``seed_everything`` and
+``ckpt_path``. ``--config`` takes a YAML file or a shipped preset's name (``tiny``, ``small``,
+``medium``, ``large``, ``finetune``); later ``--config`` files and flags override earlier ones.
+The network is built on the data module's vocabulary and label encoders (``data.schema``), and
+``model.config.max_len``, ``model.init_from`` and ``seed_everything`` are passed on to the data.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import re
 from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
 
-import yaml
+import lightning as L
+import torch
+from jsonargparse import Namespace
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+
+from grnndata.cli import UsageError
+
+from ..data.datamodule import CellDataModule
+from ..model import ModelConfig
+from .lightning_module import Objective, OptimOptions, ScPrintLightning
+
+log = logging.getLogger(__name__)
+
+COMMANDS = ("fit", "validate", "test")
+#: ``trainer:`` defaults: step-based validation on an endless stream of batches, gradient clipping.
+TRAINER_DEFAULTS: dict[str, Any] = {
+    "default_root_dir": "scprint_run",
+    "max_steps": 1000,
+    "val_check_interval": 100,
+    "check_val_every_n_epoch": None,
+    "num_sanity_val_steps": 0,
+    "gradient_clip_val": 1.0,
+    "log_every_n_steps": 10,
+    "use_distributed_sampler": False,
+    "enable_model_summary": False,
+}
 
 
-def _key_value(text: str) -> tuple[str, object]:
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    key, value = text.split("=", 1)
-    return key.strip(), yaml.safe_load(value)
+def presets() -> dict[str, Path]:
+    """Shipped config files by name (``scprint/configs/<name>.yaml``)."""
+    folder = Path(str(resources.files("scprint.configs")))
+    return {path.stem: path for path in sorted(folder.glob("*.yaml"))}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``scprint fit``."""
-    parser = argparse.ArgumentParser(
-        prog="scprint fit",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+class FinalCheckpoint(L.Callback):
+    """Write ``<trainer.default_root_dir>/<filename>`` when training ends (a partial file renamed
+    into place, so a crash never leaves a truncated checkpoint under that name).
+
+    Args:
+        filename: name of the final checkpoint in the run folder.
+    """
+
+    def __init__(self, filename: str = "scprint.ckpt") -> None:
+        self.filename = filename
+
+    def path(self, trainer: L.Trainer) -> Path:
+        """Where the final checkpoint goes."""
+        return Path(trainer.default_root_dir) / self.filename
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        final = self.path(trainer)
+        partial = final.with_name(f".{final.name}.partial")
+        trainer.save_checkpoint(partial)
+        if trainer.is_global_zero:
+            os.replace(partial, final)
+            log.info("step %d: final checkpoint %s", trainer.global_step, final)
+        trainer.strategy.barrier()
+
+
+def _seed(value: bool | int | None) -> int:
+    return 0 if value is None or isinstance(value, bool) else int(value)
+
+
+def _max_len(config: Any) -> int:
+    """``model.config.max_len`` (a parsed optional dataclass holds its fields in ``init_args``)."""
+    fields = getattr(config, "init_args", config)
+    return int(getattr(fields, "max_len", None) or ModelConfig().max_len)
+
+
+class ScPrintCLI(LightningCLI):
+    """LightningCLI over :class:`ScPrintLightning` and :class:`CellDataModule` (see the module)."""
+
+    def __init__(self, args: Any, callbacks: Sequence[L.Callback] = (), save_config: bool = True):
+        super().__init__(
+            ScPrintLightning,
+            CellDataModule,
+            save_config_callback=SaveConfigCallback if save_config else None,
+            save_config_kwargs={"overwrite": True},
+            trainer_defaults={**TRAINER_DEFAULTS, "callbacks": list(callbacks)},
+            seed_everything_default=0,
+            parser_kwargs={"prog": "scprint fit", "exit_on_error": False},
+            args=args,
+            run=False,
+            auto_configure_optimizers=False,
+        )
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument(
+            "--ckpt_path",
+            type=str | None,
+            default=None,
+            help="checkpoint to resume training from (fit) or to evaluate (validate, test)",
+        )
+        parser.add_lightning_class_args(FinalCheckpoint, "final_checkpoint")
+        # printed configs show every field of the objective and optimiser
+        parser.set_defaults({"model.objective": Objective(), "model.optim": OptimOptions()})
+        parser.link_arguments("model.init_from", "data.init_from")
+        parser.link_arguments("model.config", "data.max_len", compute_fn=_max_len)
+        parser.link_arguments("seed_everything", "data.seed", compute_fn=_seed)
+        parser.link_arguments("seed_everything", "model.seed", compute_fn=_seed)
+        parser.link_arguments("data.schema", "model.data_schema", apply_on="instantiate")
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """As LightningCLI's, without its warning about ``sys.argv`` when called from Python."""
+        is_object = isinstance(args, dict | argparse.Namespace)
+        self.config = parser.parse_object(args) if is_object else parser.parse_args(args)
+
+    def before_instantiate_classes(self) -> None:
+        """Metrics to ``<default_root_dir>/metrics.csv`` unless a logger is configured; mixed
+        precision on GPU unless ``trainer.precision`` is set."""
+        trainer = self.config.trainer
+        if trainer.logger in (None, True):
+            root = trainer.default_root_dir or "."
+            trainer.logger = Namespace(
+                class_path="lightning.pytorch.loggers.CSVLogger",
+                init_args=Namespace(save_dir=root, name="", version=""),
+            )
+        if trainer.precision is None:
+            gpu = trainer.accelerator in ("gpu", "cuda") or (
+                trainer.accelerator == "auto" and torch.cuda.is_available()
+            )
+            bf16 = gpu and torch.cuda.is_bf16_supported()
+            trainer.precision = ("bf16-mixed" if bf16 else "16-mixed") if gpu else "32-true"
+
+
+def _with_presets(argv: Sequence[str]) -> list[str]:
+    """``--config NAME`` -> the shipped preset's file when ``NAME`` is not a file here."""
+    shipped, out = presets(), list(argv)
+    for i, item in enumerate(out):
+        name, inline = (
+            (item.split("=", 1)[1], True) if item.startswith("--config=") else (item, False)
+        )
+        previous = out[i - 1] if i else ""
+        if not (inline or previous in ("--config", "-c")) or Path(name).exists():
+            continue
+        stem = name.removesuffix(".yaml")
+        if stem in shipped:
+            out[i] = f"--config={shipped[stem]}" if inline else str(shipped[stem])
+    return out
+
+
+def build(args: Sequence[str] | dict[str, Any], callbacks: Sequence[L.Callback] = ()) -> ScPrintCLI:
+    """Parse ``args`` (command-line items, or a config mapping) and build the data module, the
+    model and the trainer. A mistake in them (unknown key, bad value, missing file, label column
+    missing from a dataset) raises :class:`~grnndata.cli.UsageError` in one line."""
+    strings = not isinstance(args, dict)
+    files = [] if strings else (args.get("data") or {}).get("files", [])
+    try:
+        return ScPrintCLI(
+            _with_presets(args) if strings else args,
+            callbacks,
+            save_config=all(isinstance(f, str | os.PathLike) for f in files),
+        )
+    except (argparse.ArgumentError, ValueError, FileNotFoundError) as err:
+        raise UsageError(_one_line(str(err)) or type(err).__name__) from err
+
+
+#: Lines of jsonargparse's nested messages that say nothing about the mistake itself.
+_NOISE = ("Does not validate", "Subtypes", "Errors", "Given value", "Problem with")
+
+
+def _one_line(message: str) -> str:
+    """jsonargparse's multi-line message as ``key: reason`` (the ``None`` alternative of an
+    optional section and the restated value dropped)."""
+    key = re.match(r'Parser key "([^"]+)"', message)
+    message = message[key.end() :] if key else message
+    lines = [line.strip(" -:") for line in message.splitlines()]
+    reasons = [
+        line
+        for line in lines
+        if line and not line.startswith(_NOISE) and line != "Expected a <class 'NoneType'>"
+    ]
+    return (f"{key.group(1)}: " if key else "") + "; ".join(reasons)
+
+
+def main(argv: Sequence[str]) -> int:
+    """``scprint fit|validate|test ...``; a user mistake raises :class:`~grnndata.cli.UsageError`."""
+    command, *args = argv
+    if command not in COMMANDS:
+        raise UsageError(f"unknown training command {command!r}; expected one of {COMMANDS}")
+    try:
+        cli = build(args)
+    except SystemExit as stop:  # --help, --print_config
+        return int(stop.code or 0)
+    getattr(cli.trainer, command)(
+        cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path
     )
-    add = parser.add_argument
-    add("--config", default="small", help="preset name or YAML file (default: small)")
-    add("--data", nargs="+", required=True, help=".h5ad files or .zarr stores with raw counts")
-    add("--labels", nargs="*", default=["cell_type"], help="obs label columns (default: cell_type)")
-    add("--max-steps", type=int, default=1000)
-    add("--out-dir", default="scprint_run")
-    add("--seed", type=int, default=0)
-    add("--batch-size", type=int, default=None)
-    add("--learning-rate", type=float, default=None)
-    add("--warmup-steps", type=int, default=None)
-    add("--organism", default="NCBITaxon:9606")
-    add(
-        "--gene-positions", default=None, help="gene position table (parquet/CSV, index Ensembl id)"
-    )
-    add(
-        "--gene-embeddings", default=None, help="gene -> vector table to initialise gene identities"
-    )
-    add("--gene-sampling", default="weighted", choices=["weighted", "random"])
-    add("--val-fraction", type=float, default=None)
-    add(
-        "--val-datasets",
-        type=int,
-        nargs="*",
-        default=None,
-        help="indices of --data held out for validation",
-    )
-    add("--val-every", type=int, default=None)
-    add("--checkpoint-every", type=int, default=None)
-    add("--resume-from", default=None, help="checkpoint to resume from")
-    add("--accelerator", default="auto")
-    add("--devices", default="1", help="number of devices or 'auto'")
-    add("--strategy", default="auto", help="e.g. ddp")
-    add("--num-nodes", type=int, default=1)
-    add("--precision", default=None)
-    add("--num-workers", type=int, default=0)
-    add("--progress-bar", action="store_true")
-    add(
-        "--model",
-        type=_key_value,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="model config override",
-    )
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; ``argv[0]`` is ``"fit"`` when called through ``scprint``."""
-    from .fit import fit
-
-    args = list(argv or [])
-    if args and args[0] == "fit":
-        args = args[1:]
-    options = build_parser().parse_args(args)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    optional = {
-        "batch_size": options.batch_size,
-        "learning_rate": options.learning_rate,
-        "warmup_steps": options.warmup_steps,
-        "val_fraction": options.val_fraction,
-        "val_datasets": options.val_datasets,
-        "val_every": options.val_every,
-        "checkpoint_every": options.checkpoint_every,
-        "precision": options.precision,
-    }
-    keywords = {k: v for k, v in optional.items() if v is not None}
-    devices: int | str = int(options.devices) if options.devices.isdigit() else options.devices
-    path = fit(
-        options.data,
-        config=options.config,
-        label_columns=tuple(options.labels),
-        max_steps=options.max_steps,
-        out_dir=options.out_dir,
-        seed=options.seed,
-        organism=options.organism,
-        gene_positions=options.gene_positions,
-        gene_embeddings=options.gene_embeddings,
-        resume_from=options.resume_from,
-        accelerator=options.accelerator,
-        devices=devices,
-        strategy=options.strategy,
-        num_nodes=options.num_nodes,
-        num_workers=options.num_workers,
-        gene_sampling=options.gene_sampling,
-        progress_bar=options.progress_bar,
-        **keywords,
-        **dict(options.model),
-    )
-    logging.getLogger(__name__).info("final checkpoint: %s", path)
     return 0

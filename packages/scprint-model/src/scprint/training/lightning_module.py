@@ -21,20 +21,24 @@ Classification (and the optional MVC decoder's ZINB) runs once, on the first pas
 the original's transcription-factor masking (``mask_ratio: ["TF"]``) and its adversarial heads
 (``do_adv_cls``, ``do_adv_batch``), all off by default. The ZINB means are expressed at the
 summed counts of the context genes, the depth token carries the cell's total counts (both as the
-original). The total is the weighted sum; every term is logged (``train/<term>``, ``val/<term>``). Randomness
-(dropout, noise) is a function of ``(seed, rank, step)`` so resuming is exact; validation draws
-the same noise at every validation.
+original). The total is the weighted sum; every term is logged (``train/<term>``, ``val/<term>``).
+The dropout and noise of a step come from a forked RNG seeded by ``(seed, rank, step)``, so
+resuming is exact and the global RNG is left alone; validation draws the same noise every time.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import lightning as L
 import numpy as np
 import torch
 
+from ..data.ontology import LabelEncoder
+from ..data.vocabulary import Vocabulary
 from ..model import ModelConfig, ScPrint
 from ..model.losses import (
     contrastive_cell_loss,
@@ -46,10 +50,14 @@ from ..model.losses import (
     hierarchical_cross_entropy,
     zinb_nll,
 )
-from .checkpoint import CHECKPOINT_KEY
+from ..model.tokens import reduce_gene_table
+from .checkpoint import CHECKPOINT_KEY, checkpoint_metadata, fine_tuned_network
+
+_Options = TypeVar("_Options")
 
 CLASSIFICATION_LOSSES = ("original", "softmax")
 NOISE_MODELS = ("original", "binomial")
+SCHEDULES = ("plateau", "cosine", "constant")
 #: Seed stream of validation noise, apart from the training steps'.
 _VALIDATION_STREAM = 1 << 30
 
@@ -158,28 +166,49 @@ class Objective:
 
 @dataclass
 class OptimOptions:
-    """AdamW with linear warm-up, then a plateau scheduler on the validation loss (the training
-    loss when there is no validation set), checked every validation interval.
+    """AdamW, a linear warm-up, then a decay: every scheduler a standard ``torch.optim`` one.
 
     Defaults are the original scPRINT 2.3.8's (``TrainingMode``: ``lr``, ``weight_decay``,
-    ``warmup_duration``, ``lr_reduce_factor``, ``lr_reduce_patience``; ``base_v2.yml``:
-    ``gradient_clip_val``).
+    ``warmup_duration``, ``lr_reduce_factor``, ``lr_reduce_patience``). Gradient clipping is the
+    trainer's (``trainer.gradient_clip_val``).
 
     Attributes:
         learning_rate: peak learning rate.
         weight_decay: AdamW decoupled weight decay.
-        warmup_steps: steps of linear warm-up, step ``s`` at ``learning_rate * (s + 1) / warmup_steps``.
+        warmup_steps: steps of linear warm-up (``LinearLR``), step ``s`` at
+            ``learning_rate * (s + 1) / warmup_steps``.
+        schedule: after the warm-up, ``"plateau"`` (``ReduceLROnPlateau`` on the validation loss,
+            the training loss without a validation set, checked at every validation: the
+            original's), ``"cosine"`` (``CosineAnnealingLR`` to ``min_lr_ratio * learning_rate``
+            at ``trainer.max_steps``) or ``"constant"``.
         plateau_factor: learning-rate multiplier when the monitored loss stops improving.
         plateau_patience: validations without improvement before reducing.
-        gradient_clip: gradient-norm clipping (applied by the trainer).
+        min_lr_ratio: final learning rate of the cosine schedule, relative to the peak.
     """
 
     learning_rate: float = 1e-4
     weight_decay: float = 0.01
     warmup_steps: int = 500
+    schedule: str = "plateau"
     plateau_factor: float = 0.6
     plateau_patience: int = 2
-    gradient_clip: float = 40.0
+    min_lr_ratio: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(
+                f"OptimOptions.schedule must be one of {SCHEDULES}, got {self.schedule!r}"
+            )
+
+
+def _as(kind: type[_Options], value: _Options | dict[str, Any] | None) -> _Options:
+    """``value`` as a ``kind`` dataclass: itself, built from a dict of its fields (as stored in
+    hyper-parameters), or the defaults for ``None``."""
+    if value is None:
+        return kind()
+    if isinstance(value, dict):
+        return ModelConfig.from_dict(value) if kind is ModelConfig else kind(**value)
+    return value
 
 
 @dataclass
@@ -191,34 +220,109 @@ class _Pass:
 
 
 class ScPrintLightning(L.LightningModule):
-    """Wraps :class:`~scprint.model.ScPrint` for pretraining.
+    """Pretrains or fine-tunes :class:`~scprint.model.ScPrint`.
+
+    Built from its arguments alone (they are its hyper-parameters), so
+    ``ScPrintLightning.load_from_checkpoint(path)`` rebuilds it; ``scprint fit`` fills
+    ``data_schema`` from the data module (:attr:`scprint.data.CellDataModule.schema`).
 
     Args:
-        model: the network.
-        descendants: label class -> ``(n_labels, n_leaves)`` bool matrix, leaves first then the
-            coarse labels (see :meth:`scprint.data.LabelEncoder.descendant_matrix`).
-        objective: the training objective.
-        optim: optimiser options.
-        metadata: what the checkpoint must carry to rebuild the model without data (vocabulary,
-            labels, config); stored under ``checkpoint["scprint"]``.
+        config: the network's sizes and choices (a dict of its fields is accepted); ``None``: the
+            original's defaults. With ``init_from`` the architecture is the checkpoint's and only
+            ``dropout``, ``max_len`` and ``freeze_gene_embeddings`` of ``config`` apply.
+        objective: the training objective (default: the original scPRINT's).
+        optim: optimiser and learning-rate schedule.
+        init_from: a checkpoint :func:`scprint.load` reads (ours or the original's) to fine-tune:
+            every weight is kept; labels new to a label class get new classifier outputs, new
+            label classes new heads and class tokens. The data module takes its vocabulary and
+            label classes from the same checkpoint.
+        freeze_blocks: keep the first this many transformer blocks fixed.
         seed: seed of the dropout and noise randomness.
-        validation_interval: steps between validations (the plateau scheduler's period).
-        has_validation: whether validation runs (else the plateau scheduler watches the
-            training loss).
+        data_schema: ``{"vocab": Vocabulary.to_dict(), "labels": {class: LabelEncoder.to_dict()},
+            "sampling": {...}}``, the vocabulary and label classes (in class-token order) the
+            network is built on.
     """
 
     def __init__(
+        self,
+        config: ModelConfig | None = None,
+        objective: Objective | None = None,
+        optim: OptimOptions | None = None,
+        init_from: str | None = None,
+        freeze_blocks: int = 0,
+        seed: int = 0,
+        data_schema: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        config, objective = _as(ModelConfig, config), _as(Objective, objective)
+        optim = _as(OptimOptions, optim)
+        if data_schema is None:
+            raise ValueError(
+                "ScPrintLightning needs data_schema (the vocabulary and label classes): pass "
+                "data_schema=datamodule.schema, or train through scprint.training.fit / scprint fit"
+            )
+        vocab = Vocabulary.from_dict(data_schema["vocab"])
+        labels = {n: LabelEncoder.from_dict(v) for n, v in data_schema["labels"].items()}
+        if init_from is None:
+            positions = None if vocab.positions is None else torch.from_numpy(vocab.positions)
+            sizes = {name: len(encoder.classes) for name, encoder in labels.items()}
+            model = ScPrint(config, len(vocab), sizes, gene_positions=positions)
+        else:
+            model = fine_tuned_network(init_from, config, vocab, labels)
+        self.fine_tuned = init_from is not None
+        # the network's own config and no init_from: a checkpoint rebuilds it without that file
+        hparams = {"config": asdict(model.config), "objective": asdict(objective)}
+        hparams.update(optim=asdict(optim), init_from=None, freeze_blocks=freeze_blocks)
+        self.save_hyperparameters(
+            {**hparams, "seed": seed, "data_schema": data_schema}, logger=False
+        )
+        if not 0 <= freeze_blocks <= model.config.n_layers:
+            raise ValueError(
+                f"freeze_blocks must be in [0, n_layers={model.config.n_layers}], got {freeze_blocks}"
+            )
+        for block in model.transformer.blocks[:freeze_blocks]:
+            block.requires_grad_(False)
+        sampling = dict(data_schema.get("sampling", {}))
+        metadata = checkpoint_metadata(model.config, vocab, labels, sampling)
+        descendants = {n: torch.from_numpy(e.descendant_matrix()) for n, e in labels.items()}
+        self._attach(model, descendants, objective, optim, metadata, seed)
+
+    @classmethod
+    def from_network(
+        cls,
+        model: ScPrint,
+        descendants: dict[str, torch.Tensor],
+        objective: Objective | None = None,
+        optim: OptimOptions | None = None,
+        seed: int = 0,
+    ) -> ScPrintLightning:
+        """Wrap an existing network (e.g. a loaded one) to compute its training losses.
+
+        Args:
+            model: the network.
+            descendants: label class -> ``(n_labels, n_leaves)`` bool matrix, leaves first then
+                the coarse labels (:meth:`scprint.data.LabelEncoder.descendant_matrix`).
+            objective, optim, seed: as for the constructor.
+
+        The module has no hyper-parameters: its checkpoints do not rebuild it alone.
+        """
+        module = cls.__new__(cls)
+        L.LightningModule.__init__(module)
+        module.fine_tuned = False
+        module._attach(
+            model, descendants, objective or Objective(), optim or OptimOptions(), {}, seed
+        )
+        return module
+
+    def _attach(
         self,
         model: ScPrint,
         descendants: dict[str, torch.Tensor],
         objective: Objective,
         optim: OptimOptions,
         metadata: dict[str, Any],
-        seed: int = 0,
-        validation_interval: int = 1,
-        has_validation: bool = True,
+        seed: int,
     ) -> None:
-        super().__init__()
         if not model.config.zinb:
             raise ValueError(
                 "pretraining needs a model with a ZINB expression decoder (ModelConfig.zinb=True)"
@@ -240,7 +344,6 @@ class ScPrintLightning(L.LightningModule):
         self.model = model
         self.objective, self.optim = objective, optim
         self.metadata, self.seed = metadata, seed
-        self.validation_interval, self.has_validation = validation_interval, has_validation
         for name in model.label_classes:
             self.register_buffer(f"descendants_{name}", descendants[name].bool(), persistent=False)
 
@@ -440,24 +543,19 @@ class ScPrintLightning(L.LightningModule):
         terms["classification"] = total
         return terms
 
-    def _seed(self, *stream: int) -> None:
-        seed = np.random.SeedSequence([self.seed, self.global_rank, *stream]).generate_state(1)[0]
-        torch.manual_seed(int(seed))
-
-    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        self._seed(self.global_step)
-        if self.global_step < self.optim.warmup_steps:
-            scale = (self.global_step + 1) / self.optim.warmup_steps
-            for group in self.optimizers().param_groups:
-                group["lr"] = self.optim.learning_rate * scale
-
-    def on_validation_batch_start(
-        self, batch: Any, batch_idx: int, dataloader_idx: int = 0
-    ) -> None:
-        self._seed(_VALIDATION_STREAM + batch_idx)
+    @contextlib.contextmanager
+    def _step_randomness(self, stream: int) -> Iterator[None]:
+        """Dropout and noise of one step drawn from a forked RNG seeded by ``(seed, rank,
+        stream)``: resuming replays them exactly, and the global RNG is left as it was."""
+        cuda = [self.device.index or 0] if self.device.type == "cuda" else []
+        state = np.random.SeedSequence([self.seed, self.global_rank, stream]).generate_state(1)
+        with torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(int(state[0]))
+            yield
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        terms = self.losses(batch)
+        with self._step_randomness(self.global_step):
+            terms = self.losses(batch)
         size = batch["gene_ids"].shape[0]
         for name, value in terms.items():
             self.log(f"train/{name}", value.detach(), batch_size=size, prog_bar=name == "loss")
@@ -465,33 +563,74 @@ class ScPrintLightning(L.LightningModule):
         return terms["loss"]
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        terms = self.losses(batch)
+        self._evaluate(batch, batch_idx, "val")
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, batch_idx, "test")
+
+    def _evaluate(self, batch: dict[str, torch.Tensor], batch_idx: int, prefix: str) -> None:
+        """Loss terms of a held-out batch; the same noise at every evaluation."""
+        with self._step_randomness(_VALIDATION_STREAM + batch_idx):
+            terms = self.losses(batch)
         size = batch["gene_ids"].shape[0]
         for name, value in terms.items():
-            self.log(f"val/{name}", value, batch_size=size, sync_dist=True, prog_bar=name == "loss")
+            self.log(
+                f"{prefix}/{name}", value, batch_size=size, sync_dist=True, prog_bar=name == "loss"
+            )
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def setup(self, stage: str) -> None:
+        """Copy the data module's precomputed gene table (if any) into the gene identities, frozen
+        when ``config.freeze_gene_embeddings`` (a resumed run then restores its own weights)."""
+        datamodule = self.trainer.datamodule if self._trainer is not None else None
+        table = getattr(datamodule, "gene_table", None)
+        if stage != "fit" or table is None or self.fine_tuned:
+            return
+        weight = self.model.gene_encoder.embeddings.weight
+        with torch.no_grad():
+            weight.copy_(reduce_gene_table(table, self.config.d_model))
+        weight.requires_grad_(not self.config.freeze_gene_embeddings)
+
+    def configure_optimizers(self) -> tuple[list[torch.optim.Optimizer], list[dict[str, Any]]]:
+        optim, schedulers = self.optim, torch.optim.lr_scheduler
         parameters = [p for p in self.model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(
-            parameters, lr=self.optim.learning_rate, weight_decay=self.optim.weight_decay
+            parameters, lr=optim.learning_rate, weight_decay=optim.weight_decay
         )
-        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer,
-            mode="min",
-            factor=self.optim.plateau_factor,
-            patience=self.optim.plateau_patience,
-        )
-        monitor = "val/loss" if self.has_validation else "train/loss"
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {
-                "scheduler": plateau,
-                "monitor": monitor,
-                "interval": "step",
-                "frequency": self.validation_interval,
-                "strict": False,
-            },
-        }
+        warmup = None
+        if optim.warmup_steps > 1:
+            start = 1.0 / optim.warmup_steps
+            warmup = schedulers.LinearLR(optimizer, start, total_iters=optim.warmup_steps - 1)
+        configs: list[dict[str, Any]] = []
+        if optim.schedule == "cosine":
+            max_steps = self.trainer.max_steps
+            if max_steps is None or max_steps < 1:
+                raise ValueError(f"the cosine schedule needs trainer.max_steps, got {max_steps}")
+            eta_min = optim.min_lr_ratio * optim.learning_rate
+            cosine = schedulers.CosineAnnealingLR(
+                optimizer, max(1, max_steps - optim.warmup_steps), eta_min=eta_min
+            )
+            main = cosine
+            if warmup is not None:
+                main = schedulers.SequentialLR(optimizer, [warmup, cosine], [optim.warmup_steps])
+            configs.append({"scheduler": main, "interval": "step"})
+        elif warmup is not None:
+            configs.append({"scheduler": warmup, "interval": "step"})
+        if optim.schedule == "plateau":
+            interval = self.trainer.val_check_interval
+            has_validation = getattr(self.trainer.datamodule, "has_validation", True)
+            plateau = schedulers.ReduceLROnPlateau(
+                optimizer, factor=optim.plateau_factor, patience=optim.plateau_patience
+            )
+            configs.append(
+                {
+                    "scheduler": plateau,
+                    "monitor": "val/loss" if has_validation else "train/loss",
+                    "interval": "step",
+                    "frequency": interval if isinstance(interval, int) else 1,
+                    "strict": False,
+                }
+            )
+        return [optimizer], configs
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[CHECKPOINT_KEY] = {
@@ -499,3 +638,19 @@ class ScPrintLightning(L.LightningModule):
             "objective": asdict(self.objective),
             "optim": asdict(self.optim),
         }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse to resume a run of another network shape or label classes (naming both)."""
+        meta = checkpoint.get(CHECKPOINT_KEY, {})
+        saved = meta.get("config")
+        if saved is not None and ModelConfig.from_dict(saved) != self.config:
+            raise ValueError(
+                f"the checkpoint was trained with {ModelConfig.from_dict(saved)}, but the config "
+                f"gives {self.config}; pass the same config to resume"
+            )
+        classes = list(meta.get("labels", self.model.label_classes))
+        if classes != self.model.label_classes:
+            raise ValueError(
+                f"the checkpoint classifies {classes}, but the data's label columns are "
+                f"{self.model.label_classes}; pass the same labels to resume"
+            )
