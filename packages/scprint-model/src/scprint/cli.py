@@ -52,7 +52,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         )
     module = importlib.import_module(_SUBCOMMANDS[command])
     if command not in _TRAINING:
-        common = ["-v"] * getattr(args, "verbose", 0) + ["--debug"] * getattr(args, "debug", False)
+        common = (
+            ["-v"] * getattr(args, "verbose", 0)
+            + ["-q"] * getattr(args, "quiet", False)
+            + ["--debug"] * getattr(args, "debug", False)
+        )
         return int(module.main([command, *common, *args.args]) or 0)
     rest = [item for item in args.args if item not in _COMMON]
     verbose = sum(_COMMON[item] for item in args.args if item in _COMMON)
