@@ -18,6 +18,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
 from ..data.datamodule import CellDataModule, SamplingOptions, build_label_encoders
+from ..data.soma import SomaSource
 from ..data.source import CellSource
 from ..data.vocabulary import Vocabulary, check_organism
 from ..model import ModelConfig, ScPrint
@@ -95,7 +96,7 @@ def _precision(accelerator: str, precision: str | None) -> str:
 
 
 def fit(
-    data: Sequence[str | Path | ad.AnnData] | str | Path | ad.AnnData,
+    data: Sequence[str | Path | ad.AnnData | CellSource | SomaSource] | str | Path | ad.AnnData,
     config: str | Path | ModelConfig = "tiny",
     label_columns: Sequence[str] = ("cell_type",),
     max_steps: int = 1000,
@@ -137,8 +138,8 @@ def fit(
     """Pretrain an scPRINT model and write a self-contained checkpoint.
 
     Args:
-        data: one or many datasets (``.h5ad``/``.zarr`` paths, read lazily, or AnnData objects)
-            with raw integer counts in ``X``.
+        data: one or many datasets (``.h5ad``/``.zarr`` paths, read lazily, AnnData objects, or
+            sources such as :class:`~scprint.data.SomaSource`) with raw integer counts.
         config: a preset (``"tiny"``, ``"small"``, ``"medium"``, ``"large"``), a YAML file or a
             :class:`~scprint.model.ModelConfig`. A YAML ``training:`` section sets defaults for
             ``batch_size``, ``learning_rate`` and ``warmup_steps``.
@@ -199,7 +200,10 @@ def fit(
     out_dir = Path(out_dir)
     L.seed_everything(seed, verbose=False)
 
-    sources = [CellSource(d, in_memory=in_memory) for d in datasets]
+    sources = [
+        d if isinstance(d, (CellSource, SomaSource)) else CellSource(d, in_memory=in_memory)
+        for d in datasets
+    ]
     resume_meta = None
     if resume_from is not None:
         resume_meta = read_metadata(
