@@ -274,11 +274,15 @@ class BlockStream(IterableDataset):
         return buffers
 
     def _load(self, members: np.ndarray) -> Reader:
-        """Read the cells ``members`` (one read per source) and a reader over them."""
+        """Read the cells ``members`` (in pieces of an eighth of a buffer) and a reader over them."""
         cells, loaded = self.cells, {}
+        piece = max(1, self.buffer_cells // 8)
         for sid in np.unique(cells.source_id[members]):
             rows = np.sort(cells.row[members[cells.source_id[members] == sid]])
-            loaded[int(sid)] = (rows, *cells.read(int(sid), rows))
+            parts = [cells.read(int(sid), rows[i : i + piece]) for i in range(0, len(rows), piece)]
+            counts = sp.vstack([part[0] for part in parts], format="csr")
+            loaded[int(sid)] = (rows, counts, np.concatenate([part[1] for part in parts]))
+            del parts
 
         def reader(sid: int, rows: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
             held, counts, depth = loaded[sid]

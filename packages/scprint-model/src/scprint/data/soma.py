@@ -88,9 +88,11 @@ class SomaSource:
         symbol_column: ``var`` column of gene symbols, used when present (Census: ``"feature_name"``).
         label_columns: ``obs`` columns to read as labels (``<column>_ontology_term_id`` is read too
             when present); ``None`` reads every ``obs`` column (fine for small experiments only).
-        block_size: cells read together (contiguous ``soma_joinid`` s); larger blocks read faster,
-            smaller ones shuffle better.
-        buffer_mb: memory (MB) for the blocks read ahead and shuffled together.
+        block_size: contiguous cells (``soma_joinid`` s) of a block; a buffer mixes many blocks
+            from across the experiment, so small blocks mix datasets well (the Census is ordered
+            by dataset); larger ones read faster.
+        buffer_mb: memory (MB) for the cells read ahead and shuffled together (one TileDB read
+            per eighth of it).
         name: display name (default: the last part of ``uri``).
         tiledb_config: TileDB settings, e.g. ``{"vfs.s3.region": "us-west-2"}`` for the Census.
 
@@ -123,7 +125,7 @@ class SomaSource:
         var_id_column: str = "feature_id",
         symbol_column: str = "feature_name",
         label_columns: Sequence[str] | None = ("cell_type",),
-        block_size: int = 4 * DEFAULT_BLOCK_SIZE,
+        block_size: int = DEFAULT_BLOCK_SIZE,
         buffer_mb: float = DEFAULT_BUFFER_MB,
         name: str | None = None,
         tiledb_config: dict[str, str] | None = None,

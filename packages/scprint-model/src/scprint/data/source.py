@@ -28,12 +28,16 @@ log = logging.getLogger(__name__)
 #: Files are loaded into memory while all files loaded by default hold at most this many stored
 #: values together (about 1.2 GB as CSR); the others are read from disk.
 IN_MEMORY_MAX_VALUES = 100_000_000
-#: Cells read together from disk by the training stream (a source attribute, see ``block_size``).
-DEFAULT_BLOCK_SIZE = 1024
+#: Contiguous cells of a block of the training stream (a source attribute, see ``block_size``);
+#: tiledbsoma-ml's ``shuffle_chunk_size`` is 64 as well.
+DEFAULT_BLOCK_SIZE = 64
 #: Memory for the cells read ahead by the training stream from a source on disk, in MB.
 DEFAULT_BUFFER_MB = 256
-#: Approximate peak bytes per stored value while a block is read (index, value, CSR conversion).
-BYTES_PER_VALUE = 40
+#: Bytes per stored value of a read-ahead buffer: CSR value and index (8), twice while the
+#: pieces are joined, plus the transient of the piece being read.
+BYTES_PER_VALUE = 24
+#: Sorted rows closer than this are read as one slice from disk.
+_SLICE_GAP = 64
 _SCAN_ROWS = 4096
 _loaded = {"values": 0}
 _loaded_lock = threading.Lock()
@@ -183,10 +187,13 @@ class CellSource:
         """CSR ``(len(rows), n_columns)`` of the sorted ``rows``, restricted to ``columns``."""
         if isinstance(self._matrix, sp.csr_matrix):
             block = self._matrix[rows]
-        elif len(rows) and rows[-1] - rows[0] < 2 * len(rows) and np.all(np.diff(rows) >= 0):
-            # sorted rows of a block with few gaps: one contiguous read is faster than many
-            start = int(rows[0])
-            block = _to_csr(self._matrix[start : int(rows[-1]) + 1])[rows - start]
+        elif len(rows) > 1 and np.all(np.diff(rows) >= 0) and not sp.issparse(self._matrix):
+            # sorted rows on disk: runs of nearby rows are read as slices (faster than one by one)
+            runs = np.split(rows, np.flatnonzero(np.diff(rows) > _SLICE_GAP) + 1)
+            block = sp.vstack(
+                [_to_csr(self._matrix[int(r[0]) : int(r[-1]) + 1])[r - r[0]] for r in runs],
+                format="csr",
+            )
         elif sp.issparse(self._matrix):
             block = sp.csr_matrix(self._matrix)[rows]
         elif hasattr(self._matrix, "oindex"):
