@@ -83,7 +83,9 @@ def peak_rss_mib() -> float:
     raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
 
 
-def child(kind: str, paths: list[str], uri: str, steps: int, out_dir: str) -> dict:
+def child(
+    kind: str, paths: list[str], uri: str, steps: int, out_dir: str, buffer_mb: float
+) -> dict:
     """Train ``steps`` steps of ``tiny`` from one kind of source; memory and timings."""
     import lightning as L
 
@@ -102,9 +104,11 @@ def child(kind: str, paths: list[str], uri: str, steps: int, out_dir: str) -> di
 
     start = time.perf_counter()
     if kind == "SOMA":
-        sources = [SomaSource(uri, label_columns=["cell_type"])]
+        sources = [SomaSource(uri, label_columns=["cell_type"], buffer_mb=buffer_mb)]
     else:
         sources = [CellSource(p, in_memory=kind == "h5ad in memory") for p in paths]
+        for source in sources:
+            source.buffer_mb = buffer_mb
     opened = time.perf_counter() - start
     start = time.perf_counter()
     fit(
@@ -130,6 +134,45 @@ def child(kind: str, paths: list[str], uri: str, steps: int, out_dir: str) -> di
     }
 
 
+def summarise(rows: list[dict], steps: int, buffer_mb: float) -> str:
+    """What the rows show: growth of peak memory with the cells, step time against in-memory data."""
+    lines = [
+        f"Each row is a fresh process training the `tiny` preset for {steps} steps (batch 32, one "
+        "validation pass over 256 cells) through `scprint.training.fit`. Peak RSS is the "
+        "process's high-water resident memory (`VmHWM`); `rss_after_imports_mib` is its floor "
+        "(torch, lightning, tiledbsoma imported). The collections repeat the Kang PBMC counts "
+        "(8,684 cells x 2,511 genes, about 440 stored values per cell). `h5ad on disk` and `SOMA` "
+        "stream shuffled blocks of 64 contiguous cells through a read-ahead buffer of "
+        f"`buffer_mb={buffer_mb:g}` (256 by default; small here so that it is full at the smallest "
+        "size too, as it is on any atlas); `h5ad in memory` holds every count in memory.",
+        "",
+    ]
+    by = {(r["source"], r["cells"]): r for r in rows}
+    loads = [r["load_avg_1min"] for r in rows]
+    sizes = sorted({r["cells"] for r in rows})
+    for source in dict.fromkeys(r["source"] for r in rows):
+        have = [by[(source, n)] for n in sizes if (source, n) in by]
+        if len(have) >= 2:
+            small, large = have[0], have[-1]
+            grow = large["peak_rss_mib"] - small["peak_rss_mib"]
+            lines.append(
+                f"- {source}: peak {small['peak_rss_mib']:.0f} MiB at {small['cells']:,} cells, "
+                f"{large['peak_rss_mib']:.0f} MiB at {large['cells']:,} ({grow:+.0f} MiB for "
+                f"{large['cells'] / small['cells']:.1f}x the cells); median step "
+                f"{small['median_step_s']:.2f} s / {large['median_step_s']:.2f} s."
+            )
+    lines += [
+        "",
+        "What still grows with the cells for streamed sources is per-cell metadata (obs labels, "
+        "indices, sampling weights: tens of bytes per cell). The first step of a streamed source "
+        f"includes reading its first buffer. The {os.cpu_count()} CPUs were shared with other jobs "
+        f"while this ran (1-minute load average {min(loads):.0f}-{max(loads):.0f}, in each row): "
+        "the times are inflated and noisy, and per-step differences between sources of less than "
+        "about 2x are within that noise; the memory figures are not affected.",
+    ]
+    return "\n".join(lines)
+
+
 def _run(args: list[str], what: str) -> str:
     """Run this script with ``args`` in a fresh process; the last line of its output."""
     done = subprocess.run(
@@ -146,7 +189,13 @@ def main() -> None:
     parser.add_argument(
         "--sizes", default="10000,104208", help="cells per collection, comma-separated"
     )
-    parser.add_argument("--steps", type=int, default=40, help="training steps per row")
+    parser.add_argument("--steps", type=int, default=20, help="training steps per row")
+    parser.add_argument(
+        "--buffer-mb",
+        type=float,
+        default=32.0,
+        help="read-ahead buffer of the streamed sources (small enough to fill at the smallest size)",
+    )
     parser.add_argument(
         "--kinds", default=",".join(KINDS), help=f"sources to measure, from {KINDS}"
     )
@@ -186,6 +235,7 @@ def main() -> None:
                     "paths": [str(p) for p in paths],
                     "uri": uri,
                     "steps": args.steps,
+                    "buffer_mb": args.buffer_mb,
                     "out_dir": str(work / f"run_{n_cells}_{kind.replace(' ', '_')}"),
                 }
                 load = os.getloadavg()[0]
@@ -204,20 +254,7 @@ def main() -> None:
     finally:
         if not args.work_dir:
             shutil.rmtree(work, ignore_errors=True)
-    notes = (
-        f"Each row is a fresh process training the `tiny` preset for {args.steps} steps (batch 32, one "
-        "validation pass over 256 cells) through `scprint.training.fit`; peak RSS is the process's "
-        "high-water resident memory (`VmHWM`), its floor the libraries (torch, lightning, tiledbsoma) once imported. The "
-        "collections repeat the Kang PBMC counts (8,684 cells x 2,511 genes, about 440 stored "
-        "values per cell). `h5ad on disk` and `SOMA` stream shuffled contiguous blocks through a "
-        "buffer of at most `buffer_mb` (256 MB by default): their peak memory stays flat from 10k "
-        "to 100k+ cells (what grows is per-cell metadata: obs labels, indices, sampling weights, "
-        "tens of bytes per cell). `h5ad in memory` holds every count in memory: its peak grows "
-        "with the cells, and it is the fastest per step; the first step of a streamed source "
-        "includes reading its first buffer. The CPUs were shared with other jobs while this ran "
-        "(the 1-minute load average is in each row), which inflates the times; memory is not "
-        "affected."
-    )
+    notes = summarise(rows, args.steps, args.buffer_mb)
     write_results("training_memory", rows, notes)
 
 

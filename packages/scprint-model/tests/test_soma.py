@@ -122,18 +122,22 @@ def _module(source, vocab, batch_size=8, balance_weight=None) -> CellDataModule:
     return CellDataModule([source], vocab, labels, options, val_fraction=0.1, seed=3)
 
 
-def test_blocks_are_dealt_to_ranks_and_workers_without_overlap(experiment, vocab) -> None:
-    module = _module(SomaSource(experiment), vocab)
+@pytest.mark.parametrize("buffer_mb", [256.0, 0.2])
+def test_blocks_are_dealt_to_ranks_and_workers_without_overlap(
+    experiment, vocab, buffer_mb
+) -> None:
+    module = _module(SomaSource(experiment, buffer_mb=buffer_mb), vocab)
     cells = module.train_cells
     stream = training_stream(cells, module.weights, seed=3, rank=0, world_size=2)
     assert isinstance(stream, BlockStream)
     n_shares = 2 * 3  # ranks x workers
     blocks = stream._blocks(n_shares)
+    largest_block = max(map(len, blocks))
     for epoch in (0, 1):
-        shares = [
-            np.concatenate(stream._buffers(blocks, share, n_shares, epoch))
-            for share in range(n_shares)
-        ]
+        buffers = [stream._buffers(blocks, share, n_shares, epoch) for share in range(n_shares)]
+        # the memory budget: a buffer holds at most one block beyond its cell budget
+        assert max(len(b) for share in buffers for b in share) < stream.buffer_cells + largest_block
+        shares = [np.concatenate(share) for share in buffers]
         together = np.concatenate(shares)
         assert len(together) == len(np.unique(together)) == len(cells)
         assert min(map(len, shares)) > 0

@@ -215,9 +215,9 @@ class BlockStream(IterableDataset):
     The training cells of each source are cut into blocks of ``source.block_size`` consecutive
     rows. Every epoch the blocks are shuffled (the same way on every process) and dealt out to
     ``world_size * num_workers`` shares, so each DDP rank and each data-loading worker reads its
-    own blocks. A share reads its blocks in buffers of about ``source.buffer_mb`` MB (a few
-    blocks), shuffles the cells of the buffer, and cuts them into batches (the last incomplete batch
-    of a buffer is dropped). With label-balanced weights, a buffer's cells are instead drawn with
+    own blocks. A share reads its blocks in buffers of about ``source.buffer_mb`` MB (many blocks
+    from across the data), shuffles the cells of the buffer, and cuts them into batches (the last
+    incomplete batch of a buffer is dropped). With label-balanced weights, a buffer's cells are instead drawn with
     replacement with probability proportional to their weights, which balances labels within what
     the buffer holds. Memory is bounded by one buffer, whatever the number of cells.
 
@@ -263,12 +263,13 @@ class BlockStream(IterableDataset):
     def _buffers(self, blocks: list[np.ndarray], share: int, n_shares: int, epoch: int) -> list:
         """The cells (training-cell indices) of each buffer of ``share`` in ``epoch``."""
         perm = np.random.default_rng([self.seed, 11, epoch]).permutation(len(blocks))
-        buffers, current = [], []
+        buffers, current, held = [], [], 0
         for b in perm[share::n_shares]:
             current.append(blocks[b])
-            if sum(map(len, current)) >= self.buffer_cells:
+            held += len(blocks[b])
+            if held >= self.buffer_cells:
                 buffers.append(np.concatenate(current))
-                current = []
+                current, held = [], 0
         if current:
             buffers.append(np.concatenate(current))
         return buffers

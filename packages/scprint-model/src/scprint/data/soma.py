@@ -166,11 +166,17 @@ class SomaSource:
                 obs=self._read_obs(experiment.obs, label_columns),
                 var=self._read_var(ms.var, var_id_column, symbol_column),
             )
-            self.values_per_cell = float(ms.X[X_name].nnz) / max(int(experiment.obs.count), 1)
         self.columns: np.ndarray | None = None
         self.vocab_index: np.ndarray | None = None
         self._column_of: np.ndarray | None = None
-        self._check_counts(self._triplets(np.arange(min(self.n_cells, 256)))[2])
+        # a sample of cells: raw counts, and stored values per cell for the buffer size (the
+        # array's nnz would scan the whole array: 750 MB peak at 100k cells)
+        sample = np.unique(
+            np.linspace(0, self.n_cells - 1, min(self.n_cells, 256)).astype(np.int64)
+        )
+        values = self._triplets(sample)[2]
+        self._check_counts(values)
+        self.values_per_cell = len(values) / len(sample)
         log.info(
             "%s: %d cells pass %r, %d genes",
             self.name,
@@ -180,8 +186,13 @@ class SomaSource:
         )
 
     def _context(self) -> Any:
+        """TileDB context: ``tiledb_config``, with TileDB's memory budget (10 GB by default)
+        capped at ``max(buffer_mb, 128)`` MiB unless set there (a 256-cell read of 100k cells
+        otherwise peaks at 750 MB)."""
         soma = _tiledbsoma()
-        return soma.SOMATileDBContext(tiledb_config=self.tiledb_config or None)
+        budget = str(int(max(self.buffer_mb, 128.0) * 2**20))
+        config = {"sm.mem.total_budget": budget, **self.tiledb_config}
+        return soma.SOMATileDBContext(tiledb_config=config)
 
     def _read_obs(self, obs: Any, label_columns: Sequence[str] | None) -> pd.DataFrame:
         available = [c for c in obs.schema.names if c != "soma_joinid"]
