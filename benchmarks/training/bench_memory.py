@@ -163,8 +163,11 @@ def summarise(rows: list[dict], steps: int, buffer_mb: float) -> str:
             )
     lines += [
         "",
-        "What still grows with the cells for streamed sources is per-cell metadata (obs labels, "
-        "indices, sampling weights: tens of bytes per cell). The first step of a streamed source "
+        "Per-cell metadata (obs labels, indices, sampling weights) is tens of bytes per cell, a "
+        "few MiB at 100k cells; a streamed source's growth beyond that is not explained by its "
+        "buffer, which is full at both sizes (for `h5ad on disk` the larger collection also opens "
+        "12 files instead of 2; per-file HDF5/anndata state is a candidate, not verified). The "
+        "first step of a streamed source "
         f"includes reading its first buffer. The {os.cpu_count()} CPUs were shared with other jobs "
         f"while this ran (1-minute load average {min(loads):.0f}-{max(loads):.0f}, in each row): "
         "the times are inflated and noisy, and per-step differences between sources of less than "
