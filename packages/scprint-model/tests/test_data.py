@@ -254,3 +254,32 @@ def test_gene_table_strips_versions_of_ensembl_ids_only():
     ids = gene_table(adata)["ensembl_id"].tolist()
     assert ids[:9] == [f"ENSG{i:011d}" for i in range(9)]
     assert ids[9] == "AF213884.2"
+
+
+def test_files_beyond_the_in_memory_budget_stay_on_disk(
+    kang_adata, kang_vocab, tmp_path, monkeypatch
+) -> None:
+    import gc
+
+    from scprint.data import source as source_module
+    from scprint.data.datamodule import BlockStream, TrainingStream, training_stream
+
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"part{i}.h5ad")
+        kang_adata[i * 100 : (i + 1) * 100].copy().write_h5ad(paths[-1])
+    largest = max(kang_adata[i * 100 : (i + 1) * 100].X.nnz for i in range(3))
+    budget = source_module._loaded["values"] + int(1.5 * largest)
+    monkeypatch.setattr(source_module, "IN_MEMORY_MAX_VALUES", budget)
+    sources = [CellSource(path) for path in paths]
+    assert [s.in_memory for s in sources] == [True, False, False]
+    module = CellDataModule(sources, batch_size=8)
+    stream = training_stream(module.train_cells, module.weights, seed=0)
+    assert isinstance(stream, BlockStream)
+    batch = next(iter(stream))
+    assert batch["gene_ids"].shape == (8, 512) and (batch["depth"] > 0).all()
+    memory = CellDataModule([CellSource(kang_adata, in_memory=True)])
+    assert isinstance(training_stream(memory.train_cells, memory.weights, 0), TrainingStream)
+    del sources, module, stream, batch
+    gc.collect()  # the budget of a closed source is released
+    assert CellSource(paths[1]).in_memory

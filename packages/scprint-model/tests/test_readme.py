@@ -45,6 +45,9 @@ def test_readme_python_examples_run_and_write_what_they_say(data_dir, tmp_path, 
     assert decoded.sum() == len(set(adata.var_names) & set(model.vocab.genes))
     generated = adata.layers["scprint_generated"][:, decoded]
     assert np.isfinite(generated.data).all() and (generated.data >= 0).all()
+    # the SOMA example reads the B cells of the experiment it made from the same h5ad
+    kang = __import__("anndata").read_h5ad(data_dir / "scrna" / "kang2018_pbmc_8k.h5ad", backed="r")
+    assert namespace["source"].n_cells == int((kang.obs["cell_type"] == "B cells").sum()) > 0
     # the training example: 20 steps, then its checkpoint loads like a published one
     assert namespace["trainer"].global_step == 20
     pretrained = namespace["pretrained"]
@@ -52,7 +55,7 @@ def test_readme_python_examples_run_and_write_what_they_say(data_dir, tmp_path, 
     assert list(pretrained.vocab.genes) == list(namespace["data"].vocab.genes)
 
 
-@pytest.mark.parametrize("block", range(3))
+@pytest.mark.parametrize("block", range(4))
 def test_readme_examples_use_only_public_names(block):
     text = _python_blocks()[block]
     assert "_common" not in text and "scprint.tasks." not in text.replace(

@@ -3,6 +3,7 @@
 from .datamodule import CellDataModule, SamplingOptions, build_label_encoders
 from .ontology import LabelEncoder
 from .sampling import make_inference_batches, sample_context
+from .soma import SomaSource
 from .source import CellSource
 from .vocabulary import MIN_OVERLAP_GENES, ORGANISMS, Vocabulary
 
@@ -13,6 +14,7 @@ __all__ = [
     "CellSource",
     "LabelEncoder",
     "SamplingOptions",
+    "SomaSource",
     "Vocabulary",
     "build_label_encoders",
     "make_inference_batches",

@@ -3,7 +3,11 @@
 Batches are a pure function of ``(seed, rank, step)``: the training stream is an infinite
 :class:`~torch.utils.data.IterableDataset` that starts at the trainer's current step, so resuming
 from a checkpoint replays exactly the batches an uninterrupted run would have seen, and each DDP
-rank draws its own cells.
+rank draws its own cells. When every source is in memory, each batch draws its cells at random
+(label-balanced) from all of them (:class:`TrainingStream`). When a source is read from disk (a
+large ``.h5ad``/``.zarr``, a TileDB-SOMA experiment), cells are streamed in shuffled contiguous
+blocks through a buffer of bounded size (:class:`BlockStream`); its batches are a pure function of
+``(seed, rank, world size, data-loading workers, step)``, so resume with the same settings is exact.
 
 Each training batch holds the full counts of the context genes and a *thinned* copy (each count
 binomially down-sampled with a per-cell keep probability), the input of the denoising task.
@@ -12,7 +16,7 @@ binomially down-sampled with a per-cell keep probability), the input of the deno
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -21,15 +25,20 @@ import anndata as ad
 import lightning as L
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
 from .ontology import LabelEncoder, is_term_id, is_unknown, label_values, term_ancestors, term_label
 from .sampling import SAMPLING_METHODS, sample_context
-from .source import CellSource
+from .soma import SomaSource
+from .source import BYTES_PER_VALUE, CellSource
 from .vocabulary import Vocabulary, check_organism
 
 log = logging.getLogger(__name__)
+
+#: ``reader(source_id, rows) -> (counts CSR over the matched genes, depth)`` of some cells.
+Reader = Callable[[int, np.ndarray], tuple[sp.csr_matrix, np.ndarray]]
 
 
 @dataclass
@@ -185,8 +194,15 @@ class _Cells:
     def __len__(self) -> int:
         return len(self.row)
 
-    def batch(self, picks: np.ndarray, rng: np.random.Generator) -> dict[str, torch.Tensor]:
-        """Model inputs of cells ``picks`` (indices into this set)."""
+    def read(self, sid: int, rows: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
+        """Counts and depth of ``rows`` of source ``sid`` (the default :data:`Reader`)."""
+        return self.sources[sid].read(rows)
+
+    def batch(
+        self, picks: np.ndarray, rng: np.random.Generator, reader: Reader | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Model inputs of cells ``picks`` (indices into this set), read with ``reader``."""
+        reader = reader or self.read
         options = self.options
         n = len(picks)
         gene_ids = np.full((n, options.max_len), -1, dtype=np.int64)
@@ -198,16 +214,15 @@ class _Cells:
         for sid in np.unique(source_ids):
             where = np.flatnonzero(source_ids == sid)
             rows = self.row[picks[where]]
-            source = self.sources[sid]
+            block, depth[where] = reader(int(sid), rows)
             gene_ids[where], counts[where] = sample_context(
-                source.rows(rows),
-                source.vocab_index,
+                block,
+                self.sources[sid].vocab_index,
                 options.max_len,
                 rng,
                 options.pad_with_unexpressed,
                 options.gene_sampling,
             )
-            depth[where] = source.depth[rows]
             labels[where] = self.labels[sid][rows]
         keep = rng.uniform(*options.thinning, size=(n, 1))
         thinned = rng.binomial(counts.astype(np.int64), keep).astype(np.float32)
@@ -238,6 +253,153 @@ class TrainingStream(IterableDataset):
             picks = rng.choice(len(self.cells), size=self.cells.options.batch_size, p=self.weights)
             yield self.cells.batch(picks, rng)
             step += stride
+
+
+class BlockStream(IterableDataset):
+    """Infinite stream of training batches read from disk in shuffled contiguous blocks.
+
+    The training cells of each source are cut into blocks of ``source.block_size`` consecutive
+    rows. Every epoch the blocks are shuffled (the same way on every process) and dealt out to
+    ``world_size * num_workers`` shares, so each DDP rank and each data-loading worker reads its
+    own blocks. A share reads its blocks in buffers of about ``source.buffer_mb`` MB (many blocks
+    from across the data), shuffles the cells of the buffer, and cuts them into batches (the last
+    incomplete batch of a buffer is dropped). With label-balanced weights, a buffer's cells are instead drawn with
+    replacement with probability proportional to their weights, which balances labels within what
+    the buffer holds. Memory is bounded by one buffer, whatever the number of cells.
+
+    Batch ``step`` depends only on ``(seed, rank, world_size, num_workers, step)``: worker ``w``
+    produces the steps ``start_step + w + k * num_workers`` from share
+    ``rank * num_workers + (start_step + w) % num_workers``.
+    """
+
+    def __init__(
+        self,
+        cells: _Cells,
+        weights: np.ndarray,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        start_step: int = 0,
+    ) -> None:
+        self.cells, self.seed = cells, seed
+        self.rank, self.world_size, self.start_step = rank, world_size, start_step
+        self.weights = weights if np.ptp(weights) > 0 else None
+        batch_size = cells.options.batch_size
+        per_cell = min(
+            BYTES_PER_VALUE * max(float(getattr(s, "values_per_cell", 1.0)), 1.0)
+            for s in cells.sources
+        )
+        budget = min(float(s.buffer_mb) for s in cells.sources) * 2**20
+        self.buffer_cells = max(int(budget // per_cell), 2 * batch_size)
+
+    def _blocks(self, n_shares: int) -> list[np.ndarray]:
+        """Blocks of training-cell indices, each from one source, in row order."""
+        cells = self.cells
+        order = np.lexsort((cells.row, cells.source_id))
+        sids = cells.source_id[order]
+        cuts = np.flatnonzero(np.diff(sids)) + 1
+        blocks = []
+        # small data: at least a few blocks per share, so that every share gets cells
+        cap = max(1, len(order) // (4 * n_shares))
+        for part in np.split(order, cuts):
+            size = max(1, min(int(cells.sources[cells.source_id[part[0]]].block_size), cap))
+            blocks += [part[i : i + size] for i in range(0, len(part), size)]
+        return blocks
+
+    def _buffers(self, blocks: list[np.ndarray], share: int, n_shares: int, epoch: int) -> list:
+        """The cells (training-cell indices) of each buffer of ``share`` in ``epoch``."""
+        perm = np.random.default_rng([self.seed, 11, epoch]).permutation(len(blocks))
+        buffers, current, held = [], [], 0
+        for b in perm[share::n_shares]:
+            current.append(blocks[b])
+            held += len(blocks[b])
+            if held >= self.buffer_cells:
+                buffers.append(np.concatenate(current))
+                current, held = [], 0
+        if current:
+            buffers.append(np.concatenate(current))
+        return buffers
+
+    def _load(self, members: np.ndarray) -> Reader:
+        """Read the cells ``members`` (in pieces of an eighth of a buffer) and a reader over them."""
+        cells, loaded = self.cells, {}
+        piece = max(1, self.buffer_cells // 8)
+        for sid in np.unique(cells.source_id[members]):
+            rows = np.sort(cells.row[members[cells.source_id[members] == sid]])
+            parts = [cells.read(int(sid), rows[i : i + piece]) for i in range(0, len(rows), piece)]
+            counts = sp.vstack([part[0] for part in parts], format="csr")
+            loaded[int(sid)] = (rows, counts, np.concatenate([part[1] for part in parts]))
+            del parts
+
+        def reader(sid: int, rows: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
+            held, counts, depth = loaded[sid]
+            where = np.searchsorted(held, rows)
+            return counts[where], depth[where]
+
+        return reader
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        worker = get_worker_info()
+        offset, n_workers = (worker.id, worker.num_workers) if worker is not None else (0, 1)
+        n_shares = self.world_size * n_workers
+        share = self.rank * n_workers + (self.start_step + offset) % n_workers
+        step = self.start_step + offset
+        local = step // n_workers  # index of the batch in this share's stream
+        batch_size = self.cells.options.batch_size
+        blocks = self._blocks(n_shares)
+        epoch, first = 0, 0  # first: index of the epoch's first batch in the share's stream
+        while True:
+            buffers = self._buffers(blocks, share, n_shares, epoch)
+            n_batches = [len(b) // batch_size for b in buffers]
+            if sum(n_batches) == 0:
+                raise ValueError(
+                    f"{len(self.cells)} training cells over {n_shares} shares (ranks x data-loading "
+                    f"workers) leave share {share} no full batch of {batch_size}; use fewer "
+                    "workers or a smaller batch_size"
+                )
+            for index, (members, count) in enumerate(zip(buffers, n_batches)):
+                if local >= first + count:
+                    first += count
+                    continue
+                rng = np.random.default_rng([self.seed, 13, epoch, share, index])
+                if self.weights is None:
+                    picks = members[rng.permutation(len(members))]
+                else:
+                    p = self.weights[members]
+                    picks = members[rng.choice(len(members), size=len(members), p=p / p.sum())]
+                reader = self._load(members)
+                while local < first + count:
+                    at = (local - first) * batch_size
+                    batch_rng = np.random.default_rng([self.seed, self.rank, step])
+                    yield self.cells.batch(picks[at : at + batch_size], batch_rng, reader)
+                    local += 1
+                    step += n_workers
+                first += count
+                del reader
+            epoch += 1
+
+
+def training_stream(
+    cells: _Cells,
+    weights: np.ndarray,
+    seed: int,
+    rank: int = 0,
+    world_size: int = 1,
+    start_step: int = 0,
+) -> IterableDataset:
+    """The training stream of ``cells``: :class:`TrainingStream` when every source is in memory,
+    else :class:`BlockStream` (bounded memory, contiguous reads)."""
+    if all(getattr(source, "in_memory", True) for source in cells.sources):
+        return TrainingStream(cells, weights, seed, rank=rank, start_step=start_step)
+    return BlockStream(cells, weights, seed, rank, world_size, start_step)
+
+
+def worker_context(sources: Sequence[CellSource], num_workers: int) -> str | None:
+    """DataLoader ``multiprocessing_context``: ``"spawn"`` when workers read a source that a forked
+    process cannot (TileDB is not fork-safe: a forked worker hangs), else the default."""
+    if num_workers and any(not getattr(source, "fork_safe", True) for source in sources):
+        return "spawn"
+    return None
 
 
 class ValidationBatches(Dataset):
@@ -338,12 +500,11 @@ class CellDataModule(L.LightningDataModule):
         if not 0.0 <= val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
         sources = [
-            f if isinstance(f, CellSource) else CellSource(f, in_memory=in_memory) for f in files
+            f if isinstance(f, CellSource | SomaSource) else CellSource(f, in_memory=in_memory)
+            for f in files
         ]
-        if soma is not None:
-            from .soma import SomaSource
-
-            sources.append(SomaSource(**soma))
+        if soma is not None:  # the labels the model needs, unless the user names others
+            sources.append(SomaSource(**{"label_columns": list(labels), **soma}))
         if not sources:
             raise ValueError("no data: give data.files (h5ad/zarr paths) or data.soma")
         bad = [i for i in val_datasets if not 0 <= i < len(sources)]
@@ -438,12 +599,14 @@ class CellDataModule(L.LightningDataModule):
         return trainer.global_rank, trainer.world_size, trainer.global_step
 
     def train_dataloader(self) -> DataLoader:
-        rank, _, step = self._rank()
-        stream = TrainingStream(
-            self.train_cells, self.weights, self.seed, rank=rank, start_step=step
-        )
+        rank, world_size, step = self._rank()
+        stream = training_stream(self.train_cells, self.weights, self.seed, rank, world_size, step)
         return DataLoader(
-            stream, batch_size=None, num_workers=self.num_workers, persistent_workers=False
+            stream,
+            batch_size=None,
+            num_workers=self.num_workers,
+            persistent_workers=False,
+            multiprocessing_context=worker_context(self.sources, self.num_workers),
         )
 
     def val_dataloader(self) -> DataLoader:
@@ -453,6 +616,7 @@ class CellDataModule(L.LightningDataModule):
             batch_size=None,
             shuffle=False,
             num_workers=self.num_workers,
+            multiprocessing_context=worker_context(self.sources, self.num_workers),
         )
 
     def test_dataloader(self) -> DataLoader:

@@ -2,13 +2,18 @@
 
 A :class:`CellSource` opens an ``.h5ad`` file or a ``.zarr`` store without loading ``X`` (CSR, CSC
 or dense on disk), or wraps an in-memory :class:`~anndata.AnnData`. Small matrices are loaded into
-memory as CSR over the matched genes (one slice per batch costs microseconds); large ones stay on
-disk and are read batch by batch, so a collection larger than RAM trains.
+memory as CSR over the matched genes (one slice per batch costs microseconds) while the process's
+in-memory budget (:data:`IN_MEMORY_MAX_VALUES` stored values over all loaded files) lasts; the rest
+stay on disk and are read in contiguous blocks (see :class:`~scprint.data.datamodule.BlockStream`),
+so a collection larger than RAM trains in bounded memory. :class:`~scprint.data.soma.SomaSource`
+reads a TileDB-SOMA experiment through the same interface.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +25,36 @@ from .vocabulary import Vocabulary, check_organism
 
 log = logging.getLogger(__name__)
 
-#: Matrices with at most this many stored values are loaded into memory (about 1.2 GB as CSR).
+#: Files are loaded into memory while all files loaded by default hold at most this many stored
+#: values together (about 1.2 GB as CSR); the others are read from disk.
 IN_MEMORY_MAX_VALUES = 100_000_000
+#: Contiguous cells of a block of the training stream (a source attribute, see ``block_size``);
+#: tiledbsoma-ml's ``shuffle_chunk_size`` is 64 as well.
+DEFAULT_BLOCK_SIZE = 64
+#: Memory for the cells read ahead by the training stream from a source on disk, in MB.
+DEFAULT_BUFFER_MB = 256
+#: Bytes per stored value of a read-ahead buffer: CSR value and index (8), twice while the
+#: pieces are joined, plus the transient of the piece being read.
+BYTES_PER_VALUE = 24
+#: Sorted rows closer than this are read as one slice from disk.
+_SLICE_GAP = 64
 _SCAN_ROWS = 4096
+_loaded = {"values": 0}
+_loaded_lock = threading.Lock()
+
+
+def _reserve(n_values: int) -> bool:
+    """Reserve ``n_values`` of the process's in-memory budget; False when it does not fit."""
+    with _loaded_lock:
+        if _loaded["values"] + n_values > IN_MEMORY_MAX_VALUES:
+            return False
+        _loaded["values"] += n_values
+        return True
+
+
+def _release(n_values: int) -> None:
+    with _loaded_lock:
+        _loaded["values"] -= n_values
 
 
 def _open_matrix(path: Path) -> tuple[Any, ad.AnnData]:
@@ -58,13 +90,20 @@ class CellSource:
     Args:
         data: path to ``.h5ad``/``.zarr`` or an AnnData (raw counts in ``X``).
         name: display name (default: file name).
-        in_memory: load ``X`` into memory (default: when it has at most
-            :data:`IN_MEMORY_MAX_VALUES` stored values).
+        in_memory: load ``X`` into memory as CSR (default: an AnnData's ``X`` when it has at most
+            :data:`IN_MEMORY_MAX_VALUES` stored values; a file when it fits in what is left of the
+            process budget of as many values, shared by all files loaded by default, so the
+            memory of a many-file collection stays bounded).
 
     Attributes:
         meta: AnnData with ``obs`` and ``var`` only.
         depth: ``(n_cells,)`` float32 total counts of each cell over all its genes.
+        block_size: cells read together by the training stream when ``X`` stays on disk.
+        buffer_mb: memory (MB) for the cells the training stream reads ahead from this source.
     """
+
+    block_size: int = DEFAULT_BLOCK_SIZE
+    buffer_mb: float = DEFAULT_BUFFER_MB
 
     def __init__(
         self, data: str | Path | ad.AnnData, name: str | None = None, in_memory: bool | None = None
@@ -89,8 +128,21 @@ class CellSource:
                 f"dataset {self.name!r}: X has shape {shape} but obs x var is {self.meta.shape}"
             )
         n_values = _stored_values(self._matrix)
+        self.values_per_cell = n_values / max(self.n_cells, 1)
         if in_memory is None:
-            in_memory = n_values <= IN_MEMORY_MAX_VALUES
+            if isinstance(data, ad.AnnData):  # already in memory: no copy unless small
+                in_memory = n_values <= IN_MEMORY_MAX_VALUES
+            elif _reserve(n_values):
+                in_memory = True
+                weakref.finalize(self, _release, n_values)
+            else:
+                in_memory = False
+                log.info(
+                    "%s: %d stored values left on disk (in-memory budget of %d values used)",
+                    self.name,
+                    n_values,
+                    IN_MEMORY_MAX_VALUES,
+                )
         self.in_memory = in_memory
         if in_memory and not isinstance(self._matrix, sp.csr_matrix):
             self._matrix = _to_csr(
@@ -135,6 +187,13 @@ class CellSource:
         """CSR ``(len(rows), n_columns)`` of the sorted ``rows``, restricted to ``columns``."""
         if isinstance(self._matrix, sp.csr_matrix):
             block = self._matrix[rows]
+        elif len(rows) > 1 and np.all(np.diff(rows) >= 0) and not sp.issparse(self._matrix):
+            # sorted rows on disk: runs of nearby rows are read as slices (faster than one by one)
+            runs = np.split(rows, np.flatnonzero(np.diff(rows) > _SLICE_GAP) + 1)
+            block = sp.vstack(
+                [_to_csr(self._matrix[int(r[0]) : int(r[-1]) + 1])[r - r[0]] for r in runs],
+                format="csr",
+            )
         elif sp.issparse(self._matrix):
             block = sp.csr_matrix(self._matrix)[rows]
         elif hasattr(self._matrix, "oindex"):
@@ -192,6 +251,11 @@ class CellSource:
         inverse = np.empty_like(order)
         inverse[order] = np.arange(len(order))
         return block[inverse].astype(np.float32)
+
+    def read(self, rows: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
+        """Counts of ``rows`` over the matched genes (as :meth:`rows`) and their ``(len(rows),)`` depth."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return self.rows(rows), self.depth[rows]
 
 
 def _stored_values(matrix: Any) -> int:
