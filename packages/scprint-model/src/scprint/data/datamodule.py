@@ -461,6 +461,8 @@ class CellDataModule(L.LightningDataModule):
         seed: seed of the split and of every batch (``scprint fit`` links ``seed_everything``).
         num_workers: DataLoader worker processes.
         in_memory: load datasets into memory (default: when small enough).
+        buffer_mb: read-ahead buffer (MB) of the sources streamed from disk (``files`` not in
+            memory; ``data.soma`` sets its own), default 256.
     """
 
     def __init__(
@@ -486,6 +488,7 @@ class CellDataModule(L.LightningDataModule):
         seed: int = 0,
         num_workers: int = 0,
         in_memory: bool | None = None,
+        buffer_mb: float | None = None,
     ) -> None:
         super().__init__()
         check_organism(organism)
@@ -503,6 +506,11 @@ class CellDataModule(L.LightningDataModule):
             f if isinstance(f, CellSource | SomaSource) else CellSource(f, in_memory=in_memory)
             for f in files
         ]
+        if buffer_mb is not None:
+            if not buffer_mb > 0:
+                raise ValueError(f"buffer_mb must be positive, got {buffer_mb!r}")
+            for source in sources:
+                source.buffer_mb = float(buffer_mb)
         if soma is not None:  # the labels the model needs, unless the user names others
             sources.append(SomaSource(**{"label_columns": list(labels), **soma}))
         if not sources:
