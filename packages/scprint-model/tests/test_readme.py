@@ -45,7 +45,8 @@ def test_readme_python_examples_run_and_write_what_they_say(data_dir, tmp_path, 
     assert decoded.sum() == len(set(adata.var_names) & set(model.vocab.genes))
     generated = adata.layers["scprint_generated"][:, decoded]
     assert np.isfinite(generated.data).all() and (generated.data >= 0).all()
-    # the SOMA example reads the B cells of the experiment it made from the same h5ad
+    # the SOMA example reads the B cells of the experiment it made (in the example's folder)
+    assert (tmp_path / "pbmc_soma").is_dir()
     kang = __import__("anndata").read_h5ad(data_dir / "scrna" / "kang2018_pbmc_8k.h5ad", backed="r")
     assert namespace["source"].n_cells == int((kang.obs["cell_type"] == "B cells").sum()) > 0
     # the training example: 20 steps, then its checkpoint loads like a published one
