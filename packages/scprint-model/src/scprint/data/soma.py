@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .source import DEFAULT_BLOCK_SIZE, DEFAULT_BUFFER_MB
-from .vocabulary import Vocabulary, check_organism
+from .source import DEFAULT_BLOCK_SIZE, DEFAULT_BUFFER_MB, check_obs_organism
+from .vocabulary import Vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -259,16 +259,12 @@ class SomaSource:
 
     def check_organism(self, organism: str) -> None:
         """Raise when ``obs["organism_ontology_term_id"]`` names another or an unknown organism."""
-        check_organism(organism)
-        if "organism_ontology_term_id" in self.meta.obs:
-            found = set(self.meta.obs["organism_ontology_term_id"].astype(str).unique())
-            other = sorted(found - {organism})
-            if other:
-                raise ValueError(
-                    f"SOMA experiment {self.name!r} has organism {other[0]!r} in "
-                    f"obs['organism_ontology_term_id'], but the model is for {organism!r}; "
-                    "select cells with value_filter"
-                )
+        check_obs_organism(
+            self.meta.obs,
+            organism,
+            f"SOMA experiment {self.name!r}",
+            "; select cells with value_filter",
+        )
 
     def bind(self, vocab: Vocabulary) -> None:
         """Match the experiment's genes to ``vocab``; afterwards :meth:`read` returns vocabulary genes."""

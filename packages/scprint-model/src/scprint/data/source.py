@@ -19,6 +19,7 @@ from typing import Any
 
 import anndata as ad
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from .vocabulary import Vocabulary, check_organism
@@ -204,15 +205,7 @@ class CellSource:
 
     def check_organism(self, organism: str) -> None:
         """Raise when ``obs["organism_ontology_term_id"]`` names another or an unknown organism."""
-        check_organism(organism)
-        if "organism_ontology_term_id" in self.meta.obs:
-            found = set(self.meta.obs["organism_ontology_term_id"].astype(str).unique())
-            other = sorted(found - {organism})
-            if other:
-                raise ValueError(
-                    f"dataset {self.name!r} has organism {other[0]!r} in obs['organism_ontology_term_id'], "
-                    f"but the model is for {organism!r}"
-                )
+        check_obs_organism(self.meta.obs, organism, f"dataset {self.name!r}")
 
     def bind(self, vocab: Vocabulary) -> None:
         """Match this dataset's genes to ``vocab``; afterwards :meth:`rows` returns vocabulary genes."""
@@ -264,3 +257,17 @@ def _stored_values(matrix: Any) -> int:
     if hasattr(matrix, "group") and "data" in matrix.group:
         return int(matrix.group["data"].shape[0])
     return int(np.prod(matrix.shape))
+
+
+def check_obs_organism(obs: pd.DataFrame, organism: str, what: str, hint: str = "") -> None:
+    """Raise when ``organism`` is unknown or ``obs["organism_ontology_term_id"]`` names another
+    organism; ``what`` names the data in the message (e.g. ``"dataset 'pbmc.h5ad'"``) and
+    ``hint`` is appended to it."""
+    check_organism(organism)
+    if "organism_ontology_term_id" in obs:
+        other = sorted(set(obs["organism_ontology_term_id"].astype(str).unique()) - {organism})
+        if other:
+            raise ValueError(
+                f"{what} has organism {other[0]!r} in obs['organism_ontology_term_id'], "
+                f"but the model is for {organism!r}{hint}"
+            )
