@@ -283,3 +283,14 @@ def test_files_beyond_the_in_memory_budget_stay_on_disk(
     del sources, module, stream, batch
     gc.collect()  # the budget of a closed source is released
     assert CellSource(paths[1]).in_memory
+
+
+def test_a_dataset_of_another_organism_is_refused_by_name() -> None:
+    """Synthetic obs (3 cells): the one organism check shared by CellSource and SomaSource."""
+    from scprint.data.source import check_obs_organism
+
+    obs = pd.DataFrame({"organism_ontology_term_id": ["NCBITaxon:10090"] * 3})
+    with pytest.raises(ValueError, match=r"dataset 'x' has organism 'NCBITaxon:10090'.*; hint$"):
+        check_obs_organism(obs, "NCBITaxon:9606", "dataset 'x'", "; hint")
+    check_obs_organism(obs, "NCBITaxon:10090", "dataset 'x'")
+    check_obs_organism(pd.DataFrame(index=range(3)), "NCBITaxon:9606", "dataset 'x'")
