@@ -4,9 +4,10 @@
 #   1. `python3.13` from PATH, if it runs and has the modules pip and our packages need;
 #   2. else the one this script built before, cached in $SCPRINT_PY313_PREFIX
 #      (default ${XDG_CACHE_HOME:-~/.cache}/scprint-ci/python3.13.5);
-#   3. else CPython 3.13.5 built from Debian's source tarball (deb.debian.org, the sha256 below
-#      checked), because machines that reach PyPI and Debian mirrors but not python.org or GitHub
-#      have no other way to get it. Plain build (no PGO/LTO), `make altinstall` into the cache.
+#   3. else CPython 3.13.5 built from Debian's source tarball (the sha256 below checked), taken from
+#      the Debian archive the system's own apt configuration names (or $SCPRINT_DEBIAN_MIRROR), for
+#      machines that reach a Debian archive but not python.org. Plain build (no PGO/LTO),
+#      `make altinstall` into the cache.
 #
 # Use:  export PATH="$(dirname "$(bash .ci/python313.sh)"):$PATH"   then   nox -s tests-py313
 # The cache folder's bin/ holds only python3.13, pip3.13, ... (altinstall): it never shadows python3.
@@ -14,13 +15,34 @@ set -euo pipefail
 
 VERSION=3.13.5
 TARBALL=python3.13_${VERSION}.orig.tar.xz
-URL=https://deb.debian.org/debian/pool/main/p/python3.13/${TARBALL}
+POOL_PATH=pool/main/p/python3.13/${TARBALL}
 SHA256=93e583f243454e6e9e4588ca2c2662206ad961659863277afcdb96801647d640
 PREFIX=${SCPRINT_PY313_PREFIX:-${XDG_CACHE_HOME:-$HOME/.cache}/scprint-ci/python${VERSION}}
 # Debian packages whose headers the interpreter needs (ssl for pip, the compressors, ctypes for numba).
 BUILD_DEPS=(build-essential libssl-dev zlib1g-dev libffi-dev libbz2-dev liblzma-dev libsqlite3-dev)
 
 log() { echo "python313: $*" >&2; }
+
+# The Debian archive to download from: $SCPRINT_DEBIAN_MIRROR, else the first archive (not the
+# security one) in the system's apt sources (deb822 `URIs:` lines or one-line `deb URI suite`).
+debian_mirror() {
+    if [[ -n ${SCPRINT_DEBIAN_MIRROR:-} ]]; then
+        echo "${SCPRINT_DEBIAN_MIRROR%/}"
+        return 0
+    fi
+    local files=(/etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list)
+    local uri
+    uri=$(cat "${files[@]}" 2>/dev/null \
+        | sed -nE -e 's/^URIs:[[:space:]]*([^[:space:]]+).*/\1/p' \
+            -e 's/^deb[[:space:]]+(\[[^]]*\][[:space:]]+)?([^[:space:]]+).*/\2/p' \
+        | grep -E '/debian/?$' | head -n 1)
+    if [[ -z $uri ]]; then
+        log "no Debian archive found in the apt sources; set SCPRINT_DEBIAN_MIRROR to one" \
+            "(the folder holding pool/ and dists/)"
+        return 1
+    fi
+    echo "${uri%/}"
+}
 
 # Succeeds when $1 is a Python 3.13 with the standard modules the sessions rely on.
 usable() {
@@ -61,6 +83,8 @@ if ((${#missing[@]})); then
     fi
 fi
 
+mirror=$(debian_mirror)
+URL="$mirror/$POOL_PATH"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 start=$SECONDS

@@ -2,7 +2,7 @@
 
 Every benchmark script imports this (``sys.path`` includes ``benchmarks/`` when a script runs from
 it) and calls :func:`write_results`, which writes ``benchmarks/results/<name>.json`` and
-``benchmarks/results/<name>.md`` with the machine, date, command and package versions.
+``benchmarks/results/<name>.md`` with the machine, date, command, git commit and package versions.
 """
 
 from __future__ import annotations
@@ -156,6 +156,30 @@ def machine_paths_in_results(results_dir: Path = RESULTS_DIR) -> list[str]:
     return found
 
 
+def git_state(root: Path = REPO_ROOT) -> dict[str, Any]:
+    """The commit the results were measured on: ``{"commit": sha, "dirty": bool}``.
+
+    ``dirty`` says whether tracked files differed from that commit (results files themselves,
+    under ``benchmarks/results/``, are not counted). Outside a git checkout both are ``None``.
+    """
+    import subprocess
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return {"commit": None, "dirty": None}
+    status = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results")
+    return {"commit": commit.strip(), "dirty": None if status is None else bool(status.strip())}
+
+
 def write_results(
     name: str, rows: list[dict[str, Any]], notes: str = "", extra: dict | None = None
 ) -> Path:
@@ -165,6 +189,7 @@ def write_results(
         "benchmark": name,
         "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "command": portable_command(),
+        "git": git_state(),
         "machine": machine_info(),
         "rows": rows,
         "notes": notes,
@@ -182,6 +207,8 @@ def write_results(
         "",
         f"- date: {payload['date']}",
         f"- command: `{payload['command']}`",
+        f"- git commit: {payload['git']['commit']}"
+        + (" (with uncommitted changes)" if payload["git"]["dirty"] else ""),
         f"- machine: {payload['machine'].get('cpu_count')} CPUs, {payload['machine'].get('mem_total_gb')} GB"
         + (f", GPU {payload['machine']['gpu']}" if "gpu" in payload["machine"] else ", no GPU"),
         f"- versions: {payload['machine']['versions']}",

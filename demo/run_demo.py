@@ -79,7 +79,7 @@ class Step:
 
 def _cache_key(files: list[Path], config: str, max_steps: int, seed: int) -> str:
     from scprint import __version__
-    from scprint.training.checkpoint import FORMAT_VERSION
+    from scprint.checkpoints import FORMAT_VERSION
 
     h = hashlib.sha256()
     for f in files:

@@ -62,7 +62,7 @@ def regenerate(out_dir: Path, data_dir: Path) -> None:
 
 def compare(folder: Path) -> list[dict]:
     import scprint
-    from scprint.training.original import outputs_as_original, parity_errors
+    from scprint.checkpoints.scprint1 import outputs_as_original, parity_errors
 
     inputs = dict(np.load(folder / "inputs.npz"))
     args = (

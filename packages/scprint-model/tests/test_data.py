@@ -9,7 +9,6 @@ import pytest
 import scipy.sparse as sp
 
 from scprint.data import (
-    CellDataModule,
     CellSource,
     LabelEncoder,
     Vocabulary,
@@ -18,6 +17,7 @@ from scprint.data import (
     sample_context,
 )
 from scprint.data.vocabulary import gene_table, position_bins
+from scprint.training import CellDataModule
 
 
 @pytest.fixture(scope="module")
@@ -262,7 +262,7 @@ def test_files_beyond_the_in_memory_budget_stay_on_disk(
     import gc
 
     from scprint.data import source as source_module
-    from scprint.data.datamodule import BlockStream, TrainingStream, training_stream
+    from scprint.data.streams import BlockStream, TrainingStream, training_stream
 
     paths = []
     for i in range(3):

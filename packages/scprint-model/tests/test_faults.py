@@ -20,7 +20,7 @@ import scipy.sparse as sp
 
 from grnndata import atomic
 from grnndata.atomic import OutputExistsError
-from scprint.tasks import _common, write_anndata
+from scprint.tasks import _input, write_anndata
 
 
 @pytest.fixture(scope="module")
@@ -92,9 +92,9 @@ def test_non_finite_counts_are_rejected_naming_the_cell(kang_counts, value, layo
     dense[4, 7] = value
     bad.X = sp.csr_matrix(dense) if layout == "sparse" else dense
     with pytest.raises(ValueError, match=r"finite raw counts.*in cell 4"):
-        _common.prepare(bad, pretrained=None)  # fails before the model is used
+        _input.prepare(bad, pretrained=None)  # fails before the model is used
     with pytest.raises(ValueError, match="finite raw counts"):
-        _common.counts_matrix(bad)
+        _input.counts_matrix(bad)
 
 
 def test_duplicated_var_names_are_an_error_not_a_dropped_column(kang_counts):
@@ -103,4 +103,4 @@ def test_duplicated_var_names_are_an_error_not_a_dropped_column(kang_counts):
     names[5] = names[2]
     bad.var_names = names
     with pytest.raises(ValueError, match=rf"1 duplicated gene name.*'{names[2]}'"):
-        _common.prepare(bad, pretrained=None)
+        _input.prepare(bad, pretrained=None)

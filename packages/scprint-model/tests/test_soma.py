@@ -13,14 +13,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from scprint.data import (
-    CellDataModule,
-    CellSource,
-    SomaSource,
-    Vocabulary,
-    datamodule,
-)
-from scprint.data.datamodule import BlockStream, training_stream
+from scprint.data import CellSource, SomaSource, Vocabulary, streams
+from scprint.data.streams import BlockStream, training_stream, worker_context
+from scprint.training import CellDataModule
 
 soma_io = pytest.importorskip("tiledbsoma.io")
 
@@ -178,7 +173,7 @@ def test_block_stream_workers_give_the_batches_of_a_single_process(
 ) -> None:
     module = _module(SomaSource(experiment), vocab, balance_weight=10.0)
     stream = training_stream(module.train_cells, module.weights, seed=3, start_step=4)
-    context = datamodule.worker_context(module.sources, num_workers=2)
+    context = worker_context(module.sources, num_workers=2)
     assert context == "spawn"  # TileDB does not survive a fork
     loader = iter(
         DataLoader(stream, batch_size=None, num_workers=2, multiprocessing_context=context)
@@ -187,7 +182,7 @@ def test_block_stream_workers_give_the_batches_of_a_single_process(
     # worker w serves steps 4 + w + 2k from its own share: rebuild them in this process
     for worker in (0, 1):
         info = type("WorkerInfo", (), {"id": worker, "num_workers": 2})()
-        monkeypatch.setattr(datamodule, "get_worker_info", lambda info=info: info)
+        monkeypatch.setattr(streams, "get_worker_info", lambda info=info: info)
         alone = iter(training_stream(module.train_cells, module.weights, seed=3, start_step=4))
         assert all(_same(got[2 * k + worker], next(alone)) for k in range(3))
     assert not _same(got[0], got[1])
@@ -195,8 +190,8 @@ def test_block_stream_workers_give_the_batches_of_a_single_process(
 
 
 def test_fit_trains_from_a_soma_experiment(experiment, tmp_path) -> None:
+    from scprint.checkpoints.ours import read_metadata
     from scprint.training import fit
-    from scprint.training.checkpoint import read_metadata
 
     source = SomaSource(experiment, value_filter="cell_type != 'NK cells'")
     final = fit(  # through the config path: data.soma holds SomaSource's arguments

@@ -10,7 +10,7 @@ import pytest
 import scipy.sparse as sp
 from scipy import stats
 
-from scprint.tasks import _common, label_metrics, write_anndata
+from scprint.tasks import _input, _model, label_metrics, write_anndata
 from scprint.tasks.denoise import _rowwise_pearson, _rowwise_spearman
 from scprint.tasks.generate import sample_zinb
 from scprint.tasks.genes import (
@@ -222,25 +222,25 @@ def test_organism_check_reads_obs_then_ensembl_prefixes():
         obs=pd.DataFrame({"organism": ["Mus musculus"] * 2}, index=["a", "b"]),
     )
     with pytest.raises(ValueError, match="unsupported organism.*NCBITaxon:10090"):
-        _common.check_cells_organism(mouse_obs, ["NCBITaxon:9606"])
+        _input.check_cells_organism(mouse_obs, ["NCBITaxon:9606"])
     mouse_genes = ad.AnnData(
         X=np.ones((1, 3), dtype=np.float32),
         var=pd.DataFrame(index=["ENSMUSG00000000001", "ENSMUSG00000000028", "ENSMUSG00000000031"]),
     )
     with pytest.raises(ValueError, match="Ensembl prefixes"):
-        _common.check_cells_organism(mouse_genes, ["NCBITaxon:9606"])
-    _common.check_cells_organism(mouse_genes, ["NCBITaxon:10090"])
+        _input.check_cells_organism(mouse_genes, ["NCBITaxon:9606"])
+    _input.check_cells_organism(mouse_genes, ["NCBITaxon:10090"])
 
 
 def test_resolve_device_auto_and_missing_gpu():
     import torch
 
-    assert _common.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert _model.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA GPU"):
-            _common.resolve_device("cuda")
+            _model.resolve_device("cuda")
     with pytest.raises(ValueError, match="device must be"):
-        _common.resolve_device("tpu-please")
+        _model.resolve_device("tpu-please")
 
 
 def test_write_anndata_is_atomic_and_replaces(tmp_path, kang_counts):

@@ -16,13 +16,13 @@ import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from scprint import load_pretrained
+from scprint.checkpoints.ours import checkpoint_metadata
 from scprint.cli import main as scprint_main
 from scprint.data import make_inference_batches
 from scprint.model import ModelConfig, ScPrint
 from scprint.model.losses import zinb_nll
 from scprint.model.tokens import reduce_gene_table
 from scprint.training import FORMAT_VERSION, Objective, ScPrintLightning, fit, load
-from scprint.training.checkpoint import checkpoint_metadata
 
 TERMS = ("denoise", "generation", "classification", "disentanglement")
 

@@ -10,13 +10,18 @@ __all__ = ["CheckpointError", "__version__", "fit", "load", "load_pretrained"]
 
 
 def __getattr__(name: str) -> Any:
-    """Import the training side (Lightning) only when ``fit``, ``load`` or its errors are used.
+    """Import on first use: ``load`` (:mod:`scprint.checkpoints`, no Lightning) and ``fit``
+    (:mod:`scprint.training`, Lightning).
 
-    ``scprint.load(path, device="auto")`` loads our checkpoints and the original scPRINT's
-    (1.6.x and 2.x); ``load_pretrained`` is its former name.
+    ``scprint.load(path, device="auto")`` loads our checkpoints and the original scPRINT's;
+    ``load_pretrained`` is its former name.
     """
-    if name in ("fit", "load", "load_pretrained", "CheckpointError"):
-        from . import training
+    if name in ("load", "load_pretrained", "CheckpointError"):
+        from . import checkpoints
 
-        return getattr(training, name)
+        return getattr(checkpoints, name)
+    if name == "fit":
+        from .training import fit
+
+        return fit
     raise AttributeError(f"module 'scprint' has no attribute {name!r}")

@@ -4,7 +4,7 @@
 fit in memory: at construction it reads only ``obs`` (the ``soma_joinid`` of the cells passing a
 ``value_filter``, and the label columns) and ``var`` (genes, matched to the vocabulary by Ensembl
 id); counts are read on demand, a block of cells at a time, by the training stream
-(:class:`~scprint.data.datamodule.BlockStream`), which shuffles contiguous blocks of cells, reads a
+(:class:`~scprint.data.streams.BlockStream`), which shuffles contiguous blocks of cells, reads a
 few blocks into a bounded buffer and shuffles within it, each DDP rank and data-loading worker
 reading its own blocks — the scheme of cellxgene-census's ``ExperimentDataPipe``.
 

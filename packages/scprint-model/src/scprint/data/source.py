@@ -4,7 +4,7 @@ A :class:`CellSource` opens an ``.h5ad`` file or a ``.zarr`` store without loadi
 or dense on disk), or wraps an in-memory :class:`~anndata.AnnData`. Small matrices are loaded into
 memory as CSR over the matched genes (one slice per batch costs microseconds) while the process's
 in-memory budget (:data:`IN_MEMORY_MAX_VALUES` stored values over all loaded files) lasts; the rest
-stay on disk and are read in contiguous blocks (see :class:`~scprint.data.datamodule.BlockStream`),
+stay on disk and are read in contiguous blocks (see :class:`~scprint.data.streams.BlockStream`),
 so a collection larger than RAM trains in bounded memory. :class:`~scprint.data.soma.SomaSource`
 reads a TileDB-SOMA experiment through the same interface.
 """
@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .vocabulary import Vocabulary, check_organism
+from .organisms import check_organism
+from .vocabulary import Vocabulary
 
 log = logging.getLogger(__name__)
 

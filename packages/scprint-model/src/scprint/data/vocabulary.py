@@ -16,24 +16,14 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from .organisms import check_organism
+
 log = logging.getLogger(__name__)
 
 #: Fewest genes of a dataset that must match the vocabulary (and at least this fraction of it).
 MIN_OVERLAP_GENES = 100
 #: Distance in base pairs between consecutive gene starts that opens a new position bin.
 POSITION_BIN_GAP = 10_000
-#: Organisms the models know, by NCBITaxon id.
-ORGANISMS = {"NCBITaxon:9606": "Homo sapiens", "NCBITaxon:10090": "Mus musculus"}
-
-
-def check_organism(organism: str) -> str:
-    """Return ``organism`` if known (an NCBITaxon id of :data:`ORGANISMS`), else raise ``ValueError``."""
-    if organism not in ORGANISMS:
-        raise ValueError(
-            f"unknown organism {organism!r}; expected one of {sorted(ORGANISMS)} "
-            "(NCBITaxon ids, e.g. 'NCBITaxon:9606' for human)"
-        )
-    return organism
 
 
 def _is_ensembl(names: Sequence[str]) -> bool:

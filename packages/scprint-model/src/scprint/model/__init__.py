@@ -32,7 +32,7 @@ Details:
   with probability proportional to their count (``gene_sampling="weighted"``, our option);
   uniform choice among expressed genes (the original's) is ``gene_sampling="random"``. A
   checkpoint records its choice in ``Pretrained.sampling``.
-- ``scprint.load`` lives in ``scprint.training.checkpoint`` (it needs the vocabulary and label
+- ``scprint.load`` lives in ``scprint.checkpoints`` (it needs the vocabulary and label
   encoders of ``scprint.data``).
 """
 

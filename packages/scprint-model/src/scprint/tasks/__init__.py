@@ -18,19 +18,32 @@ and returns ``None``, ``copy=True`` returns a changed copy.
 The command line (``scprint embed | denoise | gninfer | generate``) is :mod:`scprint.tasks.cli`.
 """
 
-from scprint.tasks._common import write_anndata
-from scprint.tasks.denoise import Denoiser, evaluate_denoising
-from scprint.tasks.embed import Embedder, label_metrics
-from scprint.tasks.generate import Generator
-from scprint.tasks.gninfer import GNInfer, bengrn_method
+from __future__ import annotations
 
-__all__ = [
-    "Denoiser",
-    "Embedder",
-    "GNInfer",
-    "Generator",
-    "bengrn_method",
-    "evaluate_denoising",
-    "label_metrics",
-    "write_anndata",
-]
+import importlib
+from typing import Any
+
+#: Public name -> module defining it; imported on first use, so that ``scprint <task> --help``
+#: (:mod:`scprint.tasks.cli`) starts without importing torch.
+_EXPORTS = {
+    "Denoiser": "scprint.tasks.denoise",
+    "Embedder": "scprint.tasks.embed",
+    "GNInfer": "scprint.tasks.gninfer",
+    "Generator": "scprint.tasks.generate",
+    "bengrn_method": "scprint.tasks.gninfer",
+    "evaluate_denoising": "scprint.tasks.denoise",
+    "label_metrics": "scprint.tasks.embed",
+    "write_anndata": "scprint.tasks._output",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'scprint.tasks' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

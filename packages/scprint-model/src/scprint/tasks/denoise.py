@@ -18,19 +18,17 @@ import scipy.sparse as sp
 import torch
 from scipy.stats import rankdata
 
-from scprint.tasks._common import (
-    Checkpoint,
+from scprint.tasks._batches import iter_model_batches
+from scprint.tasks._input import (
     GeneMatch,
     TaskInput,
     gene_matching_options,
-    iter_model_batches,
-    load_model,
     prepare,
-    provenance,
     resolve_gene_list,
-    store_result,
     var_names_to_vocab,
 )
+from scprint.tasks._model import Checkpoint, load_model
+from scprint.tasks._output import provenance, store_result
 from scprint.tasks.genes import select_genes
 
 log = logging.getLogger(__name__)
@@ -61,7 +59,7 @@ class Denoiser:
         genes are denoised in chunks of this size.
     gene_matching
         How the AnnData's genes are matched to the model's: keyword arguments of
-        :func:`scprint.tasks._common.prepare` (``organism``, ``gene_column``, ``gene_table``,
+        :func:`scprint.tasks._input.prepare` (``organism``, ``gene_column``, ``gene_table``,
         ``orthologs``, ``min_genes``).
     batch_size, device
         Cells per forward pass; ``"auto"`` (GPU if any), ``"cpu"`` or ``"cuda"``.

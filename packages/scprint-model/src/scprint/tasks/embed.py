@@ -35,16 +35,10 @@ import pandas as pd
 import torch
 
 from scprint.data import LabelEncoder
-from scprint.tasks._common import (
-    Checkpoint,
-    gene_matching_options,
-    iter_model_batches,
-    load_model,
-    model_device,
-    prepare,
-    provenance,
-    store_result,
-)
+from scprint.tasks._batches import iter_model_batches
+from scprint.tasks._input import gene_matching_options, prepare
+from scprint.tasks._model import Checkpoint, load_model, model_device
+from scprint.tasks._output import provenance, store_result
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +115,7 @@ class Embedder:
         Input genes per cell (the model's default choice of genes when ``None``).
     gene_matching
         How the AnnData's genes are matched to the model's: keyword arguments of
-        :func:`scprint.tasks._common.prepare` (``organism``, ``gene_column``, ``gene_table``,
+        :func:`scprint.tasks._input.prepare` (``organism``, ``gene_column``, ``gene_table``,
         ``orthologs``, ``min_genes``).
     batch_size, device
         Cells per forward pass; ``"auto"`` (GPU if any), ``"cpu"`` or ``"cuda"``.

@@ -22,20 +22,17 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from scprint.tasks._common import (
-    Checkpoint,
+from scprint.tasks._batches import iter_model_batches
+from scprint.tasks._input import (
     GeneMatch,
     TaskInput,
     gene_matching_options,
-    iter_model_batches,
-    load_model,
-    model_device,
     prepare,
-    provenance,
     resolve_gene_list,
-    store_result,
     var_names_to_vocab,
 )
+from scprint.tasks._model import Checkpoint, load_model, model_device
+from scprint.tasks._output import provenance, store_result
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +79,7 @@ class Generator:
         tokens weigh in the attention as they did in training.
     gene_matching
         How the AnnData's genes are matched to the model's: keyword arguments of
-        :func:`scprint.tasks._common.prepare` (``organism``, ``gene_column``, ``gene_table``,
+        :func:`scprint.tasks._input.prepare` (``organism``, ``gene_column``, ``gene_table``,
         ``orthologs``, ``min_genes``).
     batch_size, device
         Cells per forward pass; ``"auto"`` (GPU if any), ``"cpu"`` or ``"cuda"``.

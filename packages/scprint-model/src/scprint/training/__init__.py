@@ -1,12 +1,17 @@
-"""Training: the Lightning module, ``scprint fit`` (LightningCLI) and its Python entry, checkpoints."""
+"""Training (Lightning): the module, the data module, ``scprint fit`` (LightningCLI) and its Python
+entry, fine-tuning. Loading checkpoints for inference is :mod:`scprint.checkpoints` (no Lightning);
+``load`` and friends are re-exported here for training code.
+"""
 
-from .checkpoint import FORMAT_VERSION, CheckpointError, Pretrained, load, load_pretrained
+from ..checkpoints import FORMAT_VERSION, CheckpointError, Pretrained, load, load_pretrained
 from .cli import FinalCheckpoint
+from .datamodule import CellDataModule
 from .fit import fit
 from .lightning_module import Objective, OptimOptions, ScPrintLightning
 
 __all__ = [
     "FORMAT_VERSION",
+    "CellDataModule",
     "CheckpointError",
     "FinalCheckpoint",
     "Objective",

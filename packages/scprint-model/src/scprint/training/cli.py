@@ -6,7 +6,7 @@
     scprint fit --config finetune --model.init_from medium-v1.5.ckpt --data.files '[mine.h5ad]'
 
 Sections: ``model:`` (:class:`~scprint.training.ScPrintLightning`: ``config``, ``objective``,
-``optim``, ``init_from``, ``freeze_blocks``), ``data:`` (:class:`~scprint.data.CellDataModule`),
+``optim``, ``init_from``, ``freeze_blocks``), ``data:`` (:class:`~scprint.training.CellDataModule`),
 ``trainer:`` (:class:`lightning.Trainer`), ``final_checkpoint:``, ``seed_everything`` and
 ``ckpt_path``. ``--config`` takes a YAML file or a shipped preset's name (``tiny``, ``small``,
 ``medium``, ``large``, ``finetune``); later ``--config`` files and flags override earlier ones.
@@ -32,8 +32,8 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 
 from grnndata.cli import UsageError
 
-from ..data.datamodule import CellDataModule
 from ..model import ModelConfig
+from .datamodule import CellDataModule
 from .lightning_module import Objective, OptimOptions, ScPrintLightning
 
 log = logging.getLogger(__name__)

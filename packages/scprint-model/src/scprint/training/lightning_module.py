@@ -37,6 +37,7 @@ import lightning as L
 import numpy as np
 import torch
 
+from ..checkpoints.ours import CHECKPOINT_KEY, checkpoint_metadata
 from ..data.ontology import LabelEncoder
 from ..data.vocabulary import Vocabulary
 from ..model import ModelConfig, ScPrint
@@ -51,7 +52,7 @@ from ..model.losses import (
     zinb_nll,
 )
 from ..model.tokens import reduce_gene_table
-from .checkpoint import CHECKPOINT_KEY, checkpoint_metadata, fine_tuned_network
+from .finetune import fine_tuned_network
 
 _Options = TypeVar("_Options")
 
@@ -224,7 +225,7 @@ class ScPrintLightning(L.LightningModule):
 
     Built from its arguments alone (they are its hyper-parameters), so
     ``ScPrintLightning.load_from_checkpoint(path)`` rebuilds it; ``scprint fit`` fills
-    ``data_schema`` from the data module (:attr:`scprint.data.CellDataModule.schema`).
+    ``data_schema`` from the data module (:attr:`scprint.training.CellDataModule.schema`).
 
     Args:
         config: the network's sizes and choices (a dict of its fields is accepted); ``None``: the
@@ -412,7 +413,7 @@ class ScPrintLightning(L.LightningModule):
                 if "thinned_counts" not in batch:
                     raise ValueError(
                         "Objective.noise_model='binomial' needs the batch's 'thinned_counts' "
-                        "(made by scprint.data.CellDataModule)"
+                        "(made by scprint.training.CellDataModule)"
                     )
                 noisy, pass_name = batch["thinned_counts"], "denoise_binomial"
             else:

@@ -17,8 +17,10 @@ import anndata as ad
 import numpy as np
 import torch
 
-from scprint.tasks._common import GeneMatch, iter_model_batches, model_device
-from scprint.training.checkpoint import Pretrained
+from scprint.checkpoints import Pretrained
+from scprint.tasks._batches import iter_model_batches
+from scprint.tasks._input import GeneMatch
+from scprint.tasks._model import model_device
 
 log = logging.getLogger(__name__)
 

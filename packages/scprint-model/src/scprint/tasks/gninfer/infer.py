@@ -16,16 +16,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from grnndata import GRNAnnData, as_network
-from scprint.tasks._common import (
-    Checkpoint,
-    TaskInput,
-    gene_matching_options,
-    load_model,
-    prepare,
-    provenance,
-    store_result,
-    var_names_to_vocab,
-)
+from scprint.tasks._input import TaskInput, gene_matching_options, prepare, var_names_to_vocab
+from scprint.tasks._model import Checkpoint, load_model
+from scprint.tasks._output import provenance, store_result
 from scprint.tasks.genes import GENE_SELECTIONS
 from scprint.tasks.gninfer.attention import (
     AGGREGATIONS,
@@ -115,7 +108,7 @@ class GNInfer:
         Drop selected genes with no count in the chosen cells.
     gene_matching
         How the AnnData's genes are matched to the model's: keyword arguments of
-        :func:`scprint.tasks._common.prepare` (``organism``, ``gene_column``, ``gene_table``,
+        :func:`scprint.tasks._input.prepare` (``organism``, ``gene_column``, ``gene_table``,
         ``orthologs``, ``min_genes``).
     batch_size, chunk_size, device
         Cells per forward pass; query chunk of the exact kernel (``None`` = the kernel's default);

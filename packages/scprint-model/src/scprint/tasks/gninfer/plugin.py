@@ -10,7 +10,7 @@ from typing import Any, cast
 import anndata as ad
 
 from grnndata import GRNAnnData
-from scprint.tasks._common import Checkpoint
+from scprint.tasks._model import Checkpoint
 from scprint.tasks.gninfer.infer import GNInfer
 
 __all__ = ["bengrn_method"]

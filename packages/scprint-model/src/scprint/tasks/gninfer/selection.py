@@ -14,9 +14,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from scprint.tasks._common import TaskInput, resolve_gene_list, var_names_to_vocab
+from scprint.checkpoints import Pretrained
+from scprint.tasks._input import TaskInput, resolve_gene_list, var_names_to_vocab
 from scprint.tasks.genes import GENE_SELECTIONS, select_genes
-from scprint.training.checkpoint import Pretrained
 
 log = logging.getLogger(__name__)
 

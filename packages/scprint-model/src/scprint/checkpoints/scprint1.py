@@ -1,4 +1,4 @@
-"""Reading the original scPRINT's Lightning checkpoints (releases 1.6.x and 2.x).
+"""Reading the original scPRINT's first-generation checkpoints (packages 1.6.x and 2.x).
 
 An original checkpoint holds ``hyper_parameters`` (the ``scPrint`` constructor arguments, plus
 ``genes``, ``gene_pos_enc``, ``label_counts``, ``label_decoders`` and ``labels_hierarchy`` the
@@ -19,27 +19,23 @@ missing or unexpected tensor) raises :class:`CheckpointError` naming it.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from ..data.ontology import LabelEncoder, is_term_id, term_label
+from ..data.organisms import ORGANISMS
 from ..data.vocabulary import Vocabulary
-from ..model import ModelConfig
+from ..model import ModelConfig, ScPrint
+from .pretrained import Pretrained
+from .reader import CheckpointError, load_state_strict
 
 log = logging.getLogger(__name__)
 
 #: State-dict prefixes of training-only heads that inference does not use.
 TRAINING_ONLY_PREFIXES = ("grad_reverse_discriminator_loss.",)
-#: Names of the organisms' NCBITaxon terms (loading the NCBI taxonomy to name two terms takes ~20 s).
-ORGANISM_NAMES = {"NCBITaxon:9606": "Homo sapiens", "NCBITaxon:10090": "Mus musculus"}
-#: Ensembl id prefix -> organism.
-ENSEMBL_ORGANISMS = {"ENSMUSG": "NCBITaxon:10090", "ENSG": "NCBITaxon:9606"}
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be loaded (unreadable file, unknown layout, missing tensor...)."""
 
 
 def is_original(checkpoint: dict[str, Any]) -> bool:
@@ -145,9 +141,9 @@ def label_encoders(hparams: dict[str, Any], path: str) -> dict[str, LabelEncoder
                 )
                 ancestors[leaves[leaf]].append(decoder.get(coarse_id, f"{name}:{coarse_id}"))
         names = {
-            label: ORGANISM_NAMES.get(label) or term_label(label)
+            label: ORGANISMS.get(label) or term_label(label)
             for label in leaves + coarse
-            if is_term_id(label) and (label in ORGANISM_NAMES or not label.startswith("NCBITaxon:"))
+            if is_term_id(label) and (label in ORGANISMS or not label.startswith("NCBITaxon:"))
         }
         encoders[name] = LabelEncoder(
             name=name, classes=leaves, coarse=coarse, ancestors=ancestors, names=names
@@ -177,17 +173,6 @@ def vocabulary(hparams: dict[str, Any], path: str) -> tuple[Vocabulary, list[str
         genes=genes, symbols=[""] * len(genes), positions=positions, organism=organisms[0]
     )
     return vocab, organisms
-
-
-def genes_by_organism(genes: list[str]) -> dict[str, list[int]]:
-    """Vocabulary indices per organism, from the Ensembl id prefixes (``ENSG``, ``ENSMUSG``)."""
-    out: dict[str, list[int]] = {}
-    for i, gene in enumerate(genes):
-        organism = next(
-            (org for prefix, org in ENSEMBL_ORGANISMS.items() if gene.startswith(prefix)), "unknown"
-        )
-        out.setdefault(organism, []).append(i)
-    return out
 
 
 def model_state(checkpoint: dict[str, Any], release: str, path: str) -> dict[str, torch.Tensor]:
@@ -305,3 +290,34 @@ def parity_errors(
             expected = expected / expected.sum(-1, keepdims=True)
         errors[key] = float(np.abs(got - expected).max())
     return errors
+
+
+def load(checkpoint: dict[str, Any], path: Path) -> Pretrained:
+    hparams = checkpoint["hyper_parameters"]
+    release = release_of(checkpoint)
+    config = config_from_hparams(hparams, release, str(path))
+    vocab, organisms = vocabulary(hparams, str(path))
+    labels = label_encoders(hparams, str(path))
+    positions = None if vocab.positions is None else torch.from_numpy(vocab.positions)
+    model = ScPrint(
+        config,
+        len(vocab),
+        {name: len(encoder.classes) for name, encoder in labels.items()},
+        gene_positions=positions,
+    )
+    load_state_strict(model, model_state(checkpoint, release, str(path)), path)
+    return Pretrained(
+        model=model,
+        vocab=vocab,
+        labels=labels,
+        config=config,
+        normalisation=config.normalisation,
+        version=f"original {release}",
+        path=path,
+        sampling={
+            "max_len": config.max_len,
+            "gene_sampling": "random",
+            "pad_with_unexpressed": True,
+        },
+        organisms=organisms,
+    )

@@ -1,111 +1,45 @@
-"""Shared plumbing of the tasks: model loading, input checks, batching and writing outputs.
+"""Input of the tasks: checks, gene matching onto the model's vocabulary, :class:`TaskInput`.
 
-Every task takes a checkpoint (path or an already loaded model), checks the AnnData it is given
-once (:func:`prepare`: raw counts, organism, gene overlap with the model's vocabulary, through
-:class:`scprint.data.CellSource`), passes the resulting :class:`TaskInput` on, and streams cells
-through the model in batches. Results are stored by :func:`store_result` (``copy=`` and
-``uns[key_added]``, the one convention of every task). Nothing here knows about a particular task.
+Every task checks the AnnData it is given once (:func:`prepare`: raw counts, organism, gene
+overlap with the model's vocabulary, through :class:`scprint.data.CellSource`) and passes the
+resulting :class:`TaskInput` on. Nothing here knows about a particular task.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any
 
 import anndata as ad
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-import torch
-from tqdm.auto import tqdm
 
-from grnndata import atomic
+from scprint.checkpoints import Pretrained
 from scprint.data import MIN_OVERLAP_GENES, ORGANISMS, CellSource, Vocabulary
-from scprint.training.checkpoint import Pretrained, resolve_device
+from scprint.data.organisms import organism_id, organism_ids, organism_of_gene
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "GENE_MATCHING_OPTIONS",
-    "Checkpoint",
     "GeneMatch",
     "TaskInput",
-    "gene_matching_options",
     "check_cells_organism",
     "check_finite_counts",
     "check_unique_var_names",
     "counts_matrix",
-    "iter_model_batches",
-    "load_model",
+    "gene_matching_options",
     "match_vocabulary",
     "model_view",
-    "output_kind",
     "prepare",
-    "resolve_device",
-    "store_result",
-    "write_anndata",
+    "resolve_gene_list",
+    "supported_organisms",
+    "var_names_to_vocab",
 ]
-
-#: What a task takes as its model: a checkpoint path or the object :func:`scprint.load` returns.
-Checkpoint: TypeAlias = str | os.PathLike[str] | Pretrained
-
-#: Ensembl gene-id prefixes of the organisms the tasks know how to recognise from ``var_names``.
-_ENSEMBL_PREFIXES: dict[str, str] = {
-    "ENSG": "NCBITaxon:9606",
-    "ENSMUSG": "NCBITaxon:10090",
-    "ENSDARG": "NCBITaxon:7955",
-    "ENSRNOG": "NCBITaxon:10116",
-    "ENSMMUG": "NCBITaxon:9544",
-}
-_ORGANISM_NAMES: dict[str, str] = {
-    **{name.lower(): taxon for taxon, name in ORGANISMS.items()},
-    "human": "NCBITaxon:9606",
-    "mouse": "NCBITaxon:10090",
-}
-
-
-def load_model(ckpt: Checkpoint, device: str | torch.device = "auto") -> Pretrained:
-    """A loaded scPRINT model: ``ckpt`` is a checkpoint path or an already loaded model.
-
-    A path is read by :func:`scprint.load` (our checkpoints and the original scPRINT's 1.6.x / 2.x
-    ones). An already loaded model (the object :func:`scprint.load` returns, with ``.model``,
-    ``.vocab`` and ``.labels``) is moved to ``device`` and put in evaluation mode.
-    """
-    resolved = resolve_device(device)
-    if isinstance(ckpt, str | os.PathLike):
-        from scprint.training import load
-
-        path = Path(ckpt)
-        if not path.exists():
-            raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-        pretrained = load(path, device=str(resolved))
-    elif hasattr(ckpt, "model") and hasattr(ckpt, "vocab"):
-        pretrained = ckpt
-        pretrained.model.to(resolved)
-    else:
-        raise TypeError(
-            "ckpt must be a checkpoint path or the object scprint.load returns, "
-            f"got {type(ckpt).__name__}"
-        )
-    pretrained.model.eval()
-    return pretrained
-
-
-def model_device(pretrained: Pretrained) -> torch.device:
-    """The device the model's parameters live on."""
-    return next(pretrained.model.parameters()).device
-
-
-def _organism_ids(values: Sequence[Any]) -> set[str]:
-    out = set()
-    for value in values:
-        text = str(value)
-        out.add(_ORGANISM_NAMES.get(text.lower(), text))
-    return out
 
 
 def check_cells_organism(adata: ad.AnnData, supported: Sequence[str]) -> None:
@@ -119,21 +53,21 @@ def check_cells_organism(adata: ad.AnnData, supported: Sequence[str]) -> None:
     found: set[str] = set()
     source = ""
     if "organism_ontology_term_id" in adata.obs:
-        found = _organism_ids(pd.unique(adata.obs["organism_ontology_term_id"].astype(str)))
+        found = organism_ids(pd.unique(adata.obs["organism_ontology_term_id"].astype(str)))
         source = "obs['organism_ontology_term_id']"
     elif "organism" in adata.obs:
-        found = _organism_ids(pd.unique(adata.obs["organism"].astype(str)))
+        found = organism_ids(pd.unique(adata.obs["organism"].astype(str)))
         source = "obs['organism']"
     elif "organism" in adata.uns:
-        found = _organism_ids([adata.uns["organism"]])
+        found = organism_ids([adata.uns["organism"]])
         source = "uns['organism']"
     else:
         names = pd.Index(adata.var_names[: min(2000, adata.n_vars)]).astype(str)
         counts: dict[str, int] = {}
-        for prefix, taxon in sorted(_ENSEMBL_PREFIXES.items(), key=lambda kv: -len(kv[0])):
-            hits = int(names.str.match(rf"^{prefix}\d").sum())
-            if hits:
-                counts[taxon] = counts.get(taxon, 0) + hits
+        for name in names:
+            taxon = organism_of_gene(name)
+            if taxon is not None:
+                counts[taxon] = counts.get(taxon, 0) + 1
         if counts:
             majority = max(counts, key=counts.__getitem__)
             if counts[majority] >= 0.5 * len(names):
@@ -149,7 +83,7 @@ def check_cells_organism(adata: ad.AnnData, supported: Sequence[str]) -> None:
 
 @dataclass(frozen=True)
 class GeneMatch:
-    """Genes of an AnnData that the model knows (see :mod:`scprint.tasks.gene_mapping`).
+    """Genes of an AnnData that the model knows (see :mod:`scprint.data.gene_mapping`).
 
     ``var_indices[i]`` (column of ``adata``) is gene ``vocab_indices[i]`` of the vocabulary.
     ``column_vocab`` is the vocabulary index of every column (``-1`` = unknown), so that a subset
@@ -233,14 +167,14 @@ def supported_organisms(pretrained: Pretrained) -> list[str]:
 def _resolve_organism(adata: ad.AnnData, organism: str | None, supported: list[str]) -> str | None:
     """The organism of the cells: the argument, else ``obs["organism_ontology_term_id"]``."""
     if organism is not None:
-        organism = _ORGANISM_NAMES.get(str(organism).lower(), str(organism))
+        organism = organism_id(organism)
         if organism not in ORGANISMS:
             raise ValueError(
                 f"unknown organism {organism!r}; expected one of {sorted(ORGANISMS)} "
                 "(e.g. 'NCBITaxon:9606' for human, 'NCBITaxon:10090' for mouse)"
             )
         if "organism_ontology_term_id" in adata.obs:
-            found = _organism_ids(pd.unique(adata.obs["organism_ontology_term_id"].astype(str)))
+            found = organism_ids(pd.unique(adata.obs["organism_ontology_term_id"].astype(str)))
             if found - {organism}:
                 raise ValueError(
                     f"organism {organism!r} was given but obs['organism_ontology_term_id'] holds "
@@ -254,7 +188,7 @@ def _resolve_organism(adata: ad.AnnData, organism: str | None, supported: list[s
         return organism
     check_cells_organism(adata, supported)
     if "organism_ontology_term_id" in adata.obs:
-        found = sorted(_organism_ids(pd.unique(adata.obs["organism_ontology_term_id"].astype(str))))
+        found = sorted(organism_ids(pd.unique(adata.obs["organism_ontology_term_id"].astype(str))))
         if len(found) > 1:
             raise ValueError(
                 f"obs['organism_ontology_term_id'] mixes organisms {found}; run the task once per "
@@ -274,11 +208,11 @@ def match_vocabulary(
     gene_table: str | os.PathLike[str] | pd.DataFrame | None = None,
     orthologs: bool = False,
 ) -> GeneMatch:
-    """Map the genes of ``adata`` onto ``vocab`` (rules in :mod:`scprint.tasks.gene_mapping`).
+    """Map the genes of ``adata`` onto ``vocab`` (rules in :mod:`scprint.data.gene_mapping`).
 
     ``organisms`` are those the model supports (default the vocabulary's organism).
     """
-    from scprint.tasks.gene_mapping import match_genes
+    from scprint.data.gene_mapping import match_genes
 
     supported = list(organisms) if organisms else [vocab.organism]
     organism = _resolve_organism(adata, organism, supported)
@@ -536,7 +470,7 @@ def resolve_gene_list(
     index = pd.Index(adata.var_names.astype(str))
     positions = index.get_indexer(genes)
     if match is not None and vocab is not None and (positions < 0).any():
-        from scprint.tasks.gene_mapping import strip_version
+        from scprint.data.gene_mapping import strip_version
 
         columns = match.columns()
         known = np.flatnonzero(columns >= 0)
@@ -558,131 +492,3 @@ def resolve_gene_list(
     if len(set(positions.tolist())) != len(positions):
         raise ValueError("the gene list has duplicates; give each gene once")
     return positions.astype(np.int64)
-
-
-def iter_model_batches(
-    adata: ad.AnnData,
-    pretrained: Pretrained,
-    match: GeneMatch,
-    *,
-    genes: Sequence[str] | None,
-    max_len: int | None,
-    batch_size: int,
-    description: str,
-) -> Iterator[dict[str, torch.Tensor]]:
-    """Stream ``adata`` through the model's batching, on the model's device, with a progress bar.
-
-    ``match`` is the gene mapping of ``adata`` (``prepare(...).match``, or its :meth:`GeneMatch.subset`
-    for some columns). ``genes`` is ``None`` (up to ``max_len`` genes per cell, expressed ones
-    first, default the model's training context length) or a fixed list of ``var_names`` that
-    every cell gets, in that order. Each batch is a dict of tensors:
-    ``gene_ids`` (B, L) vocabulary indices (-1 = padding), ``counts`` (B, L), ``depth`` (B,) and
-    ``cell_index`` (B,) rows of ``adata``.
-    """
-    from scprint.data import make_inference_batches
-
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    device = model_device(pretrained)
-    vocab = pretrained.vocab
-    view = model_view(adata, match, vocab)
-    vocab_genes = None
-    if genes is not None:
-        columns = resolve_gene_list(adata, genes, match, vocab)
-        vocab_genes = [str(vocab.genes[i]) for i in var_names_to_vocab(adata, match, columns)]
-    batches = make_inference_batches(
-        view,
-        vocab,
-        genes=vocab_genes,
-        max_len=pretrained.config.max_len if max_len is None else max_len,
-        batch_size=batch_size,
-    )
-    total = -(-adata.n_obs // batch_size)
-    for batch in tqdm(batches, total=total, desc=description, unit="batch", leave=False):
-        yield {
-            key: (value.to(device) if isinstance(value, torch.Tensor) else torch.as_tensor(value))
-            for key, value in batch.items()
-        }
-
-
-def provenance(pretrained: Pretrained, **parameters: Any) -> dict[str, Any]:
-    """What produced an output, for ``uns``: checkpoint path, model version and the parameters.
-
-    ``None`` values are left out (they cannot be stored in ``.h5ad``/``.zarr``).
-    """
-    path = getattr(pretrained, "path", None)
-    record: dict[str, Any] = {
-        "checkpoint": None if path is None else str(path),
-        "model_version": None
-        if getattr(pretrained, "version", None) is None
-        else str(pretrained.version),
-        **parameters,
-    }
-    return {key: value for key, value in record.items() if value is not None}
-
-
-def write_anndata(adata: ad.AnnData, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-    """Write ``adata`` atomically to ``path`` (``.h5ad`` file or ``.zarr`` folder).
-
-    A ``GRNAnnData`` is written by grnndata (:func:`grnndata.write_zarr` /
-    :func:`grnndata.write_h5ad`: the network with its column index), any other AnnData by
-    anndata inside :func:`grnndata.atomic.atomic_path`.
-
-    The data go to a temporary sibling first and are swapped into place
-    (:func:`grnndata.atomic.atomic_path`), so a reader never sees a half-written output and an
-    existing output is only replaced once the new one is complete. An existing path that is not
-    an output of the same kind (an HDF5 file for ``.h5ad``, a zarr store for ``.zarr``, e.g. a
-    folder of the user's files) is refused (:class:`grnndata.atomic.OutputExistsError`) unless
-    ``overwrite``.
-    """
-    from grnndata import GRNAnnData
-
-    path = Path(path)
-    kind = output_kind(path)
-    if isinstance(adata, GRNAnnData):  # grnndata's writers: atomic, with the network's index
-        if kind == "h5ad":
-            adata.write_h5ad(path, overwrite=overwrite)
-        else:
-            adata.write_zarr(path, overwrite=overwrite)
-        return path
-    with atomic.atomic_path(path, kind, overwrite=overwrite) as tmp:
-        if kind == "h5ad":
-            adata.write_h5ad(tmp)
-        else:
-            adata.write_zarr(tmp)
-    log.info("wrote %s", path)
-    return path
-
-
-def output_kind(path: str | os.PathLike) -> str:
-    """The :mod:`grnndata.atomic` kind of an AnnData output path: ``"h5ad"`` or ``"zarr"``."""
-    suffix = Path(path).suffix.lower()
-    if suffix not in (".h5ad", ".zarr"):
-        raise ValueError(f"output must end in .h5ad or .zarr, got {str(path)!r}")
-    return suffix[1:]
-
-
-def store_result(
-    adata: ad.AnnData,
-    write: Mapping[str, Mapping[str, Any]],
-    settings: dict[str, Any],
-    key_added: str,
-    *,
-    copy: bool,
-) -> ad.AnnData | None:
-    """Store a task's results in ``adata`` (or a copy): the one convention of every task.
-
-    ``write`` maps an AnnData slot (``"obsm"``, ``"obs"``, ``"layers"``, ``"var"``, ``"varm"``,
-    ``"varp"``) to ``{key: value}``; ``settings`` (provenance, parameters, metrics) go to
-    ``uns[key_added]``. With ``copy=False`` ``adata`` is changed in place and ``None`` returned;
-    with ``copy=True`` ``adata`` is left untouched and the changed copy returned.
-    """
-    if not isinstance(key_added, str) or not key_added:
-        raise ValueError(f"key_added must be a non-empty string, e.g. 'scprint'; got {key_added!r}")
-    target = adata.copy() if copy else adata
-    for slot, values in write.items():
-        mapping = getattr(target, slot)
-        for key, value in values.items():
-            mapping[key] = value
-    target.uns[key_added] = settings
-    return target if copy else None

@@ -40,6 +40,8 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from .organisms import ENSEMBL_PREFIXES, HUMAN, MOUSE
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -54,13 +56,10 @@ __all__ = [
     "strip_version",
 ]
 
-HUMAN = "NCBITaxon:9606"
-MOUSE = "NCBITaxon:10090"
 #: ``var`` columns read for Ensembl ids when ``var_names`` are symbols (first present wins).
 ID_COLUMNS: tuple[str, ...] = ("ensembl_id", "gene_ids", "gene_id", "ensembl_gene_id")
 #: ``var`` columns read for symbols when ``var_names`` are Ensembl ids (first present wins).
 SYMBOL_COLUMNS: tuple[str, ...] = ("gene_symbol", "feature_name", "gene_name", "symbol")
-_ID_PREFIX = {"ENSG": HUMAN, "ENSMUSG": MOUSE}
 _STANDARD_CHROMOSOMES = frozenset([str(i) for i in range(1, 23)] + ["X", "Y", "MT"])
 
 
@@ -356,7 +355,8 @@ def match_genes(
     if organism is None and ids is not None:
         prefixes = pd.Series(ids).str.extract(r"^(ENS[A-Z]*)G")[0].value_counts()
         organism = next(
-            (_ID_PREFIX.get(f"{p}G") for p in prefixes.index if f"{p}G" in _ID_PREFIX), None
+            (ENSEMBL_PREFIXES[f"{p}G"] for p in prefixes.index if f"{p}G" in ENSEMBL_PREFIXES),
+            None,
         )
     organism = organism or HUMAN
     by_id = np.full(n_vars, -1, dtype=np.int64) if ids is None else vocab_index.get_indexer(ids)

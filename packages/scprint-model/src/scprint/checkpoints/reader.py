@@ -1,0 +1,140 @@
+"""Reading checkpoint files safely, and the device a model goes to.
+
+Files are read with ``torch.load(weights_only=True)``: tensors and plain containers only, plus
+Lightning's ``AttributeDict`` and numpy scalars/arrays that original hyper-parameters may hold.
+Anything else pickled in a file is refused, never executed. Nothing here imports Lightning (its
+``AttributeDict`` is allowed only when Lightning is already imported or importable).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import re
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import torch
+
+__all__ = [
+    "CheckpointError",
+    "load_state_strict",
+    "read_checkpoint",
+    "resolve_device",
+    "source_path",
+]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded (unreadable file, unknown layout, missing tensor...)."""
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> the first CUDA GPU when there is one, else the CPU; otherwise ``torch.device(device)``.
+
+    Raises ``ValueError`` when a CUDA device is asked for on a machine without one.
+    """
+    if isinstance(device, torch.device):
+        resolved = device
+    elif device == "auto":
+        resolved = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        try:
+            resolved = torch.device(device)
+        except RuntimeError as err:
+            raise ValueError(
+                f"device must be 'auto', 'cpu', 'cuda' or 'cuda:<index>', got {device!r}"
+            ) from err
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(resolved)!r} was asked for but no CUDA GPU is available")
+    return resolved
+
+
+def _safe_globals() -> list[Any]:
+    """Types original hyper-parameters may pickle that are plain data (no code runs on load)."""
+    allowed: list[Any] = []
+    with contextlib.suppress(ImportError):
+        from lightning.fabric.utilities.data import AttributeDict
+
+        allowed.append(AttributeDict)
+    import numpy as np
+
+    multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
+    allowed += [np.dtype, np.ndarray, multiarray._reconstruct, multiarray.scalar]
+    allowed += [type(np.dtype(t)) for t in ("float32", "float64", "int64", "int32", "bool")]
+    return allowed
+
+
+def source_path(source: str | os.PathLike | BinaryIO) -> Path:
+    """The path of a checkpoint source (a file object's ``name``, else ``<file object>``)."""
+    if isinstance(source, str | os.PathLike):
+        return Path(source)
+    return Path(str(getattr(source, "name", "<file object>")))
+
+
+def read_checkpoint(source: str | os.PathLike | BinaryIO) -> dict[str, Any]:
+    """The checkpoint dictionary of a file (path or binary file object), read without unsafe
+    unpickling.
+
+    Raises:
+        FileNotFoundError: no such file.
+        CheckpointError: a directory, an empty, truncated or non-torch file, or a file holding
+            pickled objects outside the allowed data types (one line naming the file).
+    """
+    path = source_path(source)
+    if isinstance(source, str | os.PathLike):
+        if path.is_dir():
+            raise CheckpointError(f"checkpoint {str(path)!r} is a directory, expected a .ckpt file")
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+        if path.stat().st_size == 0:
+            raise CheckpointError(f"checkpoint {str(path)!r} is empty (0 bytes)")
+        source = path
+    try:
+        with torch.serialization.safe_globals(_safe_globals()):
+            checkpoint = torch.load(source, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        unsupported = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
+        if unsupported:
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} pickles a Python object of type {unsupported.group(1)}, "
+                "which is not plain data; refusing to unpickle it"
+            ) from None
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is not a readable torch checkpoint (truncated or corrupted?)"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is not a readable torch checkpoint (truncated or corrupted?): {reason}"
+        ) from None
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} holds a {type(checkpoint).__name__}, expected a checkpoint dictionary"
+        )
+    return checkpoint
+
+
+def load_state_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    """Strict load; a missing, unexpected or mis-shaped tensor raises naming it."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} lacks tensor {missing[0]!r}"
+            + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+        )
+    if unexpected:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} has tensor {unexpected[0]!r}, which this model layout does not have"
+            + (f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else "")
+        )
+    for key, tensor in state.items():
+        if tuple(tensor.shape) != tuple(expected[key].shape):
+            raise CheckpointError(
+                f"checkpoint {str(path)!r}: tensor {key!r} has shape {tuple(tensor.shape)}, "
+                f"the model expects {tuple(expected[key].shape)}"
+            )
+    model.load_state_dict(state, strict=True)
