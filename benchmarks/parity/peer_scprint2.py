@@ -271,13 +271,25 @@ def save(model: scPRINT2, path: Path) -> None:
 def load(path: Path) -> scPRINT2:
     """As the original CLI loads a checkpoint (``scprint2/cli.py``).
 
-    The original's own forward pass fails on a model with a splicing head (``_expr_decoder``
-    scales the spliced means by ``splicing_mult``, which ``forward`` never passes), so that head
-    is detached after loading, as our loader drops it; no compared output reads it.
+    Two changes make its evaluation mode deterministic and runnable, each a defect of the
+    original, not a choice of the comparison:
+
+    * simpler-flash 1.3.5's softmax attention calls ``scaled_dot_product_attention(...,
+      dropout_p=self.dropout)`` whatever the mode, so attention dropout (the model's ``dropout``)
+      also applies in evaluation; it is set to 0 in every attention module here (our model
+      computes the evaluation-mode attention);
+    * the original's forward pass fails on a model with a splicing head (``_expr_decoder``
+      scales the spliced means by ``splicing_mult``, which ``forward`` never passes), so that
+      head is detached, as our loader drops it; no compared output reads it.
     """
+    from simpler_flash.mha import CrossAttention, SelfAttention
+
     model = scPRINT2.load_from_checkpoint(
         path, precpt_gene_emb=None, gene_pos_file=None, map_location="cpu"
     )
+    for module in model.modules():
+        if isinstance(module, SelfAttention | CrossAttention):
+            module.dropout = 0.0
     model.splicing_head = None
     return model.to(torch.float32).eval()
 

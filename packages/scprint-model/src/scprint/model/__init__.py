@@ -36,14 +36,19 @@ Details:
   encoders of ``scprint.data``).
 """
 
-from .config import ModelConfig
+from .config import ModelConfig, ScPrint2Config, config_from_dict
 from .losses import disentanglement_loss, hierarchical_cross_entropy, zinb_nll
 from .scprint import ScPrint, ScPrintOutput
+from .scprint2 import ScPrint2, ScPrint2Output
 
 __all__ = [
     "ModelConfig",
     "ScPrint",
+    "ScPrint2",
+    "ScPrint2Config",
+    "ScPrint2Output",
     "ScPrintOutput",
+    "config_from_dict",
     "disentanglement_loss",
     "hierarchical_cross_entropy",
     "zinb_nll",
