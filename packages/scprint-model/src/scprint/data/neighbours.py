@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import anndata as ad
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator, svds
@@ -30,6 +31,7 @@ __all__ = [
     "Neighbours",
     "nearest_cells",
     "neighbours_from_graph",
+    "neighbours_of",
     "pca",
     "pca_scores",
 ]
@@ -151,3 +153,15 @@ def neighbours_from_graph(graph: sp.spmatrix, k: int = N_NEIGHBOURS) -> Neighbou
         order = np.lexsort((columns, values))[:k]
         indices[row], distances[row] = columns[order], values[order]
     return Neighbours(indices=indices, distances=distances)
+
+
+def neighbours_of(adata: ad.AnnData, k: int = N_NEIGHBOURS) -> tuple[Neighbours, str]:
+    """The neighbours of every cell of an AnnData (raw counts in ``X``) and where they came from.
+
+    ``obsp["distances"]`` when present (:func:`neighbours_from_graph`), else
+    :func:`nearest_cells` on ``X``.
+    """
+    if "distances" in adata.obsp:
+        return neighbours_from_graph(adata.obsp["distances"], k), "obsp['distances']"
+    source = f"the {k} nearest cells in a PCA of log1p(counts per 10,000)"
+    return nearest_cells(adata.X, k), source

@@ -289,6 +289,17 @@ class ScPrint(nn.Module):
         first = self.cell_token_index[self.label_classes[0]]
         return cell_tokens[:, first:].mean(dim=1)
 
+    def class_embedding(self, output: ScPrintOutput, classes: list[str]) -> torch.Tensor:
+        """Embedding ``(B, d)`` of some cell tokens (names of :attr:`cell_token_index`): the mean
+        of their output tokens."""
+        unknown = [c for c in classes if c not in self.cell_token_index]
+        if unknown or not classes:
+            raise ValueError(
+                f"classes must be a non-empty subset of {list(self.cell_token_index)}, got {classes}"
+            )
+        positions = [self.cell_token_index[c] for c in classes]
+        return output.cell_tokens[:, positions].mean(dim=1)
+
     def forward(
         self,
         gene_ids: torch.Tensor,

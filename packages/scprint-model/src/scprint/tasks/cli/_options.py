@@ -190,14 +190,20 @@ def match_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def set_organism(adata: Any, organism: str) -> None:
-    """Record ``--species`` in ``obs["organism_ontology_term_id"]``, as the original's CLI does."""
+    """Record ``--species`` in ``obs["organism_ontology_term_id"]``, as the original's CLI does.
+
+    Accepts a name of :data:`scprint.data.ORGANISMS` (``human``, ``mouse``) or any NCBITaxon id
+    (scPRINT-2 models know more organisms; the task checks the model supports it).
+    """
+    import re
+
     from scprint.data.organisms import ORGANISMS, organism_id
 
     taxon = organism_id(organism)
-    if taxon not in ORGANISMS:
+    if taxon not in ORGANISMS and not re.fullmatch(r"NCBITaxon:\d+", taxon):
         raise UsageError(
-            f"unknown organism {organism!r}; expected one of {sorted(ORGANISMS)} "
-            "(NCBITaxon:9606 human, NCBITaxon:10090 mouse)"
+            f"unknown organism {organism!r}; expected one of {sorted(ORGANISMS)} or an NCBITaxon "
+            "id (NCBITaxon:9606 human, NCBITaxon:10090 mouse, NCBITaxon:7955 zebrafish...)"
         )
     column = "organism_ontology_term_id"
     if column in adata.obs:
