@@ -271,7 +271,9 @@ def compare(folder: Path) -> list[dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--peers", action="store_true", help="regenerate with the original scPRINT-2")
+    parser.add_argument(
+        "--peers", action="store_true", help="regenerate with the original scPRINT-2"
+    )
     parser.add_argument(
         "--write-fixtures", action="store_true", help="with --peers: replace the committed fixtures"
     )
@@ -289,7 +291,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.write_fixtures:
             for path in folder.glob("scprint2_*"):
                 shutil.copy2(path, FIXTURES / path.name)
-    source = "regenerated live by scprint2 1.0.3" if args.peers else "committed fixtures made by scprint2 1.0.3"
+    source = (
+        "regenerated live by scprint2 1.0.3"
+        if args.peers
+        else "committed fixtures made by scprint2 1.0.3"
+    )
     notes = (
         f"The original scPRINT-2 ({source}) against scprint.load + our model and tasks, float32 on"
         " CPU. Network: 6 real Kang 2018 PBMC + 2 Semrau mESC cells, 48-gene contexts, each cell's"

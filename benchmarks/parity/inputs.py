@@ -164,9 +164,7 @@ def build_scprint2_inputs(data_dir: Path) -> dict[str, np.ndarray]:
         ),
         "gene_ids": np.concatenate([human["gene_ids"], np.asarray(chosen) + n_human]),
         "counts": np.concatenate([human["counts"], np.asarray(values, dtype=np.float32)]),
-        "depth": np.concatenate(
-            [human["depth"], mouse[mouse_rows].sum(axis=1).astype(np.float32)]
-        ),
+        "depth": np.concatenate([human["depth"], mouse[mouse_rows].sum(axis=1).astype(np.float32)]),
         "cells": np.concatenate([human["cells"], [f"semrau_{r}" for r in mouse_rows]]),
         "cell_types": np.concatenate([human["cell_types"], ["mESC"] * N_MOUSE_CELLS]),
         "neighbour_counts": np.asarray(neighbour_counts, dtype=np.float32),

@@ -53,7 +53,6 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import scipy.sparse  # noqa: E402
 import torch  # noqa: E402
-
 from scprint2 import scPRINT2  # noqa: E402
 from scprint2.tasks.grn import GNInfer  # noqa: E402
 
@@ -427,7 +426,9 @@ def run_gninfer(model: scPRINT2, task: dict, options: dict) -> np.ndarray:
         )
     adjacency = gn.aggregate(model)
     if [vocab.index(g) for g in gn.curr_genes] != list(task["gene_ids"][0]):
-        raise RuntimeError("the original reordered the genes; the task genes must be in vocabulary order")
+        raise RuntimeError(
+            "the original reordered the genes; the task genes must be in vocabulary order"
+        )
     n = gn.n_cell_embs
     if gn.head_agg == "none":
         network = adjacency[n:, n:, :]

@@ -134,7 +134,11 @@ def config_from_hparams(
     """The :class:`ScPrint2Config` of a scPRINT-2 checkpoint (``state`` already renamed)."""
     refuse_unsupported(hparams, path)
     mvc = hparams.get("mvc_decoder")
-    if mvc in (None, "None") or mvc not in RUNNABLE_MVC or "mvc_decoder.gene2query.weight" not in state:
+    if (
+        mvc in (None, "None")
+        or mvc not in RUNNABLE_MVC
+        or "mvc_decoder.gene2query.weight" not in state
+    ):
         mvc = None
     compress = hparams.get("compress_class_dim")
     heads_kv = _hparam(hparams, "num_heads_kv")
@@ -230,7 +234,9 @@ def label_sizes(
     for name in classes:
         bias = state.get(f"cls_decoders.{name}.out_layer.bias")
         if bias is None:
-            raise CheckpointError(f"checkpoint {path!r} lacks tensor 'cls_decoders.{name}.out_layer.bias'")
+            raise CheckpointError(
+                f"checkpoint {path!r} lacks tensor 'cls_decoders.{name}.out_layer.bias'"
+            )
         sizes[str(name)] = int(bias.shape[0])
     return sizes
 
@@ -315,9 +321,7 @@ def outputs_as_original(
     if forward.cell_codes is not None:
         for i, name in enumerate(model.cell_token_index):
             out[f"compressed_cell_embs_{i}"] = forward.cell_codes[name]
-        out["vae_kl_loss"] = (
-            forward.vae_kl if forward.vae_kl is not None else torch.zeros(())
-        )
+        out["vae_kl_loss"] = forward.vae_kl if forward.vae_kl is not None else torch.zeros(())
     out.update({f"cls_output_{name}": value for name, value in forward.logits.items()})
     for key, value in (forward.mvc or {}).items():
         out[f"mvc_{key}"] = value

@@ -80,9 +80,7 @@ def pca(matrix: sp.csr_matrix, n_components: int, seed: int = 0) -> np.ndarray:
         y = np.asarray(y).ravel()
         return matrix.T @ y - mean * y.sum()
 
-    operator = LinearOperator(
-        (n_cells, n_genes), matvec=matvec, rmatvec=rmatvec, dtype=np.float64
-    )
+    operator = LinearOperator((n_cells, n_genes), matvec=matvec, rmatvec=rmatvec, dtype=np.float64)
     start = np.random.default_rng(seed).uniform(-1, 1, min(n_cells, n_genes))
     u, s, _ = svds(operator, k=n_components, solver="arpack", v0=start)
     order = np.argsort(-s)

@@ -38,6 +38,7 @@ Details:
 
 from .config import ModelConfig, ScPrint2Config, config_from_dict
 from .losses import disentanglement_loss, hierarchical_cross_entropy, zinb_nll
+from .network import build_network
 from .scprint import ScPrint, ScPrintOutput
 from .scprint2 import ScPrint2, ScPrint2Output
 
@@ -48,6 +49,7 @@ __all__ = [
     "ScPrint2Config",
     "ScPrint2Output",
     "ScPrintOutput",
+    "build_network",
     "config_from_dict",
     "disentanglement_loss",
     "hierarchical_cross_entropy",

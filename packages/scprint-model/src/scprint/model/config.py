@@ -33,49 +33,43 @@ def _check_positive(owner: str, values: dict[str, Any]) -> None:
             raise ValueError(f"{owner}.{name} must be a positive integer, got {value!r}")
 
 
-def _check_heads(owner: str, width: str, d_model: int, heads: int, kv_heads: int | None) -> None:
-    if d_model % heads:
+def _check_heads(
+    owner: str, width: str, d_model: int, heads: str, n_heads: int, kv_heads: str, n_kv: int | None
+) -> None:
+    """``d_model`` a multiple of the heads, the key/value heads a divisor of them."""
+    if d_model % n_heads:
         raise ValueError(
-            f"{owner}.{width} ({d_model}) must be a multiple of its heads ({heads}), "
-            f"e.g. {width}={heads * max(1, d_model // heads)}"
+            f"{owner}.{width} ({d_model}) must be a multiple of {heads} ({n_heads}), "
+            f"e.g. {width}={n_heads * max(1, d_model // n_heads)}"
         )
-    if kv_heads is not None and (kv_heads < 1 or heads % kv_heads):
+    if n_kv is not None and (n_kv < 1 or n_heads % n_kv):
+        raise ValueError(f"{owner}.{kv_heads} must divide {heads} ({n_heads}), got {n_kv!r}")
+
+
+def _from_dict(cls: type, values: dict[str, Any]) -> Any:
+    """``cls(**values)``; unknown keys raise a ``ValueError`` naming them."""
+    allowed = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - allowed)
+    if unknown:
         raise ValueError(
-            f"{owner}: key/value heads must divide the heads ({heads}), got {kv_heads!r}"
+            f"unknown {cls.__name__} keys {unknown}; expected a subset of {sorted(allowed)}"
         )
+    return cls(**values)
 
 
-class _Fields:
-    """``to_dict`` / ``from_dict`` / ``replace`` shared by the two config classes."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dictionary (for checkpoints and YAML)."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]):
-        """Build from a dictionary; unknown keys raise a ``ValueError`` naming them."""
-        allowed = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - allowed)
-        if unknown:
-            raise ValueError(
-                f"unknown {cls.__name__} keys {unknown}; expected a subset of {sorted(allowed)}"
-            )
-        return cls(**values)
-
-    def replace(self, **changes: Any):
-        """A copy with some fields changed (validated)."""
-        allowed = {f.name for f in dataclasses.fields(self)}
-        unknown = sorted(set(changes) - allowed)
-        if unknown:
-            raise ValueError(
-                f"unknown {type(self).__name__} keys {unknown}; expected a subset of {sorted(allowed)}"
-            )
-        return dataclasses.replace(self, **changes)
+def _replace(config: Any, changes: dict[str, Any]) -> Any:
+    """A copy of a config dataclass with some fields changed (unknown names raise)."""
+    allowed = {f.name for f in dataclasses.fields(config)}
+    unknown = sorted(set(changes) - allowed)
+    if unknown:
+        raise ValueError(
+            f"unknown {type(config).__name__} keys {unknown}; expected a subset of {sorted(allowed)}"
+        )
+    return dataclasses.replace(config, **changes)
 
 
 @dataclass
-class ModelConfig(_Fields):
+class ModelConfig:
     """Sizes and choices of one scPRINT model.
 
     Attributes:
@@ -130,7 +124,15 @@ class ModelConfig(_Fields):
     def __post_init__(self) -> None:
         names = ("d_model", "n_layers", "n_heads", "max_len", "expr_encoder_layers")
         _check_positive("ModelConfig", {name: getattr(self, name) for name in names})
-        _check_heads("ModelConfig", "d_model", self.d_model, self.n_heads, self.n_heads_kv)
+        _check_heads(
+            "ModelConfig",
+            "d_model",
+            self.d_model,
+            "n_heads",
+            self.n_heads,
+            "n_heads_kv",
+            self.n_heads_kv,
+        )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout!r}")
         if not self.mlp_ratio > 0:
@@ -169,6 +171,19 @@ class ModelConfig(_Fields):
         """Width of the cell tokens (``d_model``)."""
         return self.d_model
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dictionary (for checkpoints and YAML)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
+        """Build from a dictionary; unknown keys raise a ``ValueError`` naming them."""
+        return _from_dict(cls, values)
+
+    def replace(self, **changes: Any) -> ModelConfig:
+        """A copy with some fields changed (validated)."""
+        return _replace(self, changes)
+
     @classmethod
     def from_yaml(cls, name_or_path: str | Path) -> ModelConfig:
         """Read a preset (``"tiny"``, ``"small"``, ``"medium"``, ``"large"``) or a YAML file.
@@ -186,7 +201,7 @@ class ModelConfig(_Fields):
 
 
 @dataclass
-class ScPrint2Config(_Fields):
+class ScPrint2Config:
     """Sizes and choices of one scPRINT-2 model (the ``scprint2`` package's ``scPRINT2``).
 
     Attributes:
@@ -248,12 +263,17 @@ class ScPrint2Config(_Fields):
         names = ("d_model", "n_layers", "n_heads", "max_len", "expr_encoder_layers")
         names += ("d_model_cell", "n_layers_cell", "n_heads_cell")
         _check_positive("ScPrint2Config", {name: getattr(self, name) for name in names})
-        _check_heads("ScPrint2Config", "d_model", self.d_model, self.n_heads, self.n_heads_kv)
+        owner = "ScPrint2Config"
         _check_heads(
-            "ScPrint2Config",
+            owner, "d_model", self.d_model, "n_heads", self.n_heads, "n_heads_kv", self.n_heads_kv
+        )
+        _check_heads(
+            owner,
             "d_model_cell",
             self.d_model_cell,
+            "n_heads_cell",
             self.n_heads_cell,
+            "n_heads_kv_cell",
             self.n_heads_kv_cell,
         )
         if not 0.0 <= self.dropout < 1.0:
@@ -290,7 +310,9 @@ class ScPrint2Config(_Fields):
             self.compress_class_dim = {str(k): int(v) for k, v in self.compress_class_dim.items()}
             bad = {k: v for k, v in self.compress_class_dim.items() if v < 1}
             if bad:
-                raise ValueError(f"ScPrint2Config.compress_class_dim needs positive sizes, got {bad}")
+                raise ValueError(
+                    f"ScPrint2Config.compress_class_dim needs positive sizes, got {bad}"
+                )
 
     @property
     def head_dim(self) -> int:
@@ -317,8 +339,14 @@ class ScPrint2Config(_Fields):
         values = dict(values)
         generation = values.pop("generation", 2)
         if generation != 2:
-            raise ValueError(f"ScPrint2Config describes generation 2, got generation={generation!r}")
-        return super().from_dict(values)
+            raise ValueError(
+                f"ScPrint2Config describes generation 2, got generation={generation!r}"
+            )
+        return _from_dict(cls, values)
+
+    def replace(self, **changes: Any) -> ScPrint2Config:
+        """A copy with some fields changed (validated)."""
+        return _replace(self, changes)
 
 
 def config_from_dict(values: dict[str, Any]) -> ModelConfig | ScPrint2Config:

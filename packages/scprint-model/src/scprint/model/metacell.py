@@ -24,7 +24,9 @@ from torch import nn
 def _branch(width_in: int, width: int, layers: int, dropout: float) -> nn.ModuleList:
     modules = nn.ModuleList([nn.Linear(width_in, width)])
     for _ in range(layers - 1):
-        modules.extend([nn.LayerNorm(width), nn.ReLU(), nn.Dropout(dropout), nn.Linear(width, width)])
+        modules.extend(
+            [nn.LayerNorm(width), nn.ReLU(), nn.Dropout(dropout), nn.Linear(width, width)]
+        )
     return modules
 
 

@@ -187,6 +187,11 @@ class ScPrint(nn.Module):
         else:
             self.bottleneck_mlps = None
 
+    @property
+    def gene_table(self) -> nn.Embedding:
+        """The gene identity table."""
+        return self.gene_encoder.embeddings
+
     def _init_weights(self) -> None:
         """The original's initialisation: linear weights ``N(0, 0.02)`` (residual output
         projections scaled by ``1/sqrt(2 n_layers)``), zero biases, classifier biases -0.13."""

@@ -175,7 +175,9 @@ class ScPrint2(nn.Module):
         if config.compress_class_dim is not None:
             missing = sorted(set(self.label_classes) - set(sizes))
             if missing:
-                raise ValueError(f"compress_class_dim must size every label class; missing {missing}")
+                raise ValueError(
+                    f"compress_class_dim must size every label class; missing {missing}"
+                )
         self.cls_decoders = nn.ModuleDict(
             {
                 name: ClsDecoder(
@@ -346,9 +348,15 @@ class ScPrint2(nn.Module):
                     f"no compressor for {name!r}; label classes with one: {self.label_classes}"
                 )
             compressor = self.compressor[name]
-            width = compressor.latent_dim if isinstance(compressor, VAECompressor) else compressor.codebook_dim
+            width = (
+                compressor.latent_dim
+                if isinstance(compressor, VAECompressor)
+                else compressor.codebook_dim
+            )
             if code.shape[-1] != width:
-                raise ValueError(f"code of {name!r} must be (..., {width}), got {tuple(code.shape)}")
+                raise ValueError(
+                    f"code of {name!r} must be (..., {width}), got {tuple(code.shape)}"
+                )
             out[name] = compressor.decode(code)
         return out
 

@@ -164,9 +164,7 @@ class Generator:
                 batch_size=self.batch_size,
                 description=f"token {label}",
             ):
-                tokens = model(**model_inputs(batch)).cell_tokens[
-                    :, position
-                ]
+                tokens = model(**model_inputs(batch)).cell_tokens[:, position]
                 summed = tokens.float().sum(0)
                 total = summed if total is None else total + summed
         return (total / rows.size).cpu().numpy()
