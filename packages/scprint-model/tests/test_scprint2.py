@@ -175,7 +175,9 @@ def test_older_key_names_and_a_gene_list_still_load(tmp_path, loaded):
     older = scprint.load(tmp_path / "older.ckpt", device="cpu")
     assert older.organisms == [HUMAN, MOUSE]
     assert older.vocab.genes == loaded["s2_gqa_vae_grown"].vocab.genes
-    torch.testing.assert_close(older.model.gene_table.weight, state["gene_encoder.embedding.weight"])
+    torch.testing.assert_close(
+        older.model.gene_table.weight, state["gene_encoder.embedding.weight"]
+    )
 
 
 def test_corrupted_and_incomplete_scprint2_checkpoints_give_one_line_errors(tmp_path):
@@ -217,7 +219,9 @@ def test_vae_codes_are_deterministic_unless_a_draw_is_asked_for(inputs, loaded):
     widths = [8, 10, 8, 2]  # base (VAE hidden), cell type, assay (VAE means), sex (FSQ)
     assert first.cell_embedding.shape == (len(rows), sum(widths))
     # a class's output token is its code decoded
-    decoded = model.tokens_from_codes({"sex_ontology_term_id": first.cell_codes["sex_ontology_term_id"]})
+    decoded = model.tokens_from_codes(
+        {"sex_ontology_term_id": first.cell_codes["sex_ontology_term_id"]}
+    )
     index = model.cell_token_index["sex_ontology_term_id"]
     torch.testing.assert_close(decoded["sex_ontology_term_id"], first.cell_tokens[:, index])
 

@@ -19,12 +19,15 @@ cells), so on large data the neighbours can differ from a scanpy graph's in a fe
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import anndata as ad
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator, svds
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "N_NEIGHBOURS",
@@ -153,13 +156,19 @@ def neighbours_from_graph(graph: sp.spmatrix, k: int = N_NEIGHBOURS) -> Neighbou
     return Neighbours(indices=indices, distances=distances)
 
 
-def neighbours_of(adata: ad.AnnData, k: int = N_NEIGHBOURS) -> tuple[Neighbours, str]:
+def neighbours_of(adata: ad.AnnData, k: int = N_NEIGHBOURS) -> tuple[Neighbours | None, str]:
     """The neighbours of every cell of an AnnData (raw counts in ``X``) and where they came from.
 
     ``obsp["distances"]`` when present (:func:`neighbours_from_graph`), else
-    :func:`nearest_cells` on ``X``.
+    :func:`nearest_cells` on ``X``. An AnnData of ``k`` cells or fewer gives each cell all the
+    others (``None`` for a single cell: the encoder then reads no neighbours).
     """
     if "distances" in adata.obsp:
         return neighbours_from_graph(adata.obsp["distances"], k), "obsp['distances']"
+    if adata.n_obs <= k:
+        if adata.n_obs < 2:
+            return None, "none (a single cell)"
+        k = adata.n_obs - 1
+        log.warning("only %d cells: each cell's %d neighbours are all the others", adata.n_obs, k)
     source = f"the {k} nearest cells in a PCA of log1p(counts per 10,000)"
     return nearest_cells(adata.X, k), source

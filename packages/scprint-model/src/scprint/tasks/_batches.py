@@ -45,6 +45,8 @@ class _NeighbourCounts:
 
         self.neighbours, source = neighbours_of(adata)
         log.info("neighbours of each cell (metacell encoder): %s", source)
+        if self.neighbours is None:
+            return
         self.counts = sp.csr_matrix(adata.X, dtype=np.float32)
         self.column_of = np.full(n_vocab, -1, dtype=np.int64)
         self.column_of[match.vocab_indices] = match.var_indices
@@ -74,6 +76,7 @@ def iter_model_batches(
     max_len: int | None,
     batch_size: int,
     description: str,
+    cells: np.ndarray | None = None,
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Stream ``adata`` through the model's batching, on the model's device, with a progress bar.
 
@@ -85,7 +88,8 @@ def iter_model_batches(
     ``cell_index`` (B,) rows of ``adata``; for a model that reads each cell's neighbours
     (``model.uses_neighbours``, scPRINT-2 ``metacell``) also ``neighbour_counts`` (B, K, L) and
     ``neighbour_distances`` (B, K) (:mod:`scprint.data.neighbours`). :func:`model_inputs` turns
-    a batch into the model's arguments.
+    a batch into the model's arguments. ``cells`` streams only these rows of ``adata``
+    (``cell_index`` still indexes ``adata``; neighbours are found among all of its cells).
     """
     from scprint.data import make_inference_batches
 
@@ -93,7 +97,11 @@ def iter_model_batches(
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     device = model_device(pretrained)
     vocab = pretrained.vocab
-    view = model_view(adata, match, vocab)
+    neighbour_counts = None
+    if getattr(pretrained.model, "uses_neighbours", False):
+        neighbour_counts = _NeighbourCounts(adata, match, len(vocab))
+    rows = None if cells is None else np.asarray(cells, dtype=np.int64)
+    view = model_view(adata if rows is None else adata[rows], match, vocab)
     vocab_genes = None
     if genes is not None:
         columns = resolve_gene_list(adata, genes, match, vocab)
@@ -105,12 +113,11 @@ def iter_model_batches(
         max_len=pretrained.config.max_len if max_len is None else max_len,
         batch_size=batch_size,
     )
-    neighbour_counts = None
-    if getattr(pretrained.model, "uses_neighbours", False):
-        neighbour_counts = _NeighbourCounts(adata, match, len(vocab))
-    total = -(-adata.n_obs // batch_size)
+    total = -(-view.n_obs // batch_size)
     for batch in tqdm(batches, total=total, desc=description, unit="batch", leave=False):
-        if neighbour_counts is not None:
+        if rows is not None:
+            batch = {**batch, "cell_index": torch.from_numpy(rows[batch["cell_index"].numpy()])}
+        if neighbour_counts is not None and neighbour_counts.neighbours is not None:
             counts, distances = neighbour_counts(batch["gene_ids"], batch["cell_index"])
             batch = {**batch, "neighbour_counts": counts, "neighbour_distances": distances}
         yield {

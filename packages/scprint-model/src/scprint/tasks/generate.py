@@ -156,13 +156,14 @@ class Generator:
         total = None
         with torch.inference_mode():
             for batch in iter_model_batches(
-                reference[rows],
+                reference,
                 self.pretrained,
                 match,
                 genes=None,
                 max_len=None,
                 batch_size=self.batch_size,
                 description=f"token {label}",
+                cells=rows,
             ):
                 tokens = model(**model_inputs(batch)).cell_tokens[:, position]
                 summed = tokens.float().sum(0)
