@@ -299,3 +299,24 @@ def test_fine_tuning_a_scprint2_checkpoint_keeps_its_weights_and_grows_new_label
     )
     out = Embedder(tuned, max_len=64)(kang_adata[:12].copy(), copy=True)
     assert np.isfinite(out.obsm["X_scprint"]).all()
+
+
+def test_nearest_cells_are_the_closest_other_cells_of_a_log_normalised_pca(kang_adata):
+    """Each cell's neighbours: the 6 closest other cells in the top principal components of
+    log1p(counts per 10,000), computed here with a dense SVD."""
+    from scprint.data.neighbours import nearest_cells
+
+    cells = kang_adata[:200]
+    found = nearest_cells(cells.X)
+    counts = cells.X.toarray().astype(np.float64)
+    logged = np.log1p(counts / counts.sum(1, keepdims=True) * 1e4)
+    centred = logged - logged.mean(0)
+    u, s, _ = np.linalg.svd(centred, full_matrices=False)
+    scores = u[:, :10] * s[:10]  # 200 cells: 200 // 20 components
+    distances = np.linalg.norm(scores[:, None] - scores[None], axis=-1)
+    np.fill_diagonal(distances, np.inf)
+    np.testing.assert_allclose(found.distances, np.sort(distances, 1)[:, :6], rtol=1e-4)
+    assert (found.indices != np.arange(200)[:, None]).all()
+    np.testing.assert_allclose(
+        np.take_along_axis(distances, found.indices, 1), found.distances, rtol=1e-4
+    )
