@@ -412,14 +412,14 @@ def test_threshold_zero_counts_exactly_the_universe():
 
 def test_dense_blocks_and_threads_give_the_same_counts(monkeypatch):
     # many small row blocks (built on threads) against one block: identical metrics
-    import bengrn.metrics as metrics
+    import bengrn._score_index as score_index
 
     rng = np.random.default_rng(5)
     n = 60
     truth = rng.random((n, n)) < 0.1
     pred = np.round(rng.standard_normal((n, n)), 2).astype(np.float32)
     whole = _score_square(pred, truth, return_curve=True)
-    monkeypatch.setattr(metrics, "_ROWS_PER_BLOCK_ELEMENTS", 7 * n)
+    monkeypatch.setattr(score_index, "_ROWS_PER_BLOCK_ELEMENTS", 7 * n)
     blocks = _score_square(pred, truth, return_curve=True)
     for key in ("auprc", "ap", "auprc_trapezoid", "epr", "odds_ratio", "precision"):
         assert blocks[key] == whole[key], key

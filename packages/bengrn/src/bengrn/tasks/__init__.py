@@ -70,11 +70,15 @@ class BenGRN:
         A GRNAnnData (network in ``varp["GRN"]``, rows = regulators, columns = targets).
     gene_column
         ``var`` column with the identifiers the truths use (default ``var_names``).
+    key
+        ``varp`` key of the network (default ``"GRN"``; another key reads a network a tool
+        stored in place, see :func:`bengrn.metrics.network_in_varp`).
     """
 
-    def __init__(self, grn: Any, gene_column: str | None = None):
+    def __init__(self, grn: Any, gene_column: str | None = None, key: str = "GRN"):
         self.grn = grn
         self.gene_column = gene_column
+        self.key = key
 
     def run(
         self,
@@ -85,6 +89,6 @@ class BenGRN:
         frames = []
         for task in tasks:
             task_obj = get_task(task) if isinstance(task, str) else task
-            result = task_obj.run(self.grn, unit=unit, gene_column=self.gene_column)
+            result = task_obj.run(self.grn, unit=unit, gene_column=self.gene_column, key=self.key)
             frames.append(result.to_frame())
         return pd.concat(frames, ignore_index=True)
