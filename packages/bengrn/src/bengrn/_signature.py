@@ -11,6 +11,7 @@ a value of the wrong type is reported in one line before any method runs, instea
 from __future__ import annotations
 
 import collections.abc
+import functools
 import inspect
 import os
 import types
@@ -79,6 +80,8 @@ def _matches(value: Any, hint: Any) -> Any:
 
 
 def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    while isinstance(fn, functools.partial):
+        fn = fn.func
     target = fn.__init__ if inspect.isclass(fn) else fn
     try:
         return typing.get_type_hints(target)

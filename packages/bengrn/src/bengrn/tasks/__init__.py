@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -43,13 +44,13 @@ log = logging.getLogger(__name__)
 
 TASKS: dict[str, Callable[..., Task]] = {
     "literature": LiteratureTask,
-    "mccalla-hesc": lambda **kw: McCallaTask(cell="hESC", **kw),
-    "mccalla-mesc": lambda **kw: McCallaTask(cell="mESC", **kw),
+    "mccalla-hesc": partial(McCallaTask, cell="hESC"),
+    "mccalla-mesc": partial(McCallaTask, cell="mESC"),
     "perturbseq": PerturbSeqTask,
     "enrichment": EnrichmentTask,
-    "beeline-synthetic": lambda **kw: BeelineTask(kind="synthetic", **kw),
-    "beeline-curated": lambda **kw: BeelineTask(kind="curated", **kw),
-    "beeline-curated-dropout50": lambda **kw: BeelineTask(kind="curated-dropout50", **kw),
+    "beeline-synthetic": partial(BeelineTask, kind="synthetic"),
+    "beeline-curated": partial(BeelineTask, kind="curated"),
+    "beeline-curated-dropout50": partial(BeelineTask, kind="curated-dropout50"),
     "custom": CustomTask,
 }
 
