@@ -131,6 +131,6 @@ def check_call(
             default = named[name].default
             example = "" if default is inspect.Parameter.empty else f" (default {default!r})"
             raise TypeError(
-                f"{what}: {name}={value!r} is a {type(value).__name__}; expected "
+                f"{what}: {name}={value!r} ({type(value).__name__}) is not "
                 f"{_describe(hint)}{example}"
             )

@@ -214,6 +214,25 @@ def read_network_file(path: Path, genes: pd.Index, key: str = "GRN") -> Any:
     return grnndata.from_edges(list(genes), edges, weight=weight, strict=True)
 
 
+def _stored_varp_keys(path: Path) -> list[str] | None:
+    """The ``varp`` keys of an ``.h5ad`` / ``.zarr`` file, read without loading it; ``None``
+    for other files or when they cannot be listed (the read then reports the problem)."""
+    try:
+        if path.name.endswith(".h5ad"):
+            import h5py
+
+            with h5py.File(path, "r") as handle:
+                return sorted(handle["varp"].keys()) if "varp" in handle else []
+        if path.name.endswith(".zarr"):
+            import zarr
+
+            group = zarr.open_group(str(path), mode="r")
+            return sorted(group["varp"].keys()) if "varp" in group else []
+    except Exception:  # noqa: BLE001 - listing is a courtesy check only
+        return None
+    return None
+
+
 @dataclass(frozen=True)
 class ExternalCommand:
     """A method run as an external program (see the module docstring)."""
@@ -301,6 +320,12 @@ def resolve_method(spec: str, *, key: str = "GRN") -> tuple[str, Callable[..., A
             raise MethodUnavailableError(
                 f"file: network {str(path)!r} does not exist (expected an .h5ad / .zarr with the "
                 "network in varp, or an edge table)"
+            )
+        keys = _stored_varp_keys(path)
+        if keys is not None and key not in keys:
+            raise MethodUnavailableError(
+                f"file: network {str(path)!r} has no varp[{key!r}] (varp keys: {keys}); pass the "
+                "key it is stored under (--key / key=)"
             )
         stem = path.name.removesuffix(".gz").rsplit(".", 1)[0]
         return name or stem, NetworkFile(str(path), key=key)
