@@ -9,12 +9,16 @@ group is not enough. On Linux:
   process tree whatever session or group it moved to;
 * :func:`descendants` walks that tree through ``/proc/<pid>/task/<tid>/children``;
 * :func:`stop_tree` freezes every process found (SIGSTOP, so none can start another), walks the
-  tree again until nothing new appears, then kills them all (SIGKILL) and reaps its own children.
+  tree again until nothing new appears, then kills them all (SIGKILL) and reaps its own children;
+* :class:`Guardian`: a small helper process that does the same for registered processes, and
+  removes registered folders, when the process that registered them dies, even by SIGKILL.
 
 What is not stopped: processes handed to another supervisor (``systemd-run``, ``docker run``, a
 job scheduler) are not in the tree. Where ``/proc/<pid>/task/<tid>/children`` or ``prctl`` is
 missing (other systems, kernels without ``CONFIG_PROC_CHILDREN``), only the program's process
-group is killed, as before: a descendant that started its own session survives there.
+group is killed: a descendant that started its own session survives there. :func:`run_command`
+called outside a subreaper (e.g. an ``ExternalCommand`` called directly, not through
+``bengrn run``) cannot reach a descendant orphaned before the program ended (it belongs to init).
 """
 
 from __future__ import annotations
