@@ -48,7 +48,7 @@ from tqdm.auto import tqdm
 
 from bengrn.expression import check_expression
 from bengrn.isolation import infer_isolated
-from bengrn.methods import accepts, check_params, resolve_method
+from bengrn.methods import ExternalCommand, NetworkFile, accepts, check_params, resolve_method
 from bengrn.records import (
     DONE_STATUSES,
     as_requested,
@@ -222,7 +222,7 @@ def run_benchmark(
             }
             if task.fingerprint():
                 wanted["task"] = task.fingerprint()
-            if key != "GRN":
+            if key != "GRN" and _reads_files(fn):
                 wanted["key"] = key
             requested = as_requested(wanted)
             if (
@@ -336,7 +336,7 @@ class _Run:
             and info.get("status") == "ok"
             and zarr_path.exists()
             and info.get("params") == recorded_params
-            and info.get("key", "GRN") == self.key
+            and (not _reads_files(self.fn) or info.get("key", "GRN") == self.key)
         )
 
         def infer() -> dict[str, Any]:
@@ -393,6 +393,11 @@ class _Run:
                 "%s on %s/%s is degenerate: %s", self.name, self.task.name, self.unit, reason
             )
         return record
+
+
+def _reads_files(fn: Any) -> bool:
+    """Whether the method reads its network from a file, where ``key`` applies."""
+    return isinstance(fn, ExternalCommand | NetworkFile)
 
 
 def _over_expression_set(grn: Any, input_path: Path) -> tuple[Network, dict[str, Any]]:
