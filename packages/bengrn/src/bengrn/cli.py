@@ -23,13 +23,14 @@ anything is computed; other failures print one line and exit 1. ``--debug`` adds
 from __future__ import annotations
 
 import argparse
-import inspect
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bengrn._signature import check_call
+from bengrn.expression import ExpressionError, check_expression_file
 from grnndata.cli import (
     CliParser,
     UsageError,
@@ -64,8 +65,9 @@ def build_parser() -> CliParser:
         action="append",
         required=True,
         metavar="METHOD",
-        help="a method: a name from `bengrn list` (built-in or plug-in), module:function or "
-        "cmd:'PROGRAM {input} {output}'; NAME=... sets its display name; repeat for several",
+        help="a method: a name from `bengrn list` (built-in or plug-in), module:function, "
+        "cmd:'PROGRAM {input} {output}' or file:NETWORK (an .h5ad/.zarr/edge table computed "
+        "beforehand); NAME=... sets its display name; repeat for several",
     )
     run.add_argument(
         "--task",
@@ -105,6 +107,13 @@ def build_parser() -> CliParser:
     )
     run.add_argument(
         "--input", metavar="H5AD", help="infer on this expression set instead of each task's own"
+    )
+    run.add_argument(
+        "--key",
+        default="GRN",
+        metavar="KEY",
+        help="varp key of the network in .h5ad/.zarr files read by file: methods and written by "
+        "cmd: programs (default GRN; e.g. the key a tool used to store its network in place)",
     )
     run.add_argument("--timeout", type=float, default=None, help="seconds allowed per inference")
     run.add_argument("--force", action="store_true", help="redo finished (method, task) pairs")
@@ -207,28 +216,24 @@ def _tasks(names: Sequence[str], options: dict[str, dict[str, Any]]) -> list[Any
                 f"unknown task {name!r}; known tasks: {', '.join(TASKS)} (or a YAML task file)"
             )
         try:
+            check_call(TASKS[name], options.get(name, {}), what=f"task {name!r}")
             tasks.append(get_task(name, **options.get(name, {})))
         except TypeError as err:
-            factory = TASKS[name]
-            target = factory if inspect.isclass(factory) else None
-            known = (
-                ", ".join(list(inspect.signature(target).parameters)) if target else "see the docs"
-            )
-            raise UsageError(f"--task-option for {name!r}: {err} (options: {known})") from None
+            raise UsageError(f"--task-option: {err}") from None
         except (ValueError, OSError) as err:
             flag = "--task custom" if name == "custom" else f"--task-option for {name!r}"
             raise UsageError(f"{flag}: {err}") from None
     return tasks
 
 
-def _methods(specs: Sequence[str]) -> list[str]:
+def _methods(specs: Sequence[str], key: str) -> list[str]:
     """The display names of the methods; a :class:`UsageError` says why one cannot be used."""
     from bengrn.methods import MethodUnavailableError, resolve_method
 
     names = []
     for spec in specs:
         try:
-            names.append(resolve_method(spec)[0])
+            names.append(resolve_method(spec, key=key)[0])
         except MethodUnavailableError as err:
             raise UsageError(str(err)) from None
     return names
@@ -242,7 +247,7 @@ def _list() -> int:
     lines = ["methods:"] + [f"  {name}: {info}" for name, info in available_methods().items()]
     lines += ["tasks:"] + [f"  {name}" for name in TASKS]
     lines += ["  (or a YAML task file; see `bengrn run --help`)"]
-    lines += ["datasets:"] + [f"  {name}: {entry.url}" for name, entry in REGISTRY.items()]
+    lines += ["datasets:"] + [f"  {name}: {entry.source}" for name, entry in REGISTRY.items()]
     sys.stdout.write("\n".join(lines) + "\n")
     return 0
 
@@ -273,7 +278,7 @@ def _run(args: argparse.Namespace) -> int:
     from bengrn.runner import ParameterError, ResultsFolderError, check_results_folder
 
     use_data_dir(args.data_dir)
-    names = _methods(args.method)
+    names = _methods(args.method, args.key)
     params = _per_name(args.param, "--param", names, "method")
     task_names = [name for name in args.task if not _task_file(name)]
     task_options = _per_name(args.task_option, "--task-option", task_names, "task")
@@ -285,8 +290,13 @@ def _run(args: argparse.Namespace) -> int:
             "--task custom needs your truth and expression set: --truth EDGES.tsv --expression "
             "CELLS.h5ad (or a YAML task file: --task my_task.yaml)"
         )
-    if args.input and not Path(args.input).is_file():
-        raise UsageError(f"--input {args.input!r} does not exist (expected an .h5ad file)")
+    if args.input:
+        if not Path(args.input).is_file():
+            raise UsageError(f"--input {args.input!r} does not exist (expected an .h5ad file)")
+        try:
+            check_expression_file(args.input, f"--input {args.input!r}")
+        except ExpressionError as err:
+            raise UsageError(str(err)) from None
     if args.timeout is not None and not args.timeout > 0:
         raise UsageError(f"--timeout must be a positive number of seconds; got {args.timeout:g}")
     try:
@@ -322,20 +332,26 @@ def _run(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             force=args.force,
             scheduler=args.scheduler,
+            key=args.key,
         )
     except ParameterError as err:
         raise UsageError(f"--param: {err}") from None
     failed = frame[~frame["status"].isin(["ok", "degenerate"])] if len(frame) else frame
     degenerate = frame[frame["status"] == "degenerate"] if len(frame) else frame
+    partial = frame[frame["genes_covered"].fillna(1) < 1] if len(frame) else frame
     summary = [
         f"{len(frame)} result rows in {args.out}/results.csv ({len(failed)} failed, "
         f"{len(degenerate)} degenerate)"
     ]
-    for label, rows in (("FAILED", failed), ("DEGENERATE", degenerate)):
+    for label, rows in (("FAILED", failed), ("DEGENERATE", degenerate), ("PARTIAL", partial)):
         for _, row in rows.drop_duplicates(["method", "task", "unit"]).iterrows():
-            summary.append(
-                f"  {label} {row['method']} on {row['task']}/{row['unit']}: {row['error']}"
-            )
+            why = row["error"]
+            if label == "PARTIAL":
+                why = (
+                    f"the network has {row['genes_covered']:.1%} of the expression set's genes; "
+                    "the others are scored as no prediction"
+                )
+            summary.append(f"  {label} {row['method']} on {row['task']}/{row['unit']}: {why}")
     sys.stdout.write("\n".join(summary) + "\n")
     return 1 if len(failed) else 0
 

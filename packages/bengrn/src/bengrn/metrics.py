@@ -46,40 +46,41 @@ per distinct score (threshold ``s >= t``), so tied edges enter the ranking toget
 ``constant_scores`` in the result is ``True`` when every edge of the universe has the same score
 (e.g. a network with no non-zero edge): no metric can tell such a prediction from random.
 
-Nothing here sorts all pairs with an argsort: the universe's scores are sorted by value in blocks of
-rows (no index arrays, on a few threads), the positives' distinct scores are merged into each
-sorted block in one linear pass (compiled), and the few other counts are ``searchsorted`` calls, so
-the cost hardly depends on how many true edges there are. A 20,000 x 20,000 dense float32 network
-needs about one extra copy of itself in memory.
+Nothing here sorts all pairs with an argsort: the universe's scores are sorted by value in blocks
+of rows (:mod:`bengrn._score_index`: no index arrays, on a few threads), the positives' distinct
+scores are merged into each sorted block in one linear pass (compiled), and the few other counts
+are ``searchsorted`` calls, so the cost hardly depends on how many true edges there are. A
+20,000 x 20,000 dense float32 network needs about one extra copy of itself in memory.
+
+Truth edges naming a gene outside the universe's genes (e.g. outside the expression set given as
+``truth_genes``) are left out of the score and counted (``n_truth_edges_outside_genes``).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import os
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import numba as nb
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from anndata import AnnData
 
+from bengrn._score_index import ScoreIndex, dense_index, sort_scores
 from grnndata import EmptyEdgeTableError, Network, as_network
 
 __all__ = [
     "EmptyGroundTruthError",
     "GeneOverlapError",
+    "network_in_varp",
     "score",
     "score_arrays",
 ]
 
 log = logging.getLogger(__name__)
-
-_ROWS_PER_BLOCK_ELEMENTS = 16_000_000
 
 
 class GeneOverlapError(ValueError):
@@ -94,9 +95,42 @@ def _example(values: Sequence[Any], n: int = 5) -> str:
     return ", ".join(repr(v) for v in list(values)[:n])
 
 
-def _predicted(obj: Any, genes: Iterable[str] | None, name: str) -> Network:
-    """A prediction in any form :func:`grnndata.as_network` reads; repeated edges of an edge
-    table keep the weight of largest magnitude (scores are ranked by ``|weight|``)."""
+def network_in_varp(adata: Any, key: str = "GRN", name: str = "predicted") -> Network:
+    """The network an AnnData stores in ``varp[key]``: ``(n_vars, n_vars)``, rows = regulators,
+    columns = targets, genes = ``var_names``.
+
+    ``key="GRN"`` is grnndata's slot; another key reads a network stored in place by another tool,
+    e.g. a network inference task run with ``copy=False`` on a cells x genes AnnData. When
+    ``var[key]`` is a boolean column (a common way for such tools to mark the genes they chose),
+    only the genes it marks belong to the network.
+    """
+    if key not in adata.varp:
+        raise ValueError(
+            f"{name}: the AnnData has no network in varp[{key!r}] (varp keys: "
+            f"{list(adata.varp.keys())}); pass the key it is stored under (key=, --key)"
+        )
+    network = as_network(adata.varp[key], adata.var_names, name=name)
+    marks = adata.var[key] if key in adata.var else None
+    if marks is not None and marks.dtype == bool and not marks.all():
+        keep = np.flatnonzero(marks.to_numpy())
+        network = Network(network.matrix[keep][:, keep], network.genes[keep])
+    return network
+
+
+def _predicted(obj: Any, genes: Iterable[str] | None, name: str, key: str = "GRN") -> Network:
+    """A prediction in any form :func:`grnndata.as_network` reads (an AnnData's network in
+    ``varp[key]``); repeated edges of an edge table keep the weight of largest magnitude (scores
+    are ranked by ``|weight|``)."""
+    if key != "GRN":
+        if not isinstance(obj, AnnData):
+            raise ValueError(
+                f"key={key!r} names a varp slot, which only an AnnData has; got "
+                f"{type(obj).__name__}"
+            )
+        network = network_in_varp(obj, key, name)
+        if genes is None:
+            return network
+        obj = network.to_grnanndata()
     return as_network(obj, _listed(genes), duplicates="absmax", name=name)
 
 
@@ -108,182 +142,24 @@ def _truth(obj: Any, genes: Iterable[str] | None, name: str) -> Network:
         raise EmptyGroundTruthError(str(err)) from None
 
 
+def _listed_truth_edges(truth: Any, truth_genes: Iterable[str] | None, true: Network) -> Network:
+    """Every edge the truth lists, over all its genes (``true`` restricts it to ``truth_genes``)."""
+    if truth_genes is None or _unnamed(truth):
+        return true
+    return _truth(truth, None, name="truth")
+
+
+def _edges_outside(listed: Network, genes: pd.Index) -> tuple[int, int]:
+    """``(edges listed, edges naming a gene outside genes)``; self-loops are not counted."""
+    coo = sp.coo_matrix(listed.matrix)
+    off = coo.row != coo.col
+    inside = listed.genes.isin(genes)
+    n_listed = int(off.sum())
+    return n_listed, n_listed - int((off & inside[coo.row] & inside[coo.col]).sum())
+
+
 def _listed(genes: Iterable[str] | None) -> list[str] | pd.Index | None:
     return genes if genes is None or isinstance(genes, pd.Index) else list(genes)
-
-
-@nb.njit(cache=True, nogil=True)
-def _merge_counts(block: np.ndarray, thresholds: np.ndarray, n_lt: np.ndarray, n_le: np.ndarray):
-    """Add ``#(block < t)`` to ``n_lt`` and ``#(block <= t)`` to ``n_le`` for every threshold.
-
-    ``block`` sorted ascending, ``thresholds`` strictly ascending: one linear merge of the two.
-    """
-    j = 0
-    n = block.shape[0]
-    for i in range(thresholds.shape[0]):
-        t = thresholds[i]
-        while j < n and block[j] < t:
-            j += 1
-        n_lt[i] += j
-        while j < n and block[j] <= t:
-            j += 1
-        n_le[i] += j
-
-
-class _ScoreIndex:
-    """Sorted blocks of the universe's scores, answering ``#(score >= t)`` for any ``t >= 0``.
-
-    ``blocks`` are sorted 1-D arrays of scores ``>= 0``; ``n_zeros`` corrects the count of zeros:
-    universe pairs scored 0 that no block stores, minus excluded pairs (self-loops) that a block
-    stores as 0 (so it may be negative). Counts at ``t > 0`` only read the blocks.
-    """
-
-    def __init__(self, blocks: list[np.ndarray], n_zeros: int):
-        self.blocks = blocks
-        self.n_zeros = int(n_zeros)
-
-    def count_ge(self, t: np.ndarray) -> np.ndarray:
-        t = np.asarray(t)
-        out = np.zeros(t.shape, dtype=np.int64)
-        for block in self.blocks:
-            out += len(block) - np.searchsorted(block, t.astype(block.dtype), side="left")
-        out += np.where(t <= 0, self.n_zeros, 0)
-        return out
-
-    def count_gt(self, t: np.ndarray) -> np.ndarray:
-        t = np.asarray(t)
-        out = np.zeros(t.shape, dtype=np.int64)
-        for block in self.blocks:
-            out += len(block) - np.searchsorted(block, t.astype(block.dtype), side="right")
-        out += np.where(t < 0, self.n_zeros, 0)
-        return out
-
-    def count_ge_gt(self, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(#(score >= t), #(score > t))`` for strictly ascending ``thresholds >= 0``.
-
-        One linear merge per block, so the cost is the blocks' size plus the number of
-        thresholds per block, not thresholds x log(block size).
-        """
-        n_lt = np.zeros(len(thresholds), dtype=np.int64)
-        n_le = np.zeros(len(thresholds), dtype=np.int64)
-        total = 0
-        for block in self.blocks:
-            _merge_counts(block, thresholds.astype(block.dtype), n_lt, n_le)
-            total += len(block)
-        zeros_ge = np.where(thresholds <= 0, self.n_zeros, 0)
-        return total - n_lt + zeros_ge, total - n_le
-
-    def max_score(self) -> float:
-        return float(max((b[-1] for b in self.blocks if len(b)), default=0.0))
-
-    def kth_largest(self, k: int) -> float:
-        """The k-th largest score (1-based), found by bisection on float bit patterns."""
-        dtype = np.float64 if any(b.dtype == np.float64 for b in self.blocks) else np.float32
-        itype = np.uint64 if dtype == np.float64 else np.uint32
-        hi_val = self.max_score()
-        lo, hi = 0, int(np.array(max(hi_val, 0.0), dtype=dtype).view(itype))
-        # largest bit pattern b with count_ge(value(b)) >= k; count_ge(0) >= k always holds here.
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            value = np.array(mid, dtype=itype).view(dtype)
-            if self.count_ge(np.array([value]))[0] >= k:
-                lo = mid
-            else:
-                hi = mid - 1
-        return float(np.array(lo, dtype=itype).view(dtype))
-
-
-@nb.njit(cache=True, nogil=True)
-def _radix_sort(keys: np.ndarray, scratch: np.ndarray, shifts: np.ndarray, mask: Any) -> bool:
-    """LSD radix sort of unsigned integer ``keys`` (one pass per digit ``(key >> shift) & mask``);
-    returns ``True`` when the sorted keys ended in ``scratch`` rather than ``keys``."""
-    n = keys.shape[0]
-    n_buckets = int(mask) + 1
-    n_pass = shifts.shape[0]
-    counts = np.zeros((n_pass, n_buckets + 1), np.int64)
-    for i in range(n):
-        key = keys[i]
-        for p in range(n_pass):
-            counts[p, int((key >> shifts[p]) & mask) + 1] += 1
-    src, dst = keys, scratch
-    swapped = False
-    for p in range(n_pass):
-        offsets = counts[p]
-        if offsets.max() == n:  # every key has the same digit here
-            continue
-        for b in range(n_buckets):
-            offsets[b + 1] += offsets[b]
-        for i in range(n):
-            digit = int((src[i] >> shifts[p]) & mask)
-            dst[offsets[digit]] = src[i]
-            offsets[digit] += 1
-        src, dst = dst, src
-        swapped = not swapped
-    return swapped
-
-
-def _sort_scores(values: np.ndarray) -> np.ndarray:
-    """Sort non-negative float32 / float64 scores ascending (in place when possible).
-
-    The bit patterns of non-negative IEEE floats order like the floats, so a radix sort of the
-    patterns (linear time, compiled) sorts the scores, several times faster than ``np.sort``.
-    """
-    if values.dtype == np.float32:
-        keys, shifts, mask = (
-            values.view(np.uint32),
-            np.array([0, 11, 22], np.uint32),
-            np.uint32(0x7FF),
-        )
-    else:
-        keys, shifts, mask = (
-            values.view(np.uint64),
-            np.arange(0, 64, 16, dtype=np.uint64),
-            np.uint64(0xFFFF),
-        )
-    scratch = np.empty_like(keys)
-    if _radix_sort(keys, scratch, shifts, mask):
-        keys[:] = scratch
-    return values
-
-
-def _n_threads() -> int:
-    try:
-        return max(1, min(4, len(os.sched_getaffinity(0))))
-    except AttributeError:  # not Linux
-        return max(1, min(4, os.cpu_count() or 1))
-
-
-def _dense_index(
-    matrix: np.ndarray, rows: np.ndarray, cols: np.ndarray, self_loops: np.ndarray
-) -> list[np.ndarray]:
-    """Sorted |scores| of ``matrix[rows][:, cols]`` in row blocks, self-loops stored as 0.
-
-    Blocks are built on a few threads (the compiled sort releases the GIL).
-    """
-    n_cols = len(cols)
-    step = max(1, _ROWS_PER_BLOCK_ELEMENTS // max(n_cols, 1))
-    all_cols = n_cols == matrix.shape[1] and np.array_equal(cols, np.arange(n_cols))
-    dtype = np.float64 if matrix.dtype == np.float64 else np.float32
-    loop_rows, loop_cols = self_loops
-
-    def build(start: int) -> np.ndarray:
-        row_ids = rows[start : start + step]
-        contiguous = np.array_equal(row_ids, np.arange(row_ids[0], row_ids[0] + len(row_ids)))
-        part = matrix[row_ids[0] : row_ids[-1] + 1] if contiguous else matrix[row_ids]
-        if not all_cols:
-            part = part[:, cols]
-        block = np.abs(part.astype(dtype, copy=False))
-        if np.shares_memory(block, matrix):
-            block = block.copy()
-        sel = (loop_rows >= start) & (loop_rows < start + step)
-        block[loop_rows[sel] - start, loop_cols[sel]] = 0
-        return _sort_scores(block.ravel())
-
-    starts = range(0, len(rows), step)
-    if len(starts) == 1:
-        return [build(0)]
-    with ThreadPoolExecutor(_n_threads()) as pool:
-        return list(pool.map(build, starts))
 
 
 @dataclass
@@ -359,7 +235,7 @@ def _positive_scores(matrix: Any, rows: np.ndarray, cols: np.ndarray) -> np.ndar
     return out
 
 
-def _build_index(matrix: Any, uni: _Universe) -> tuple[_ScoreIndex, int, np.ndarray]:
+def _build_index(matrix: Any, uni: _Universe) -> tuple[ScoreIndex, int, np.ndarray]:
     """Index of the universe's scores; also returns its size and the positives' scores."""
     row_ok = uni.rows >= 0
     col_ok = uni.cols >= 0
@@ -384,18 +260,18 @@ def _build_index(matrix: Any, uni: _Universe) -> tuple[_ScoreIndex, int, np.ndar
             loop_keys = loops_cov[0].astype(np.int64) * len(cols_p) + loops_cov[1]
             keys = sub.row.astype(np.int64) * len(cols_p) + sub.col
             not_loop = ~np.isin(keys, loop_keys)
-        vals = _sort_scores(vals[not_loop & (vals > 0)])
+        vals = sort_scores(vals[not_loop & (vals > 0)])
         blocks = [vals]
         n_zeros = n_universe - len(vals)
     else:
-        blocks = _dense_index(np.asarray(matrix), rows_p, cols_p, np.asarray(loops_cov))
+        blocks = dense_index(np.asarray(matrix), rows_p, cols_p, np.asarray(loops_cov))
         # the blocks store the covered self-loops as zeros: discount them from the zeros
         n_zeros = n_universe - n_covered - len(loops_cov[0])
     pos = _positive_scores(matrix, uni.rows[uni.true_rows], uni.cols[uni.true_cols])
-    return _ScoreIndex(blocks, n_zeros), n_universe, pos
+    return ScoreIndex(blocks, n_zeros), n_universe, pos
 
 
-def _expected_tp_at_k(index: _ScoreIndex, pos_sorted: np.ndarray, k: int) -> tuple[float, float]:
+def _expected_tp_at_k(index: ScoreIndex, pos_sorted: np.ndarray, k: int) -> tuple[float, float]:
     """Expected true positives among the top-k edges (ties split fractionally); and the k-th score."""
     t = index.kth_largest(k)
     n_gt = int(index.count_gt(np.array([t]))[0])
@@ -450,7 +326,7 @@ def _check_cutoff(top_k: Any, threshold: Any, n_universe: int) -> None:
 
 
 def score_arrays(
-    index: _ScoreIndex,
+    index: ScoreIndex,
     n_universe: int,
     pos_scores: np.ndarray,
     *,
@@ -553,6 +429,7 @@ def score(
     threshold: float | None = None,
     return_curve: bool = False,
     max_curve_points: int = 1000,
+    key: str = "GRN",
 ) -> dict[str, Any]:
     """Score a predicted network against a ground truth over an explicit edge universe.
 
@@ -560,7 +437,7 @@ def score(
     ----------
     predicted
         ``(n_genes, n_genes)`` scores, rows = regulators, columns = targets: a GRNAnnData /
-        AnnData with ``varp["GRN"]``, a square DataFrame, or a dense / sparse matrix with
+        AnnData with the network in ``varp[key]``, a square DataFrame, or a dense / sparse matrix with
         ``predicted_genes``. Ranked by absolute value; zero is the lowest score; NaN raises.
         Two same-shape matrices need no names: the positions define the genes
         (``score(pred_matrix, truth_matrix)``).
@@ -584,6 +461,10 @@ def score(
     return_curve
         Add ``"curve"``: a DataFrame (threshold, precision, recall) with one row per distinct score
         of a true edge (the points where recall changes), down-sampled to ``max_curve_points``.
+    key
+        For an AnnData ``predicted``: the ``varp`` key holding the network (default ``"GRN"``,
+        grnndata's; another key reads a network a tool stored in place: see
+        :func:`network_in_varp`).
 
     Returns
     -------
@@ -591,7 +472,10 @@ def score(
     ``precision_at_k`` (k = number of true edges), ``odds_ratio`` (top-k vs the rest; ``inf`` when
     no false positive or false negative), ``random_precision`` (true edges / universe edges),
     ``auprc_ratio``, ``n_true_edges``, ``n_universe_edges``, ``n_predicted_edges``, ``cutoff``,
-    ``n_regulators``, ``n_targets``, ``n_genes_overlap`` and optionally ``curve``.
+    ``n_regulators``, ``n_targets``, ``n_genes_overlap``, ``n_truth_edges_listed`` (the truth's
+    edges, self-loops aside, before any restriction), ``n_truth_edges_outside_genes`` (those
+    naming a gene outside the universe's genes, e.g. outside the expression set given as
+    ``truth_genes``: left out of the score) and optionally ``curve``.
     """
     if predicted_genes is None and truth_genes is None and _unnamed(predicted) and _unnamed(truth):
         if predicted.shape != truth.shape:
@@ -601,9 +485,10 @@ def score(
                 "give predicted_genes and truth_genes to match them by name"
             )
         predicted_genes = truth_genes = [str(i) for i in range(predicted.shape[0])]
-    pred = _predicted(predicted, predicted_genes, name="predicted")
+    pred = _predicted(predicted, predicted_genes, name="predicted", key=key)
     true = _truth(truth, truth_genes, name="truth")
     uni = _universe(pred, true, genes, regulators, regulators_in_truth, missing)
+    listed = _listed_truth_edges(truth, truth_genes, true)
     index, n_universe, pos = _build_index(pred.matrix, uni)
     result = score_arrays(
         index,
@@ -617,4 +502,7 @@ def score(
     result["n_regulators"] = len(uni.regulators)
     result["n_targets"] = len(uni.targets)
     result["n_genes_overlap"] = int(len(true.genes.intersection(pred.genes)))
+    n_listed, n_outside = _edges_outside(listed, uni.targets)
+    result["n_truth_edges_listed"] = n_listed
+    result["n_truth_edges_outside_genes"] = n_outside
     return result

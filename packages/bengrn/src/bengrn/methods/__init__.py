@@ -17,9 +17,13 @@ network over the same genes out, rows = regulators, columns = targets). It is re
 * ``cmd:<command>``: an external program. ``{input}`` in the command is replaced by the path of an
   h5ad file holding the expression, ``{output}`` by a path prefix; the program writes
   ``<prefix>.tsv``, ``.csv``, ``.parquet`` (an edge list with columns regulator, target, weight, or
-  the first three columns), ``.zarr`` or ``.h5ad`` (a GRnnData file). The command is split like a
-  shell command line but run without a shell, in its own session: when it ends, fails, times
-  out or the caller is stopped, its whole process group is killed (no orphan keeps running).
+  the first three columns), ``.zarr`` or ``.h5ad`` (an AnnData with the network in ``varp[key]``,
+  ``key`` = ``"GRN"`` unless set). The command is split like a shell command line but run without
+  a shell, in its own session; when it ends, fails, times out or the caller is stopped, it and
+  every process it started are killed (see :mod:`bengrn._process` for what "every" covers);
+* ``file:<path>``: a network computed beforehand (``.h5ad`` / ``.zarr`` with the network in
+  ``varp[key]``, or an edge table), e.g. one an inference tool stored in place: its genes
+  must be genes of the task's expression set.
 
 :func:`available_methods` lists the built-ins and plug-ins with where each comes from.
 Methods that take a ``regulators`` parameter receive the task's candidate regulators (e.g. the
@@ -28,15 +32,11 @@ dataset's TFs) unless the user set it.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import importlib.metadata
 import inspect
 import logging
-import os
 import shlex
-import signal
-import subprocess
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,6 +46,8 @@ from typing import Any
 import anndata as ad
 import pandas as pd
 
+from bengrn._process import run_command
+from bengrn._signature import check_call
 from bengrn.datasets.parsers import read_edge_table
 from bengrn.methods.correlation import pearson, spearman
 from bengrn.methods.random import random_network
@@ -57,12 +59,14 @@ __all__ = [
     "ExternalCommand",
     "MethodInfo",
     "MethodUnavailableError",
+    "NetworkFile",
     "available_methods",
     "check_params",
     "genie3",
     "grnboost2",
     "pearson",
     "random_network",
+    "read_network_file",
     "resolve_method",
     "spearman",
 ]
@@ -188,16 +192,56 @@ def _load_entry_point(ep: importlib.metadata.EntryPoint) -> Callable[..., Any]:
     return fn
 
 
+def read_network_file(path: Path, genes: pd.Index, key: str = "GRN") -> Any:
+    """The network stored in ``path`` as a GRNAnnData over (a subset of) ``genes``.
+
+    ``.zarr`` / ``.h5ad``: an AnnData with the network in ``varp[key]`` (rows = regulators; see
+    :func:`bengrn.metrics.network_in_varp`); ``.tsv`` / ``.csv`` / ``.parquet`` (gzipped or
+    not): an edge table (regulator, target, optional weight), whose genes must be in ``genes``.
+    """
+    import grnndata
+    from bengrn.metrics import network_in_varp
+
+    name = path.name.removesuffix(".gz")
+    if name.endswith((".zarr", ".h5ad")):
+        zarr = name.endswith(".zarr")
+        if key == "GRN":  # grnndata's own reader (integrity manifest, provenance)
+            return grnndata.read_zarr(path) if zarr else grnndata.read_h5ad(path)
+        network = network_in_varp((ad.read_zarr if zarr else ad.read_h5ad)(path), key, str(path))
+        return grnndata.GRNAnnData.from_matrix(network.matrix, list(network.genes))
+    edges = read_edge_table(path)
+    weight = "weight" if "weight" in edges.columns else None
+    return grnndata.from_edges(list(genes), edges, weight=weight, strict=True)
+
+
+def _stored_varp_keys(path: Path) -> list[str] | None:
+    """The ``varp`` keys of an ``.h5ad`` / ``.zarr`` file, read without loading it; ``None``
+    for other files or when they cannot be listed (the read then reports the problem)."""
+    try:
+        if path.name.endswith(".h5ad"):
+            import h5py
+
+            with h5py.File(path, "r") as handle:
+                return sorted(handle["varp"].keys()) if "varp" in handle else []
+        if path.name.endswith(".zarr"):
+            import zarr
+
+            group = zarr.open_group(str(path), mode="r")
+            return sorted(group["varp"].keys()) if "varp" in group else []
+    except Exception:  # noqa: BLE001 - listing is a courtesy check only
+        return None
+    return None
+
+
 @dataclass(frozen=True)
 class ExternalCommand:
     """A method run as an external program (see the module docstring)."""
 
     command: str
     timeout: float | None = None
+    key: str = "GRN"
 
     def __call__(self, adata: ad.AnnData, **params: Any) -> Any:
-        import grnndata
-
         if params:
             raise ValueError(
                 f"an external command takes no parameters (got {sorted(params)}); put them in the command line"
@@ -215,7 +259,7 @@ class ExternalCommand:
                 a.replace("{input}", str(input_path)).replace("{output}", str(prefix))
                 for a in shlex.split(self.command)
             ]
-            returncode, stderr = _run_in_own_group(argv, self.timeout)
+            returncode, stderr = run_command(argv, self.timeout)
             if returncode != 0:
                 raise RuntimeError(
                     f"external command {argv[0]!r} exited with status {returncode}: "
@@ -229,48 +273,30 @@ class ExternalCommand:
                 raise RuntimeError(
                     f"external command {argv[0]!r} wrote none of {prefix}.tsv/.csv/.parquet/.zarr/.h5ad"
                 )
-            if suffix == ".zarr":
-                return grnndata.read_zarr(out)
-            if suffix == ".h5ad":
-                return grnndata.read_h5ad(out)
-            edges = read_edge_table(out)
-            weight = "weight" if "weight" in edges.columns else None
-            return grnndata.from_edges(list(adata.var_names), edges, weight=weight, strict=True)
+            return read_network_file(out, pd.Index(adata.var_names), self.key)
 
 
-def _run_in_own_group(argv: list[str], timeout: float | None) -> tuple[int, str]:
-    """Run ``argv`` in a new session; return (exit status, stderr).
+@dataclass(frozen=True)
+class NetworkFile:
+    """A network computed beforehand, read from a file (see the module docstring)."""
 
-    Whatever happens (normal end, time limit, an exception or signal in the caller), every
-    process left in the command's group (e.g. a child it started in the background) is killed.
-    """
-    try:
-        proc = subprocess.Popen(
-            argv,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-    except OSError as err:
-        raise RuntimeError(f"external command {argv[0]!r} cannot be started: {err}") from err
-    try:
-        _, stderr = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired as err:
-        raise TimeoutError(
-            f"external command {argv[0]!r} exceeded its time limit of {timeout:g} s"
-        ) from err
-    finally:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    return proc.returncode, stderr
+    path: str
+    key: str = "GRN"
+
+    def __call__(self, adata: ad.AnnData, **params: Any) -> Any:
+        if params:
+            raise ValueError(
+                f"a network file takes no parameters (got {sorted(params)}); it is read as it is"
+            )
+        return read_network_file(Path(self.path), pd.Index(adata.var_names), self.key)
 
 
-def resolve_method(spec: str) -> tuple[str, Callable[..., Any]]:
+def resolve_method(spec: str, *, key: str = "GRN") -> tuple[str, Callable[..., Any]]:
     """``(display name, callable)`` for a method reference (see the module docstring).
 
     A ``name=`` prefix sets the display name, e.g. ``mytool=cmd:./run.sh {input} {output}``.
+    ``key``: the ``varp`` key of the network in the AnnData files that ``cmd:`` programs write
+    and ``file:`` references name.
     """
     name = None
     head, sep, rest = spec.partition("=")
@@ -287,7 +313,22 @@ def resolve_method(spec: str) -> tuple[str, Callable[..., Any]]:
             raise MethodUnavailableError(
                 "cmd: needs a command line, e.g. cmd:python infer.py {input} {output}"
             )
-        return name or Path(shlex.split(command)[0]).stem, ExternalCommand(command)
+        return name or Path(shlex.split(command)[0]).stem, ExternalCommand(command, key=key)
+    if spec.startswith("file:"):
+        path = Path(spec[5:].strip()).expanduser()
+        if not path.exists():
+            raise MethodUnavailableError(
+                f"file: network {str(path)!r} does not exist (expected an .h5ad / .zarr with the "
+                "network in varp, or an edge table)"
+            )
+        keys = _stored_varp_keys(path)
+        if keys is not None and key not in keys:
+            raise MethodUnavailableError(
+                f"file: network {str(path)!r} has no varp[{key!r}] (varp keys: {keys}); pass the "
+                "key it is stored under (--key / key=)"
+            )
+        stem = path.name.removesuffix(".gz").rsplit(".", 1)[0]
+        return name or stem, NetworkFile(str(path), key=key)
     module_name, colon, attr = spec.partition(":")
     if not colon or not module_name or not attr:
         raise MethodUnavailableError(
@@ -316,32 +357,17 @@ def accepts(fn: Callable[..., Any], param: str) -> bool:
 
 
 def check_params(name: str, fn: Callable[..., Any], params: dict[str, Any]) -> None:
-    """Raise ``TypeError`` naming the parameters ``fn`` does not take (e.g. a misspelt key).
+    """Raise ``TypeError`` (one line) naming a parameter ``fn`` does not take (e.g. a misspelt
+    key) or a value of the wrong type (checked against ``fn``'s annotations).
 
-    A callable with ``**kwargs`` takes any name; an external command takes none.
+    A callable with ``**kwargs`` takes any name; an external command or file takes none.
     """
     if not params:
         return
-    if isinstance(fn, ExternalCommand):
+    if isinstance(fn, ExternalCommand | NetworkFile):
+        kind = "an external command" if isinstance(fn, ExternalCommand) else "a network file"
         raise TypeError(
-            f"method {name!r} is an external command and takes no parameters (got "
-            f"{sorted(params)}); put them in its command line"
+            f"method {name!r} is {kind} and takes no parameters (got {sorted(params)})"
+            + ("; put them in its command line" if isinstance(fn, ExternalCommand) else "")
         )
-    try:
-        signature = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return
-    parameters = signature.parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        return
-    named = [
-        p.name
-        for p in list(parameters.values())[1:]  # the first one is the expression set
-        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    ]
-    unknown = sorted(set(params) - set(named))
-    if unknown:
-        raise TypeError(
-            f"method {name!r} has no parameter {', '.join(map(repr, unknown))}; its parameters: "
-            f"{', '.join(named) or '(none)'}"
-        )
+    check_call(fn, params, what=f"method {name!r}", skip_first=True)

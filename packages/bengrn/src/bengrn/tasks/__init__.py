@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -43,13 +44,13 @@ log = logging.getLogger(__name__)
 
 TASKS: dict[str, Callable[..., Task]] = {
     "literature": LiteratureTask,
-    "mccalla-hesc": lambda **kw: McCallaTask(cell="hESC", **kw),
-    "mccalla-mesc": lambda **kw: McCallaTask(cell="mESC", **kw),
+    "mccalla-hesc": partial(McCallaTask, cell="hESC"),
+    "mccalla-mesc": partial(McCallaTask, cell="mESC"),
     "perturbseq": PerturbSeqTask,
     "enrichment": EnrichmentTask,
-    "beeline-synthetic": lambda **kw: BeelineTask(kind="synthetic", **kw),
-    "beeline-curated": lambda **kw: BeelineTask(kind="curated", **kw),
-    "beeline-curated-dropout50": lambda **kw: BeelineTask(kind="curated-dropout50", **kw),
+    "beeline-synthetic": partial(BeelineTask, kind="synthetic"),
+    "beeline-curated": partial(BeelineTask, kind="curated"),
+    "beeline-curated-dropout50": partial(BeelineTask, kind="curated-dropout50"),
     "custom": CustomTask,
 }
 
@@ -70,11 +71,15 @@ class BenGRN:
         A GRNAnnData (network in ``varp["GRN"]``, rows = regulators, columns = targets).
     gene_column
         ``var`` column with the identifiers the truths use (default ``var_names``).
+    key
+        ``varp`` key of the network (default ``"GRN"``; another key reads a network a tool
+        stored in place, see :func:`bengrn.metrics.network_in_varp`).
     """
 
-    def __init__(self, grn: Any, gene_column: str | None = None):
+    def __init__(self, grn: Any, gene_column: str | None = None, key: str = "GRN"):
         self.grn = grn
         self.gene_column = gene_column
+        self.key = key
 
     def run(
         self,
@@ -85,6 +90,6 @@ class BenGRN:
         frames = []
         for task in tasks:
             task_obj = get_task(task) if isinstance(task, str) else task
-            result = task_obj.run(self.grn, unit=unit, gene_column=self.gene_column)
+            result = task_obj.run(self.grn, unit=unit, gene_column=self.gene_column, key=self.key)
             frames.append(result.to_frame())
         return pd.concat(frames, ignore_index=True)

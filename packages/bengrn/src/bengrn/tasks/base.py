@@ -133,14 +133,26 @@ class Task(ABC):
             raise ValueError(f"task {self.name!r} has no unit {unit!r}; units: {units}")
         return unit
 
-    def run(self, grn: Any, unit: str | None = None, gene_column: str | None = None) -> TaskResult:
-        """Score ``grn`` (a GRNAnnData; rows = regulators) on the task.
+    def run(
+        self,
+        grn: Any,
+        unit: str | None = None,
+        gene_column: str | None = None,
+        key: str = "GRN",
+    ) -> TaskResult:
+        """Score ``grn`` (a GRNAnnData / AnnData with the network in ``varp[key]``, or a
+        :class:`grnndata.Network`; rows = regulators) on the task.
 
         ``gene_column``: a ``var`` column holding the gene identifiers the truth uses (default:
-        ``var_names``).
+        ``var_names``). ``key``: the ``varp`` key of the network (default ``"GRN"``; another
+        key reads a network a tool stored in place, see :func:`bengrn.metrics.network_in_varp`).
+        The edge universe is the task's,
+        restricted to the network's genes: genes the network lacks are left out (the universe
+        text of each variant says how many). ``bengrn run`` instead scores every method's
+        network over the whole expression set (see :mod:`bengrn.runner`).
         """
         unit = self._unit(unit)
-        network = network_by_column(grn, gene_column)
+        network = network_by_column(grn, gene_column, key)
         start = time.perf_counter()
         scores = self._score(network, unit)
         total = time.perf_counter() - start
@@ -151,20 +163,28 @@ class Task(ABC):
         return TaskResult(self.name, unit, scores, timings)
 
 
-def network_by_column(grn: Any, gene_column: str | None = None) -> Network:
-    """The network of ``grn`` with genes taken from ``var[gene_column]`` (or ``var_names``).
+def network_by_column(grn: Any, gene_column: str | None = None, key: str = "GRN") -> Network:
+    """The network of ``grn`` (in ``varp[key]``) with genes taken from ``var[gene_column]`` (or
+    ``var_names``); a :class:`grnndata.Network` is returned as it is.
 
     Genes whose identifier is missing or repeated keep only their first occurrence (the others
     are dropped from the network, with a log message).
     """
-    network = as_network(grn, name="predicted")
+    from bengrn.metrics import network_in_varp
+
+    if isinstance(grn, Network):
+        if gene_column is not None:
+            raise ValueError("gene_column applies to an AnnData's var; a Network has no var")
+        return grn
+    network = network_in_varp(grn, key) if key != "GRN" else as_network(grn, name="predicted")
     if gene_column is None:
         return network
     if gene_column not in grn.var:
         raise ValueError(
             f"gene_column {gene_column!r} is not a var column; columns: {list(grn.var.columns)[:10]}"
         )
-    ids = grn.var[gene_column].astype("string")
+    column = pd.Series(grn.var[gene_column].to_numpy(), index=grn.var_names.astype(str))
+    ids = column.reindex(network.genes).astype("string")
     keep = (ids.notna() & ~ids.duplicated(keep="first")).to_numpy()
     if not keep.all():
         log.info(
@@ -208,6 +228,14 @@ def score_variant(
     )
     curve = metrics.pop("curve", None)
     metrics["_seconds"] = time.perf_counter() - start
+    truth_genes = options.get("truth_genes")
+    if truth_genes is not None:
+        n_genes = len(pd.Index(truth_genes).unique())
+        if metrics["n_genes_overlap"] < n_genes:
+            universe += (
+                f"; only the {metrics['n_genes_overlap']} of these {n_genes} genes that the "
+                "network has are scored"
+            )
     return VariantScore(
         variant=variant,
         metrics=metrics,

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from bengrn.datasets import read_edge_table, read_gene_list
+from bengrn.expression import check_expression, check_expression_file
 from bengrn.tasks.base import Task, VariantScore, score_variant
 from grnndata import Network
 
@@ -84,6 +85,26 @@ class CustomTask(Task):
     ):
         if not name or not isinstance(name, str):
             raise ValueError(f"a task needs a name (text); got {name!r}")
+        if not isinstance(regulators_in_truth, bool | np.bool_):
+            raise TypeError(
+                f"regulators_in_truth must be True or False; got {type(regulators_in_truth).__name__} "
+                f"{regulators_in_truth!r}"
+            )
+        _check_kind(truth, "truth", (str, os.PathLike, pd.DataFrame), "a path or a DataFrame")
+        _check_kind(
+            expression, "expression", (str, os.PathLike, ad.AnnData), "a path or an AnnData"
+        )
+        if regulators is not None and (
+            isinstance(regulators, bytes)
+            or not isinstance(regulators, str | os.PathLike)
+            and not (
+                isinstance(regulators, Sequence) and all(isinstance(g, str) for g in regulators)
+            )
+        ):
+            raise TypeError(
+                f"regulators must be a path or a list of gene names; got "
+                f"{type(regulators).__name__} {regulators!r:.60}"
+            )
         self.name = name
         self.regulators_in_truth = bool(regulators_in_truth)
         if isinstance(truth, pd.DataFrame):
@@ -98,6 +119,7 @@ class CustomTask(Task):
         if isinstance(expression, ad.AnnData):
             self._adata: ad.AnnData | None = expression
             self.expression_source = "an AnnData"
+            check_expression(expression, "the expression set (an AnnData)")
             genes = pd.Index(expression.var_names.astype(str))
             self._expression_key = _digest(expression.shape, *genes[:1000], len(genes))
         else:
@@ -105,6 +127,7 @@ class CustomTask(Task):
             self._adata = None
             self.expression_path = path
             self.expression_source = str(path)
+            check_expression_file(path)
             backed = ad.read_h5ad(path, backed="r")
             try:
                 genes = pd.Index(backed.var_names.astype(str))
@@ -154,6 +177,13 @@ class CustomTask(Task):
         missing = [key for key in ("truth", "expression") if not spec.get(key)]
         if missing:
             raise TaskFileError(f"task file {path.name} needs {' and '.join(missing)}")
+        for key, expected in _YAML_TYPES.items():
+            value = spec.get(key)
+            if value is not None and not _yaml_type_ok(key, value):
+                raise TaskFileError(
+                    f"task file {path.name}: {key}: {value!r:.60} is a {_yaml_name(value)}; "
+                    f"expected {expected}"
+                )
 
         def resolve(value: Any) -> Any:
             if isinstance(value, str):
@@ -168,7 +198,7 @@ class CustomTask(Task):
                 regulators=resolve(spec.get("regulators")),
                 regulators_in_truth=spec.get("regulators_in_truth", True),
             )
-        except (ValueError, OSError) as err:
+        except (ValueError, TypeError, OSError) as err:
             raise TaskFileError(f"task file {path.name}: {err}") from None
 
     @cached_property
@@ -222,6 +252,42 @@ class CustomTask(Task):
                 ),
             )
         ]
+
+
+_YAML_TYPES = {
+    "name": "text, e.g. name: my-truth",
+    "truth": "a path (text), e.g. truth: edges.tsv",
+    "expression": "a path (text), e.g. expression: cells.h5ad",
+    "regulators": "a path (text) or a list of gene names, e.g. regulators: tfs.txt",
+    "regulators_in_truth": "true or false",
+}
+
+
+def _yaml_type_ok(key: str, value: Any) -> bool:
+    if key == "regulators_in_truth":
+        return isinstance(value, bool)
+    if key == "name":  # a number is a fine name (name: 2024)
+        return isinstance(value, str | int | float) and not isinstance(value, bool)
+    if key == "regulators" and isinstance(value, list):
+        return all(isinstance(g, str) for g in value)
+    return isinstance(value, str)
+
+
+def _yaml_name(value: Any) -> str:
+    names = {
+        bool: "boolean",
+        int: "number",
+        float: "number",
+        str: "text",
+        list: "list",
+        dict: "mapping",
+    }
+    return names.get(type(value), type(value).__name__)
+
+
+def _check_kind(value: Any, what: str, kinds: tuple[type, ...], expected: str) -> None:
+    if not isinstance(value, kinds):
+        raise TypeError(f"{what} must be {expected}; got {type(value).__name__} {value!r:.60}")
 
 
 def _existing(path: str | os.PathLike, what: str) -> Path:
