@@ -94,6 +94,9 @@ def test_our_denoising_and_grn_inference_equal_the_originals(name, bench, loaded
     # the softmax networks are equal within 1e-4, not only in their ranking
     for row in rows[:-1]:
         assert float(row["max_abs_diff"]) <= 1e-4, row
+    # raw scores: the original leaves q.k unscaled, ours divide by sqrt(head_dim)
+    assert rows[-1]["output"] == "GRN scores (task)"
+    assert float(rows[-1]["note"].rsplit(": ", 1)[1]) <= 1e-4, rows[-1]
 
 
 def test_hyper_parameters_become_config_vocabulary_and_labels(inputs, loaded, caplog):
