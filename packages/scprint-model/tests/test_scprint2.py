@@ -198,6 +198,11 @@ def test_corrupted_and_incomplete_scprint2_checkpoints_give_one_line_errors(tmp_
     ):
         scprint.load(tmp_path / "missing.ckpt", device="cpu")
     data = _dict("s2_cell_vae_metacell")
+    data["hyper_parameters"]["organisms"].append("NCBITaxon:7955")
+    torch.save(data, tmp_path / "organisms.ckpt")
+    with pytest.raises(scprint.CheckpointError, match=r"organisms lists 'NCBITaxon:7955'"):
+        scprint.load(tmp_path / "organisms.ckpt", device="cpu")
+    data = _dict("s2_cell_vae_metacell")
     del data["state_dict"]["cls_decoders.sex_ontology_term_id.out_layer.bias"]
     torch.save(data, tmp_path / "classifier.ckpt")
     with pytest.raises(scprint.CheckpointError, match=r"sex_ontology_term_id.out_layer.bias"):

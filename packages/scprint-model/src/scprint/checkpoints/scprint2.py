@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from ..data.ontology import LabelEncoder
-from ..data.organisms import organism_of_gene
+from ..data.organisms import ORGANISMS, organism_of_gene
 from ..data.vocabulary import Vocabulary
 from ..model import ScPrint2, ScPrint2Config
 from ..model.scprint2 import ScPrint2Output
@@ -175,9 +175,14 @@ def genes_by_organism(hparams: dict[str, Any], path: str) -> dict[str, list[str]
     """``{organism: [Ensembl ids]}`` in the model's vocabulary order (its ``organisms`` order)."""
     genes = hparams["genes"]
     if isinstance(genes, dict):
+        # the original's vocabulary: the genes of each organism of ``organisms``, in that order
         listed = [str(o) for o in (hparams.get("organisms") or genes)]
-        order = [o for o in listed if o in genes] + [o for o in genes if o not in listed]
-        return {str(o): [str(g) for g in genes[o]] for o in order}
+        absent = [o for o in listed if o not in genes]
+        if absent:
+            raise CheckpointError(
+                f"{path}: hyper-parameter organisms lists {absent[0]!r}, which genes does not hold"
+            )
+        return {o: [str(g) for g in genes[o]] for o in listed}
     grouped: dict[str, list[str]] = {}
     for gene in genes:
         organism = organism_of_gene(str(gene))
@@ -255,7 +260,12 @@ def load(checkpoint: dict[str, Any], path: Path) -> Pretrained:
         {**hparams, "label_counts": sizes}, str(path)
     )
     flat = [g for organism in organisms for g in genes[organism]]
-    vocab = Vocabulary(genes=flat, symbols=[""] * len(flat), organism=organisms[0])
+    known = [o for o in organisms if o in ORGANISMS]
+    if not known:
+        raise CheckpointError(
+            f"{path}: the model's organisms {organisms} include neither of {sorted(ORGANISMS)}"
+        )
+    vocab = Vocabulary(genes=flat, symbols=[""] * len(flat), organism=known[0])
     model = ScPrint2(config, len(flat), sizes)
     load_state_strict(model, state, path)
     return Pretrained(
