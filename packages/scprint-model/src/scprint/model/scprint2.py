@@ -289,7 +289,12 @@ class ScPrint2(nn.Module):
     def _normalise_neighbours(
         self, neighbours: torch.Tensor, padding: torch.Tensor
     ) -> torch.Tensor:
-        """``(B, K, L)`` neighbour counts -> normalised expression (each neighbour on its own)."""
+        """``(B, K, L)`` neighbour counts -> normalised expression, each neighbour on its own.
+
+        ``"log"`` is the original's ``log2(1 + counts)``. For ``"sum"`` the original divides
+        ``(B, K, L)`` by a ``(B, 1, K)`` total, which fails unless ``K`` is 1 or ``L``; here each
+        neighbour's counts are divided by its own total over the context, what that line means.
+        """
         neighbours = neighbours.float().masked_fill(padding[:, None, :], 0.0)
         if self.config.normalisation == "log":
             return torch.log2(1 + neighbours)
