@@ -2,6 +2,9 @@
 
 * ``scprint-2.3.8``: ``scprint==2.3.8`` and ``simpler-flash==1.0.7`` (its transformer),
 * ``scprint-1.6.4``: ``scprint==1.6.4`` (it ships its own copy of the transformer),
+* ``scprint2-1.0.3``: ``scprint2==1.0.3`` (the second generation, scPRINT-2) and
+  ``simpler-flash==1.3.5``; its pin ``torch==2.8.0`` is not followed: it runs on the same torch
+  as the other peers,
 
 each installed with ``--no-deps``, plus only what building, running, saving and loading the model
 needs: torch, lightning, einops, huggingface-hub, pandas + pyarrow (its gene-embedding parquet),
@@ -24,9 +27,10 @@ PEERS = Path(__file__).resolve().parents[1] / ".peer-venvs"
 RELEASES = {
     "scprint-2.3.8": ["scprint==2.3.8", "simpler-flash==1.0.7"],
     "scprint-1.6.4": ["scprint==1.6.4"],
+    "scprint2-1.0.3": ["scprint2==1.0.3", "simpler-flash==1.3.5"],
 }
 RUNTIME = [
-    "torch",
+    "torch==2.13.0",
     "lightning",
     "einops",
     "huggingface-hub",

@@ -1,7 +1,7 @@
 """Stand-ins for the imports of the original scPRINT that its model never uses (peer venv only).
 
-The original ``scprint`` package imports lamindb's bionty, scanpy, scdataloader, Bio, gget,
-matplotlib, ... at module level (for its tasks, plots and data download helpers). None of them is
+The original ``scprint`` and ``scprint2`` packages import lamindb's bionty, scanpy, scdataloader,
+Bio, gget, matplotlib, torch-geometric, performer-pytorch, ... at module level (for its tasks, plots and data download helpers). None of them is
 called when a model is built, run forward, saved or loaded. :func:`install` registers an import
 hook that answers those names with empty modules whose attributes are placeholders: importing
 works, and a placeholder applied as a decorator returns the function unchanged. Any value
@@ -47,6 +47,14 @@ STUBBED = (
     "grnndata",
     "hdbscan",
     "sparse",
+    # scprint2 1.0.x only
+    "torch_geometric",
+    "performer_pytorch",
+    "bokeh",
+    "colorcet",
+    "gseapy",
+    "esm",
+    "tensorly",
 )
 
 

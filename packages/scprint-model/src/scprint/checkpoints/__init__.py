@@ -4,6 +4,8 @@
   ``checkpoint["scprint"]`` entry);
 - :mod:`~scprint.checkpoints.scprint1`: the original scPRINT's first generation (packages
   ``scprint`` 1.6.x and 2.x, e.g. the published ``medium-v1.5.ckpt``);
+- :mod:`~scprint.checkpoints.scprint2`: the second generation, scPRINT-2 (package ``scprint2``
+  1.0.x, e.g. the published ``small-v2.ckpt``);
 - :mod:`~scprint.checkpoints.reader`: safe reading (``weights_only``), :class:`CheckpointError`,
   device resolution.
 
@@ -18,7 +20,7 @@ from typing import BinaryIO
 
 import torch
 
-from . import scprint1
+from . import scprint1, scprint2
 from .ours import CHECKPOINT_KEY, FORMAT_VERSION, load_ours
 from .pretrained import Pretrained
 from .reader import CheckpointError, read_checkpoint, resolve_device, source_path
@@ -37,10 +39,12 @@ __all__ = [
 
 
 def load(path: str | os.PathLike | BinaryIO, device: str | torch.device = "auto") -> Pretrained:
-    """Load a scPRINT checkpoint for inference: ours, or an original scPRINT one (1.6.x or 2.x).
+    """Load a scPRINT checkpoint for inference: ours, an original scPRINT-1 one (``scprint``
+    1.6.x or 2.x) or a scPRINT-2 one (``scprint2`` 1.0.x).
 
     Args:
-        path: checkpoint file (e.g. the published ``medium-v1.5.ckpt``), or a binary file object.
+        path: checkpoint file (e.g. the published ``medium-v1.5.ckpt`` or ``small-v2.ckpt``), or a
+            binary file object.
         device: ``"auto"`` (GPU when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
 
     Returns:
@@ -57,6 +61,8 @@ def load(path: str | os.PathLike | BinaryIO, device: str | torch.device = "auto"
     path = source_path(path)
     if CHECKPOINT_KEY in checkpoint:
         pretrained = load_ours(checkpoint, path)
+    elif scprint2.is_scprint2(checkpoint):
+        pretrained = scprint2.load(checkpoint, path)
     elif scprint1.is_original(checkpoint):
         pretrained = scprint1.load(checkpoint, path)
     else:

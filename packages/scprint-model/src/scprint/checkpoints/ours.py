@@ -16,8 +16,9 @@ import torch
 
 from .. import __version__
 from ..data.ontology import LabelEncoder
+from ..data.organisms import genes_by_organism
 from ..data.vocabulary import Vocabulary
-from ..model import ModelConfig, ScPrint
+from ..model import ModelConfig, ScPrint, ScPrint2, ScPrint2Config, build_network, config_from_dict
 from .pretrained import Pretrained
 from .reader import CheckpointError, load_state_strict
 
@@ -30,7 +31,7 @@ FORMAT_VERSION = 2
 
 
 def checkpoint_metadata(
-    config: ModelConfig,
+    config: ModelConfig | ScPrint2Config,
     vocab: Vocabulary,
     labels: dict[str, LabelEncoder],
     sampling: dict[str, Any],
@@ -65,13 +66,14 @@ def read_metadata(checkpoint: dict[str, Any], path: str | Path) -> dict[str, Any
 
 def build_model(
     meta: dict[str, Any],
-) -> tuple[ScPrint, ModelConfig, Vocabulary, dict[str, LabelEncoder]]:
-    """An untrained :class:`ScPrint` shaped like the checkpoint, with its vocabulary and labels."""
-    config = ModelConfig.from_dict(meta["config"])
+) -> tuple[ScPrint | ScPrint2, ModelConfig | ScPrint2Config, Vocabulary, dict[str, LabelEncoder]]:
+    """An untrained network shaped like the checkpoint (:class:`ScPrint`, or :class:`ScPrint2`
+    for a fine-tuned scPRINT-2), with its vocabulary and labels."""
+    config = config_from_dict(meta["config"])
     vocab = Vocabulary.from_dict(meta["vocab"])
     labels = {name: LabelEncoder.from_dict(values) for name, values in meta["labels"].items()}
     positions = None if vocab.positions is None else torch.from_numpy(vocab.positions)
-    model = ScPrint(
+    model = build_network(
         config, len(vocab), {n: len(e.classes) for n, e in labels.items()}, gene_positions=positions
     )
     return model, config, vocab, labels
@@ -94,5 +96,11 @@ def load_ours(checkpoint: dict[str, Any], path: Path) -> Pretrained:
         version=str(meta["version"]),
         path=path,
         sampling=dict(meta.get("sampling", {})),
-        organisms=[vocab.organism],
+        organisms=_organisms(vocab),
     )
+
+
+def _organisms(vocab: Vocabulary) -> list[str]:
+    """The vocabulary's organisms (from its Ensembl prefixes, in vocabulary order), else its own."""
+    found = [o for o in genes_by_organism(vocab.genes) if o != "unknown"]
+    return found if found and vocab.organism in found else [vocab.organism]

@@ -16,6 +16,12 @@ def _masked_softmax(logits: torch.Tensor, padding: torch.Tensor | None) -> torch
     return F.softmax(logits, dim=-1)
 
 
+def _with_depth(tokens: torch.Tensor, log_depth: torch.Tensor) -> torch.Tensor:
+    """``(B, L, d)`` tokens with ``log_depth`` ``(B,)`` appended to each: ``(B, L, d + 1)``."""
+    depth = log_depth[:, None, None].expand(-1, tokens.shape[1], 1).to(tokens.dtype)
+    return torch.cat([tokens, depth], -1)
+
+
 class ExprDecoder(nn.Module):
     """Gene tokens -> ZINB parameters of each context gene.
 
@@ -57,7 +63,7 @@ class ExprDecoder(nn.Module):
         if self.use_depth:
             if log_depth is None:
                 raise ValueError("this expression decoder reads the depth; pass log_depth (B,)")
-            x = torch.cat([x, log_depth[:, None, None].expand(-1, x.shape[1], 1).to(x.dtype)], -1)
+            x = _with_depth(x, log_depth)
         out = self.pred_var_zero(self.fc(x)).float()  # read-outs in float32 under autocast
         if not self.zinb:
             return {"mean": _masked_softmax(out.squeeze(-1), padding)}
@@ -102,16 +108,24 @@ class MVCDecoder(nn.Module):
 
     ``"inner product"``: queries ``sigmoid(LN(gene2query(g)))`` projected to three ``d``-vectors
     whose inner products with the cell embedding give the mean logit, dispersion and zero logit;
-    ``"concat query"`` / ``"sum query"``: an MLP on ``[cell, query]`` / ``cell + query``.
+    ``"concat query"`` / ``"sum query"``: an MLP on ``[cell, query]`` / ``cell + query``. With
+    ``use_depth`` (scPRINT-2) each gene token also reads ``log2(1 + depth)`` before ``gene2query``.
     """
 
-    def __init__(self, d_model: int, arch_style: str = "inner product", zinb: bool = True) -> None:
+    def __init__(
+        self,
+        d_model: int,
+        arch_style: str = "inner product",
+        zinb: bool = True,
+        use_depth: bool = False,
+    ) -> None:
         super().__init__()
         self.arch_style = arch_style
         self.zinb = zinb
         self.d_model = d_model
+        self.use_depth = use_depth
         outputs = 3 if zinb else 1
-        self.gene2query = nn.Linear(d_model, d_model)
+        self.gene2query = nn.Linear(d_model + 1 if use_depth else d_model, d_model)
         self.query_activation = nn.Sigmoid()
         if arch_style == "inner product":
             self.norm = nn.LayerNorm(d_model)
@@ -134,9 +148,15 @@ class MVCDecoder(nn.Module):
         cell_embedding: torch.Tensor,
         gene_identity: torch.Tensor,
         padding: torch.Tensor | None = None,
+        log_depth: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        """``cell_embedding`` ``(B, d)``, ``gene_identity`` ``(B, L, d)`` -> ``{"mean", "disp",
-        "zero_logits"}`` each ``(B, L)`` (means sum to 1 over the context)."""
+        """``cell_embedding`` ``(B, d)``, ``gene_identity`` ``(B, L, d)``, ``log_depth`` ``(B,)``
+        (with ``use_depth``) -> ``{"mean", "disp", "zero_logits"}`` each ``(B, L)`` (means sum
+        to 1 over the context)."""
+        if self.use_depth:
+            if log_depth is None:
+                raise ValueError("this MVC decoder reads the depth; pass log_depth (B,)")
+            gene_identity = _with_depth(gene_identity, log_depth)
         if self.arch_style == "inner product":
             query = self.query_activation(self.norm(self.gene2query(gene_identity)))
             parts = self.pred_var_zero(query).split(self.d_model, dim=-1)

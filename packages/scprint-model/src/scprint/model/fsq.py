@@ -39,8 +39,17 @@ class FSQ(nn.Module):
         """Quantised codes in ``[-1, 1]``, same shape as ``z``."""
         return round_ste(self.bound(z)) / (self._levels // 2)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """``(B, dim)`` -> quantised ``(B, dim)``."""
+    def encode(self, z: torch.Tensor) -> torch.Tensor:
+        """``(B, dim)`` tokens -> ``(B, n)`` codes before rounding (``project_in``; scPRINT-2's
+        classifiers and embeddings read these)."""
         if z.shape[-1] != self.dim:
             raise ValueError(f"FSQ expects (..., {self.dim}) tokens, got {tuple(z.shape)}")
-        return self.project_out(self.quantize(self.project_in(z)))
+        return self.project_in(z)
+
+    def decode(self, code: torch.Tensor) -> torch.Tensor:
+        """``(B, n)`` codes (rounded here) -> ``(B, dim)`` tokens."""
+        return self.project_out(self.quantize(code))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """``(B, dim)`` -> quantised ``(B, dim)``."""
+        return self.decode(self.encode(z))

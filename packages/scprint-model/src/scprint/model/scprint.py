@@ -187,6 +187,11 @@ class ScPrint(nn.Module):
         else:
             self.bottleneck_mlps = None
 
+    @property
+    def gene_table(self) -> nn.Embedding:
+        """The gene identity table."""
+        return self.gene_encoder.embeddings
+
     def _init_weights(self) -> None:
         """The original's initialisation: linear weights ``N(0, 0.02)`` (residual output
         projections scaled by ``1/sqrt(2 n_layers)``), zero biases, classifier biases -0.13."""
@@ -288,6 +293,17 @@ class ScPrint(nn.Module):
             return cell_tokens[:, self.cell_token_index["base"]]
         first = self.cell_token_index[self.label_classes[0]]
         return cell_tokens[:, first:].mean(dim=1)
+
+    def class_embedding(self, output: ScPrintOutput, classes: list[str]) -> torch.Tensor:
+        """Embedding ``(B, d)`` of some cell tokens (names of :attr:`cell_token_index`): the mean
+        of their output tokens."""
+        unknown = [c for c in classes if c not in self.cell_token_index]
+        if unknown or not classes:
+            raise ValueError(
+                f"classes must be a non-empty subset of {list(self.cell_token_index)}, got {classes}"
+            )
+        positions = [self.cell_token_index[c] for c in classes]
+        return output.cell_tokens[:, positions].mean(dim=1)
 
     def forward(
         self,

@@ -77,6 +77,17 @@ class PositionalEncoding(nn.Module):
         pe[positions < 0] = 0.0
         self.register_buffer("pe", pe)
 
+    @classmethod
+    def from_table(cls, table: torch.Tensor) -> PositionalEncoding:
+        """An encoding whose per-gene table ``pe`` ``(n_genes, 1, d)`` is given as it is (the
+        scPRINT-2 checkpoints store it; their gene positions are not in the checkpoint)."""
+        if table.dim() != 3 or table.shape[1] != 1:
+            raise ValueError(f"a position table must be (n_genes, 1, d), got {tuple(table.shape)}")
+        module = cls.__new__(cls)
+        nn.Module.__init__(module)
+        module.register_buffer("pe", table.float().clone())
+        return module
+
     def forward(self, gene_ids: torch.Tensor) -> torch.Tensor:
         """``(B, L)`` vocabulary indices -> ``(B, L, d)``."""
         return self.pe[:, 0][gene_ids]

@@ -12,9 +12,19 @@ and after the last block ``norm(dropout(branch) + residual)``. In eval mode this
 ``x + attention(LN(x))``, ``x + MLP(LN(x))`` stack. Attention supports grouped-query heads
 (``n_heads_kv`` key/value heads shared by ``n_heads / n_heads_kv`` query heads each).
 
-With ``cross_attention`` (the original's ``cell_specific_blocks``) each layer is a pair of blocks:
-a cross-attention block whose keys and values come from a *context* sequence (not normalised),
-then a self-attention block. Without a context the cross blocks are skipped, as the original does.
+Cross-attention to a *context* sequence (keys and values from it, not normalised) comes in the
+two layouts of the original releases; without a context it is skipped, as the originals do:
+
+* scPRINT-1 (``cross_attention=True``, simpler-flash 1.0): each layer is a pair of blocks, a
+  cross-attention block then a self-attention block;
+* scPRINT-2 (``context_dim=...``, simpler-flash 1.3): each block has a cross-attention sub-layer
+  between its first LayerNorm and its self-attention, with its own residual add and LayerNorm
+  (``norm3``); the context may be narrower or wider than the sequence (``context_dim``)::
+
+      residual = dropout(branch) + residual
+      x        = norm1(residual)
+      residual = dropout(cross_attention(x, context)) + residual
+      branch   = attention(norm3(residual))        # then the MLP as above
 """
 
 from __future__ import annotations
@@ -27,10 +37,16 @@ from scprint.kernels import attention
 
 class MHA(nn.Module):
     """Multi-head attention: self-attention with a fused ``Wqkv`` projection, or cross-attention
-    (``Wq`` on the sequence, ``Wkv`` on a context); grouped-query when ``n_heads_kv < n_heads``."""
+    (``Wq`` on the sequence, ``Wkv`` on a context of width ``context_dim``, default ``d_model``);
+    grouped-query when ``n_heads_kv < n_heads``."""
 
     def __init__(
-        self, d_model: int, n_heads: int, n_heads_kv: int | None = None, cross: bool = False
+        self,
+        d_model: int,
+        n_heads: int,
+        n_heads_kv: int | None = None,
+        cross: bool = False,
+        context_dim: int | None = None,
     ) -> None:
         super().__init__()
         self.n_heads = n_heads
@@ -39,7 +55,7 @@ class MHA(nn.Module):
         self.cross = cross
         if cross:
             self.Wq = nn.Linear(d_model, d_model)
-            self.Wkv = nn.Linear(d_model, 2 * self.head_dim * self.n_heads_kv)
+            self.Wkv = nn.Linear(context_dim or d_model, 2 * self.head_dim * self.n_heads_kv)
         else:
             self.Wqkv = nn.Linear(d_model, self.head_dim * (n_heads + 2 * self.n_heads_kv))
         self.out_proj = nn.Linear(d_model, d_model)
@@ -90,7 +106,12 @@ class Mlp(nn.Module):
 
 
 class Block(nn.Module):
-    """One pre-LN block on ``(branch, residual)`` (see the module docstring)."""
+    """One pre-LN block on ``(branch, residual)`` (see the module docstring).
+
+    ``cross=True``: the mixer is a cross-attention (scPRINT-1 layout); ``context_dim``: the block
+    also has a cross-attention sub-layer ``cross_attn`` reading a context of that width
+    (scPRINT-2 layout).
+    """
 
     def __init__(
         self,
@@ -100,9 +121,15 @@ class Block(nn.Module):
         mlp_ratio: float,
         dropout: float,
         cross: bool = False,
+        context_dim: int | None = None,
     ) -> None:
         super().__init__()
         self.mixer = MHA(d_model, n_heads, n_heads_kv, cross)
+        self.cross_attn = None
+        if context_dim is not None:
+            self.cross_attn = MHA(d_model, n_heads, n_heads_kv, cross=True, context_dim=context_dim)
+            self.dropout3 = nn.Dropout(dropout)
+            self.norm3 = nn.LayerNorm(d_model, eps=1e-6)
         self.dropout1 = nn.Dropout(dropout)
         self.norm1 = nn.LayerNorm(d_model, eps=1e-6)
         self.mlp = Mlp(d_model, mlp_ratio)
@@ -115,10 +142,16 @@ class Block(nn.Module):
         residual: torch.Tensor | None,
         bias: torch.Tensor | None,
         context: torch.Tensor | None = None,
+        context_bias: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         dropped = self.dropout1(branch)
         residual = dropped if residual is None else dropped + residual
-        branch, qk = self.mixer(self.norm1(residual), bias, context)
+        x = self.norm1(residual)
+        if self.cross_attn is not None and context is not None:
+            attended, _ = self.cross_attn(x, context_bias, context)
+            residual = self.dropout3(attended) + residual
+            x = self.norm3(residual)
+        branch, qk = self.mixer(x, bias, context if self.mixer.cross else None)
         residual = self.dropout2(branch) + residual
         return self.mlp(self.norm2(residual)), residual, qk
 
@@ -135,12 +168,15 @@ class Transformer(nn.Module):
         mlp_ratio: float = 4.0,
         dropout: float = 0.1,
         cross_attention: bool = False,
+        context_dim: int | None = None,
     ) -> None:
         super().__init__()
-        self.cross_attention = cross_attention
+        if cross_attention and context_dim is not None:
+            raise ValueError("choose one cross-attention layout: cross_attention or context_dim")
+        self.cross_attention = cross_attention or context_dim is not None
         kinds = [True, False] if cross_attention else [False]
         self.blocks = nn.ModuleList(
-            Block(d_model, n_heads, n_heads_kv, mlp_ratio, dropout, cross)
+            Block(d_model, n_heads, n_heads_kv, mlp_ratio, dropout, cross, context_dim)
             for _ in range(n_layers)
             for cross in kinds
         )
@@ -162,8 +198,9 @@ class Transformer(nn.Module):
             padding: ``(B, S)`` bool, True at padded positions (never attended to), or ``None``.
             return_qk: also return each self-attention layer's ``(q, k)``, each
                 ``(B, n_heads, S, head_dim)``.
-            context: ``(B, S_c, d)`` keys/values of the cross-attention blocks (only with
-                ``cross_attention``; without it those blocks are skipped).
+            context: ``(B, S_c, d_c)`` keys/values of the cross-attention (only for a transformer
+                built with ``cross_attention`` or ``context_dim``; without it cross-attention is
+                skipped).
             context_padding: ``(B, S_c)`` bool padding of ``context``.
 
         Returns:
@@ -181,7 +218,7 @@ class Transformer(nn.Module):
                     continue
                 branch, residual, _ = block(branch, residual, context_bias, context)
                 continue
-            branch, residual, qk = block(branch, residual, bias)
+            branch, residual, qk = block(branch, residual, bias, context, context_bias)
             if return_qk:
                 qks.append(qk)
         residual = self.dropout(branch) + residual

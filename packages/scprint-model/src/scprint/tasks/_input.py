@@ -168,9 +168,9 @@ def _resolve_organism(adata: ad.AnnData, organism: str | None, supported: list[s
     """The organism of the cells: the argument, else ``obs["organism_ontology_term_id"]``."""
     if organism is not None:
         organism = organism_id(organism)
-        if organism not in ORGANISMS:
+        if organism not in ORGANISMS and organism not in supported:
             raise ValueError(
-                f"unknown organism {organism!r}; expected one of {sorted(ORGANISMS)} "
+                f"unknown organism {organism!r}; expected one of {sorted(set(ORGANISMS) | set(supported))} "
                 "(e.g. 'NCBITaxon:9606' for human, 'NCBITaxon:10090' for mouse)"
             )
         if "organism_ontology_term_id" in adata.obs:

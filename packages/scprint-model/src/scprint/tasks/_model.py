@@ -19,9 +19,9 @@ Checkpoint: TypeAlias = str | os.PathLike[str] | Pretrained
 def load_model(ckpt: Checkpoint, device: str | torch.device = "auto") -> Pretrained:
     """A loaded scPRINT model: ``ckpt`` is a checkpoint path or an already loaded model.
 
-    A path is read by :func:`scprint.load` (our checkpoints and the original scPRINT's 1.6.x / 2.x
-    ones). An already loaded model (the object :func:`scprint.load` returns, with ``.model``,
-    ``.vocab`` and ``.labels``) is moved to ``device`` and put in evaluation mode.
+    A path is read by :func:`scprint.load` (ours, and the original scPRINT-1 1.6.x / 2.x and
+    scPRINT-2 ones). An already loaded model (the object :func:`scprint.load` returns, with
+    ``.model``, ``.vocab`` and ``.labels``) is moved to ``device`` and put in evaluation mode.
     """
     resolved = resolve_device(device)
     if isinstance(ckpt, str | os.PathLike):

@@ -18,7 +18,7 @@ import scipy.sparse as sp
 import torch
 from scipy.stats import rankdata
 
-from scprint.tasks._batches import iter_model_batches
+from scprint.tasks._batches import iter_model_batches, model_inputs
 from scprint.tasks._input import (
     GeneMatch,
     TaskInput,
@@ -134,16 +134,14 @@ class Denoiser:
                 depth = batch["depth"]
                 rows = batch["cell_index"].cpu().numpy()
                 for start in range(0, len(genes), context):
-                    window = slice(start, start + context)
-                    counts = batch["counts"][:, window]
+                    inputs = model_inputs(batch, slice(start, start + context))
                     # as the original's predict_mode="denoise": the depth token reads the scaled
                     # depth and the means sum to the scaled counts of the context
+                    inputs["depth"] = depth * self.depth_factor
                     result = model(
-                        batch["gene_ids"][:, window],
-                        counts,
-                        depth * self.depth_factor,
-                        target_depth=counts.sum(1) * self.depth_factor,
+                        **inputs, target_depth=inputs["counts"].sum(1) * self.depth_factor
                     )
+                    window = slice(start, start + inputs["gene_ids"].shape[1])
                     out[rows, window] = result.zinb_mean.float().cpu().numpy()
         return out
 

@@ -3,10 +3,13 @@
 Written into the AnnData (cells x genes, raw counts), with ``key`` = ``key_added`` (default
 ``"scprint"``):
 
-* ``obsm["X_<key>"]`` ``(n_cells, d_model)`` float32: mean of the chosen cell tokens (all of
-  them by default, the model's ``cell_embedding``);
-* ``obsm["X_<key>_<class>"]`` ``(n_cells, d_model)`` float32: one embedding per cell token
-  (e.g. ``X_scprint_cell_type``);
+* ``obsm["X_<key>"]`` float32: the model's ``cell_embedding`` by default, else the embedding of
+  the chosen cell tokens (``model.class_embedding``): for scPRINT-1 ``(n_cells, d_model)``, the
+  mean of the tokens; for scPRINT-2 what its own ``Embedder`` writes, the codes of the tokens
+  concatenated with compressors, else the mean of the tokens;
+* ``obsm["X_<key>_<class>"]`` float32: one embedding per label class (e.g.
+  ``X_scprint_cell_type``): its output token ``(n_cells, d_model)``, or a scPRINT-2 class's code
+  (e.g. ``(n_cells, 64)``);
 * ``obs["<key>_<class>"]`` (categorical leaf label, by its readable name, e.g.
   ``scprint_cell_type``) and ``obs["<key>_<class>_prob"]`` (float32, the winning probability)
   for each label class; with ``probabilities=True`` also ``obsm["<key>_<class>_probs"]``, a
@@ -35,7 +38,7 @@ import pandas as pd
 import torch
 
 from scprint.data import LabelEncoder
-from scprint.tasks._batches import iter_model_batches
+from scprint.tasks._batches import iter_model_batches, model_inputs
 from scprint.tasks._input import gene_matching_options, prepare
 from scprint.tasks._model import Checkpoint, load_model, model_device
 from scprint.tasks._output import provenance, store_result
@@ -202,23 +205,22 @@ class Embedder:
                 batch_size=self.batch_size,
                 description="embed",
             ):
-                out = model(batch["gene_ids"], batch["counts"], batch["depth"])
+                out = model(**model_inputs(batch))
                 index = batch["cell_index"].cpu().numpy()
-                if default is None:
-                    d = out.cell_embedding.shape[-1]
-                    default = np.zeros((n_cells, d), dtype=np.float32)
-                    for name in out.class_embeddings:
-                        per_token[name] = np.zeros((n_cells, d), dtype=np.float32)
-                    for name, value in out.logits.items():
-                        logits[name] = np.zeros((n_cells, value.shape[-1]), dtype=np.float32)
-                    if self.gene_embeddings:
-                        gene_sum = torch.zeros(adata.n_vars + 1, d, device=device)
-                        gene_count = torch.zeros(adata.n_vars + 1, device=device)
                 if self.classes is None:
                     chosen = out.cell_embedding
                 else:
-                    positions = [model.cell_token_index[c] for c in self.classes]
-                    chosen = out.cell_tokens[:, positions].mean(1)
+                    chosen = model.class_embedding(out, self.classes)
+                if default is None:
+                    default = np.zeros((n_cells, chosen.shape[-1]), dtype=np.float32)
+                    for name, value in out.class_embeddings.items():
+                        per_token[name] = np.zeros((n_cells, value.shape[-1]), dtype=np.float32)
+                    for name, value in out.logits.items():
+                        logits[name] = np.zeros((n_cells, value.shape[-1]), dtype=np.float32)
+                    if self.gene_embeddings:
+                        d = out.gene_embeddings.shape[-1]
+                        gene_sum = torch.zeros(adata.n_vars + 1, d, device=device)
+                        gene_count = torch.zeros(adata.n_vars + 1, device=device)
                 default[index] = chosen.float().cpu().numpy()
                 for name, value in out.class_embeddings.items():
                     per_token[name][index] = value.float().cpu().numpy()

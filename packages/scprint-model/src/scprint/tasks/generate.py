@@ -22,7 +22,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from scprint.tasks._batches import iter_model_batches
+from scprint.tasks._batches import iter_model_batches, model_inputs
 from scprint.tasks._input import (
     GeneMatch,
     TaskInput,
@@ -128,7 +128,7 @@ class Generator:
         column: str | None = None,
         match: GeneMatch | None = None,
     ) -> np.ndarray:
-        """Mean output token ``(d_model,)`` of class ``token_class`` over reference cells labelled ``label``.
+        """Mean output token ``(cell_dim,)`` of class ``token_class`` over reference cells labelled ``label``.
 
         The label is read from ``reference.obs[column]`` (default: the column named like the class);
         ``match`` is the gene match of ``reference`` (default: :func:`prepare` with this
@@ -156,17 +156,16 @@ class Generator:
         total = None
         with torch.inference_mode():
             for batch in iter_model_batches(
-                reference[rows],
+                reference,
                 self.pretrained,
                 match,
                 genes=None,
                 max_len=None,
                 batch_size=self.batch_size,
                 description=f"token {label}",
+                cells=rows,
             ):
-                tokens = model(batch["gene_ids"], batch["counts"], batch["depth"]).cell_tokens[
-                    :, position
-                ]
+                tokens = model(**model_inputs(batch)).cell_tokens[:, position]
                 summed = tokens.float().sum(0)
                 total = summed if total is None else total + summed
         return (total / rows.size).cpu().numpy()
@@ -185,7 +184,8 @@ class Generator:
 
         ``target`` maps a token class to a label (its token is the mean over ``reference`` cells,
         default ``adata``, with that label in ``obs[label_columns.get(class, class)]``) or to a
-        ``(d_model,)`` embedding. Writes into ``adata`` (``None`` returned) or a returned copy
+        ``(cell_dim,)`` embedding (``config.cell_dim``: ``d_model``, or scPRINT-2's
+        ``d_model_cell`` with cell-specific blocks). Writes into ``adata`` (``None`` returned) or a returned copy
         (``copy=True``): ``layers[key_added]`` CSR float32 ``(n_cells, n_genes)``, each source
         cell's generated ZINB means at its depth in the decoded genes' columns (other columns
         empty; draws with ``sample=True``, the means then in ``layers[key_added + "_mean"]``);
@@ -202,7 +202,7 @@ class Generator:
         reference = adata if reference is None else reference
         replacements: dict[int, torch.Tensor] = {}
         described: dict[str, str] = {}
-        d_model = self.pretrained.config.d_model
+        d_model = self.pretrained.config.cell_dim
         for token_class, value in target.items():
             if token_class not in model.cell_token_index:
                 raise ValueError(
@@ -244,7 +244,7 @@ class Generator:
                 batch_size=self.batch_size,
                 description="generate",
             ):
-                out = model(batch["gene_ids"], batch["counts"], batch["depth"])
+                out = model(**model_inputs(batch))
                 tokens = out.cell_tokens.clone()
                 for position, vector in replacements.items():
                     tokens[:, position] = vector.to(tokens.dtype)

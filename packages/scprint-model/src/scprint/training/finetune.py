@@ -9,7 +9,7 @@ import torch
 from ..checkpoints import load
 from ..data.ontology import LabelEncoder
 from ..data.vocabulary import Vocabulary
-from ..model import ModelConfig, ScPrint
+from ..model import ModelConfig, ScPrint, ScPrint2, build_network
 
 log = logging.getLogger(__name__)
 
@@ -18,8 +18,9 @@ __all__ = ["fine_tuned_network"]
 
 def fine_tuned_network(
     path: str, config: ModelConfig, vocab: Vocabulary, labels: dict[str, LabelEncoder]
-) -> ScPrint:
-    """The network of checkpoint ``path`` with ``labels``' classes and labels added.
+) -> ScPrint | ScPrint2:
+    """The network of checkpoint ``path`` (ours, scPRINT-1's or scPRINT-2's) with ``labels``'
+    classes and labels added.
 
     ``labels`` starts with the checkpoint's classes, each keeping its leaves first (the data
     module extends them so). Tensors that grew (classifier outputs, class tokens) keep their
@@ -47,7 +48,7 @@ def fine_tuned_network(
         network = network.replace(compress_class_dim={**bits, **new_bits})
     positions = None if vocab.positions is None else torch.from_numpy(vocab.positions)
     sizes = {name: len(encoder.classes) for name, encoder in labels.items()}
-    model = ScPrint(network, len(vocab), sizes, gene_positions=positions)
+    model = build_network(network, len(vocab), sizes, gene_positions=positions)
     state, trained = model.state_dict(), pretrained.model.state_dict()
     fresh = sorted(set(state) - set(trained))
     for key, tensor in trained.items():
@@ -59,7 +60,7 @@ def fine_tuned_network(
         else:
             raise ValueError(f"init_from {path!r}: tensor {key!r} does not fit the network")
     model.load_state_dict(state)
-    model.gene_encoder.embeddings.weight.requires_grad_(not network.freeze_gene_embeddings)
+    model.gene_table.weight.requires_grad_(not network.freeze_gene_embeddings)
     log.info(
         "fine-tuning %s: labels %s, %d new tensors (e.g. %s)",
         path,

@@ -40,7 +40,14 @@ import torch
 from ..checkpoints.ours import CHECKPOINT_KEY, checkpoint_metadata
 from ..data.ontology import LabelEncoder
 from ..data.vocabulary import Vocabulary
-from ..model import ModelConfig, ScPrint
+from ..model import (
+    ModelConfig,
+    ScPrint,
+    ScPrint2,
+    ScPrint2Config,
+    build_network,
+    config_from_dict,
+)
 from ..model.losses import (
     contrastive_cell_loss,
     disentanglement_loss,
@@ -208,7 +215,7 @@ def _as(kind: type[_Options], value: _Options | dict[str, Any] | None) -> _Optio
     if value is None:
         return kind()
     if isinstance(value, dict):
-        return ModelConfig.from_dict(value) if kind is ModelConfig else kind(**value)
+        return config_from_dict(value) if kind is ModelConfig else kind(**value)
     return value
 
 
@@ -221,7 +228,8 @@ class _Pass:
 
 
 class ScPrintLightning(L.LightningModule):
-    """Pretrains or fine-tunes :class:`~scprint.model.ScPrint`.
+    """Pretrains or fine-tunes :class:`~scprint.model.ScPrint` (or a scPRINT-2 network,
+    :class:`~scprint.model.ScPrint2`, fine-tuned from its checkpoint).
 
     Built from its arguments alone (they are its hyper-parameters), so
     ``ScPrintLightning.load_from_checkpoint(path)`` rebuilds it; ``scprint fit`` fills
@@ -229,8 +237,10 @@ class ScPrintLightning(L.LightningModule):
 
     Args:
         config: the network's sizes and choices (a dict of its fields is accepted); ``None``: the
-            original's defaults. With ``init_from`` the architecture is the checkpoint's and only
-            ``dropout``, ``max_len`` and ``freeze_gene_embeddings`` of ``config`` apply.
+            original's defaults. With ``init_from`` the architecture is the checkpoint's (a
+            :class:`~scprint.model.ScPrint2Config` for a scPRINT-2 checkpoint) and only
+            ``dropout``, ``max_len`` and ``freeze_gene_embeddings`` of ``config`` apply. A dict
+            (stored hyper-parameters) may describe either generation.
         objective: the training objective (default: the original scPRINT's).
         optim: optimiser and learning-rate schedule.
         init_from: a checkpoint :func:`scprint.load` reads (ours or the original's) to fine-tune:
@@ -267,12 +277,12 @@ class ScPrintLightning(L.LightningModule):
         if init_from is None:
             positions = None if vocab.positions is None else torch.from_numpy(vocab.positions)
             sizes = {name: len(encoder.classes) for name, encoder in labels.items()}
-            model = ScPrint(config, len(vocab), sizes, gene_positions=positions)
+            model = build_network(config, len(vocab), sizes, gene_positions=positions)
         else:
             model = fine_tuned_network(init_from, config, vocab, labels)
         self.fine_tuned = init_from is not None
         # the network's own config and no init_from: a checkpoint rebuilds it without that file
-        hparams = {"config": asdict(model.config), "objective": asdict(objective)}
+        hparams = {"config": model.config.to_dict(), "objective": asdict(objective)}
         hparams.update(optim=asdict(optim), init_from=None, freeze_blocks=freeze_blocks)
         self.save_hyperparameters(
             {**hparams, "seed": seed, "data_schema": data_schema}, logger=False
@@ -291,7 +301,7 @@ class ScPrintLightning(L.LightningModule):
     @classmethod
     def from_network(
         cls,
-        model: ScPrint,
+        model: ScPrint | ScPrint2,
         descendants: dict[str, torch.Tensor],
         objective: Objective | None = None,
         optim: OptimOptions | None = None,
@@ -317,7 +327,7 @@ class ScPrintLightning(L.LightningModule):
 
     def _attach(
         self,
-        model: ScPrint,
+        model: ScPrint | ScPrint2,
         descendants: dict[str, torch.Tensor],
         objective: Objective,
         optim: OptimOptions,
@@ -349,7 +359,7 @@ class ScPrintLightning(L.LightningModule):
             self.register_buffer(f"descendants_{name}", descendants[name].bool(), persistent=False)
 
     @property
-    def config(self) -> ModelConfig:
+    def config(self) -> ModelConfig | ScPrint2Config:
         """The model configuration."""
         return self.model.config
 
@@ -586,7 +596,7 @@ class ScPrintLightning(L.LightningModule):
         table = getattr(datamodule, "gene_table", None)
         if stage != "fit" or table is None or self.fine_tuned:
             return
-        weight = self.model.gene_encoder.embeddings.weight
+        weight = self.model.gene_table.weight
         with torch.no_grad():
             weight.copy_(reduce_gene_table(table, self.config.d_model))
         weight.requires_grad_(not self.config.freeze_gene_embeddings)
@@ -644,9 +654,9 @@ class ScPrintLightning(L.LightningModule):
         """Refuse to resume a run of another network shape or label classes (naming both)."""
         meta = checkpoint.get(CHECKPOINT_KEY, {})
         saved = meta.get("config")
-        if saved is not None and ModelConfig.from_dict(saved) != self.config:
+        if saved is not None and config_from_dict(saved) != self.config:
             raise ValueError(
-                f"the checkpoint was trained with {ModelConfig.from_dict(saved)}, but the config "
+                f"the checkpoint was trained with {config_from_dict(saved)}, but the config "
                 f"gives {self.config}; pass the same config to resume"
             )
         classes = list(meta.get("labels", self.model.label_classes))

@@ -110,7 +110,12 @@ def add_task_common(
     example_param: str,
 ) -> None:
     """The flags every task subcommand has: model, input, output, gene matching, device, ..."""
-    flag(parser, "--ckpt", "--ckpt_path", help="model checkpoint (ours or a published scPRINT one)")
+    flag(
+        parser,
+        "--ckpt",
+        "--ckpt_path",
+        help="model checkpoint (ours, or a published scPRINT-1 or scPRINT-2 one)",
+    )
     flag(parser, "--adata", help="input .h5ad or .zarr with raw counts (cells x genes)")
     flag(parser, "--out", default=None, help=out_help)
     flag(
@@ -132,8 +137,8 @@ def add_task_common(
         "--organism",
         "--species",
         default=None,
-        help="organism of the cells (NCBITaxon:9606 human, NCBITaxon:10090 mouse); "
-        "default obs['organism_ontology_term_id']",
+        help="organism of the cells (NCBITaxon:9606 human, NCBITaxon:10090 mouse); default "
+        "obs['organism_ontology_term_id'], else the genes' Ensembl ids",
     )
     flag(parser, "--gene-column", default=None, help="var column of the Ensembl ids or symbols")
     flag(
@@ -190,14 +195,20 @@ def match_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def set_organism(adata: Any, organism: str) -> None:
-    """Record ``--species`` in ``obs["organism_ontology_term_id"]``, as the original's CLI does."""
+    """Record ``--species`` in ``obs["organism_ontology_term_id"]``, as the original's CLI does.
+
+    ``--species`` names a human or mouse (:data:`scprint.data.ORGANISMS`); cells of another
+    organism a scPRINT-2 model knows carry their NCBITaxon id in that column, or
+    ``--param organism=NCBITaxon:<id>`` names it.
+    """
     from scprint.data.organisms import ORGANISMS, organism_id
 
     taxon = organism_id(organism)
     if taxon not in ORGANISMS:
         raise UsageError(
             f"unknown organism {organism!r}; expected one of {sorted(ORGANISMS)} "
-            "(NCBITaxon:9606 human, NCBITaxon:10090 mouse)"
+            "(NCBITaxon:9606 human, NCBITaxon:10090 mouse; other organisms a model knows: "
+            "--param organism=NCBITaxon:<id>)"
         )
     column = "organism_ontology_term_id"
     if column in adata.obs:

@@ -28,9 +28,16 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         "--pred_embedding",
         nargs="+",
         default=None,
-        help="cell tokens averaged into X_scprint",
+        help="cell tokens whose embedding is X_scprint (the original's 'all' = every token, "
+        "'other' = the base token)",
     )
-    switch(parser, "--probabilities", "--keep_all_cls_pred", help="store full label probabilities")
+    switch(
+        parser,
+        "--probabilities",
+        "--keep_all_cls_pred",
+        "--keep_all_labels_pred",
+        help="store full label probabilities",
+    )
     switch(parser, "--gene-embeddings", "--get_gene_emb", help="average gene embeddings into varm")
     flag(parser, "--max-len", type=int, default=None, help="input genes per cell")
     flag(parser, "--metrics", default=None, help="also write the label metrics to this .json")
@@ -41,8 +48,11 @@ def plan(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[Any, Any],
     from grnndata import atomic
 
     metrics_path = None if args.metrics is None else check_json_output(args.metrics, "--metrics")
+    classes = args.classes
+    if classes is not None:  # the original scprint2 spellings of the cell tokens
+        classes = None if classes == ["all"] else ["base" if c == "other" else c for c in classes]
     options = {
-        "classes": args.classes,
+        "classes": classes,
         "probabilities": args.probabilities,
         "gene_embeddings": args.gene_embeddings,
         "max_len": args.max_len,

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from scprint.checkpoints import Pretrained
-from scprint.tasks._batches import iter_model_batches
+from scprint.tasks._batches import iter_model_batches, model_inputs
 from scprint.tasks._input import GeneMatch
 from scprint.tasks._model import model_device
 
@@ -122,7 +122,7 @@ def attention_maps(
             depth = batch["depth"]
             if forward_mode == "denoise":
                 depth = depth * DENOISE_DEPTH_FACTOR
-            out = model(gene_ids, batch["counts"], depth, return_qk=True)
+            out = model(**{**model_inputs(batch), "depth": depth}, return_qk=True)
             if out.qk is None:
                 raise RuntimeError("the model returned no queries/keys although return_qk=True")
             slot = torch.where(local >= 0, local, n_keys)
