@@ -1,19 +1,40 @@
-"""Integrity of zarr stores: every chunk accounted for, and a store replaced under a reader noticed.
+"""Integrity of zarr stores: every chunk checked when it is read, and a replaced store noticed.
 
-zarr reads a missing chunk as the array's fill value (zeros) without any error, so a store with a
-deleted or lost chunk file reads back as wrong data. grnndata therefore records, at write time, a
-*manifest* of every array in the store (its number of stored chunk objects, their total size in
-bytes and a CRC-32 of their bytes, keyed by the array's path) and a random *write id*, in the root
-attributes under ``"grnndata"``:
+zarr reads a missing chunk as the array's fill value (zeros) without any error, and a damaged
+chunk decodes to wrong values whenever its compressor does not notice. grnndata therefore
+records, at write time, a *manifest* of every array in the store and a random *write id* in the
+root attributes under ``"grnndata"`` (format 2)::
 
-``{"format": 1, "write_id": "<hex>", "arrays": {"varp/GRN/data": [n_objects, n_bytes, crc32]}}``
+    {"format": 2, "write_id": "<hex>",
+     "arrays": {"varp/GRN/data": [n_objects, n_bytes, crc32]},      # per array
+     "checksummed_chunks": ["varp/GRN/data", ...]}                 # chunks carrying a CRC-32C
 
-Readers compare the store against it (:func:`verify_manifest`). Stores written by plain anndata
-have no manifest: their sparse groups are checked for self-consistency instead
-(:func:`check_sparse_groups`: no missing chunk in ``indices``/``data``, ``indptr`` starting at 0,
-non-decreasing and ending at the number of stored values, indices within range). Dense arrays of
-such stores cannot be checked: zarr does not store all-zero chunks, so a missing chunk and a
-chunk of zeros look the same.
+and, in the attributes of each array, the CRC-32 of each of its chunk objects by key
+(``"grnndata_objects": {"c/0": crc32}``: stored with the array, so a store's root stays small
+however many chunks its expression has). A *chunk object* is a stored object of an array: a
+chunk, or in a sharded zarr v3 array a shard holding many chunks. The CRC-32 of an object is
+``zlib.crc32(data, zlib.crc32(name))`` with ``name`` the last part of its key (``"0"`` for
+``"c/0"``); an array's ``crc32`` chains its objects in key order the same way. Format 1 (stores
+written before per-object checksums) has ``"arrays"`` only.
+
+Readers use it in two ways:
+
+- :func:`verify_manifest` compares the stored objects with the manifest: their number and sizes
+  (one listing, no data read) or also their checksums (reads everything; ``grnndata verify``);
+- :class:`VerifiedStore` wraps the store a reader reads through and checks every object a read
+  fetches whole against its CRC-32 before zarr decodes it (a missing object that was written
+  raises instead of reading as zeros). Partial reads of a shard fetch single chunks; in arrays
+  listed in ``"checksummed_chunks"`` each chunk ends with a CRC-32C (zarr's ``crc32c`` codec)
+  that zarr checks when it decodes the chunk, and the shard's index has its own CRC-32C. A
+  partial read of any other object (format 1 shards) fetches the object whole once, checks it,
+  and serves the range from it.
+
+Stores written by plain anndata have no manifest: their sparse groups are checked for
+self-consistency instead (:func:`check_sparse_groups`: no missing chunk in ``indices``/``data``,
+``indptr`` starting at 0, non-decreasing and ending at the number of stored values, indices
+within range). Their dense arrays cannot be checked (zarr does not store all-zero chunks, so a
+missing chunk and a chunk of zeros look the same), nor can damaged chunks be told from intact
+ones.
 
 A lazy reader keeps :func:`store_token` from when it opened the store and compares it after every
 query; a store replaced since (new write id, or a new directory at the path) raises.
@@ -26,22 +47,30 @@ import os
 import uuid
 import zlib
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import zarr
 
 ATTRS_KEY = "grnndata"
-MANIFEST_FORMAT = 1
+OBJECTS_KEY = "grnndata_objects"
+MANIFEST_FORMAT = 2
 _METADATA_NAMES = (".zarray", ".zattrs", ".zgroup", "zarr.json", ".zmetadata")
 _ZARR3 = int(zarr.__version__.split(".")[0]) >= 3
 
 __all__ = [
     "ATTRS_KEY",
+    "MANIFEST_FORMAT",
+    "ChunkChecks",
+    "VerifiedStore",
     "check_sparse_groups",
+    "chunk_checks",
+    "manifest",
     "new_write_id",
     "record_manifest",
     "store_token",
+    "verified_root",
     "verify_manifest",
 ]
 
@@ -56,9 +85,18 @@ def _is_chunk_key(key: str) -> bool:
     return key.rsplit("/", 1)[-1] not in _METADATA_NAMES
 
 
+def _unwrap(store: Any) -> Any:
+    """The store a :class:`VerifiedStore` reads from (listings and full checks need no check)."""
+    while isinstance(store, VerifiedStore):
+        store = store._store
+    return store
+
+
 if _ZARR3:
+    from zarr.abc.store import OffsetByteRequest, RangeByteRequest, SuffixByteRequest
     from zarr.core.buffer import default_buffer_prototype
     from zarr.core.sync import sync
+    from zarr.storage import WrapperStore
 
     async def _alist(store: Any, prefix: str) -> list[str]:
         return [key async for key in store.list_prefix(prefix)]
@@ -96,6 +134,7 @@ else:  # zarr 2: stores are mappings of keys to bytes
 
 def _plain_directory(store: Any) -> str | None:
     """The folder of a plain local directory store (not a wrapper), else ``None``."""
+    store = _unwrap(store)
     if _ZARR3:
         from zarr.storage import LocalStore
 
@@ -122,6 +161,7 @@ def _listing(store: Any, prefix: str) -> list[tuple[str, int]]:
     if folder is not None:  # fast path: one directory walk, sizes from the same pass
         found = _walk(os.path.join(folder, prefix), prefix)
         return sorted((k, size) for k, size in found if _is_chunk_key(k))
+    store = _unwrap(store)
     keys = _chunk_keys(store, prefix)
     return list(zip(keys, _sizes(store, keys)))
 
@@ -129,7 +169,7 @@ def _listing(store: Any, prefix: str) -> list[tuple[str, int]]:
 def _read_all(store: Any, keys: list[str]) -> Iterable[bytes]:
     folder = _plain_directory(store)
     if folder is None:
-        yield from _contents(store, keys)
+        yield from _contents(_unwrap(store), keys)
         return
     for key in keys:
         with open(os.path.join(folder, key), "rb") as handle:
@@ -153,32 +193,66 @@ def _arrays(root: Any) -> Iterable[tuple[str, Any]]:
     yield from ((n, a) for n, a in found if isinstance(a, zarr.Array))
 
 
-def _array_digest(store: Any, prefix: str, *, contents: bool) -> tuple[int, int, int | None]:
-    listing = _listing(store, prefix)
-    keys = [key for key, _ in listing]
-    n_bytes = sum(size for _, size in listing)
-    crc = None
-    if contents:
-        crc = 0
-        for key, data in zip(keys, _read_all(store, keys)):
-            crc = zlib.crc32(key.rsplit("/", 1)[-1].encode(), crc)
-            crc = zlib.crc32(data, crc)
-    return len(keys), n_bytes, crc
+def object_crc(key: str, data: Any) -> int:
+    """CRC-32 of one chunk object: its bytes, seeded with the last part of its key."""
+    return zlib.crc32(data, zlib.crc32(key.rsplit("/", 1)[-1].encode()))
+
+
+def _chunks_carry_checksums(array: Any) -> bool:
+    """Whether every chunk of ``array`` ends with a CRC-32C that zarr checks when decoding it
+    (a ``crc32c`` codec inside the sharding codec, or in the array's own codecs)."""
+    if not _ZARR3:
+        return False
+    from zarr.codecs import Crc32cCodec, ShardingCodec
+
+    codecs = list(getattr(array.metadata, "codecs", ()) or ())
+    for codec in codecs:
+        if isinstance(codec, ShardingCodec):
+            codecs.extend(codec.codecs)
+    return any(isinstance(codec, Crc32cCodec) for codec in codecs)
 
 
 # --------------------------------------------------------------------------- manifest
 def record_manifest(root: Any, write_id: str) -> None:
     """Record the manifest of every array below the (complete, not yet published) ``root``."""
     store, base = _store_and_prefix(root)
-    arrays = {}
-    for name, _array in _arrays(root):
-        n_objects, n_bytes, crc = _array_digest(store, f"{base}{name}/", contents=True)
-        arrays[name] = [n_objects, n_bytes, crc]
+    arrays: dict[str, list[int]] = {}
+    checksummed = []
+    for name, array in list(_arrays(root)):
+        prefix = f"{base}{name}/"
+        listing = _listing(store, prefix)
+        keys = [key for key, _ in listing]
+        objects = {}
+        chained = 0
+        for key, data in zip(keys, _read_all(store, keys)):
+            name_bytes = key.rsplit("/", 1)[-1].encode()
+            objects[key[len(prefix) :]] = zlib.crc32(data, zlib.crc32(name_bytes))
+            chained = zlib.crc32(data, zlib.crc32(name_bytes, chained))
+        arrays[name] = [len(keys), sum(size for _, size in listing), chained]
+        array.attrs.update({OBJECTS_KEY: objects})
+        if _chunks_carry_checksums(array):
+            checksummed.append(name)
     # a fresh handle: ``root`` may hold attributes cached before the writers added theirs
     fresh = zarr.open_group(store=store, path=root.path, mode="r+")
     fresh.attrs.update(
-        {ATTRS_KEY: {"format": MANIFEST_FORMAT, "write_id": write_id, "arrays": arrays}}
+        {
+            ATTRS_KEY: {
+                "format": MANIFEST_FORMAT,
+                "write_id": write_id,
+                "arrays": arrays,
+                "checksummed_chunks": checksummed,
+            }
+        }
     )
+
+
+def _object_crcs(root: Any, name: str) -> dict[str, int] | None:
+    """The per-object CRC-32s recorded in the attributes of the array ``name`` (format 2)."""
+    try:
+        value = root[name].attrs.get(OBJECTS_KEY)
+    except KeyError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def manifest(root: Any) -> dict[str, Any] | None:
@@ -189,6 +263,23 @@ def manifest(root: Any) -> dict[str, Any] | None:
     return value
 
 
+def _crc_mismatch(
+    store: Any, prefix: str, keys: list[str], objects: dict[str, int] | None, crc: int
+) -> str | None:
+    """Where the contents of the objects ``keys`` of one array differ from what was written:
+    ``""`` (the array's chained CRC-32 differs: format 1), the first object whose own CRC-32
+    differs from ``objects`` (format 2), or ``None`` when they match."""
+    if objects is not None:
+        for key, data in zip(keys, _read_all(store, keys)):
+            if objects.get(key[len(prefix) :]) != object_crc(key, data):
+                return key[len(prefix) :]
+        return None
+    chained = 0
+    for key, data in zip(keys, _read_all(store, keys)):
+        chained = zlib.crc32(data, zlib.crc32(key.rsplit("/", 1)[-1].encode(), chained))
+    return None if chained == crc else ""
+
+
 def verify_manifest(
     root: Any,
     source: str,
@@ -196,22 +287,29 @@ def verify_manifest(
     prefixes: tuple[str, ...] | None = None,
     contents: bool = True,
     error: type[Exception] = ValueError,
-) -> bool:
-    """Compare the arrays of ``root`` with its manifest; ``False`` when it has none.
+    checked: set[str] | None = None,
+) -> dict[str, int] | None:
+    """Compare the arrays of ``root`` with its manifest; ``None`` when it has none.
 
     ``prefixes`` limits the check to arrays whose path starts with one of them (the lazy reader
-    checks only what it reads). ``contents`` also compares CRC-32s (reads every chunk object);
-    without it, only the number and total size of each array's chunk objects are compared
-    (one listing, no data read). Raises ``error`` naming the first array that differs.
+    checks only what it reads). ``contents`` also compares checksums, reading every chunk object
+    but those in ``checked`` (store keys a :class:`VerifiedStore` checked already); without it,
+    only the number and total size of each array's chunk objects are compared (one listing, no
+    data read). Raises ``error`` naming the first array that differs (and the object, for
+    format 2). Returns what was compared: numbers of ``arrays``, ``objects`` and ``bytes``.
     """
     recorded = manifest(root)
     if recorded is None:
-        return False
+        return None
     store, base = _store_and_prefix(root)
+    per_object = recorded.get("format", 1) >= 2
+    totals = {"arrays": 0, "objects": 0, "bytes": 0}
     for name, (n_objects, n_bytes, crc) in sorted(recorded["arrays"].items()):
         if prefixes is not None and not name.startswith(prefixes):
             continue
-        got_objects, got_bytes, got_crc = _array_digest(store, f"{base}{name}/", contents=contents)
+        prefix = f"{base}{name}/"
+        listing = _listing(store, prefix)
+        got_objects, got_bytes = len(listing), sum(size for _, size in listing)
         if got_objects != n_objects:
             missing = n_objects - got_objects
             what = (
@@ -220,14 +318,243 @@ def verify_manifest(
                 if missing > 0
                 else f"it has {got_objects} chunk objects where {n_objects} were written"
             )
+            written = _object_crcs(root, name) if per_object else None
+            if written is not None:
+                present = {key[len(prefix) :] for key, _ in listing}
+                absent = sorted(set(written) - present)
+                if absent:
+                    what += f", e.g. {absent[0]!r}"
             raise error(f"{source} is truncated or corrupted: array {name!r}: {what}")
-        if got_bytes != n_bytes or (contents and got_crc != crc):
+        if got_bytes != n_bytes:
             raise error(
                 f"{source} is corrupted: array {name!r} holds {got_bytes} bytes in its chunks "
                 f"(written: {n_bytes})"
-                + ("" if got_bytes != n_bytes else ", with a different checksum")
             )
-    return True
+        if contents:
+            written = _object_crcs(root, name) if per_object else None
+            keys = [key for key, _ in listing]
+            if written is not None and checked:
+                keys = [key for key in keys if key not in checked]
+            bad = _crc_mismatch(store, prefix, keys, written, crc)
+            if bad is not None:
+                where = f" in its chunk object {bad!r}" if bad else ""
+                raise error(
+                    f"{source} is corrupted: array {name!r} holds {got_bytes} bytes as written, "
+                    f"with a different checksum{where}"
+                )
+        totals["arrays"] += 1
+        totals["objects"] += got_objects
+        totals["bytes"] += got_bytes
+    return totals
+
+
+# --------------------------------------------------------------------------- checked reads
+@dataclass
+class _ArrayCheck:
+    """What is known of one array's chunk objects: their CRC-32s by key (relative to the
+    array; format 2), or the one object's CRC-32 of a format 1 array with a single object."""
+
+    objects: dict[str, int] | None
+    single: int | None
+    checksummed_chunks: bool
+
+
+@dataclass
+class ChunkChecks:
+    """The per-object checks of one store version, shared by the :class:`VerifiedStore` that
+    uses them; ``checked`` collects the keys verified so far (whole objects)."""
+
+    source: str
+    base: str
+    arrays: dict[str, _ArrayCheck]
+    error: type[Exception]
+    checked: set[str] = field(default_factory=set)
+
+    @property
+    def complete(self) -> bool:
+        """Whether every object of every array can be checked (format 2)."""
+        return all(check.objects is not None for check in self.arrays.values())
+
+    def unchecked_arrays(self) -> list[str]:
+        """Arrays whose objects cannot be checked one by one (format 1, several objects)."""
+        return sorted(
+            name
+            for name, check in self.arrays.items()
+            if check.objects is None and check.single is None
+        )
+
+    def locate(self, key: str) -> tuple[str, str, _ArrayCheck] | None:
+        """(array, key within the array, its check) of the chunk object ``key``, or ``None``
+        for metadata and objects of arrays the manifest does not list."""
+        if not key.startswith(self.base) or not _is_chunk_key(key):
+            return None
+        relative = key[len(self.base) :]
+        parent = relative
+        while "/" in parent:
+            parent = parent.rsplit("/", 1)[0]
+            check = self.arrays.get(parent)
+            if check is not None:
+                return parent, relative[len(parent) + 1 :], check
+        return None
+
+    def expect(self, key: str, data: Any) -> None:
+        """Raise ``error`` unless ``data`` is what was written as the object ``key``."""
+        found = self.locate(key)
+        if found is None:
+            return
+        array, within, check = found
+        if check.objects is not None:
+            expected = check.objects.get(within)
+            if expected is None:
+                raise self.error(
+                    f"{self.source} is corrupted: array {array!r} holds a chunk object "
+                    f"{within!r} that was not written with it"
+                )
+        else:
+            expected = check.single
+        if expected is None:
+            return
+        got = object_crc(key, data)
+        if got != expected:
+            raise self.error(
+                f"{self.source} is corrupted: array {array!r}, chunk object {within!r} fails "
+                f"its checksum (CRC-32 {got:08x}, written {expected:08x}); the store is damaged "
+                "(restore it from a copy or write it again)"
+            )
+        self.checked.add(key)
+
+    def absent(self, key: str) -> None:
+        """Raise ``error`` if the object ``key``, which the store does not hold, was written."""
+        found = self.locate(key)
+        if found is None:
+            return
+        array, within, check = found
+        if check.objects is not None and within in check.objects:
+            raise self.error(
+                f"{self.source} is truncated or corrupted: array {array!r}: its chunk object "
+                f"{within!r} is missing (zarr would read it as zeros)"
+            )
+
+    def passes_through(self, key: str) -> bool:
+        """Whether a partial read of ``key`` needs no whole-object check: the object was
+        checked already, or its chunks carry their own CRC-32C that zarr checks."""
+        if key in self.checked:
+            return True
+        found = self.locate(key)
+        return found is None or found[2].checksummed_chunks
+
+
+def chunk_checks(
+    root: Any, source: str, *, error: type[Exception], prefixes: tuple[str, ...] | None = None
+) -> ChunkChecks | None:
+    """The per-object checks of the store ``root`` from its manifest (``None`` without one),
+    for the arrays whose path starts with one of ``prefixes`` (default: all); objects of other
+    arrays are not checked."""
+    recorded = manifest(root)
+    if recorded is None:
+        return None
+    checksummed = set(recorded.get("checksummed_chunks") or ())
+    arrays = {}
+    for name, (n_objects, _n_bytes, crc) in recorded["arrays"].items():
+        if prefixes is not None and not name.startswith(prefixes):
+            continue
+        objects = _object_crcs(root, name) if recorded.get("format", 1) >= 2 else None
+        arrays[name] = _ArrayCheck(
+            objects=objects,
+            single=crc if objects is None and n_objects == 1 else None,
+            checksummed_chunks=name in checksummed,
+        )
+    _, base = _store_and_prefix(root)
+    return ChunkChecks(source=source, base=base, arrays=arrays, error=error)
+
+
+def _byte_slice(size: int, byte_range: Any) -> slice:
+    """The part of an object of ``size`` bytes that a zarr ``ByteRequest`` asks for."""
+    if isinstance(byte_range, RangeByteRequest):
+        return slice(byte_range.start, byte_range.end)
+    if isinstance(byte_range, OffsetByteRequest):
+        return slice(byte_range.offset, size)
+    if isinstance(byte_range, SuffixByteRequest):
+        return slice(max(0, size - byte_range.suffix), size)
+    raise TypeError(f"unsupported byte range request {byte_range!r}")
+
+
+if _ZARR3:
+
+    class VerifiedStore(WrapperStore):
+        """A read-through zarr store that checks each chunk object it returns (see the module
+        docstring); anything it cannot check (metadata, unlisted arrays) passes through."""
+
+        def __init__(self, store: Any, checks: ChunkChecks) -> None:
+            super().__init__(store)
+            self.checks = checks
+
+        def _with_store(self, store: Any) -> VerifiedStore:
+            return type(self)(store, self.checks)
+
+        async def get(self, key: str, prototype: Any, byte_range: Any = None) -> Any:
+            if byte_range is not None and self.checks.passes_through(key):
+                buffer = await self._store.get(key, prototype, byte_range)
+                if buffer is None:
+                    self.checks.absent(key)
+                return buffer
+            whole = await self._store.get(key, prototype)
+            if whole is None:
+                self.checks.absent(key)
+                return None
+            self.checks.expect(key, memoryview(whole.as_numpy_array()))
+            if byte_range is None:
+                return whole
+            return whole[_byte_slice(len(whole), byte_range)]
+
+        async def get_partial_values(self, prototype: Any, key_ranges: Iterable[Any]) -> list[Any]:
+            return [await self.get(key, prototype, byte_range) for key, byte_range in key_ranges]
+
+else:
+    from collections.abc import Mapping
+
+    class VerifiedStore(Mapping):  # type: ignore[no-redef]
+        """zarr 2: a read-only mapping over a store that checks each chunk object it returns."""
+
+        def __init__(self, store: Any, checks: ChunkChecks) -> None:
+            self._store = store
+            self.checks = checks
+
+        def __getitem__(self, key: str) -> bytes:
+            try:
+                value = self._store[key]
+            except KeyError:
+                self.checks.absent(key)
+                raise
+            self.checks.expect(key, value)
+            return value
+
+        def __contains__(self, key: object) -> bool:
+            return key in self._store
+
+        def __iter__(self) -> Any:
+            return iter(self._store)
+
+        def __len__(self) -> int:
+            return len(self._store)
+
+        def listdir(self, path: str = "") -> list[str]:
+            return zarr.storage.listdir(self._store, path)
+
+        def getsize(self, key: str) -> int:
+            return zarr.storage.getsize(self._store, key)
+
+
+def verified_root(
+    root: Any, source: str, *, error: type[Exception], prefixes: tuple[str, ...] | None = None
+) -> tuple[Any, ChunkChecks | None]:
+    """``root`` reopened through a :class:`VerifiedStore` and its checks (of the arrays under
+    ``prefixes``, default all); ``root`` itself and ``None`` for a store without a manifest."""
+    checks = chunk_checks(root, source, error=error, prefixes=prefixes)
+    if checks is None:
+        return root, None
+    store = VerifiedStore(root.store, checks)
+    return zarr.open_group(store=store, path=root.path, mode="r"), checks
 
 
 # --------------------------------------------------------------------------- plain anndata stores
@@ -350,19 +677,18 @@ def store_token(root: Any) -> tuple[Any, ...]:
     Re-reads the root metadata from the store (no cache), so a replaced store gives a new token.
     """
     write_id = None
+    store = _unwrap(root.store)
     try:
         if _ZARR3:
-            fresh = zarr.open_group(
-                store=root.store, path=root.path, mode="r", use_consolidated=False
-            )
+            fresh = zarr.open_group(store=store, path=root.path, mode="r", use_consolidated=False)
         else:
-            fresh = zarr.open_group(store=root.store, path=root.path, mode="r")
+            fresh = zarr.open_group(store=store, path=root.path, mode="r")
         value = fresh.attrs.get(ATTRS_KEY)
         if isinstance(value, dict):
             write_id = value.get("write_id")
     except Exception:  # noqa: BLE001 - a vanished store is a changed store
         write_id = "<unreadable>"
-    directory = _local_root(root.store)
+    directory = _local_root(store)
     inode = None
     if directory is not None:
         try:
