@@ -510,6 +510,10 @@ if _ZARR3:
         async def get_partial_values(self, prototype: Any, key_ranges: Iterable[Any]) -> list[Any]:
             return [await self.get(key, prototype, byte_range) for key, byte_range in key_ranges]
 
+        async def getsize(self, key: str) -> int:
+            """The wrapped store's size lookup (zarr's default would read the object)."""
+            return await self._store.getsize(key)
+
 else:
     from collections.abc import Mapping
 
@@ -577,6 +581,18 @@ def _missing_chunks(array: Any) -> list[int]:
     return missing
 
 
+def _read_whole(array: Any, name: str, source: str, error: type[Exception]) -> Any:
+    """All of ``array``; a failure to decode it (e.g. a damaged chunk) raises ``error`` naming
+    the array."""
+    try:
+        return array[:]
+    except Exception as err:
+        raise error(
+            f"{source} is corrupted or truncated: reading array {name!r} failed "
+            f"({type(err).__name__}: {err})"
+        ) from err
+
+
 def check_sparse_group(
     group: Any, name: str, source: str, *, error: type[Exception], read_indices: bool = True
 ) -> None:
@@ -601,7 +617,7 @@ def check_sparse_group(
                 f"{source} is truncated: {len(missing)} chunk(s) of {name}/{part} are missing "
                 f"(e.g. chunk {missing[0]}); zarr would read them as zeros"
             )
-    indptr = np.asarray(parts["indptr"][:], dtype=np.int64)
+    indptr = np.asarray(_read_whole(parts["indptr"], f"{name}/indptr", source, error), np.int64)
     missing = _missing_chunks(parts["indptr"])
     if missing:
         # zarr does not store an all-zero chunk: a missing chunk is legitimate only if every
@@ -631,7 +647,7 @@ def check_sparse_group(
             f"{int(indptr[-1]) if indptr.size else None})"
         )
     if read_indices and n_stored:
-        indices = np.asarray(parts["indices"][:])
+        indices = np.asarray(_read_whole(parts["indices"], f"{name}/indices", source, error))
         low, high = int(indices.min()), int(indices.max())
         if low < 0 or high >= minor:
             raise error(
@@ -640,8 +656,8 @@ def check_sparse_group(
             )
 
 
-def check_sparse_groups(root: Any, source: str, *, error: type[Exception] = ValueError) -> None:
-    """:func:`check_sparse_group` for every CSR/CSC group below ``root``."""
+def check_sparse_groups(root: Any, source: str, *, error: type[Exception] = ValueError) -> int:
+    """:func:`check_sparse_group` for every CSR/CSC group below ``root``; returns their number."""
     groups = []
     if _ZARR3:
         members = root.members(max_depth=None)
@@ -656,6 +672,7 @@ def check_sparse_groups(root: Any, source: str, *, error: type[Exception] = Valu
             groups.append((name, node))
     for name, node in groups:
         check_sparse_group(node, name, source, error=error)
+    return len(groups)
 
 
 # --------------------------------------------------------------------------- replacement

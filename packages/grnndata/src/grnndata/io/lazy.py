@@ -347,6 +347,42 @@ class LazyGRN:
         rows, weights = self._rows.scan(j)
         return self._series(rows, weights, name)
 
+    def degrees(self) -> pd.DataFrame:
+        """Per gene: ``n_targets`` (edges out of it, as a regulator) and ``n_regulators`` (edges
+        into it, as a target); a DataFrame indexed by gene.
+
+        Reads the ``indptr`` arrays of the network and of its column index (``n_genes + 1``
+        integers each); a store without a column index has its ``indices`` read whole, a
+        dense network is read whole.
+        """
+        self._single_network("degrees")
+        self._check_unchanged()
+        if self._dense is not None:
+            with self._reading(f"varp/{self.key}"):
+                present = np.asarray(self._dense[:], dtype=np.float32) != 0
+            out_degree, in_degree = present.sum(axis=1), present.sum(axis=0)
+        else:
+            axes = {"rows": self._rows, "cols": self._cols}
+            counts = {
+                side: np.diff(axis.indptr) if axis is not None else None
+                for side, axis in axes.items()
+            }
+            for side, other in (("rows", "cols"), ("cols", "rows")):
+                if counts[side] is None:  # count the other axis' indices
+                    axis = axes[other]
+                    with self._reading(f"{axis.name}/indices"):
+                        indices = np.asarray(axis.indices[:], dtype=np.int64)
+                    counts[side] = np.bincount(indices, minlength=self.n_vars)
+            out_degree, in_degree = counts["rows"], counts["cols"]
+        self._check_unchanged()
+        return pd.DataFrame(
+            {
+                "n_targets": np.asarray(out_degree, dtype=np.int64),
+                "n_regulators": np.asarray(in_degree, dtype=np.int64),
+            },
+            index=self.var_names,
+        )
+
     def get(self, genes: Sequence[str]) -> GRNAnnData:
         """Sub-network over ``genes`` (caller's order) as a :class:`GRNAnnData` without cells.
 

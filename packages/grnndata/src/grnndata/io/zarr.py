@@ -22,6 +22,7 @@ from anndata.experimental import read_dispatched
 
 from .._integrity import (
     check_sparse_groups,
+    manifest,
     new_write_id,
     record_manifest,
     store_token,
@@ -62,6 +63,7 @@ __all__ = [
     "DEFAULT_INDEX_CHUNK_SIZE",
     "DEFAULT_ZARR_FORMAT",
     "read_zarr",
+    "verify_zarr",
     "write_zarr",
 ]
 
@@ -251,6 +253,55 @@ def read_zarr(store: str | os.PathLike, *, key: str = GRN_KEY) -> GRNAnnData:
     return read_root(root, source, key=key)
 
 
+def verify_zarr(store: str | os.PathLike) -> dict[str, Any]:
+    """Check the integrity of a zarr store without loading it; returns what was checked.
+
+    A store written by grnndata is compared with its manifest: every array's number of chunk
+    objects and their sizes, and the checksum of every object (all bytes of the store are
+    read once, nothing is decoded). A store without a manifest (written by plain anndata) can
+    only have its sparse matrices checked for consistency.
+
+    Returns
+    -------
+    dict: ``manifest_format`` (``None`` without a manifest), ``write_id``, and for a manifest
+    the numbers of ``arrays``, ``objects`` and ``bytes`` checked; without one,
+    ``sparse_matrices`` (how many were checked for consistency).
+
+    Raises
+    ------
+    GRNStoreError
+        The first array that differs from the manifest (missing, resized or damaged chunk
+        objects, naming the array and, for format 2, the object); a store that is not a zarr
+        store; a store replaced by a writer while it was checked.
+    """
+    path = existing_path(store, "zarr store")
+    source = repr(str(path))
+    try:
+        root = zarr.open_group(str(path), mode="r")
+    except Exception as err:
+        raise GRNStoreError(
+            f"{source} is not a readable zarr store ({type(err).__name__}: {err})"
+        ) from err
+    token = store_token(root)
+    try:
+        totals = verify_manifest(root, source, error=GRNStoreError)
+        if totals is None:
+            return {
+                "manifest_format": None,
+                "write_id": None,
+                "sparse_matrices": check_sparse_groups(root, source, error=GRNStoreError),
+            }
+    except GRNStoreError as err:
+        replaced_while_reading(root, token, source, err)
+        raise
+    recorded = manifest(root) or {}
+    return {
+        "manifest_format": int(recorded.get("format", 1)),
+        "write_id": recorded.get("write_id"),
+        **totals,
+    }
+
+
 def replaced_while_reading(root: Any, token: tuple[Any, ...], source: str, err: Exception) -> None:
     """Raise :class:`GRNStoreError` saying the store was replaced if its token changed since
     ``token`` (a writer swapped in a new version while it was read: what was read may mix the
@@ -267,13 +318,25 @@ def read_failure(source: str, element: str, err: Exception) -> str:
     decoder's own error (e.g. Blosc's for a damaged chunk of a store without checksums)."""
     if isinstance(err, ValueError) and "checksum do not match" in str(err):
         return (
-            f"{source} is corrupted: array {element!r}: a chunk fails its CRC-32C checksum "
-            "(the store is damaged: restore it from a copy or write it again)"
+            f"{source} is corrupted: array {element!r}: a chunk (or its shard's index) fails "
+            "its CRC-32C checksum; the store is damaged (restore it from a copy or write it "
+            "again)"
         )
     return (
         f"{source} is corrupted or truncated: reading {element!r} failed "
         f"({type(err).__name__}: {err})"
     )
+
+
+def _damaged_array(root: Any, source: str, element: str) -> GRNStoreError | None:
+    """After a failed read of ``element`` (e.g. a sparse group): the error naming its first
+    damaged array and chunk object (checked whole against the manifest), if that finds one."""
+    prefix = f"{element}/" if element else ""
+    try:
+        verify_manifest(root, source, prefixes=(prefix,), error=GRNStoreError)
+    except GRNStoreError as found:
+        return found
+    return None
 
 
 def read_root(root: Any, source: str, *, key: str = GRN_KEY) -> GRNAnnData:
@@ -301,7 +364,10 @@ def _read_checked(root: Any, source: str, key: str) -> GRNAnnData:
         except GRNStoreError:
             raise
         except Exception as err:
-            raise GRNStoreError(read_failure(source, elem_name.strip("/"), err)) from err
+            element = elem_name.strip("/")
+            raise _damaged_array(root, source, element) or GRNStoreError(
+                read_failure(source, element, err)
+            ) from err
 
     try:
         adata = read_dispatched(checked_root, callback)
