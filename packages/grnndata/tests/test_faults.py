@@ -701,7 +701,7 @@ def test_readers_racing_a_writer_see_one_version_or_replaced_never_corrupted(
     outcomes: dict[str, int] = {"old": 0, "new": 0, "replaced": 0}
     try:
         assert writer.stdout.readline().strip() == "ready"
-        deadline = time.monotonic() + 4.0
+        deadline = time.monotonic() + 3.0
         while time.monotonic() < deadline:
             try:
                 got = open_zarr(path).targets(hub)
