@@ -609,18 +609,27 @@ def test_an_undecodable_chunk_of_a_store_without_checksums_names_its_array(small
 
 def _as_format_1(path: Path) -> None:
     """Rewrite the manifest of the store ``path`` as the previous format wrote it: no
-    per-object checksums, no list of arrays whose chunks carry a CRC-32C."""
+    per-object checksums, no list of arrays whose chunks carry a CRC-32C, and each array's
+    CRC-32 chaining its objects' bytes."""
+    import zlib
+
     import zarr
 
     root = zarr.open_group(str(path), mode="r+")
     manifest = dict(root.attrs["grnndata"])
     manifest["format"] = 1
     del manifest["checksummed_chunks"]
-    for name in manifest["arrays"]:
+    for name, (n_objects, n_bytes, _) in manifest["arrays"].items():
         attrs = root[name].attrs.asdict()
         attrs.pop("grnndata_objects", None)
         root[name].attrs.clear()
         root[name].attrs.update(attrs)
+        chained = 0
+        for chunk in sorted(
+            _chunk_objects(path / name), key=lambda p: p.relative_to(path).as_posix()
+        ):
+            chained = zlib.crc32(chunk.read_bytes(), zlib.crc32(chunk.name.encode(), chained))
+        manifest["arrays"][name] = [n_objects, n_bytes, chained]
     root.attrs["grnndata"] = manifest
 
 
@@ -732,3 +741,21 @@ def test_readers_racing_a_writer_see_one_version_or_replaced_never_corrupted(
         writer.kill()
         writer.wait(timeout=60)
     assert outcomes["old"] + outcomes["new"] > 0, outcomes
+
+
+def test_a_damaged_checksum_table_is_itself_detected(full_store, tmp_path):
+    """The per-object CRC-32s live in each array's attributes; the manifest guards them."""
+    import shutil
+
+    import zarr
+
+    path = tmp_path / "table.zarr"
+    shutil.copytree(full_store, path)
+    array = zarr.open_group(str(path), mode="r+")["varp/GRN/indices"]
+    table = dict(array.attrs["grnndata_objects"])
+    key = next(iter(table))
+    table[key] ^= 1
+    array.attrs["grnndata_objects"] = table
+    for reader in (open_zarr, read_zarr):
+        with pytest.raises(GRNStoreError, match="checksums recorded with array 'varp/GRN/indices'"):
+            reader(path)

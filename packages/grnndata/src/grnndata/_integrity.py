@@ -14,8 +14,10 @@ and, in the attributes of each array, the CRC-32 of each of its chunk objects by
 however many chunks its expression has). A *chunk object* is a stored object of an array: a
 chunk, or in a sharded zarr v3 array a shard holding many chunks. The CRC-32 of an object is
 ``zlib.crc32(data, zlib.crc32(name))`` with ``name`` the last part of its key (``"0"`` for
-``"c/0"``); an array's ``crc32`` chains its objects in key order the same way. Format 1 (stores
-written before per-object checksums) has ``"arrays"`` only.
+``"c/0"``); an array's ``crc32`` is the CRC-32 of its objects' CRC-32s (4 bytes little-endian
+each, in key order), which also guards the table in the array's attributes. Format 1 (stores
+written before per-object checksums) has ``"arrays"`` only, with ``crc32`` chaining the
+objects' bytes in key order the same way as one object's.
 
 Readers use it in two ways:
 
@@ -44,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import struct
 import uuid
 import zlib
 from collections.abc import Iterable
@@ -87,9 +90,13 @@ def _is_chunk_key(key: str) -> bool:
 
 def _unwrap(store: Any) -> Any:
     """The store a :class:`VerifiedStore` reads from (listings and full checks need no check)."""
-    while isinstance(store, VerifiedStore):
+    while True:
+        inner = getattr(store, "_mutable_mapping", None)  # zarr 2 wraps ours in a KVStore
+        if isinstance(inner, VerifiedStore):
+            store = inner
+        if not isinstance(store, VerifiedStore):
+            return store
         store = store._store
-    return store
 
 
 if _ZARR3:
@@ -222,13 +229,11 @@ def record_manifest(root: Any, write_id: str) -> None:
         prefix = f"{base}{name}/"
         listing = _listing(store, prefix)
         keys = [key for key, _ in listing]
-        objects = {}
-        chained = 0
-        for key, data in zip(keys, _read_all(store, keys)):
-            name_bytes = key.rsplit("/", 1)[-1].encode()
-            objects[key[len(prefix) :]] = zlib.crc32(data, zlib.crc32(name_bytes))
-            chained = zlib.crc32(data, zlib.crc32(name_bytes, chained))
-        arrays[name] = [len(keys), sum(size for _, size in listing), chained]
+        objects = {
+            key[len(prefix) :]: object_crc(key, data)
+            for key, data in zip(keys, _read_all(store, keys))
+        }
+        arrays[name] = [len(keys), sum(size for _, size in listing), _table_crc(objects)]
         array.attrs.update({OBJECTS_KEY: objects})
         if _chunks_carry_checksums(array):
             checksummed.append(name)
@@ -244,6 +249,25 @@ def record_manifest(root: Any, write_id: str) -> None:
             }
         }
     )
+
+
+def _table_crc(objects: dict[str, int]) -> int:
+    """The CRC-32 of a table of per-object CRC-32s (4 bytes little-endian each, in key order)."""
+    return zlib.crc32(b"".join(struct.pack("<I", objects[key]) for key in sorted(objects)))
+
+
+def _checked_table(
+    root: Any, name: str, crc: int, source: str, error: type[Exception]
+) -> dict[str, int] | None:
+    """The per-object CRC-32s of the array ``name`` (format 2), checked against the manifest's
+    ``crc``; ``None`` when the array's attributes hold none."""
+    objects = _object_crcs(root, name)
+    if objects is not None and _table_crc(objects) != crc:
+        raise error(
+            f"{source} is corrupted: the checksums recorded with array {name!r} (its "
+            f"{OBJECTS_KEY!r} attribute) differ from the store's manifest"
+        )
+    return objects
 
 
 def _object_crcs(root: Any, name: str) -> dict[str, int] | None:
@@ -331,7 +355,12 @@ def verify_manifest(
                 f"(written: {n_bytes})"
             )
         if contents:
-            written = _object_crcs(root, name) if per_object else None
+            written = _checked_table(root, name, crc, source, error) if per_object else None
+            if per_object and written is None:
+                raise error(
+                    f"{source} is corrupted: array {name!r} has lost the checksums recorded "
+                    f"with it (its {OBJECTS_KEY!r} attribute)"
+                )
             keys = [key for key, _ in listing]
             if written is not None and checked:
                 keys = [key for key in keys if key not in checked]
@@ -458,10 +487,11 @@ def chunk_checks(
     for name, (n_objects, _n_bytes, crc) in recorded["arrays"].items():
         if prefixes is not None and not name.startswith(prefixes):
             continue
-        objects = _object_crcs(root, name) if recorded.get("format", 1) >= 2 else None
+        version = recorded.get("format", 1)
+        objects = _checked_table(root, name, crc, source, error) if version >= 2 else None
         arrays[name] = _ArrayCheck(
             objects=objects,
-            single=crc if objects is None and n_objects == 1 else None,
+            single=crc if version < 2 and n_objects == 1 else None,
             checksummed_chunks=name in checksummed,
         )
     _, base = _store_and_prefix(root)
@@ -534,7 +564,10 @@ else:
             return value
 
         def __contains__(self, key: object) -> bool:
-            return key in self._store
+            present = key in self._store
+            if not present and isinstance(key, str):  # zarr 2 skips absent chunks: check here
+                self.checks.absent(key)
+            return present
 
         def __iter__(self) -> Any:
             return iter(self._store)
@@ -557,7 +590,9 @@ def verified_root(
     checks = chunk_checks(root, source, error=error, prefixes=prefixes)
     if checks is None:
         return root, None
-    store = VerifiedStore(root.store, checks)
+    store: Any = VerifiedStore(root.store, checks)
+    if not _ZARR3:  # zarr 2 takes a plain mapping through its KVStore
+        store = zarr.storage.KVStore(store)
     return zarr.open_group(store=store, path=root.path, mode="r"), checks
 
 

@@ -405,7 +405,7 @@ class GRNAnnData(anndata.AnnData):
                 "method": method,
                 "parameters": parameters_json,
                 "orientation": ORIENTATION,
-                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),  # noqa: UP017 (Python 3.10)
+                "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
                 "versions": _package_versions(),
             }
         )
