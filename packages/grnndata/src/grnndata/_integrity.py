@@ -23,7 +23,8 @@ Readers use it in two ways:
 
 - :func:`verify_manifest` compares the stored objects with the manifest: their number and sizes
   (one listing, no data read) or also their checksums (reads everything; ``grnndata verify``);
-- :class:`VerifiedStore` wraps the store a reader reads through and checks every object a read
+- :class:`grnndata._verified_store.VerifiedStore` wraps the store a reader reads through and
+  checks every object a read
   fetches whole against its CRC-32 before zarr decodes it (a missing object that was written
   raises instead of reading as zeros). Partial reads of a shard fetch single chunks; in arrays
   listed in ``"checksummed_chunks"`` each chunk ends with a CRC-32C (zarr's ``crc32c`` codec)
@@ -50,7 +51,6 @@ import struct
 import uuid
 import zlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -65,15 +65,13 @@ _ZARR3 = int(zarr.__version__.split(".")[0]) >= 3
 __all__ = [
     "ATTRS_KEY",
     "MANIFEST_FORMAT",
-    "ChunkChecks",
-    "VerifiedStore",
     "check_sparse_groups",
-    "chunk_checks",
+    "checked_table",
     "manifest",
     "new_write_id",
+    "object_crc",
     "record_manifest",
     "store_token",
-    "verified_root",
     "verify_manifest",
 ]
 
@@ -89,21 +87,20 @@ def _is_chunk_key(key: str) -> bool:
 
 
 def _unwrap(store: Any) -> Any:
-    """The store a :class:`VerifiedStore` reads from (listings and full checks need no check)."""
+    """The store a checking wrapper (:class:`grnndata._verified_store.VerifiedStore`) reads
+    from: listings and whole-store checks need no second check."""
     while True:
         inner = getattr(store, "_mutable_mapping", None)  # zarr 2 wraps ours in a KVStore
-        if isinstance(inner, VerifiedStore):
+        if getattr(inner, "checks_reads", False):
             store = inner
-        if not isinstance(store, VerifiedStore):
+        if not getattr(store, "checks_reads", False):
             return store
         store = store._store
 
 
 if _ZARR3:
-    from zarr.abc.store import OffsetByteRequest, RangeByteRequest, SuffixByteRequest
     from zarr.core.buffer import default_buffer_prototype
     from zarr.core.sync import sync
-    from zarr.storage import WrapperStore
 
     async def _alist(store: Any, prefix: str) -> list[str]:
         return [key async for key in store.list_prefix(prefix)]
@@ -256,7 +253,7 @@ def _table_crc(objects: dict[str, int]) -> int:
     return zlib.crc32(b"".join(struct.pack("<I", objects[key]) for key in sorted(objects)))
 
 
-def _checked_table(
+def checked_table(
     root: Any, name: str, crc: int, source: str, error: type[Exception]
 ) -> dict[str, int] | None:
     """The per-object CRC-32s of the array ``name`` (format 2), checked against the manifest's
@@ -317,7 +314,7 @@ def verify_manifest(
 
     ``prefixes`` limits the check to arrays whose path starts with one of them (the lazy reader
     checks only what it reads). ``contents`` also compares checksums, reading every chunk object
-    but those in ``checked`` (store keys a :class:`VerifiedStore` checked already); without it,
+    but those in ``checked`` (store keys a checking wrapper checked already); without it,
     only the number and total size of each array's chunk objects are compared (one listing, no
     data read). Raises ``error`` naming the first array that differs (and the object, for
     format 2). Returns what was compared: numbers of ``arrays``, ``objects`` and ``bytes``.
@@ -355,7 +352,7 @@ def verify_manifest(
                 f"(written: {n_bytes})"
             )
         if contents:
-            written = _checked_table(root, name, crc, source, error) if per_object else None
+            written = checked_table(root, name, crc, source, error) if per_object else None
             if per_object and written is None:
                 raise error(
                     f"{source} is corrupted: array {name!r} has lost the checksums recorded "
@@ -375,225 +372,6 @@ def verify_manifest(
         totals["objects"] += got_objects
         totals["bytes"] += got_bytes
     return totals
-
-
-# --------------------------------------------------------------------------- checked reads
-@dataclass
-class _ArrayCheck:
-    """What is known of one array's chunk objects: their CRC-32s by key (relative to the
-    array; format 2), or the one object's CRC-32 of a format 1 array with a single object."""
-
-    objects: dict[str, int] | None
-    single: int | None
-    checksummed_chunks: bool
-
-
-@dataclass
-class ChunkChecks:
-    """The per-object checks of one store version, shared by the :class:`VerifiedStore` that
-    uses them; ``checked`` collects the keys verified so far (whole objects)."""
-
-    source: str
-    base: str
-    arrays: dict[str, _ArrayCheck]
-    error: type[Exception]
-    checked: set[str] = field(default_factory=set)
-
-    @property
-    def complete(self) -> bool:
-        """Whether every object of every array can be checked (format 2)."""
-        return all(check.objects is not None for check in self.arrays.values())
-
-    def unchecked_arrays(self) -> list[str]:
-        """Arrays whose objects cannot be checked one by one (format 1, several objects)."""
-        return sorted(
-            name
-            for name, check in self.arrays.items()
-            if check.objects is None and check.single is None
-        )
-
-    def locate(self, key: str) -> tuple[str, str, _ArrayCheck] | None:
-        """(array, key within the array, its check) of the chunk object ``key``, or ``None``
-        for metadata and objects of arrays the manifest does not list."""
-        if not key.startswith(self.base) or not _is_chunk_key(key):
-            return None
-        relative = key[len(self.base) :]
-        parent = relative
-        while "/" in parent:
-            parent = parent.rsplit("/", 1)[0]
-            check = self.arrays.get(parent)
-            if check is not None:
-                return parent, relative[len(parent) + 1 :], check
-        return None
-
-    def expect(self, key: str, data: Any) -> None:
-        """Raise ``error`` unless ``data`` is what was written as the object ``key``."""
-        found = self.locate(key)
-        if found is None:
-            return
-        array, within, check = found
-        if check.objects is not None:
-            expected = check.objects.get(within)
-            if expected is None:
-                raise self.error(
-                    f"{self.source} is corrupted: array {array!r} holds a chunk object "
-                    f"{within!r} that was not written with it"
-                )
-        else:
-            expected = check.single
-        if expected is None:
-            return
-        got = object_crc(key, data)
-        if got != expected:
-            raise self.error(
-                f"{self.source} is corrupted: array {array!r}, chunk object {within!r} fails "
-                f"its checksum (CRC-32 {got:08x}, written {expected:08x}); the store is damaged "
-                "(restore it from a copy or write it again)"
-            )
-        self.checked.add(key)
-
-    def absent(self, key: str) -> None:
-        """Raise ``error`` if the object ``key``, which the store does not hold, was written."""
-        found = self.locate(key)
-        if found is None:
-            return
-        array, within, check = found
-        if check.objects is not None and within in check.objects:
-            raise self.error(
-                f"{self.source} is truncated or corrupted: array {array!r}: its chunk object "
-                f"{within!r} is missing (zarr would read it as zeros)"
-            )
-
-    def passes_through(self, key: str) -> bool:
-        """Whether a partial read of ``key`` needs no whole-object check: the object was
-        checked already, or its chunks carry their own CRC-32C that zarr checks."""
-        if key in self.checked:
-            return True
-        found = self.locate(key)
-        return found is None or found[2].checksummed_chunks
-
-
-def chunk_checks(
-    root: Any, source: str, *, error: type[Exception], prefixes: tuple[str, ...] | None = None
-) -> ChunkChecks | None:
-    """The per-object checks of the store ``root`` from its manifest (``None`` without one),
-    for the arrays whose path starts with one of ``prefixes`` (default: all); objects of other
-    arrays are not checked."""
-    recorded = manifest(root)
-    if recorded is None:
-        return None
-    checksummed = set(recorded.get("checksummed_chunks") or ())
-    arrays = {}
-    for name, (n_objects, _n_bytes, crc) in recorded["arrays"].items():
-        if prefixes is not None and not name.startswith(prefixes):
-            continue
-        version = recorded.get("format", 1)
-        objects = _checked_table(root, name, crc, source, error) if version >= 2 else None
-        arrays[name] = _ArrayCheck(
-            objects=objects,
-            single=crc if version < 2 and n_objects == 1 else None,
-            checksummed_chunks=name in checksummed,
-        )
-    _, base = _store_and_prefix(root)
-    return ChunkChecks(source=source, base=base, arrays=arrays, error=error)
-
-
-def _byte_slice(size: int, byte_range: Any) -> slice:
-    """The part of an object of ``size`` bytes that a zarr ``ByteRequest`` asks for."""
-    if isinstance(byte_range, RangeByteRequest):
-        return slice(byte_range.start, byte_range.end)
-    if isinstance(byte_range, OffsetByteRequest):
-        return slice(byte_range.offset, size)
-    if isinstance(byte_range, SuffixByteRequest):
-        return slice(max(0, size - byte_range.suffix), size)
-    raise TypeError(f"unsupported byte range request {byte_range!r}")
-
-
-if _ZARR3:
-
-    class VerifiedStore(WrapperStore):
-        """A read-through zarr store that checks each chunk object it returns (see the module
-        docstring); anything it cannot check (metadata, unlisted arrays) passes through."""
-
-        def __init__(self, store: Any, checks: ChunkChecks) -> None:
-            super().__init__(store)
-            self.checks = checks
-
-        def _with_store(self, store: Any) -> VerifiedStore:
-            return type(self)(store, self.checks)
-
-        async def get(self, key: str, prototype: Any, byte_range: Any = None) -> Any:
-            if byte_range is not None and self.checks.passes_through(key):
-                buffer = await self._store.get(key, prototype, byte_range)
-                if buffer is None:
-                    self.checks.absent(key)
-                return buffer
-            whole = await self._store.get(key, prototype)
-            if whole is None:
-                self.checks.absent(key)
-                return None
-            self.checks.expect(key, memoryview(whole.as_numpy_array()))
-            if byte_range is None:
-                return whole
-            return whole[_byte_slice(len(whole), byte_range)]
-
-        async def get_partial_values(self, prototype: Any, key_ranges: Iterable[Any]) -> list[Any]:
-            return [await self.get(key, prototype, byte_range) for key, byte_range in key_ranges]
-
-        async def getsize(self, key: str) -> int:
-            """The wrapped store's size lookup (zarr's default would read the object)."""
-            return await self._store.getsize(key)
-
-else:
-    from collections.abc import Mapping
-
-    class VerifiedStore(Mapping):  # type: ignore[no-redef]
-        """zarr 2: a read-only mapping over a store that checks each chunk object it returns."""
-
-        def __init__(self, store: Any, checks: ChunkChecks) -> None:
-            self._store = store
-            self.checks = checks
-
-        def __getitem__(self, key: str) -> bytes:
-            try:
-                value = self._store[key]
-            except KeyError:
-                self.checks.absent(key)
-                raise
-            self.checks.expect(key, value)
-            return value
-
-        def __contains__(self, key: object) -> bool:
-            present = key in self._store
-            if not present and isinstance(key, str):  # zarr 2 skips absent chunks: check here
-                self.checks.absent(key)
-            return present
-
-        def __iter__(self) -> Any:
-            return iter(self._store)
-
-        def __len__(self) -> int:
-            return len(self._store)
-
-        def listdir(self, path: str = "") -> list[str]:
-            return zarr.storage.listdir(self._store, path)
-
-        def getsize(self, key: str) -> int:
-            return zarr.storage.getsize(self._store, key)
-
-
-def verified_root(
-    root: Any, source: str, *, error: type[Exception], prefixes: tuple[str, ...] | None = None
-) -> tuple[Any, ChunkChecks | None]:
-    """``root`` reopened through a :class:`VerifiedStore` and its checks (of the arrays under
-    ``prefixes``, default all); ``root`` itself and ``None`` for a store without a manifest."""
-    checks = chunk_checks(root, source, error=error, prefixes=prefixes)
-    if checks is None:
-        return root, None
-    store: Any = VerifiedStore(root.store, checks)
-    if not _ZARR3:  # zarr 2 takes a plain mapping through its KVStore
-        store = zarr.storage.KVStore(store)
-    return zarr.open_group(store=store, path=root.path, mode="r"), checks
 
 
 # --------------------------------------------------------------------------- plain anndata stores

@@ -18,8 +18,9 @@ import pandas as pd
 import scipy.sparse as sp
 import zarr
 
-from .._integrity import check_sparse_group, store_token, verified_root, verify_manifest
+from .._integrity import check_sparse_group, store_token, verify_manifest
 from .._matrix import GRN_KEY, check_unique_genes, examples, missing_network
+from .._verified_store import verified_root
 from ..core import GRNAnnData
 from ._common import GRNStoreError, existing_path
 from .zarr import COLUMN_INDEX, read_failure, read_root, replaced_while_reading

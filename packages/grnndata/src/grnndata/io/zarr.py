@@ -26,10 +26,10 @@ from .._integrity import (
     new_write_id,
     record_manifest,
     store_token,
-    verified_root,
     verify_manifest,
 )
 from .._matrix import GRN_KEY, ORIENTATION
+from .._verified_store import verified_root
 from ..atomic import atomic_path
 from ..core import GRNAnnData
 from ._common import (
