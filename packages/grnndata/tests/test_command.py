@@ -175,7 +175,12 @@ def test_convert_never_overwrites_without_overwrite(
 def test_usage_mistakes_exit_2_with_one_line(
     edge_list: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    holes = tmp_path / "holes.tsv"
+    frame = pd.read_csv(edge_list).head(20)
+    frame.loc[7, "target"] = None
+    frame.to_csv(holes, sep="\t", index=False)
     cases = {
+        ("convert", str(holes), "--out", str(tmp_path / "h.zarr")): "1 edge(s) have an empty",
         ("info", str(tmp_path / "missing.zarr")): "does not exist",
         ("convert", str(edge_list), "--out", str(tmp_path / "x.parquet")): "ending in .zarr",
         ("convert", str(edge_list), "--out", str(tmp_path / "x.zarr"), "--weight", "w"): (

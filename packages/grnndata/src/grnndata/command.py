@@ -405,6 +405,13 @@ def _from_edge_list(path: Path, args: argparse.Namespace) -> Any:
             raise UsageError(
                 f"{flag} {column!r} is not a column of {str(path)!r}; its columns are {columns}"
             )
+    unnamed = table[[regulator, args.target]].isna().any(axis=1).to_numpy()
+    if unnamed.any():
+        raise UsageError(
+            f"INPUT {str(path)!r}: {int(unnamed.sum())} edge(s) have an empty {regulator!r} or "
+            f"{args.target!r} (e.g. data row {int(np.flatnonzero(unnamed)[0]) + 1}); every edge "
+            "needs both gene names"
+        )
     edges = pd.DataFrame(
         {
             "regulator": table[regulator].astype(str),
