@@ -399,17 +399,17 @@ def main() -> None:
                         assert (result.grn != expected.grn).nnz == 0, name
             single_gene = not name.startswith("get")
             for checked in (True, False):
-                best = min(timings[checked])
+                best, best_cpu = min(timings[checked]), min(cpu_times[checked])
+                small = counted[checked] < 0.05 * zarr_size or not single_gene
                 row(
                     f"partial {name}",
                     f"grnndata open_zarr ({layout}{'' if checked else ', store checks off'})",
                     best,
-                    cpu_s=round(min(cpu_times[checked]), 4),
+                    cpu_s=round(best_cpu, 4),
                     bytes_read=counted[checked],
                     fraction_of_file=round(counted[checked] / zarr_size, 5),
-                    meets_target=bool(
-                        best < 0.2 and (counted[checked] < 0.05 * zarr_size or not single_gene)
-                    ),
+                    meets_target=bool(best < 0.2 and small),
+                    meets_target_cpu=bool(best_cpu < 0.2 and small),
                 )
                 if checked:
                     partial_rows[(layout, name)] = rows[-1]
@@ -462,10 +462,17 @@ def main() -> None:
         for name in queries:
             checks[f"{name} ok"] = partial_rows[(layout, name)]["meets_target"]
         met = all(v for k, v in checks.items() if k == "files_lt_50" or k.endswith(("ok", "2x")))
-        rows.append({"step": "targets", "tool": f"grnndata ({layout})", **checks, "all_met": met})
         misses = [k for k, v in checks.items() if v is False]
+        cpu_misses = [
+            name for name in queries if not partial_rows[(layout, name)]["meets_target_cpu"]
+        ]
+        rows.append({"step": "targets", "tool": f"grnndata ({layout})", **checks, "all_met": met})
         verdicts.append(
-            f"grnndata {layout}: " + ("all met" if met else "missed " + ", ".join(misses))
+            f"grnndata {layout}: "
+            + ("all met" if met else "missed " + ", ".join(misses))
+            + " (partial reads by CPU time: "
+            + ("all met" if not cpu_misses else "missed " + ", ".join(cpu_misses))
+            + ")"
         )
     peer_rows = [r for r in rows if r["tool"].startswith("grnndata 1.3.2")]
     if peer_rows:
@@ -491,7 +498,8 @@ def main() -> None:
         f"Load average (1 min) {load_start[0]:.1f} at the start, {load_end[0]:.1f} at the end, "
         f"on {os.cpu_count()} CPUs: with a load above the CPU count every wall time is inflated "
         "by other processes, writes and reads alike, so compare rows of one run (the ratios) "
-        "and CPU times (cpu_s), not runs. "
+        "and CPU times (cpu_s), not runs; meets_target_cpu applies the partial-read targets "
+        "to the CPU time, which the load inflates much less. "
         "Partial reads are checked (the default): each chunk object a query fetches whole is "
         "compared with its CRC-32 from the manifest, each chunk read from a shard with its "
         "CRC-32C; 'store checks off' rows read the same stores with the first switched off, "
