@@ -184,14 +184,9 @@ def _check_key(varp_keys: list[str], key: str, path: Path) -> None:
 
 
 def _zarr_root(path: Path) -> Any:
-    from .io import GRNStoreError
+    from .io.zarr import open_root
 
-    try:
-        return zarr.open_group(str(path), mode="r")
-    except Exception as err:
-        raise GRNStoreError(
-            f"{str(path)!r} is not a readable zarr store ({type(err).__name__}: {err})"
-        ) from err
+    return open_root(path)[0]
 
 
 def _zarr_varp_keys(root: Any) -> list[str]:

@@ -16,14 +16,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-import zarr
 
 from .._integrity import check_sparse_group, store_token, verify_manifest
 from .._matrix import GRN_KEY, check_unique_genes, examples, missing_network
 from .._verified_store import verified_root
 from ..core import GRNAnnData
-from ._common import GRNStoreError, existing_path
-from .zarr import COLUMN_INDEX, read_failure, read_root, replaced_while_reading
+from ._common import GRNStoreError
+from .zarr import COLUMN_INDEX, open_root, read_failure, read_root, replaced_while_reading
 
 try:  # anndata >= 0.11
     from anndata.io import read_elem
@@ -444,17 +443,5 @@ def open_zarr(store: str | os.PathLike | Any, *, key: str = GRN_KEY) -> LazyGRN:
     a plain AnnData store; the column index that makes :meth:`LazyGRN.regulators` a small read
     exists only in stores written by grnndata).
     """
-    if isinstance(store, str | os.PathLike):
-        path = existing_path(store, "zarr store")
-        source = repr(str(path))
-        target: Any = str(path)
-    else:
-        source = f"<{type(store).__name__}>"
-        target = store
-    try:
-        root = target if isinstance(target, zarr.Group) else zarr.open_group(target, mode="r")
-    except Exception as err:
-        raise GRNStoreError(
-            f"{source} is not a readable zarr store ({type(err).__name__}: {err})"
-        ) from err
+    root, source = open_root(store)
     return LazyGRN(root, source, key=key)

@@ -62,6 +62,7 @@ __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "DEFAULT_INDEX_CHUNK_SIZE",
     "DEFAULT_ZARR_FORMAT",
+    "open_root",
     "read_zarr",
     "verify_zarr",
     "write_zarr",
@@ -213,6 +214,25 @@ def _checksums(matrix: sp.csr_matrix) -> dict[str, Any]:
     }
 
 
+def open_root(store: str | os.PathLike | Any) -> tuple[Any, str]:
+    """The root group of the zarr store ``store`` (a path, or a zarr store / group) opened for
+    reading, and how errors name it; :class:`GRNStoreError` when it is not a readable zarr
+    store, ``FileNotFoundError`` when a path holds nothing."""
+    if isinstance(store, str | os.PathLike):
+        path = existing_path(store, "zarr store")
+        source, target = repr(str(path)), str(path)
+    else:
+        source, target = f"<{type(store).__name__}>", store
+    if isinstance(target, zarr.Group):
+        return target, source
+    try:
+        return zarr.open_group(target, mode="r"), source
+    except Exception as err:
+        raise GRNStoreError(
+            f"{source} is not a readable zarr store ({type(err).__name__}: {err})"
+        ) from err
+
+
 def read_zarr(store: str | os.PathLike, *, key: str = GRN_KEY) -> GRNAnnData:
     """Read a whole zarr store written by grnndata or plain anndata (a network in ``varp[key]``).
 
@@ -242,14 +262,7 @@ def read_zarr(store: str | os.PathLike, *, key: str = GRN_KEY) -> GRNAnnData:
     FileNotFoundError
         Nothing at ``store``.
     """
-    path = existing_path(store, "zarr store")
-    source = repr(str(path))
-    try:
-        root = zarr.open_group(str(path), mode="r")
-    except Exception as err:
-        raise GRNStoreError(
-            f"{source} is not a readable zarr store ({type(err).__name__}: {err})"
-        ) from err
+    root, source = open_root(store)
     return read_root(root, source, key=key)
 
 
@@ -274,14 +287,7 @@ def verify_zarr(store: str | os.PathLike) -> dict[str, Any]:
         objects, naming the array and, for format 2, the object); a store that is not a zarr
         store; a store replaced by a writer while it was checked.
     """
-    path = existing_path(store, "zarr store")
-    source = repr(str(path))
-    try:
-        root = zarr.open_group(str(path), mode="r")
-    except Exception as err:
-        raise GRNStoreError(
-            f"{source} is not a readable zarr store ({type(err).__name__}: {err})"
-        ) from err
+    root, source = open_root(store)
     token = store_token(root)
     try:
         totals = verify_manifest(root, source, error=GRNStoreError)
