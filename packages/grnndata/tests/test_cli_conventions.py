@@ -104,3 +104,31 @@ def test_data_dir(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert os.environ["SCPRINT_DATA_DIR"] == str(tmp_path.resolve())
     with pytest.raises(UsageError, match="not a folder"):
         use_data_dir(str(tmp_path / "missing"))
+
+
+@pytest.mark.parametrize("error", [ValueError("bad value"), KeyError("gene"), TypeError("t")])
+def test_only_usage_errors_exit_2_any_other_exception_exits_1(
+    capsys: pytest.CaptureFixture[str], error: Exception
+) -> None:
+    """A ValueError, KeyError or TypeError from inside a command is a failure (1), not the
+    user's mistake (2): only UsageError (and types a caller declares) exit 2."""
+
+    def handler(args: argparse.Namespace) -> int:
+        raise error
+
+    assert run_cli("tool", _parser(), handler, ["run", "--out", "x"]) == 1
+    line = capsys.readouterr().err
+    assert line.count("\n") == 1 and line.startswith(f"tool: error: {type(error).__name__}: ")
+    assert "'gene'" not in line  # a KeyError's message without repr quotes
+    assert (
+        run_cli("tool", _parser(), handler, ["run", "--out", "x"], usage_errors=(type(error),)) == 2
+    )
+    assert capsys.readouterr().err.count("\n") == 1  # callers' declared usage errors: still 2
+
+
+def test_an_interrupt_is_one_line_with_exit_130(capsys: pytest.CaptureFixture[str]) -> None:
+    def handler(args: argparse.Namespace) -> int:
+        raise KeyboardInterrupt
+
+    assert run_cli("tool", _parser(), handler, ["run", "--out", "x"]) == 130
+    assert capsys.readouterr().err == "tool: interrupted\n"

@@ -122,7 +122,7 @@ def test_non_dict_network_metadata_is_refused():
 
 
 def test_from_adata_requires_a_network(kang_small):
-    with pytest.raises(ValueError, match=r"expected varp\['GRN'\]"):
+    with pytest.raises(ValueError, match=r"no network in varp\['GRN'\] \(its varp keys: \[\]\)"):
         GRNAnnData.from_adata(kang_small)
 
 

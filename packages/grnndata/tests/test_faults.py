@@ -287,6 +287,31 @@ def test_a_live_writers_temporary_is_kept_and_a_dead_ones_removed(tmp_path):
     assert target.read_text().count('"version": 3') == 1
 
 
+# --------------------------------------------------------------------------- process identity
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_process_start_time_tells_a_running_process_from_a_gone_one():
+    from grnndata.atomic import process_start_time
+
+    uptime = float(Path("/proc/uptime").read_text().split()[0])
+    mine = process_start_time(os.getpid())
+    assert mine is not None and 0 <= mine <= uptime
+    assert process_start_time(os.getpid()) == mine  # stable: (pid, start) names a process
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        started = process_start_time(child.pid)
+        assert started is not None and mine <= started
+        child.kill()
+        deadline = time.monotonic() + 10
+        while process_start_time(child.pid) is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert process_start_time(child.pid) is None  # exited, not yet reaped: a zombie
+    finally:
+        child.kill()
+        child.wait(timeout=30)
+    assert process_start_time(child.pid) is None  # reaped: no such process
+    assert process_start_time(2**22 + 12345) is None  # beyond pid_max
+
+
 # --------------------------------------------------------------------------- missing chunks
 def _chunk_objects(array_dir: Path) -> list[Path]:
     return sorted(
@@ -347,7 +372,7 @@ def test_a_damaged_chunk_of_the_same_size_fails_the_checksum(full_store, tmp_pat
     raw = bytearray(chunk.read_bytes())
     raw[len(raw) // 2] ^= 0xFF
     chunk.write_bytes(bytes(raw))
-    with pytest.raises(GRNStoreError, match="array 'X/data'.*different checksum"):
+    with pytest.raises(GRNStoreError, match="array 'X/data', chunk object .* fails its checksum"):
         read_zarr(path)
 
 
@@ -472,3 +497,265 @@ def test_weights_beyond_float32_warn_or_fail_instead_of_vanishing(omnipath_tf, c
     with caplog.at_level("WARNING", logger="grnndata.edges"):
         empty = from_edges(genes, edges.iloc[:0], source="source", target="target")
     assert empty.n_edges == 0 and "the edge table is empty" in caplog.text
+
+
+# --------------------------------------------------------------------------- damaged chunks: bit flips
+def _flip(path: Path, offset: int, bit: int = 0) -> bytes:
+    """Flip one bit of the file ``path`` at ``offset``; returns the original bytes."""
+    raw = path.read_bytes()
+    damaged = bytearray(raw)
+    damaged[offset] ^= 1 << bit
+    path.write_bytes(bytes(damaged))
+    return raw
+
+
+def _first_chunk_span(array_dir: Path) -> tuple[Path, int, int, int]:
+    """(shard file, offset, size, number of chunks) of the first chunk of a sharded 1-D array,
+    from the shard's index (zarr v3 sharding: ``n`` pairs of uint64 offset / size, then a
+    CRC-32C, at the end)."""
+    import json
+
+    meta = json.loads((array_dir / "zarr.json").read_text())
+    sharding = meta["codecs"][0]["configuration"]
+    n_chunks = meta["chunk_grid"]["configuration"]["chunk_shape"][0] // sharding["chunk_shape"][0]
+    shard = _chunk_objects(array_dir)[0]
+    raw = shard.read_bytes()
+    index = np.frombuffer(raw[-(16 * n_chunks + 4) : -4], dtype="<u8").reshape(n_chunks, 2)
+    return shard, int(index[0, 0]), int(index[0, 1]), int((index[:, 1] > 0).sum())
+
+
+@pytest.fixture(scope="module")
+def first_genes(small_grn) -> dict[str, str]:
+    """A regulator whose edges are in the first chunk of the CSR arrays, a target in the first
+    chunk of the column index."""
+    csr, csc = small_grn.grn, small_grn.grn.tocsc()
+    return {
+        "regulator": str(small_grn.var_names[int(np.flatnonzero(np.diff(csr.indptr))[0])]),
+        "target": str(small_grn.var_names[int(np.flatnonzero(np.diff(csc.indptr))[0])]),
+    }
+
+
+_NETWORK_ARRAYS = {  # array -> the query that decompresses its first chunk
+    "varp/GRN/data": "targets",
+    "varp/GRN/indices": "targets",
+    "varp/GRN/indptr": "targets",
+    "varp/GRN/grnndata_column_index/data": "regulators",
+    "varp/GRN/grnndata_column_index/indices": "regulators",
+    "varp/GRN/grnndata_column_index/indptr": "regulators",
+}
+
+
+@pytest.mark.parametrize("array", sorted(_NETWORK_ARRAYS))
+def test_a_flipped_bit_in_a_network_chunk_fails_the_lazy_read_naming_the_array(
+    full_store, first_genes, tmp_path, array
+):
+    """Issue 25: a one-bit flip in a shard of varp/GRN/data, indices, indptr or the column index
+    gave a changed weight (or a bare Blosc RuntimeError) to a lazy read."""
+    import shutil
+
+    path = tmp_path / "flipped.zarr"
+    shutil.copytree(full_store, path)
+    query = _NETWORK_ARRAYS[array]
+    gene = first_genes["regulator" if query == "targets" else "target"]
+    shard, offset, size, n_chunks = _first_chunk_span(path / array)
+    assert n_chunks > 1  # the shard holds several chunks: the query reads part of it
+    lazy = open_zarr(path)
+    original = _flip(shard, offset + size // 2, bit=3)  # inside the first chunk
+    with pytest.raises(GRNStoreError, match=rf"array '{array}': a chunk .*fails its CRC-32C"):
+        getattr(lazy, query)(gene)
+    shard.write_bytes(original)
+    assert getattr(lazy, query)(gene).size > 0  # restored: read again
+    _flip(shard, len(original) - 10)  # inside the shard's index
+    with pytest.raises(GRNStoreError, match=rf"array '{array}'"):
+        getattr(open_zarr(path), query)(gene)
+    with pytest.raises(GRNStoreError, match=rf"array '{array}'.*checksum"):
+        read_zarr(path)
+
+
+def test_every_bit_flip_in_the_gene_names_is_caught(full_store, small_grn, tmp_path):
+    """Issue 25: 22 of 60 flips in var/_index silently renamed genes (CD96 -> CDO6)."""
+    import shutil
+
+    path = tmp_path / "names.zarr"
+    shutil.copytree(full_store, path)
+    index_dir = path / "var" / "_index"
+    if (index_dir / "values").is_dir():  # pandas 3 strings: anndata writes values + mask
+        index_dir = index_dir / "values"
+    (chunk,) = _chunk_objects(index_dir)
+    size = chunk.stat().st_size
+    rng = np.random.default_rng(25)
+    for trial, (offset, bit) in enumerate(zip(rng.integers(0, size, 60), rng.integers(0, 8, 60))):
+        original = _flip(chunk, int(offset), int(bit))
+        with pytest.raises(GRNStoreError, match=r"array 'var/_index.*fails its checksum"):
+            open_zarr(path)
+        if trial % 10 == 0:
+            with pytest.raises(GRNStoreError, match=r"array 'var/_index.*checksum"):
+                read_zarr(path)
+        chunk.write_bytes(original)
+    assert list(open_zarr(path).var_names) == list(small_grn.var_names)
+
+
+def test_an_undecodable_chunk_of_a_store_without_checksums_names_its_array(small_grn, tmp_path):
+    """Stores of plain anndata have no checksums: a chunk the decoder refuses is still one
+    GRNStoreError naming the array (it was a bare RuntimeError from Blosc)."""
+    path = tmp_path / "plain.zarr"
+    _plain_store(small_grn, path, 64)
+    indptr = _chunk_objects(path / "varp" / "GRN" / "indptr")[1]
+    indptr.write_bytes(indptr.read_bytes()[:20])  # a truncated compressed chunk
+    for reader in (open_zarr, read_zarr):
+        with pytest.raises(GRNStoreError, match=r"reading array 'varp/GRN/indptr' failed"):
+            reader(path)
+
+
+def _as_format_1(path: Path) -> None:
+    """Rewrite the manifest of the store ``path`` as the previous format wrote it: no
+    per-object checksums, no list of arrays whose chunks carry a CRC-32C, and each array's
+    CRC-32 chaining its objects' bytes."""
+    import zlib
+
+    import zarr
+
+    root = zarr.open_group(str(path), mode="r+")
+    manifest = dict(root.attrs["grnndata"])
+    manifest["format"] = 1
+    del manifest["checksummed_chunks"]
+    for name, (n_objects, n_bytes, _) in manifest["arrays"].items():
+        attrs = root[name].attrs.asdict()
+        attrs.pop("grnndata_objects", None)
+        root[name].attrs.clear()
+        root[name].attrs.update(attrs)
+        chained = 0
+        for chunk in sorted(
+            _chunk_objects(path / name), key=lambda p: p.relative_to(path).as_posix()
+        ):
+            chained = zlib.crc32(chunk.read_bytes(), zlib.crc32(chunk.name.encode(), chained))
+        manifest["arrays"][name] = [n_objects, n_bytes, chained]
+    root.attrs["grnndata"] = manifest
+
+
+def test_stores_of_the_previous_manifest_format_are_still_checked(
+    full_store, small_grn, tmp_path, caplog
+):
+    """Format 1 (no per-object checksums): arrays of one object are still checked when read,
+    verify_zarr checks every array whole, a lazy handle warns about the arrays it cannot check."""
+    import shutil
+
+    from grnndata import verify_zarr
+
+    path = tmp_path / "format1.zarr"
+    shutil.copytree(full_store, path)
+    _as_format_1(path)
+    assert verify_zarr(path)["manifest_format"] == 1
+    assert open_zarr(path).n_vars == 300
+    (chunk,) = _chunk_objects(path / "var" / "_index")
+    _flip(chunk, 5)
+    with pytest.raises(GRNStoreError, match="array 'var/_index[^']*'.*fails its checksum"):
+        open_zarr(path)
+    with pytest.raises(GRNStoreError, match="array 'var/_index[^']*'.*different checksum"):
+        verify_zarr(path)
+    chunked = tmp_path / "format1_v2.zarr"  # one object per chunk: not checked one by one
+    small_grn.write_zarr(chunked, chunk_size=256, zarr_format=2)
+    _as_format_1(chunked)
+    with caplog.at_level("WARNING", logger="grnndata.io.lazy"):
+        assert open_zarr(chunked).n_vars == 300
+    assert "written by an earlier grnndata" in caplog.text and "grnndata convert" in caplog.text
+
+
+# --------------------------------------------------------------------------- readers racing writers
+def test_a_store_replaced_during_a_lazy_query_says_replaced_not_corrupted(two_versions, tmp_path):
+    """Issue 25: a reader racing a writer reported "corrupted" instead of "replaced"."""
+    import zarr
+
+    from grnndata.atomic import replace_path
+
+    _, old, new = two_versions
+    path, staged = tmp_path / "net.zarr", tmp_path / "staged.zarr"
+    old.write_zarr(path)
+    new.write_zarr(staged)
+    hub = str(old.edges(top_k=1)["regulator"].iloc[0])
+
+    class SwapOnFirstEdgeRead(zarr.storage.WrapperStore):
+        """Swaps the new version in (a directory exchange, as a writer does) just before the
+        first read of the network's edges."""
+
+        async def get(self, key, prototype, byte_range=None):
+            if key.startswith("varp/GRN/indices/c") and staged.exists():
+                replace_path(staged, path)
+            return await self._store.get(key, prototype, byte_range)
+
+        async def getsize(self, key):
+            return await self._store.getsize(key)
+
+    lazy = open_zarr(SwapOnFirstEdgeRead(zarr.storage.LocalStore(str(path), read_only=True)))
+    with pytest.raises(GRNStoreError, match="was replaced by a writer while it was being read"):
+        lazy.targets(hub)
+    assert open_zarr(path).targets(hub).equals(new.targets(hub))
+
+
+def test_a_store_replaced_during_read_zarr_says_replaced(two_versions, tmp_path, monkeypatch):
+    import grnndata.io.zarr as zarr_io
+    from grnndata.atomic import replace_path
+
+    _, old, new = two_versions
+    path, staged = tmp_path / "net.zarr", tmp_path / "staged.zarr"
+    old.write_zarr(path)
+    new.write_zarr(staged)
+    read = zarr_io.read_dispatched
+
+    def swap_then_read(*args, **kwargs):  # the manifest was read; the data is read after
+        replace_path(staged, path)
+        return read(*args, **kwargs)
+
+    monkeypatch.setattr(zarr_io, "read_dispatched", swap_then_read)
+    with pytest.raises(GRNStoreError, match="was replaced by a writer while it was being read"):
+        read_zarr(path)
+
+
+def test_readers_racing_a_writer_see_one_version_or_replaced_never_corrupted(
+    two_versions, tmp_path
+):
+    """Real processes: a writer rewrites the store in a loop while this process reads it."""
+    folder, old, new = two_versions
+    path = tmp_path / "net.zarr"
+    old.write_zarr(path)
+    hub = str(old.edges(top_k=1)["regulator"].iloc[0])
+    expected = {"old": old.targets(hub), "new": new.targets(hub)}
+    writer = _writer(folder / "new.zarr", path, "loop")
+    outcomes: dict[str, int] = {"old": 0, "new": 0, "replaced": 0}
+    try:
+        assert writer.stdout.readline().strip() == "ready"
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline:
+            try:
+                got = open_zarr(path).targets(hub)
+                version = "new" if got.equals(expected["new"]) else "old"
+                assert got.equals(expected[version])
+                outcomes[version] += 1
+                back = read_zarr(path)
+                assert _same_network(back, new) or _same_network(back, old)
+            except GRNStoreError as err:
+                assert "was replaced" in str(err), str(err)
+                assert "corrupted" not in str(err), str(err)
+                outcomes["replaced"] += 1
+    finally:
+        writer.kill()
+        writer.wait(timeout=60)
+    assert outcomes["old"] + outcomes["new"] > 0, outcomes
+
+
+def test_a_damaged_checksum_table_is_itself_detected(full_store, tmp_path):
+    """The per-object CRC-32s live in each array's attributes; the manifest guards them."""
+    import shutil
+
+    import zarr
+
+    path = tmp_path / "table.zarr"
+    shutil.copytree(full_store, path)
+    array = zarr.open_group(str(path), mode="r+")["varp/GRN/indices"]
+    table = dict(array.attrs["grnndata_objects"])
+    key = next(iter(table))
+    table[key] ^= 1
+    array.attrs["grnndata_objects"] = table
+    for reader in (open_zarr, read_zarr):
+        with pytest.raises(GRNStoreError, match="checksums recorded with array 'varp/GRN/indices'"):
+            reader(path)

@@ -1,8 +1,18 @@
-"""The installed package exposes the version its metadata declares."""
+"""The installed package: its version, its console script, and where it finds the data folder."""
 
-from importlib.metadata import version
+import os
+from importlib.metadata import entry_points, version
+
+import pytest
 
 import grnndata
+from grnndata.settings import (
+    DATA_DIR_ENV,
+    DataDirNotFoundError,
+    data_dir,
+    default_data_dir,
+    find_data_dir,
+)
 
 
 def test_version_matches_installed_metadata():
@@ -10,18 +20,53 @@ def test_version_matches_installed_metadata():
     assert tuple(int(x) for x in grnndata.__version__.split(".")[:2]) >= (0, 1)
 
 
-def test_data_dir_env_setting_wins(tmp_path, monkeypatch):
-    from grnndata.settings import DATA_DIR_ENV, data_dir
+def test_the_grnndata_command_is_a_console_script():
+    scripts = {e.name: e.value for e in entry_points(group="console_scripts")}
+    assert scripts.get("grnndata") == "grnndata.command:main"
 
+
+def test_data_dir_env_setting_wins(tmp_path, monkeypatch):
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
     assert data_dir() == tmp_path.resolve()
+    other = tmp_path / "given"
+    other.mkdir()
+    assert data_dir(other) == other.resolve()  # an explicit argument wins over the variable
 
 
 def test_data_dir_missing_env_folder_is_a_clear_error(tmp_path, monkeypatch):
-    import pytest
-
-    from grnndata.settings import DATA_DIR_ENV, DataDirNotFoundError, data_dir
-
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "nope"))
     with pytest.raises(DataDirNotFoundError, match=DATA_DIR_ENV):
         data_dir()
+
+
+def test_the_data_folder_is_never_guessed_from_the_working_directory(tmp_path, monkeypatch):
+    """A ``shared/data`` beside the working directory (the monorepo's layout) is not used:
+    only an argument, SCPRINT_DATA_DIR or the per-user folder count."""
+    (tmp_path / "shared" / "data").mkdir(parents=True)
+    work = tmp_path / "repo" / "sub"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert find_data_dir() is None
+    with pytest.raises(DataDirNotFoundError, match=f"set the environment variable {DATA_DIR_ENV}"):
+        data_dir()
+
+
+@pytest.mark.skipif(os.name == "nt", reason="the per-user folder of Linux and other Unix systems")
+def test_the_per_user_cache_folder_is_the_last_resort(tmp_path, monkeypatch):
+    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    expected = (
+        tmp_path / "home" / "Library" / "Caches" / "scprint" / "data"
+        if os.uname().sysname == "Darwin"
+        else tmp_path / "cache" / "scprint" / "data"
+    )
+    assert default_data_dir() == expected
+    assert find_data_dir() is None  # not created yet
+    expected.mkdir(parents=True)
+    assert data_dir() == expected.resolve()
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
+    assert data_dir() == tmp_path.resolve()  # the variable still wins

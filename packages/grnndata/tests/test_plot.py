@@ -54,3 +54,20 @@ def test_missing_matplotlib_names_the_plot_extra(kang_grn, hub, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     with pytest.raises(ImportError, match=r"grnndata\[plot\]"):
         plot_subgraph(kang_grn, hub)
+
+
+def test_any_anndata_with_a_network_under_a_varp_key_is_drawn(kang_grn, hub):
+    import anndata
+    import matplotlib.pyplot as plt
+
+    plain = anndata.AnnData(X=kang_grn.X, var=kang_grn.var, varp={"scprint_grn": kang_grn.grn})
+    genes, edges = subgraph_edges(kang_grn, hub, max_genes=8, top_edges=10)
+    same_genes, same_edges = subgraph_edges(
+        plain, hub, max_genes=8, top_edges=10, key="scprint_grn"
+    )
+    assert same_genes == genes and same_edges.equals(edges)
+    plt.close(plot_subgraph(plain, hub, max_genes=8, key="scprint_grn"))
+    with pytest.raises(ValueError, match=r"its varp keys: \['scprint_grn'\]"):
+        plot_subgraph(plain, hub)
+    with pytest.raises(TypeError, match="expected an AnnData"):
+        subgraph_edges(kang_grn.grn, hub)

@@ -24,7 +24,14 @@ import scipy.sparse as sp
 ORIENTATION = "regulators x targets"
 GRN_KEY = "GRN"
 
-__all__ = ["GRN_KEY", "ORIENTATION", "canonical_network", "check_unique_genes", "examples"]
+__all__ = [
+    "GRN_KEY",
+    "ORIENTATION",
+    "canonical_network",
+    "check_unique_genes",
+    "examples",
+    "missing_network",
+]
 
 
 def examples(values: Sequence[Any] | np.ndarray | pd.Index, k: int = 5) -> str:
@@ -32,6 +39,26 @@ def examples(values: Sequence[Any] | np.ndarray | pd.Index, k: int = 5) -> str:
     values = list(values)
     shown = ", ".join(repr(v) for v in values[:k])
     return f"[{shown}{', ...' if len(values) > k else ''}]"
+
+
+def missing_network(varp_keys: Sequence[str], key: str, where: str) -> str | None:
+    """The error message for a network expected in ``varp[key]`` of ``where``, or ``None`` when
+    ``varp_keys`` holds ``key``.
+
+    The convention of the three packages: a network is a square ``(n_genes, n_genes)`` matrix
+    (rows = regulators, columns = targets, sparse or dense) in an AnnData's ``varp[key]``,
+    ``key="GRN"`` by default.
+    """
+    keys = [str(k) for k in varp_keys]
+    if key in keys:
+        return None
+    hint = (
+        f"; pass key={keys[0]!r}" if len(keys) == 1 else "; pass key= one of them" if keys else ""
+    )
+    return (
+        f"{where} has no network in varp[{key!r}] (its varp keys: {keys}); expected a square "
+        f"regulators x targets matrix there{hint}"
+    )
 
 
 def check_unique_genes(genes: pd.Index, *, what: str = "gene names") -> None:

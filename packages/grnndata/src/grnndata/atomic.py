@@ -66,6 +66,7 @@ __all__ = [
     "atomic_path",
     "check_output_path",
     "is_kind",
+    "process_start_time",
     "recover",
     "register_kind",
     "replace_path",
@@ -197,15 +198,41 @@ def is_kind(path: str | os.PathLike, kind: str | Kind) -> bool:
         return False
 
 
-# --------------------------------------------------------------------------- writer identity
-def _start_time(pid: int) -> int:
-    """Start time of process ``pid`` in clock ticks since boot (Linux); 0 when unknown."""
+# --------------------------------------------------------------------------- process identity
+_CLOCK_TICKS = float(os.sysconf("SC_CLK_TCK")) if hasattr(os, "sysconf") else 100.0
+
+
+def process_start_time(pid: int) -> float | None:
+    """When process ``pid`` started, in seconds after the system booted; ``None`` when no such
+    process runs (it never existed, has exited, or is a zombie waiting to be reaped) or the
+    system has no ``/proc`` (Linux only).
+
+    A process id alone does not identify a process: ids are reused. ``(pid, start time)`` does.
+    Record it when a process starts, compare later to tell whether that same process still runs::
+
+        started = process_start_time(pid)
+        ...
+        alive = started is not None and process_start_time(pid) == started
+
+    Reads ``/proc/<pid>/stat``: field 22 (start time in clock ticks since boot) divided by
+    ``SC_CLK_TCK``; the state (field 3) tells zombies and dead processes.
+    """
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0
+        stat = Path(f"/proc/{int(pid)}/stat").read_text()
+    except (OSError, ValueError):
+        return None
     # the command name (field 2) may hold spaces and parentheses: split after the last ")"
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19]) / _CLOCK_TICKS
+
+
+def _start_tag(pid: int) -> int:
+    """Start time of process ``pid`` in clock ticks since boot, as temporaries' names record it;
+    0 when unknown (see :func:`process_start_time`)."""
+    started = process_start_time(pid)
+    return 0 if started is None else round(started * _CLOCK_TICKS)
 
 
 _HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:6]
@@ -214,7 +241,7 @@ _STALE_FOREIGN_SECONDS = 86400.0
 
 def _writer_tag() -> str:
     pid = os.getpid()
-    return f"{_HOST}-{pid}-{_start_time(pid)}-{uuid.uuid4().hex[:8]}"
+    return f"{_HOST}-{pid}-{_start_tag(pid)}-{uuid.uuid4().hex[:8]}"
 
 
 def _extension(path: Path) -> str:
@@ -249,7 +276,7 @@ def _writer_alive(host: str | None, pid: str | None, start: str | None, mtime: f
     except PermissionError:  # it exists, owned by another user: compare start times below
         pass
     started = int(start)
-    return started == 0 or _start_time(pid_int) in (0, started)
+    return started == 0 or _start_tag(pid_int) in (0, started)
 
 
 def _siblings(path: Path) -> list[tuple[Path, str, bool]]:
@@ -486,9 +513,8 @@ def atomic_path(
     durable
         Flush the new data to disk before it replaces the old, so that the swap also survives
         a power loss or OS crash (a killed process never loses data either way). Default
-        (``None``): files are flushed, directory stores are not (one flush per chunk file:
-        20-30 s measured for a 5,000-file store on a shared 2-core VM, several times the
-        write itself).
+        (``None``): files are flushed, directory stores are not (one flush per chunk file,
+        slow for stores of many files).
     """
     spec = _kind(kind)
     target = check_output_path(path, spec, overwrite=overwrite)

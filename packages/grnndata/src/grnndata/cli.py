@@ -1,10 +1,20 @@
-"""Command-line conventions shared by the ``bengrn`` and ``scprint`` commands.
+"""Command-line conventions shared by the ``grnndata``, ``bengrn`` and ``scprint`` commands.
 
-Both commands spell their common options the same way, and accept them before or after the
+The commands spell their common options the same way, and accept them before or after the
 subcommand: ``-v/--verbose`` (repeatable), ``-q/--quiet`` and ``--debug``; results go to
 ``--out PATH``, the data folder is ``--data-dir DIR`` and overrides are ``--param NAME=VALUE``.
-A user's mistake raises :class:`UsageError` and ends as one line on stderr with exit status 2; an
-unexpected failure ends as one line with exit status 1; ``--debug`` shows the traceback instead.
+Every flag has help text (:func:`missing_help` lists those that lack it).
+
+Exit statuses (:func:`run_cli`):
+
+- 0: success (or the status the command's handler returns);
+- 2: a usage mistake, and only that: a :class:`UsageError` (a wrong flag or value, a path that
+  is not what the command needs), reported as one line ``PROG: error: ...`` on stderr;
+- 1: any other failure (a damaged input file, a failed computation, a bug), reported as one line
+  ``PROG: error: <ExceptionType>: ...``;
+- 130: interrupted (Ctrl-C).
+
+``--debug`` prints the traceback before the line.
 
 Example::
 
@@ -101,7 +111,10 @@ def add_data_dir_option(parser: argparse.ArgumentParser) -> None:
         "--data-dir",
         metavar="DIR",
         default=None,
-        help="data folder (default: $SCPRINT_DATA_DIR, else ../shared/data when present)",
+        help=(
+            "data folder (default: $SCPRINT_DATA_DIR, else the per-user folder "
+            "~/.cache/scprint/data or the platform's equivalent when it exists)"
+        ),
     )
 
 
@@ -172,8 +185,16 @@ def run_cli(
     """Parse ``argv``, configure logging and run ``handler(args)``; returns the exit status.
 
     0 (or the handler's own status) on success; 2 and one line ``PROG: error: ...`` for a
-    :class:`UsageError` (or one of ``usage_errors``); 1 and one line for any other exception.
-    With ``--debug`` the traceback is printed too.
+    :class:`UsageError` (raised by :class:`CliParser` for a bad command line, and by handlers
+    for bad values or paths); 1 and one line ``PROG: error: <type>: ...`` for any other
+    exception; 130 and one line when interrupted. With ``--debug`` the traceback is printed
+    first.
+
+    ``usage_errors`` adds exception types that are usage mistakes *by construction* (e.g. a
+    package's own configuration-error class). Do not pass broad built-ins such as
+    ``ValueError``, ``KeyError`` or ``TypeError``: a bug or a damaged file raising one would
+    then be reported as the user's mistake, with exit status 2; raise :class:`UsageError` from
+    the checks of the user's input instead.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
@@ -191,14 +212,24 @@ def run_cli(
     except (UsageError, *usage_errors) as err:
         if debug:
             traceback.print_exc()
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        sys.stderr.write(f"{prog}: error: {first}\n")
+        sys.stderr.write(f"{prog}: error: {_first_line(err, '')}\n")
         return 2
+    except KeyboardInterrupt:
+        if debug:
+            traceback.print_exc()
+        sys.stderr.write(f"{prog}: interrupted\n")
+        return 130
     except Exception as err:  # noqa: BLE001 - one line unless --debug
         if debug:
             traceback.print_exc()
-        first = (str(err).strip().splitlines() or [""])[0]
-        sys.stderr.write(
-            f"{prog}: error: {type(err).__name__}: {first} (rerun with --debug for the traceback)\n"
-        )
+        hint = "" if debug else " (rerun with --debug for the traceback)"
+        message = _first_line(err, "(no message)")
+        sys.stderr.write(f"{prog}: error: {type(err).__name__}: {message}{hint}\n")
         return 1
+
+
+def _first_line(err: BaseException, default: str) -> str:
+    """The first non-empty line of ``err``'s message (KeyError's quotes removed)."""
+    text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[0] if lines else (default or type(err).__name__)

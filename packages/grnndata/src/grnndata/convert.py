@@ -6,8 +6,8 @@ of the edge ``genes[i] -> genes[j]``.
 :func:`as_network` takes a network in any form users hold and returns a validated
 :class:`Network` (a matrix and its gene names):
 
-- an AnnData / :class:`~grnndata.GRNAnnData` with the network in ``varp["GRN"]`` (genes =
-  ``var_names``);
+- an AnnData / :class:`~grnndata.GRNAnnData` with the network in ``varp[key]`` (``"GRN"`` by
+  default; genes = ``var_names``);
 - a square :class:`pandas.DataFrame` (index = regulators, columns = targets, the same genes in
   any order);
 - an edge table: a DataFrame with ``regulator`` (or ``source``) and ``target`` columns and an
@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ._matrix import GRN_KEY, check_unique_genes, examples
+from ._matrix import GRN_KEY, check_unique_genes, examples, missing_network
 from .edges import Duplicates, edges_to_matrix, matrix_to_edges
 
 if TYPE_CHECKING:
@@ -142,13 +142,14 @@ def as_network(
     sparse: bool | None = None,
     strict: bool = False,
     name: str = "network",
+    key: str = GRN_KEY,
 ) -> Network:
     """Convert a network given in any supported form to a validated :class:`Network`.
 
     Parameters
     ----------
     obj
-        An AnnData / GRNAnnData with ``varp["GRN"]``; a square DataFrame (index = regulators,
+        An AnnData / GRNAnnData with a network in ``varp[key]``; a square DataFrame (index = regulators,
         columns = targets, same genes, any order: columns are aligned to the index); an edge
         table (``regulator`` or ``source``, ``target`` and optional weight columns, or two or
         three columns, the first two of gene names and the third of weights); or a square
@@ -179,6 +180,10 @@ def as_network(
         edges are dropped, logged at INFO level).
     name
         What the network is called in error messages (e.g. ``"predicted"``, ``"truth"``).
+    key
+        Where an AnnData holds its network: ``varp["GRN"]`` by default (the convention of the
+        three packages; any AnnData, not only a GRNAnnData). A missing key is a ``ValueError``
+        naming the keys ``varp`` has.
 
     Returns
     -------
@@ -205,15 +210,13 @@ def as_network(
             )
         matrix, names = _from_square_frame(obj, name)
     elif isinstance(obj, anndata.AnnData):
-        if GRN_KEY not in obj.varp:
-            raise ValueError(
-                f"{name}: the AnnData has no network in varp['GRN'] (varp keys: "
-                f"{list(obj.varp.keys())}); expected regulators x targets in varp['GRN']"
-            )
-        matrix, names = obj.varp[GRN_KEY], _gene_index(obj.var_names, name)
+        message = missing_network(list(obj.varp.keys()), key, f"{name}: the AnnData")
+        if message is not None:
+            raise ValueError(message)
+        matrix, names = obj.varp[key], _gene_index(obj.var_names, name)
     elif obj is None or not (sp.issparse(obj) or hasattr(obj, "__array__")):
         raise TypeError(
-            f"{name}: expected an AnnData / GRNAnnData with varp['GRN'], a DataFrame (square "
+            f"{name}: expected an AnnData / GRNAnnData with varp[{key!r}], a DataFrame (square "
             "network or edge table) or a square numpy / scipy sparse matrix with genes; got "
             f"{type(obj).__name__} {str(obj)[:60]!r}"
         )

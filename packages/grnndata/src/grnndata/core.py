@@ -25,7 +25,14 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ._matrix import GRN_KEY, ORIENTATION, canonical_network, check_unique_genes, examples
+from ._matrix import (
+    GRN_KEY,
+    ORIENTATION,
+    canonical_network,
+    check_unique_genes,
+    examples,
+    missing_network,
+)
 from .convert import as_network, is_edge_table
 from .edges import Duplicates, edges_to_matrix, matrix_to_edges
 
@@ -132,7 +139,9 @@ class GRNAnnData(anndata.AnnData):
 
     # ----------------------------------------------------------------- constructors
     @classmethod
-    def from_adata(cls, adata: anndata.AnnData, grn: Any = None) -> GRNAnnData:
+    def from_adata(
+        cls, adata: anndata.AnnData, grn: Any = None, *, key: str = GRN_KEY
+    ) -> GRNAnnData:
         """Wrap an AnnData (cells x genes) with a network over its genes.
 
         Parameters
@@ -142,15 +151,21 @@ class GRNAnnData(anndata.AnnData):
             the result shares arrays with it.
         grn
             ``(n_vars, n_vars)`` network, rows = regulators, columns = targets. ``None`` takes
-            ``adata.varp["GRN"]`` and raises ``ValueError`` if there is none.
+            ``adata.varp[key]`` and raises ``ValueError`` naming the varp keys if there is none.
+        key
+            Where ``adata`` holds its network (the packages' convention: ``varp["GRN"]``). A
+            network found under another key moves to ``varp["GRN"]`` in the result (it is not
+            kept twice).
         """
         if adata.is_view:
             adata = adata.copy()
-        if grn is None and GRN_KEY not in adata.varp:
-            raise ValueError(
-                f"the AnnData has no network: varp holds {list(adata.varp.keys())}, expected "
-                "varp['GRN'] (regulators x targets); pass grn=... to supply one"
-            )
+        varp = dict(adata.varp)
+        if grn is None:
+            message = missing_network(list(varp), key, "the AnnData")
+            if message is not None:
+                raise ValueError(f"{message}, or pass grn=... to supply one")
+            if key != GRN_KEY:
+                grn = varp.pop(key)
         return cls(
             X=adata.X,
             grn=grn,
@@ -161,7 +176,7 @@ class GRNAnnData(anndata.AnnData):
             obsm=dict(adata.obsm),
             varm=dict(adata.varm),
             obsp=dict(adata.obsp),
-            varp=dict(adata.varp),
+            varp=varp,
             raw=adata.raw,
         )
 
@@ -390,7 +405,7 @@ class GRNAnnData(anndata.AnnData):
                 "method": method,
                 "parameters": parameters_json,
                 "orientation": ORIENTATION,
-                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),  # noqa: UP017 (Python 3.10)
+                "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
                 "versions": _package_versions(),
             }
         )

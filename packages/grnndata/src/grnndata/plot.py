@@ -9,9 +9,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+import anndata
 import numpy as np
 import pandas as pd
 
+from ._matrix import GRN_KEY
+from .convert import as_network
 from .core import GRNAnnData
 
 if TYPE_CHECKING:
@@ -38,10 +41,30 @@ def _matplotlib() -> Any:
     return plt
 
 
+def _network(grn: anndata.AnnData, key: str) -> GRNAnnData:
+    """``grn`` itself (a GRNAnnData, ``key="GRN"``) or its network as a GRNAnnData without cells."""
+    if isinstance(grn, GRNAnnData) and key == GRN_KEY:
+        return grn
+    if not isinstance(grn, anndata.AnnData):
+        raise TypeError(
+            f"expected an AnnData with a network in varp[{key!r}] (e.g. a GRNAnnData), got "
+            f"{type(grn).__name__}"
+        )
+    return as_network(grn, sparse=True, key=key).to_grnanndata()
+
+
 def subgraph_edges(
-    grn: GRNAnnData, seed_gene: str, max_genes: int = 20, top_edges: int = 50
+    grn: anndata.AnnData,
+    seed_gene: str,
+    max_genes: int = 20,
+    top_edges: int = 50,
+    *,
+    key: str = GRN_KEY,
 ) -> tuple[list[str], pd.DataFrame]:
     """The genes and edges that :func:`plot_subgraph` draws.
+
+    ``grn`` is any AnnData with its network in ``varp[key]`` (rows = regulators, columns =
+    targets; a :class:`~grnndata.GRNAnnData` or a plain one).
 
     Genes: ``seed_gene`` and its strongest neighbours (targets and regulators ranked by absolute
     weight) up to ``max_genes`` in all. Edges: the ``top_edges`` strongest (absolute weight) among
@@ -49,6 +72,7 @@ def subgraph_edges(
     """
     if max_genes < 1 or top_edges < 0:
         raise ValueError(f"max_genes must be >= 1 and top_edges >= 0, got {max_genes}, {top_edges}")
+    grn = _network(grn, key)
     if seed_gene not in grn.var_names:
         raise KeyError(
             f"seed gene {seed_gene!r} is not among the {grn.n_vars} genes of the network"
@@ -71,15 +95,19 @@ def subgraph_edges(
 
 
 def plot_subgraph(
-    grn: GRNAnnData,
+    grn: anndata.AnnData,
     seed_gene: str,
     max_genes: int = 20,
     top_edges: int = 50,
     ax: Axes | None = None,
     *,
     seed: int = 0,
+    key: str = GRN_KEY,
 ) -> Figure:
     """Draw ``seed_gene``'s neighbourhood as a directed, weighted graph.
+
+    ``grn`` is any AnnData with its network in ``varp[key]`` (rows = regulators, columns =
+    targets; default ``varp["GRN"]``).
 
     Arrows go from regulator to target; width grows with absolute weight; red = positive, blue =
     negative weight; the seed gene is drawn larger, in red. Genes and edges are chosen by
@@ -90,9 +118,7 @@ def plot_subgraph(
     plt = _matplotlib()
     import networkx as nx
 
-    if not isinstance(grn, GRNAnnData):
-        raise TypeError(f"plot_subgraph expects a GRNAnnData, got {type(grn).__name__}")
-    genes, edges = subgraph_edges(grn, seed_gene, max_genes=max_genes, top_edges=top_edges)
+    genes, edges = subgraph_edges(grn, seed_gene, max_genes=max_genes, top_edges=top_edges, key=key)
     graph = nx.DiGraph()
     graph.add_nodes_from(genes)
     graph.add_weighted_edges_from(

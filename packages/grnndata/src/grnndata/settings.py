@@ -1,11 +1,15 @@
 """Where the project's real data lives: one setting shared by grnndata, bengrn and scprint.
 
-Resolution order of :func:`data_dir`:
+Resolution order of :func:`data_dir` (first hit wins; nothing is guessed from the folder a
+program runs in):
 
 1. an explicit path given by the caller (e.g. a ``--data-dir`` command-line option);
 2. the environment variable ``SCPRINT_DATA_DIR``;
-3. a ``shared/data`` folder found beside the current directory or one of its parents (the
-   monorepo's layout: ``<repo>/../shared/data``).
+3. the per-user data folder :func:`default_data_dir`, when it exists: ``scprint/data`` in the
+   platform's cache folder: ``$XDG_CACHE_HOME/scprint/data`` (default
+   ``~/.cache/scprint/data``) on Linux and other Unix systems,
+   ``~/Library/Caches/scprint/data`` on macOS, ``%LOCALAPPDATA%\\scprint\\Cache\\data`` on
+   Windows.
 
 Nothing is downloaded here; loaders that can download (``bengrn.datasets``) use this folder first.
 """
@@ -13,24 +17,44 @@ Nothing is downloaded here; loaders that can download (``bengrn.datasets``) use 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 DATA_DIR_ENV = "SCPRINT_DATA_DIR"
 
-__all__ = ["DATA_DIR_ENV", "DataDirNotFoundError", "data_dir", "find_data_dir"]
+__all__ = ["DATA_DIR_ENV", "DataDirNotFoundError", "data_dir", "default_data_dir", "find_data_dir"]
 
 
 class DataDirNotFoundError(FileNotFoundError):
     """Raised when the data folder is required but cannot be found."""
 
 
+def default_data_dir() -> Path:
+    """The per-user data folder (whether or not it exists): ``scprint/data`` in the platform's
+    cache folder (see the module docstring)."""
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
+        return Path(base) / "scprint" / "Cache" / "data"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "scprint" / "data"
+    base = os.environ.get("XDG_CACHE_HOME") or ""
+    cache = Path(base) if os.path.isabs(base) else Path.home() / ".cache"
+    return cache / "scprint" / "data"
+
+
 def find_data_dir(path: str | os.PathLike | None = None) -> Path | None:
-    """Return the data folder, or ``None`` when none is configured or found.
+    """Return the data folder, or ``None`` when none is configured and the per-user folder does
+    not exist.
 
     Parameters
     ----------
     path
         An explicit folder; when given it must exist.
+
+    Raises
+    ------
+    DataDirNotFoundError
+        ``path``, or the folder ``SCPRINT_DATA_DIR`` names, is not a folder.
     """
     if path is not None:
         p = Path(path).expanduser()
@@ -46,12 +70,8 @@ def find_data_dir(path: str | os.PathLike | None = None) -> Path | None:
                 f"set {DATA_DIR_ENV} to the folder holding scrna/, grn/, gene_sets/ ..."
             )
         return p.resolve()
-    here = Path.cwd().resolve()
-    for parent in (here, *here.parents):
-        candidate = parent / "shared" / "data"
-        if candidate.is_dir():
-            return candidate
-    return None
+    per_user = default_data_dir()
+    return per_user.resolve() if per_user.is_dir() else None
 
 
 def data_dir(path: str | os.PathLike | None = None) -> Path:
@@ -59,8 +79,8 @@ def data_dir(path: str | os.PathLike | None = None) -> Path:
     found = find_data_dir(path)
     if found is None:
         raise DataDirNotFoundError(
-            "no data folder found: set the environment variable "
-            f"{DATA_DIR_ENV} (e.g. export {DATA_DIR_ENV}=/path/to/shared/data) or pass --data-dir; "
-            "by default the monorepo looks for ../shared/data beside the repository"
+            f"no data folder found: set the environment variable {DATA_DIR_ENV} to the folder "
+            "holding scrna/, grn/, gene_sets/ ..., pass --data-dir, or put the data in "
+            f"{str(default_data_dir())!r}"
         )
     return found

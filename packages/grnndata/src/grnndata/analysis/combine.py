@@ -10,7 +10,7 @@ import anndata
 import numpy as np
 import pandas as pd
 
-from .._matrix import ORIENTATION
+from .._matrix import GRN_KEY, ORIENTATION
 from ..convert import Network, as_network
 from ..core import GRNAnnData
 from ..edges import merge_duplicate_edges
@@ -30,16 +30,16 @@ def _edge_keys(
     return np.unique(rows.astype(np.int64) * len(genes) + cols)
 
 
-def _networks(values: Sequence[anndata.AnnData], names: Sequence[str]) -> list[Network]:
-    """Each AnnData's ``varp["GRN"]`` with its genes; a clear error for anything else."""
+def _networks(values: Sequence[anndata.AnnData], names: Sequence[str], key: str) -> list[Network]:
+    """Each AnnData's ``varp[key]`` with its genes; a clear error for anything else."""
     out = []
     for name, value in zip(names, values):
         if not isinstance(value, anndata.AnnData):
             raise TypeError(
                 f"{name} is a {type(value).__name__}; expected an AnnData with a network in "
-                "varp['GRN'] (e.g. a GRNAnnData)"
+                f"varp[{key!r}] (e.g. a GRNAnnData)"
             )
-        out.append(as_network(value, sparse=True, name=name))
+        out.append(as_network(value, sparse=True, name=name, key=key))
     return out
 
 
@@ -50,14 +50,16 @@ def compare(
     *,
     min_weight: float | None = None,
     shared_genes_only: bool = True,
+    key: str = GRN_KEY,
 ) -> dict[str, Any]:
     """Overlap of the (strongest) edges of two networks, matched by gene name and direction.
 
     Parameters
     ----------
     a, b
-        AnnData objects with a network in ``varp["GRN"]`` (rows = regulators, columns =
-        targets, e.g. :class:`~grnndata.GRNAnnData`), possibly over different genes.
+        AnnData objects with a network in ``varp[key]`` (rows = regulators, columns =
+        targets; any AnnData, e.g. a :class:`~grnndata.GRNAnnData`), possibly over different
+        genes.
     top_k
         Compare each network's ``top_k`` largest-weight edges (``None``: all edges).
     min_weight
@@ -65,6 +67,8 @@ def compare(
     shared_genes_only
         Restrict both networks to the genes they share first (default), so that an edge that one
         network could not contain does not count as a disagreement.
+    key
+        The ``varp`` key of both networks (default ``"GRN"``).
 
     Returns
     -------
@@ -72,11 +76,12 @@ def compare(
     (shared / union) and ``overlap_coefficient`` (shared / smaller set); ratios are ``nan`` when
     both edge sets are empty.
     """
-    net_a, net_b = _networks([a, b], ["a", "b"])
+    net_a, net_b = _networks([a, b], ["a", "b"], key)
     shared = net_a.genes.intersection(net_b.genes, sort=False)
     if shared_genes_only:
         genes = pd.Index(shared)
-        net_a, net_b = as_network(a, genes, sparse=True), as_network(b, genes, sparse=True)
+        net_a = as_network(a, genes, sparse=True, key=key)
+        net_b = as_network(b, genes, sparse=True, key=key)
     else:
         genes = net_a.genes.union(net_b.genes, sort=False)
     keys_a = _edge_keys(net_a, genes, top_k, min_weight)
@@ -100,14 +105,15 @@ def merge(
     reduce: Literal["mean", "sum", "max", "min", "count"] = "mean",
     *,
     names: Sequence[str] | None = None,
+    key: str = GRN_KEY,
 ) -> GRNAnnData:
     """Merge several networks (e.g. one per cell type) into one over their genes.
 
     Parameters
     ----------
     grns
-        AnnData objects with a network in ``varp["GRN"]`` (rows = regulators, columns =
-        targets, e.g. :class:`~grnndata.GRNAnnData`).
+        AnnData objects with a network in ``varp[key]`` (rows = regulators, columns =
+        targets; any AnnData, e.g. a :class:`~grnndata.GRNAnnData`).
     how
         ``"union"``: all genes, in first-seen order (genes of the first network, then new genes of
         the second ...); ``"intersection"``: genes present in every network, in the first
@@ -118,6 +124,9 @@ def merge(
         holding it).
     names
         Labels of the networks, recorded in ``uns["grn"]["parameters"]``.
+    key
+        The ``varp`` key of every input's network (default ``"GRN"``); the result holds its
+        network in ``varp["GRN"]``.
 
     Returns
     -------
@@ -130,7 +139,7 @@ def merge(
     grns = list(grns)
     if not grns:
         raise ValueError("merge needs at least one network")
-    networks = _networks(grns, [f"grns[{position}]" for position in range(len(grns))])
+    networks = _networks(grns, [f"grns[{position}]" for position in range(len(grns))], key)
     if names is not None and len(names) != len(grns):
         raise ValueError(f"{len(names)} names for {len(grns)} networks")
     genes = networks[0].genes

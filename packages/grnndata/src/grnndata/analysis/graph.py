@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .._matrix import canonical_network
+from .._matrix import GRN_KEY, canonical_network
 from ..convert import as_network
 
 log = logging.getLogger(__name__)
@@ -35,13 +35,14 @@ __all__ = ["CENTRALITIES", "centrality", "communities", "network_and_genes"]
 
 
 def network_and_genes(
-    network: anndata.AnnData | Any, genes: Sequence[str] | None = None
+    network: anndata.AnnData | Any, genes: Sequence[str] | None = None, *, key: str = GRN_KEY
 ) -> tuple[sp.csr_matrix, pd.Index]:
     """A validated CSR float32 network (rows = regulators, columns = targets) and its gene names.
 
-    ``network`` is any AnnData with ``varp["GRN"]`` (a :class:`~grnndata.GRNAnnData` or a plain
-    one; its ``var_names`` are the genes), any other form :func:`grnndata.as_network` accepts,
-    or a square matrix, with ``genes`` naming its rows/columns (default ``"0"``, ``"1"``, ...).
+    ``network`` is any AnnData with its network in ``varp[key]`` (a
+    :class:`~grnndata.GRNAnnData` or a plain one; its ``var_names`` are the genes), any other
+    form :func:`grnndata.as_network` accepts, or a square matrix, with ``genes`` naming its
+    rows/columns (default ``"0"``, ``"1"``, ...).
     """
     if genes is None and not isinstance(network, anndata.AnnData | pd.DataFrame):
         shape = getattr(network, "shape", None)
@@ -51,7 +52,7 @@ def network_and_genes(
                 f"{type(network).__name__}"
             )
         genes = [str(i) for i in range(shape[0])]
-    converted = as_network(network, genes, sparse=True)
+    converted = as_network(network, genes, sparse=True, key=key)
     return canonical_network(converted.matrix, converted.n_genes), converted.genes
 
 
@@ -63,14 +64,15 @@ def centrality(
     alpha: float = 0.85,
     max_iter: int = 1000,
     tol: float = 1e-6,
+    key: str = GRN_KEY,
 ) -> pd.DataFrame:
     """Per-gene centralities of a directed, weighted network, without densifying it.
 
     Parameters
     ----------
     network
-        An AnnData with ``varp["GRN"]`` (e.g. a :class:`~grnndata.GRNAnnData`) or a square
-        matrix, rows = regulators, columns = targets.
+        An AnnData with its network in ``varp[key]`` (any AnnData, e.g. a
+        :class:`~grnndata.GRNAnnData`) or a square matrix, rows = regulators, columns = targets.
     genes
         Names for a bare matrix's rows/columns.
     kinds
@@ -82,6 +84,8 @@ def centrality(
         ``networkx.eigenvector_centrality``, L2-normalised).
     max_iter, tol
         Power-iteration limits: stop when the L1 change is below ``n_genes * tol``.
+    key
+        The ``varp`` key of an AnnData's network (default ``"GRN"``).
 
     Returns
     -------
@@ -90,7 +94,7 @@ def centrality(
     unknown = [k for k in kinds if k not in CENTRALITIES]
     if unknown:
         raise ValueError(f"unknown centrality kind(s) {unknown}; expected any of {CENTRALITIES}")
-    matrix, names = network_and_genes(network, genes)
+    matrix, names = network_and_genes(network, genes, key=key)
     weights = abs(matrix)
     out_degree = np.diff(matrix.indptr).astype(np.int64)
     in_degree = np.bincount(matrix.indices, minlength=matrix.shape[1]).astype(np.int64)
@@ -161,11 +165,13 @@ def communities(
     resolution: float = 1.0,
     seed: int = 0,
     min_weight: float | None = None,
+    key: str = GRN_KEY,
 ) -> pd.Series:
     """Louvain communities of the directed network (absolute weights, directed modularity).
 
-    Uses ``networkx.community.louvain_communities`` with a fixed ``seed`` (deterministic).
-    Edges with ``|weight| < min_weight`` are ignored.
+    ``network`` is as for :func:`centrality` (an AnnData with its network in ``varp[key]``, or
+    a square matrix with ``genes``). Uses ``networkx.community.louvain_communities`` with a
+    fixed ``seed`` (deterministic). Edges with ``|weight| < min_weight`` are ignored.
 
     Returns
     -------
@@ -173,7 +179,7 @@ def communities(
     """
     import networkx as nx
 
-    matrix, names = network_and_genes(network, genes)
+    matrix, names = network_and_genes(network, genes, key=key)
     weights = abs(matrix).tocoo()
     keep = slice(None) if min_weight is None else weights.data >= min_weight
     graph = nx.DiGraph()

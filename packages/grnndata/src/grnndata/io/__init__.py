@@ -32,6 +32,7 @@ from .zarr import (
     DEFAULT_INDEX_CHUNK_SIZE,
     DEFAULT_ZARR_FORMAT,
     read_zarr,
+    verify_zarr,
     write_zarr,
 )
 
@@ -45,6 +46,7 @@ __all__ = [
     "open_zarr",
     "read_h5ad",
     "read_zarr",
+    "verify_zarr",
     "write_h5ad",
     "write_zarr",
 ]

@@ -13,6 +13,7 @@ from typing import Any
 
 import anndata
 
+from .._matrix import GRN_KEY
 from ..atomic import atomic_path
 from ..core import GRNAnnData
 from ._common import (
@@ -20,6 +21,7 @@ from ._common import (
     existing_path,
     plain_anndata,
     require_network,
+    upcast_indices,
     validate_for_writing,
 )
 
@@ -53,8 +55,14 @@ def write_h5ad(
     log.info("wrote %s (%d genes, %d cells)", path, grn.n_vars, grn.n_obs)
 
 
-def read_h5ad(filename: str | os.PathLike) -> GRNAnnData:
-    """Read an h5ad file with a network in ``varp["GRN"]`` (grnndata, original grnndata 1.x, anndata)."""
+def read_h5ad(filename: str | os.PathLike, *, key: str = GRN_KEY) -> GRNAnnData:
+    """Read an h5ad file with a network in ``varp[key]`` (grnndata, original grnndata 1.x, anndata).
+
+    ``key`` is ``"GRN"`` by default (the packages' convention); a network under another key of a
+    plain AnnData file moves to ``varp["GRN"]`` of the result. Sparse indices stored as 8/16-bit
+    unsigned integers are read as int32. :class:`GRNStoreError` for an unreadable file or one
+    without a network in ``varp[key]`` (naming the varp keys it has).
+    """
     path = existing_path(filename, "h5ad file")
     try:
         adata = anndata.read_h5ad(path)
@@ -63,4 +71,6 @@ def read_h5ad(filename: str | os.PathLike) -> GRNAnnData:
             f"{str(path)!r} could not be read as an h5ad file ({type(err).__name__}: {err}); "
             "it may be truncated or corrupted"
         ) from err
-    return require_network(adata, repr(str(path)))
+    out = require_network(adata, repr(str(path)), key)
+    upcast_indices(out)
+    return out

@@ -1,26 +1,28 @@
 """Lazy, partial reads of a network zarr store: one gene's targets or regulators, a sub-network.
 
-Queries read only the chunks they need (see :mod:`grnndata.io` for the layout), check what they
-read, and refuse to mix two versions of a store that was rewritten while open.
+Queries read only the chunks they need (see :mod:`grnndata.io` for the layout), check the
+checksum of every chunk or shard they decompress (see :mod:`grnndata._integrity`), and refuse to
+mix two versions of a store that was rewritten while open.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-import zarr
 
 from .._integrity import check_sparse_group, store_token, verify_manifest
-from .._matrix import GRN_KEY, check_unique_genes, examples
+from .._matrix import GRN_KEY, check_unique_genes, examples, missing_network
+from .._verified_store import verified_root
 from ..core import GRNAnnData
-from ._common import GRNStoreError, existing_path
-from .zarr import COLUMN_INDEX, read_root
+from ._common import GRNStoreError
+from .zarr import COLUMN_INDEX, open_root, read_failure, read_root, replaced_while_reading
 
 try:  # anndata >= 0.11
     from anndata.io import read_elem
@@ -41,26 +43,38 @@ class _CompressedAxis:
     zeros, raises :class:`GRNStoreError` instead of silently dropping edges.
     """
 
-    def __init__(self, group: Any, *, source: str, canonical: bool) -> None:
+    def __init__(
+        self,
+        group: Any,
+        name: str,
+        *,
+        source: str,
+        canonical: bool,
+        reading: Callable[[str], contextlib.AbstractContextManager[None]],
+    ) -> None:
+        self.name = name
         self.indptr_array = group["indptr"]
         self.indices = group["indices"]
         self.data = group["data"]
         self.source = source
         self.canonical = canonical
+        self.reading = reading
         self.n_minor = int(group.attrs["shape"][1])  # square: rows and columns are the genes
         self._indptr: np.ndarray | None = None
 
     @property
     def indptr(self) -> np.ndarray:
         if self._indptr is None:
-            self._indptr = np.asarray(self.indptr_array[:], dtype=np.int64)
+            with self.reading(f"{self.name}/indptr"):
+                self._indptr = np.asarray(self.indptr_array[:], dtype=np.int64)
         return self._indptr
 
     def bounds(self, majors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Start and end offsets of ``majors``; reads only their ``indptr`` chunks when few."""
         if self._indptr is None and len(majors) <= 256:
             needed = np.unique(np.concatenate([majors, majors + 1]))
-            values = np.asarray(self.indptr_array.oindex[needed], dtype=np.int64)
+            with self.reading(f"{self.name}/indptr"):
+                values = np.asarray(self.indptr_array.oindex[needed], dtype=np.int64)
             return values[np.searchsorted(needed, majors)], values[
                 np.searchsorted(needed, majors + 1)
             ]
@@ -79,19 +93,19 @@ class _CompressedAxis:
         owner = np.repeat(np.arange(len(majors)), lengths)
         if total == 0:
             return owner, np.empty(0, np.int64), np.empty(0, np.float32)
-        try:
-            if len(majors) == 1:
-                span = slice(int(starts[0]), int(ends[0]))
-                minor, weight = self.indices[span], self.data[span]
-            else:
-                offsets = np.repeat(starts - np.r_[0, np.cumsum(lengths)[:-1]], lengths)
-                coords = offsets + np.arange(total)
-                minor, weight = self.indices.oindex[coords], self.data.oindex[coords]
-        except Exception as err:
-            raise GRNStoreError(
-                f"{self.source} is corrupted or truncated: reading edges failed "
-                f"({type(err).__name__}: {err})"
-            ) from err
+        if len(majors) == 1:
+            span: Any = slice(int(starts[0]), int(ends[0]))
+            with self.reading(f"{self.name}/indices"):
+                minor = self.indices[span]
+            with self.reading(f"{self.name}/data"):
+                weight = self.data[span]
+        else:
+            offsets = np.repeat(starts - np.r_[0, np.cumsum(lengths)[:-1]], lengths)
+            coords = offsets + np.arange(total)
+            with self.reading(f"{self.name}/indices"):
+                minor = self.indices.oindex[coords]
+            with self.reading(f"{self.name}/data"):
+                weight = self.data.oindex[coords]
         minor = np.asarray(minor, dtype=np.int64)
         weight = np.asarray(weight, dtype=np.float32)
         if minor.size and (minor.min() < 0 or minor.max() >= self.n_minor):
@@ -113,10 +127,13 @@ class _CompressedAxis:
 
     def scan(self, minor: int) -> tuple[np.ndarray, np.ndarray]:
         """All majors holding ``minor`` (reads every index: the slow path without an index)."""
-        indices = np.asarray(self.indices[:], dtype=np.int64)
+        with self.reading(f"{self.name}/indices"):
+            indices = np.asarray(self.indices[:], dtype=np.int64)
         hits = np.flatnonzero(indices == minor)
         majors = np.searchsorted(self.indptr, hits, side="right") - 1
-        return majors, np.asarray(self.data.oindex[hits], dtype=np.float32)
+        with self.reading(f"{self.name}/data"):
+            weights = np.asarray(self.data.oindex[hits], dtype=np.float32)
+        return majors, weights
 
 
 class LazyGRN:
@@ -126,50 +143,84 @@ class LazyGRN:
     :meth:`regulators` one column of the CSC column index, :meth:`get` the rows of the requested
     genes. Use :func:`open_zarr` to create one.
 
-    Opening checks that no chunk of the genes, the network or its metadata is missing or
+    Opening checks that no chunk object of the genes, the network or its metadata is missing or
     resized (against the store's manifest; a store without one has its sparse network checked
-    for consistency). Every query then checks that the store was not replaced since it was
-    opened (new write id, or a new directory at the path) and raises :class:`GRNStoreError`
-    if it was: open it again to read the new version.
+    for consistency). Every chunk or shard a query decompresses is checked against its checksum
+    first (a store written by plain anndata has none: only the consistency checks apply), and a
+    read that fails raises :class:`GRNStoreError` naming the array. Every query checks that the
+    store was not replaced since it was opened (new write id, or a new directory at the path)
+    and raises if it was (also when the replacement happened during the query: then the error
+    says the store was replaced while it was being read): open it again to read the new
+    version.
     """
 
-    _READ_PREFIXES = ("var/", f"varp/{GRN_KEY}/", "uns/grn/")
-
-    def __init__(self, root: Any, source: str) -> None:
+    def __init__(self, root: Any, source: str, *, key: str = GRN_KEY) -> None:
         self.source = source
-        self._root = root
+        self.key = key
         self._token = store_token(root)
-        has_manifest = verify_manifest(
-            root, source, prefixes=self._READ_PREFIXES, contents=False, error=GRNStoreError
+        self._unchecked_root = root
+        try:
+            self._open(root, source, key)
+        except GRNStoreError as err:
+            replaced_while_reading(root, self._token, source, err)
+            raise
+        self._check_unchanged()
+
+    def _open(self, root: Any, source: str, key: str) -> None:
+        prefixes = ("var/", f"varp/{key}/", "uns/grn/")
+        has_manifest = (
+            verify_manifest(root, source, prefixes=prefixes, contents=False, error=GRNStoreError)
+            is not None
         )
+        self._root, checks = verified_root(root, source, error=GRNStoreError, prefixes=prefixes)
+        if checks is not None:
+            unchecked = [name for name in checks.unchecked_arrays() if name.startswith(prefixes)]
+            if unchecked:
+                log.warning(
+                    "%s was written by an earlier grnndata: %d array(s) read by lazy queries "
+                    "(e.g. %s) have no per-object checksums, so a damaged chunk of theirs is "
+                    "not detected by lazy reads (read_zarr and `grnndata verify` check them "
+                    "whole); `grnndata convert` rewrites the store in the current format",
+                    source,
+                    len(unchecked),
+                    unchecked[0],
+                )
+        root = self._root
         try:
             var = root["var"]
             index_key = var.attrs.get("_index", "_index")
-            self.var_names = pd.Index([str(v) for v in read_elem(var[index_key])], dtype=object)
+            with self._reading(f"var/{index_key}"):
+                names = read_elem(var[index_key])
+            self.var_names = pd.Index([str(v) for v in names], dtype=object)
             varp = root["varp"]
+        except GRNStoreError:
+            raise
         except Exception as err:
             raise GRNStoreError(
                 f"{source} is not an AnnData zarr store with genes in var ({type(err).__name__}: {err})"
             ) from err
         check_unique_genes(self.var_names, what=f"gene names in {source}")
-        if GRN_KEY not in varp:
-            raise GRNStoreError(
-                f"{source} holds no network: varp has {list(varp.keys())}, expected varp['GRN']"
-            )
-        node = varp[GRN_KEY]
+        message = missing_network(list(varp.keys()), key, source)
+        if message is not None:
+            raise GRNStoreError(message)
+        node = varp[key]
+        name = f"varp/{key}"
         self._rows: _CompressedAxis | None = None
         self._cols: _CompressedAxis | None = None
         self._dense: Any = None
         encoding = dict(node.attrs).get("encoding-type", "array")
+        axis = {"source": source, "reading": self._reading}
         if encoding == "csr_matrix":
             canonical = COLUMN_INDEX in node and "nnz" in node[COLUMN_INDEX].attrs
-            self._rows = _CompressedAxis(node, source=source, canonical=canonical)
+            self._rows = _CompressedAxis(node, name, canonical=canonical, **axis)
             if COLUMN_INDEX in node:
-                self._cols = _CompressedAxis(node[COLUMN_INDEX], source=source, canonical=canonical)
+                self._cols = _CompressedAxis(
+                    node[COLUMN_INDEX], f"{name}/{COLUMN_INDEX}", canonical=canonical, **axis
+                )
             self.shape = tuple(int(s) for s in node.attrs["shape"])
             self.nnz = int(node["data"].shape[0])
         elif encoding == "csc_matrix":
-            self._cols = _CompressedAxis(node, source=source, canonical=False)
+            self._cols = _CompressedAxis(node, name, canonical=False, **axis)
             self.shape = tuple(int(s) for s in node.attrs["shape"])
             self.nnz = int(node["data"].shape[0])
         elif encoding == "array":
@@ -177,23 +228,36 @@ class LazyGRN:
             self.shape = tuple(int(s) for s in node.shape)
             self.nnz = -1
         else:
-            raise GRNStoreError(f"{source}: varp['GRN'] has unsupported encoding {encoding!r}")
+            raise GRNStoreError(f"{source}: varp[{key!r}] has unsupported encoding {encoding!r}")
         if self.shape[:2] != (len(self.var_names), len(self.var_names)):
             raise GRNStoreError(
-                f"{source}: varp['GRN'] has shape {self.shape} but there are {len(self.var_names)} genes"
+                f"{source}: varp[{key!r}] has shape {self.shape} but there are "
+                f"{len(self.var_names)} genes"
             )
         if not has_manifest:
-            sparse = [(f"varp/{GRN_KEY}", node)] if self._dense is None else []
+            sparse = [(name, node)] if self._dense is None else []
             if encoding == "csr_matrix" and COLUMN_INDEX in node:
-                sparse.append((f"varp/{GRN_KEY}/{COLUMN_INDEX}", node[COLUMN_INDEX]))
-            for name, group in sparse:  # indices are range-checked query by query
-                check_sparse_group(group, name, source, error=GRNStoreError, read_indices=False)
+                sparse.append((f"{name}/{COLUMN_INDEX}", node[COLUMN_INDEX]))
+            for part, group in sparse:  # indices are range-checked query by query
+                check_sparse_group(group, part, source, error=GRNStoreError, read_indices=False)
         self._positions = pd.Series(np.arange(len(self.var_names)), index=self.var_names)
-        self._check_unchanged()
+
+    @contextlib.contextmanager
+    def _reading(self, array: str) -> Iterator[None]:
+        """Reads of ``array`` inside: any failure becomes a :class:`GRNStoreError` naming it,
+        or saying that the store was replaced while it was read."""
+        try:
+            yield
+        except GRNStoreError as err:
+            replaced_while_reading(self._unchecked_root, self._token, self.source, err)
+            raise
+        except Exception as err:
+            replaced_while_reading(self._unchecked_root, self._token, self.source, err)
+            raise GRNStoreError(read_failure(self.source, array, err)) from err
 
     def _check_unchanged(self) -> None:
         """Raise :class:`GRNStoreError` if the store was replaced since it was opened."""
-        if store_token(self._root) != self._token:
+        if store_token(self._unchecked_root) != self._token:
             raise GRNStoreError(
                 f"{self.source} was replaced (rewritten) since it was opened; results could mix "
                 "the old and new versions. Open it again with grnndata.open_zarr"
@@ -212,7 +276,8 @@ class LazyGRN:
         """``uns["grn"]`` of the store (empty dict if absent)."""
         if "uns" not in self._root or "grn" not in self._root["uns"]:
             return {}
-        meta = dict(read_elem(self._root["uns"]["grn"]))
+        with self._reading("uns/grn"):
+            meta = dict(read_elem(self._root["uns"]["grn"]))
         self._check_unchanged()
         return meta
 
@@ -247,9 +312,11 @@ class LazyGRN:
         """Weights from regulator ``gene`` to its targets (one row), sorted by decreasing weight."""
         self._single_network("targets")
         i = self._position(gene)
+        self._check_unchanged()
         name = f"targets of {gene}"
         if self._dense is not None:
-            row = np.asarray(self._dense[i, :], dtype=np.float32)
+            with self._reading(f"varp/{self.key}"):
+                row = np.asarray(self._dense[i, :], dtype=np.float32)
             return self._series(np.arange(row.size), row, name)
         if self._rows is not None:
             _, cols, weights = self._rows.slices(np.array([i]))
@@ -262,9 +329,11 @@ class LazyGRN:
         """Weights into target ``gene`` from its regulators (one column), sorted by decreasing weight."""
         self._single_network("regulators")
         j = self._position(gene)
+        self._check_unchanged()
         name = f"regulators of {gene}"
         if self._dense is not None:
-            column = np.asarray(self._dense[:, j], dtype=np.float32)
+            with self._reading(f"varp/{self.key}"):
+                column = np.asarray(self._dense[:, j], dtype=np.float32)
             return self._series(np.arange(column.size), column, name)
         if self._cols is not None:
             _, rows, weights = self._cols.slices(np.array([j]))
@@ -277,6 +346,42 @@ class LazyGRN:
         )
         rows, weights = self._rows.scan(j)
         return self._series(rows, weights, name)
+
+    def degrees(self) -> pd.DataFrame:
+        """Per gene: ``n_targets`` (edges out of it, as a regulator) and ``n_regulators`` (edges
+        into it, as a target); a DataFrame indexed by gene.
+
+        Reads the ``indptr`` arrays of the network and of its column index (``n_genes + 1``
+        integers each); a store without a column index has its ``indices`` read whole, a
+        dense network is read whole.
+        """
+        self._single_network("degrees")
+        self._check_unchanged()
+        if self._dense is not None:
+            with self._reading(f"varp/{self.key}"):
+                present = np.asarray(self._dense[:], dtype=np.float32) != 0
+            out_degree, in_degree = present.sum(axis=1), present.sum(axis=0)
+        else:
+            axes = {"rows": self._rows, "cols": self._cols}
+            counts = {
+                side: np.diff(axis.indptr) if axis is not None else None
+                for side, axis in axes.items()
+            }
+            for side, other in (("rows", "cols"), ("cols", "rows")):
+                if counts[side] is None:  # count the other axis' indices
+                    axis = axes[other]
+                    with self._reading(f"{axis.name}/indices"):
+                        indices = np.asarray(axis.indices[:], dtype=np.int64)
+                    counts[side] = np.bincount(indices, minlength=self.n_vars)
+            out_degree, in_degree = counts["rows"], counts["cols"]
+        self._check_unchanged()
+        return pd.DataFrame(
+            {
+                "n_targets": np.asarray(out_degree, dtype=np.int64),
+                "n_regulators": np.asarray(in_degree, dtype=np.int64),
+            },
+            index=self.var_names,
+        )
 
     def get(self, genes: Sequence[str]) -> GRNAnnData:
         """Sub-network over ``genes`` (caller's order) as a :class:`GRNAnnData` without cells.
@@ -292,8 +397,10 @@ class LazyGRN:
                 f"{len(unknown)} requested gene(s) are not in {self.source}, e.g. {examples(unknown)}"
             )
         k = len(positions)
+        self._check_unchanged()
         if self._dense is not None:
-            block = np.asarray(self._dense.oindex[positions, positions], dtype=np.float32)
+            with self._reading(f"varp/{self.key}"):
+                block = np.asarray(self._dense.oindex[positions, positions], dtype=np.float32)
         else:
             lookup = np.full(self.n_vars, -1, dtype=np.int64)
             lookup[positions] = np.arange(k)
@@ -315,34 +422,26 @@ class LazyGRN:
         return out
 
     def _read_var_rows(self, positions: np.ndarray) -> pd.DataFrame:
-        var = read_elem(self._root["var"])
+        with self._reading("var"):
+            var = read_elem(self._root["var"])
         var.index = var.index.astype(str)
         return var.iloc[positions]
 
     def load(self) -> GRNAnnData:
         """Read the whole store (expression included) with :func:`read_zarr` semantics."""
         self._check_unchanged()
-        out = read_root(self._root, self.source)
+        out = read_root(self._unchecked_root, self.source, key=self.key)
         self._check_unchanged()
         return out
 
 
-def open_zarr(store: str | os.PathLike | Any) -> LazyGRN:
+def open_zarr(store: str | os.PathLike | Any, *, key: str = GRN_KEY) -> LazyGRN:
     """Open a network zarr store lazily (nothing but the gene names is read).
 
     ``store`` is a path or any zarr store / group (e.g. a wrapper that counts bytes read).
+    ``key``: where the store holds its network, ``varp["GRN"]`` by default (any ``varp`` key of
+    a plain AnnData store; the column index that makes :meth:`LazyGRN.regulators` a small read
+    exists only in stores written by grnndata).
     """
-    if isinstance(store, str | os.PathLike):
-        path = existing_path(store, "zarr store")
-        source = repr(str(path))
-        target: Any = str(path)
-    else:
-        source = f"<{type(store).__name__}>"
-        target = store
-    try:
-        root = target if isinstance(target, zarr.Group) else zarr.open_group(target, mode="r")
-    except Exception as err:
-        raise GRNStoreError(
-            f"{source} is not a readable zarr store ({type(err).__name__}: {err})"
-        ) from err
-    return LazyGRN(root, source)
+    root, source = open_root(store)
+    return LazyGRN(root, source, key=key)

@@ -20,8 +20,16 @@ import scipy.sparse as sp
 import zarr
 from anndata.experimental import read_dispatched
 
-from .._integrity import check_sparse_groups, new_write_id, record_manifest, verify_manifest
+from .._integrity import (
+    check_sparse_groups,
+    manifest,
+    new_write_id,
+    record_manifest,
+    store_token,
+    verify_manifest,
+)
 from .._matrix import GRN_KEY, ORIENTATION
+from .._verified_store import verified_root
 from ..atomic import atomic_path
 from ..core import GRNAnnData
 from ._common import (
@@ -29,6 +37,7 @@ from ._common import (
     existing_path,
     plain_anndata,
     require_network,
+    upcast_indices,
     validate_for_writing,
 )
 
@@ -53,7 +62,9 @@ __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "DEFAULT_INDEX_CHUNK_SIZE",
     "DEFAULT_ZARR_FORMAT",
+    "open_root",
     "read_zarr",
+    "verify_zarr",
     "write_zarr",
 ]
 
@@ -92,16 +103,18 @@ def _chunking(chunk: int, size: int, fmt: int) -> dict[str, Any]:
     """Array options of the network's 1-D arrays: chunks of ``chunk`` elements. With format 3
     the chunks are grouped into shards of the whole array (up to :data:`SHARD_ELEMENTS`): one
     file per array, from which a read still fetches single chunks (through the shard's index),
-    and a fast compressor (Blosc LZ4 with byte shuffle)."""
+    compressed by a fast compressor (Blosc LZ4 with byte shuffle) and followed by a CRC-32C of
+    the compressed bytes (zarr's ``crc32c`` codec), which zarr checks whenever it decodes the
+    chunk: a partial read verifies exactly what it reads."""
     if fmt != 3:
         return {"chunks": (chunk,)}
-    from zarr.codecs import BloscCodec
+    from zarr.codecs import BloscCodec, Crc32cCodec
 
     per_shard = max(1, min(SHARD_ELEMENTS // chunk, -(-max(size, 1) // chunk)))
     return {
         "chunks": (chunk,),
         "shards": (chunk * per_shard,),
-        "compressors": [BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")],
+        "compressors": [BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"), Crc32cCodec()],
     }
 
 
@@ -201,47 +214,169 @@ def _checksums(matrix: sp.csr_matrix) -> dict[str, Any]:
     }
 
 
-def read_zarr(store: str | os.PathLike) -> GRNAnnData:
-    """Read a whole zarr store written by grnndata or plain anndata (``varp["GRN"]`` required).
-
-    Every array of a grnndata store (expression, obs, var, layers, the network, ...) is first
-    compared with the manifest recorded at write time (number, size and CRC-32 of its chunk
-    objects; see :mod:`grnndata._integrity`), so a missing or damaged chunk raises instead of
-    reading as zeros. A store without a manifest (written by plain anndata) has its sparse
-    matrices checked for self-consistency. The network is read from its column index (large
-    chunks, fast) and converted to CSR, then compared with the edge count and sums recorded at
-    write time. Raises :class:`GRNStoreError` for a missing, truncated or corrupted store.
-    """
-    path = existing_path(store, "zarr store")
-    source = repr(str(path))
+def open_root(store: str | os.PathLike | Any) -> tuple[Any, str]:
+    """The root group of the zarr store ``store`` (a path, or a zarr store / group) opened for
+    reading, and how errors name it; :class:`GRNStoreError` when it is not a readable zarr
+    store, ``FileNotFoundError`` when a path holds nothing."""
+    if isinstance(store, str | os.PathLike):
+        path = existing_path(store, "zarr store")
+        source, target = repr(str(path)), str(path)
+    else:
+        source, target = f"<{type(store).__name__}>", store
+    if isinstance(target, zarr.Group):
+        return target, source
     try:
-        root = zarr.open_group(str(path), mode="r")
+        return zarr.open_group(target, mode="r"), source
     except Exception as err:
         raise GRNStoreError(
             f"{source} is not a readable zarr store ({type(err).__name__}: {err})"
         ) from err
-    return read_root(root, source)
 
 
-def _verify_store(root: Any, source: str) -> None:
-    """Every array against the manifest written with the store; else sparse self-consistency."""
-    if not verify_manifest(root, source, error=GRNStoreError):
+def read_zarr(store: str | os.PathLike, *, key: str = GRN_KEY) -> GRNAnnData:
+    """Read a whole zarr store written by grnndata or plain anndata (a network in ``varp[key]``).
+
+    Parameters
+    ----------
+    store
+        The store's directory.
+    key
+        Where the store holds its network: ``varp["GRN"]`` (the packages' convention) or any
+        other ``varp`` key of a plain AnnData store; the result holds it in ``varp["GRN"]``.
+
+    Every chunk object of a grnndata store (expression, obs, var, layers, the network, ...) is
+    checked against the manifest recorded at write time: first their number and sizes, then
+    each object's CRC-32 as it is read, and finally those of the objects the read did not need
+    (see :mod:`grnndata._integrity`), so a missing or damaged chunk raises instead of reading
+    as zeros or as wrong values. A store without a manifest (written by plain anndata) has its
+    sparse matrices checked for self-consistency. The network is read from its column index
+    (large chunks, fast) and converted to CSR, then compared with the edge count and sums
+    recorded at write time. Sparse indices stored as 8/16-bit unsigned integers are read as
+    int32.
+
+    Raises
+    ------
+    GRNStoreError
+        A missing, truncated or corrupted store (naming the array), a store replaced by a writer
+        while it was read, or no network in ``varp[key]`` (naming the varp keys).
+    FileNotFoundError
+        Nothing at ``store``.
+    """
+    root, source = open_root(store)
+    return read_root(root, source, key=key)
+
+
+def verify_zarr(store: str | os.PathLike) -> dict[str, Any]:
+    """Check the integrity of a zarr store without loading it; returns what was checked.
+
+    A store written by grnndata is compared with its manifest: every array's number of chunk
+    objects and their sizes, and the checksum of every object (all bytes of the store are
+    read once, nothing is decoded). A store without a manifest (written by plain anndata) can
+    only have its sparse matrices checked for consistency.
+
+    Returns
+    -------
+    dict: ``manifest_format`` (``None`` without a manifest), ``write_id``, and for a manifest
+    the numbers of ``arrays``, ``objects`` and ``bytes`` checked; without one,
+    ``sparse_matrices`` (how many were checked for consistency).
+
+    Raises
+    ------
+    GRNStoreError
+        The first array that differs from the manifest (missing, resized or damaged chunk
+        objects, naming the array and, for format 2, the object); a store that is not a zarr
+        store; a store replaced by a writer while it was checked.
+    """
+    root, source = open_root(store)
+    token = store_token(root)
+    try:
+        totals = verify_manifest(root, source, error=GRNStoreError)
+        if totals is None:
+            return {
+                "manifest_format": None,
+                "write_id": None,
+                "sparse_matrices": check_sparse_groups(root, source, error=GRNStoreError),
+            }
+    except GRNStoreError as err:
+        replaced_while_reading(root, token, source, err)
+        raise
+    recorded = manifest(root) or {}
+    return {
+        "manifest_format": int(recorded.get("format", 1)),
+        "write_id": recorded.get("write_id"),
+        **totals,
+    }
+
+
+def replaced_while_reading(root: Any, token: tuple[Any, ...], source: str, err: Exception) -> None:
+    """Raise :class:`GRNStoreError` saying the store was replaced if its token changed since
+    ``token`` (a writer swapped in a new version while it was read: what was read may mix the
+    two); return otherwise, so that the caller raises ``err``."""
+    if store_token(root) != token:
+        raise GRNStoreError(
+            f"{source} was replaced by a writer while it was being read (the objects read "
+            "belong to two versions); read it again"
+        ) from err
+
+
+def read_failure(source: str, element: str, err: Exception) -> str:
+    """The message of a failed read of ``element``: a chunk that fails zarr's CRC-32C, or the
+    decoder's own error (e.g. Blosc's for a damaged chunk of a store without checksums)."""
+    if isinstance(err, ValueError) and "checksum do not match" in str(err):
+        return (
+            f"{source} is corrupted: array {element!r}: a chunk (or its shard's index) fails "
+            "its CRC-32C checksum; the store is damaged (restore it from a copy or write it "
+            "again)"
+        )
+    return (
+        f"{source} is corrupted or truncated: reading {element!r} failed "
+        f"({type(err).__name__}: {err})"
+    )
+
+
+def _damaged_array(root: Any, source: str, element: str) -> GRNStoreError | None:
+    """After a failed read of ``element`` (e.g. a sparse group): the error naming its first
+    damaged array and chunk object (checked whole against the manifest), if that finds one."""
+    prefix = f"{element}/" if element else ""
+    try:
+        verify_manifest(root, source, prefixes=(prefix,), error=GRNStoreError)
+    except GRNStoreError as found:
+        return found
+    return None
+
+
+def read_root(root: Any, source: str, *, key: str = GRN_KEY) -> GRNAnnData:
+    """Read the store opened as ``root``: see :func:`read_zarr`."""
+    token = store_token(root)
+    try:
+        return _read_checked(root, source, key)
+    except GRNStoreError as err:
+        replaced_while_reading(root, token, source, err)
+        raise
+
+
+def _read_checked(root: Any, source: str, key: str) -> GRNAnnData:
+    if verify_manifest(root, source, contents=False, error=GRNStoreError) is None:
         check_sparse_groups(root, source, error=GRNStoreError)
-
-
-def read_root(root: Any, source: str) -> GRNAnnData:
-    _verify_store(root, source)
+        checked_root, checks = root, None
+    else:
+        checked_root, checks = verified_root(root, source, error=GRNStoreError)
 
     def callback(read: Any, elem_name: str, elem: Any, iospec: Any) -> Any:
-        if elem_name.rstrip("/").endswith(f"varp/{GRN_KEY}") and column_index(elem) is not None:
-            return sp.csr_matrix(read(elem[COLUMN_INDEX]))
-        return read(elem)
+        try:
+            if elem_name.rstrip("/").endswith(f"varp/{key}") and column_index(elem) is not None:
+                return sp.csr_matrix(read(elem[COLUMN_INDEX]))
+            return read(elem)
+        except GRNStoreError:
+            raise
+        except Exception as err:
+            element = elem_name.strip("/")
+            raise _damaged_array(root, source, element) or GRNStoreError(
+                read_failure(source, element, err)
+            ) from err
 
     try:
-        if column_index(_network_node(root)) is not None:
-            adata = read_dispatched(root, callback)
-        else:
-            adata = anndata.read_zarr(root)
+        adata = read_dispatched(checked_root, callback)
     except GRNStoreError:
         raise
     except Exception as err:
@@ -249,14 +384,17 @@ def read_root(root: Any, source: str) -> GRNAnnData:
             f"{source} could not be read as an AnnData zarr store "
             f"({type(err).__name__}: {err}); it may be truncated or corrupted"
         ) from err
-    out = require_network(adata, source)
-    _verify_checksums(root, out, source)
+    if checks is not None:  # the objects the read did not need (e.g. the CSR of the network)
+        verify_manifest(root, source, error=GRNStoreError, checked=checks.checked)
+    out = require_network(adata, source, key)
+    upcast_indices(out)
+    _verify_checksums(root, out, source, key)
     return out
 
 
-def _network_node(root: Any) -> Any:
-    if "varp" in root and GRN_KEY in root["varp"]:
-        return root["varp"][GRN_KEY]
+def _network_node(root: Any, key: str = GRN_KEY) -> Any:
+    if "varp" in root and key in root["varp"]:
+        return root["varp"][key]
     return None
 
 
@@ -268,33 +406,33 @@ def column_index(node: Any) -> Any:
     return index if "nnz" in index.attrs else None
 
 
-def _verify_checksums(root: Any, grn: GRNAnnData, source: str) -> None:
+def _verify_checksums(root: Any, grn: GRNAnnData, source: str, key: str) -> None:
     if grn.is_stack:
         return
-    node = _network_node(root)
+    node = _network_node(root, key)
     index = column_index(node)
     if index is None:
         return
     attrs = dict(index.attrs)
     missing = [name for name in ("indptr", "indices", "data") if name not in node]
     if missing:
-        raise GRNStoreError(f"{source} is truncated: varp/GRN lacks the array(s) {missing}")
+        raise GRNStoreError(f"{source} is truncated: varp/{key} lacks the array(s) {missing}")
     n_rows = grn.n_vars + 1
     if node["indptr"].shape != (n_rows,) or node["indices"].shape != (attrs["nnz"],):
         raise GRNStoreError(
-            f"{source} is corrupted: varp/GRN has indptr {node['indptr'].shape} and indices "
+            f"{source} is corrupted: varp/{key} has indptr {node['indptr'].shape} and indices "
             f"{node['indices'].shape}; expected ({n_rows},) and ({attrs['nnz']},)"
         )
     if int(node["indptr"][-1]) != attrs["nnz"]:
         raise GRNStoreError(
-            f"{source} is truncated or corrupted: varp/GRN/indptr ends at "
+            f"{source} is truncated or corrupted: varp/{key}/indptr ends at "
             f"{int(node['indptr'][-1])}, expected {attrs['nnz']} edges"
         )
     data = node["data"]
     if data.nchunks_initialized < data.nchunks:  # sharded arrays may count more
         raise GRNStoreError(
             f"{source} is truncated: {data.nchunks - data.nchunks_initialized} of "
-            f"{data.nchunks} chunks of varp/GRN/data are missing"
+            f"{data.nchunks} chunks of varp/{key}/data are missing"
         )
     expected = {k: attrs[k] for k in ("nnz", "data_sum", "indices_sum")}
     # the loaded matrix went through canonical_network, which drops stored zeros: a chunk that zarr

@@ -1,0 +1,5 @@
+"""``python -m grnndata``: the ``grnndata`` command (see :mod:`grnndata.command`)."""
+
+from .command import main
+
+raise SystemExit(main())
