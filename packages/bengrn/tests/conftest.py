@@ -1,7 +1,7 @@
 """Session fixtures: real data from the shared data folder, loaded once.
 
-The data folder is found by :func:`grnndata.settings.find_data_dir` (``SCPRINT_DATA_DIR`` or
-``shared/data`` beside the working directory); without it, the data-backed tests are skipped
+The data folder is found by :func:`grnndata.settings.find_data_dir` (``SCPRINT_DATA_DIR``, which
+the nox sessions set, or the per-user data folder); without it, the data-backed tests are skipped
 with a message saying what to set.
 """
 

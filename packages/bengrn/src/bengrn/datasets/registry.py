@@ -8,7 +8,7 @@ Where a file comes from (:func:`fetch`), first hit wins:
 
 1. an explicit ``path`` given by the caller;
 2. the project's data folder (:func:`grnndata.settings.find_data_dir`: ``--data-dir`` /
-   ``SCPRINT_DATA_DIR`` / ``shared/data`` beside the working directory), at the file's layout
+   ``SCPRINT_DATA_DIR`` / the per-user data folder), at the file's layout
    path; files there are used as they are (they may be gzipped copies of the original);
 3. the download cache: ``BENGRN_CACHE_DIR`` or ``~/.cache/bengrn`` (files there were checked
    when they were downloaded);
