@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import scprint
-from scprint.tasks import GeneEmbedder, Imputer, InputError, imputed_anndata
+from scprint.tasks import Embedder, GeneEmbedder, Imputer, InputError, imputed_anndata
 
 FIXTURES = Path(__file__).parent / "fixtures" / "parity"
 PUBLISHED_LAYOUT = FIXTURES / "scprint2_s2_cell_vae_metacell.ckpt"
@@ -177,3 +177,93 @@ def test_impute_and_gene_emb_commands(metacell, panel, tmp_path):
         main(["gene_emb", *common, "--output_filename", str(tmp_path / "g"), "--n-genes", "8"]) == 0
     )
     assert (tmp_path / "g_gene_emb.h5ad").exists()
+    refined = tmp_path / "refined.h5ad"
+    args = ["--out", str(refined), "--max-len", "64", "--refine", "--refine-lambda", "0.5"]
+    assert main(["embed", *common, *args]) == 0
+    record = ad.read_h5ad(refined).uns["scprint"]["refine"]
+    assert record["lambda"] == 0.5 and record["graph"].startswith("UMAP connectivities")
+
+
+def test_refined_logits_solve_the_regularised_least_squares():
+    """Synthetic logits and graph (a math unit test): the refinement is (I + lambda L)^-1 P0 with
+    L the Laplacian of the symmetrised graph, and the adjacency in place of L when asked."""
+    import scipy.sparse as sp
+
+    from scprint.tasks.refine import refine_logits
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(30, 4))
+    graph = sp.random(30, 30, density=0.2, random_state=1, format="csr")
+    dense = graph.toarray()
+    sym = (dense + dense.T) / 2
+    laplacian = np.diag(sym.sum(1)) - sym
+    expected = np.linalg.solve(np.eye(30) + 0.5 * laplacian, logits)
+    np.testing.assert_allclose(refine_logits(logits, graph, 0.5), expected, rtol=1e-10)
+    adjacency = np.linalg.solve(np.eye(30) + 0.5 * sym, logits)
+    np.testing.assert_allclose(
+        refine_logits(logits, graph, 0.5, use_laplacian=False), adjacency, rtol=1e-10
+    )
+    with pytest.raises(InputError, match=r"the cell graph is \(30, 30\) but there are 10 cells"):
+        refine_logits(logits[:10], graph)
+
+
+def test_umap_connectivities_give_each_cell_a_nearest_neighbour_of_weight_one(kang_adata):
+    from scprint.tasks.refine import cell_graph
+
+    cells = kang_adata[:60].copy()
+    graph, source = cell_graph(cells, n_neighbors=15)
+    assert source.startswith("UMAP connectivities of the 15 nearest cells")
+    dense = graph.toarray()
+    np.testing.assert_allclose(dense, dense.T)
+    assert (np.diag(dense) == 0).all() and (dense <= 1 + 1e-12).all()
+    assert np.allclose(dense.max(axis=1), 1.0)  # the nearest other cell: membership exp(0)
+    assert ((dense > 0).sum(axis=1) >= 14).all()
+    cells.obsp["connectivities"] = graph * 2
+    again, source = cell_graph(cells)
+    assert source == "obsp['connectivities']" and np.allclose(again.toarray(), 2 * dense)
+
+
+def test_embedder_refines_labels_over_the_cell_graph(metacell, kang_adata):
+    import scipy.sparse as sp
+
+    from scprint.tasks._batches import iter_model_batches, model_inputs
+    from scprint.tasks._input import prepare
+    from scprint.tasks.refine import refine_logits
+
+    cells = kang_adata[:24].copy()
+    cell_type = "cell_type_ontology_term_id"
+    name = f"scprint_{cell_type}"
+    plain = Embedder(metacell, max_len=64)(cells, copy=True)
+    # no edges: nothing to smooth, the labels stay
+    cells.obsp["connectivities"] = sp.csr_matrix((24, 24))
+    same = Embedder(metacell, max_len=64, refine=True)(cells, copy=True)
+    assert (same.obs[name] == plain.obs[name]).all()
+    assert (same.obs[f"{name}_unrefined"] == plain.obs[name]).all()
+    # a graph: the probabilities are the softmax of the model's logits refined over it
+    graph = sp.random(24, 24, density=0.3, random_state=0, format="csr")
+    cells.obsp["connectivities"] = graph
+    out = Embedder(metacell, max_len=64, refine=[cell_type], refine_lambda=2.0, probabilities=True)(
+        cells, copy=True
+    )
+    logits = np.zeros((24, len(metacell.labels[cell_type].classes)))
+    match = prepare(cells, metacell).match
+    with torch.no_grad():
+        for batch in iter_model_batches(
+            cells, metacell, match, genes=None, max_len=64, batch_size=32, description="test"
+        ):
+            logits[batch["cell_index"].numpy()] = (
+                metacell.model(**model_inputs(batch)).logits[cell_type].numpy()
+            )
+    refined = refine_logits(logits, graph, 2.0)
+    expected = np.exp(refined - refined.max(1, keepdims=True))
+    expected /= expected.sum(1, keepdims=True)
+    got = out.obsm[f"{name}_probs"].to_numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+    unrefined = np.exp(logits - logits.max(1, keepdims=True))
+    change = np.abs(got - unrefined / unrefined.sum(1, keepdims=True)).max()
+    assert change > 1e-4  # the random model's logits barely vary: a small but real smoothing
+    record = out.uns["scprint"]["refine"]
+    assert record["graph"] == "obsp['connectivities']" and record["lambda"] == 2.0
+    assert "scprint_sex_ontology_term_id_unrefined" not in out.obs
+    with pytest.raises(InputError, match=r"refine must be True, False or a list"):
+        Embedder(metacell, refine=["nope"])
