@@ -177,6 +177,19 @@ def test_impute_and_gene_emb_commands(metacell, panel, tmp_path):
         main(["gene_emb", *common, "--output_filename", str(tmp_path / "g"), "--n-genes", "8"]) == 0
     )
     assert (tmp_path / "g_gene_emb.h5ad").exists()
+    counterfactual = tmp_path / "counterfactual.h5ad"
+    from scprint.tasks._input import prepare
+
+    known = list(cells.var_names[np.sort(prepare(cells, metacell).match.var_indices)])
+    args = ["--out", str(counterfactual), "--space", "code", "--genes", ",".join(known[:5])]
+    args += ["--target", "cell_type_ontology_term_id=CL:0000236"]  # B cells' mean code
+    args += ["--input-genes", ",".join(known[:30])]
+    assert main(["generate", *common, *args]) == 0
+    generated = ad.read_h5ad(counterfactual).uns["scprint_generated"]
+    assert (
+        generated["space"] == "code"
+        and len(generated["target_codes"]["cell_type_ontology_term_id"]) == 8
+    )
     refined = tmp_path / "refined.h5ad"
     args = ["--out", str(refined), "--max-len", "64", "--refine", "--refine-lambda", "0.5"]
     assert main(["embed", *common, *args]) == 0
@@ -267,3 +280,59 @@ def test_embedder_refines_labels_over_the_cell_graph(metacell, kang_adata):
     assert "scprint_sex_ontology_term_id_unrefined" not in out.obs
     with pytest.raises(InputError, match=r"refine must be True, False or a list"):
         Embedder(metacell, refine=["nope"])
+
+
+@pytest.fixture(scope="module")
+def task_rows() -> list[dict]:
+    """Our tasks against the original's fixtures, compared by the benchmark's code (one
+    definition of "our side")."""
+    import sys
+
+    bench = Path(__file__).resolve().parents[3] / "benchmarks" / "parity"
+    sys.path.insert(0, str(bench))
+    sys.path.insert(0, str(bench.parent))
+    try:
+        import bench_scprint2_tasks
+    finally:
+        sys.path.remove(str(bench))
+        sys.path.remove(str(bench.parent))
+    return bench_scprint2_tasks.compare(FIXTURES)
+
+
+@pytest.mark.parametrize("name", ["s2_cell_vae_metacell", "s2_shared_fsq_mvc", "s2_gqa_vae_grown"])
+def test_new_tasks_equal_the_originals(name, task_rows):
+    """Imputation, gene embeddings, GRIT and the code counterfactual of the original scprint2
+    1.0.3 on the same cells (fixtures it made, ``bench_scprint2_tasks.py --peers``) within 1e-4."""
+    rows = [row for row in task_rows if row["config"] == name]
+    outputs = {row["output"] for row in rows}
+    assert {"imputation (fractions)", "gene embeddings, per cell", "GRIT lambda=1"} <= outputs
+    assert {"counterfactual code", "counterfactual generation (fractions)"} <= outputs
+    for row in rows:
+        assert row["ok"] and float(row["max_abs_diff"]) <= 1e-4, row
+
+
+def test_generator_swaps_a_class_code_decoded_by_its_compressor(metacell, kang_adata):
+    from scprint.tasks import Generator
+
+    cells = kang_adata[:12].copy()
+    cell_type = "cell_type_ontology_term_id"
+    genes = list(metacell.vocab.genes[:20])
+    code = np.linspace(-1, 1, 8).astype(np.float32)  # the cell type's VAE latent (8)
+    by_code = Generator(metacell, genes=genes, space="code")(cells, {cell_type: code}, copy=True)
+    assert by_code.uns["scprint_generated"]["target_codes"][cell_type] == pytest.approx(code)
+    token = metacell.model.tokens_from_codes({cell_type: torch.as_tensor(code)[None]})[cell_type]
+    by_token = Generator(metacell, genes=genes)(
+        cells, {cell_type: token[0].detach().numpy()}, copy=True
+    )
+    np.testing.assert_allclose(
+        by_code.layers["scprint_generated"].toarray(),
+        by_token.layers["scprint_generated"].toarray(),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    with pytest.raises(ValueError, match=r"target code of .* must have shape \(8,\)"):
+        Generator(metacell, genes=genes, space="code")(cells, {cell_type: np.zeros(16)})
+    with pytest.raises(InputError, match=r"'base' has no compressor"):
+        Generator(metacell, genes=genes, space="code")(cells, {"base": np.zeros(16)})
+    with pytest.raises(InputError, match=r"space must be one of"):
+        Generator(metacell, space="latent")
