@@ -83,6 +83,10 @@ class Generator:
         ``orthologs``, ``min_genes``).
     batch_size, device
         Cells per forward pass; ``"auto"`` (GPU if any), ``"cpu"`` or ``"cuda"``.
+    precision
+        ``"32"`` (float32, default), ``"bf16"`` (bfloat16 autocast) or ``"int8"`` (int8 linear
+        layers, CPU only); see :mod:`scprint.tasks._model`. The first batch is checked
+        against float32 and the agreement stored in ``uns[key_added]["precision"]``.
     """
 
     def __init__(
@@ -97,6 +101,7 @@ class Generator:
         gene_matching: Mapping[str, Any] | None = None,
         batch_size: int = 32,
         device: str = "auto",
+        precision: str = "32",
     ) -> None:
         if isinstance(genes, str) and genes != "all":
             raise ValueError(f"genes must be 'all' or a list of var_names, got {genes!r}")
@@ -105,7 +110,7 @@ class Generator:
         if max_reference_cells < 1:
             raise ValueError(f"max_reference_cells must be positive, got {max_reference_cells!r}")
         self.gene_matching = gene_matching_options(gene_matching)
-        self.pretrained = load_model(ckpt, device)
+        self.pretrained = load_model(ckpt, device, precision)
         self.genes = genes
         self.sample = sample
         self.seed = seed
