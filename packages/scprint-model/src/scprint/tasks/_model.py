@@ -36,6 +36,7 @@ from typing import Any, TypeAlias
 import torch
 
 from scprint.checkpoints import Pretrained, resolve_device
+from scprint.tasks._errors import InputError
 
 __all__ = [
     "AGREEMENT_TARGETS",
@@ -88,7 +89,7 @@ def normalise_precision(precision: str | int) -> str:
     """``precision`` as one of :data:`PRECISIONS` (``32``, ``"fp32"``, ``"bfloat16"`` ... accepted)."""
     key = str(precision).strip().lower()
     if key not in _ALIASES:
-        raise ValueError(
+        raise InputError(
             f"precision must be one of {list(PRECISIONS)} (float32, bfloat16 autocast or int8 "
             f"dynamic quantisation), got {precision!r}"
         )
@@ -178,7 +179,7 @@ def load_model(
     pretrained.model.eval()
     if requested == "32":
         if getattr(pretrained.model, "_scprint_precision", None) is not None:
-            raise ValueError(
+            raise InputError(
                 "this model was loaded with precision "
                 f"{pretrained.model._scprint_precision.used!r}; load it again for float32"
             )
@@ -195,7 +196,7 @@ def _with_precision(
     if getattr(model, "_scprint_precision", None) is not None:
         if model._scprint_precision.requested == requested:
             return pretrained
-        raise ValueError(
+        raise InputError(
             f"this model was loaded with precision {model._scprint_precision.requested!r}; "
             f"load it again for {requested!r}"
         )
@@ -236,7 +237,7 @@ def _quantise_linear(model: torch.nn.Module) -> torch.nn.Module:
         if isinstance(module, torch.nn.Linear) and ".blocks." in f".{name}"
     }
     if not targets:
-        raise ValueError("int8: the model has no transformer linear layers to quantise")
+        raise InputError("int8: the model has no transformer linear layers to quantise")
     with warnings.catch_warnings():  # torch.ao.quantization's deprecation notice
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", FutureWarning)
