@@ -16,7 +16,7 @@ import torch
 from scipy.stats import spearmanr
 
 import scprint
-from scprint.tasks import Denoiser, Embedder, GNInfer
+from scprint.tasks import Denoiser, Embedder, GNInfer, InputError
 from scprint.tasks._model import (
     PRECISIONS,
     PrecisionWarning,
@@ -58,22 +58,26 @@ def test_precision_names_and_their_aliases_are_checked():
         "bf16",
         "int8",
     ]
-    with pytest.raises(ValueError, match=r"precision must be one of \['32', 'bf16', 'int8'\]"):
+    with pytest.raises(InputError, match=r"precision must be one of \['32', 'bf16', 'int8'\]"):
         normalise_precision("fp16")
     supported, reason = int8_support(torch.device("cuda"))
     assert not supported and "CPU only" in reason
 
 
 def test_command_line_offers_the_precisions_of_the_tasks():
-    from scprint.tasks.cli import build_parser
-    from scprint.tasks.cli._options import PRECISION_CHOICES
+    import inspect
+
+    from scprint.tasks.cli import COMMANDS, build_parser, command_module
+    from scprint.tasks.cli._options import PRECISION_CHOICES, task_class
 
     assert PRECISION_CHOICES == PRECISIONS
     parser = build_parser()
-    for command in ("embed", "denoise", "gninfer", "generate"):
+    for command in COMMANDS:
         args = parser.parse_args([command, "--precision", "int8"])
         assert args.precision == "int8"
         assert parser.parse_args([command]).precision == "32"
+        task = task_class(command_module(command).TASK_CLASS)
+        assert inspect.signature(task).parameters["precision"].default == "32"
     from grnndata.cli import UsageError
 
     with pytest.raises(UsageError, match="invalid choice: 'fp16'"):
