@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import scprint
-from scprint.tasks import GeneEmbedder, Imputer, InputError, imputed_anndata
+from scprint.tasks import Embedder, GeneEmbedder, Imputer, InputError, imputed_anndata
 
 FIXTURES = Path(__file__).parent / "fixtures" / "parity"
 PUBLISHED_LAYOUT = FIXTURES / "scprint2_s2_cell_vae_metacell.ckpt"
@@ -177,3 +177,182 @@ def test_impute_and_gene_emb_commands(metacell, panel, tmp_path):
         main(["gene_emb", *common, "--output_filename", str(tmp_path / "g"), "--n-genes", "8"]) == 0
     )
     assert (tmp_path / "g_gene_emb.h5ad").exists()
+    counterfactual = tmp_path / "counterfactual.h5ad"
+    from scprint.tasks._input import prepare
+
+    known = list(cells.var_names[np.sort(prepare(cells, metacell).match.var_indices)])
+    args = ["--out", str(counterfactual), "--space", "code", "--genes", ",".join(known[:5])]
+    args += ["--target", "cell_type_ontology_term_id=CL:0000236"]  # B cells' mean code
+    args += ["--input-genes", ",".join(known[:30])]
+    assert main(["generate", *common, *args]) == 0
+    generated = ad.read_h5ad(counterfactual).uns["scprint_generated"]
+    assert (
+        generated["space"] == "code"
+        and len(generated["target_codes"]["cell_type_ontology_term_id"]) == 8
+    )
+    refined = tmp_path / "refined.h5ad"
+    args = ["--out", str(refined), "--max-len", "64", "--refine", "--refine-lambda", "0.5"]
+    assert main(["embed", *common, *args]) == 0
+    record = ad.read_h5ad(refined).uns["scprint"]["refine"]
+    assert record["lambda"] == 0.5 and record["graph"].startswith("UMAP connectivities")
+
+
+def test_refined_logits_solve_the_regularised_least_squares():
+    """Synthetic logits and graph (a math unit test): the refinement is (I + lambda L)^-1 P0 with
+    L the Laplacian of the symmetrised graph, and the adjacency in place of L when asked."""
+    import scipy.sparse as sp
+
+    from scprint.tasks.refine import refine_logits
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(30, 4))
+    graph = sp.random(30, 30, density=0.2, random_state=1, format="csr")
+    dense = graph.toarray()
+    sym = (dense + dense.T) / 2
+    laplacian = np.diag(sym.sum(1)) - sym
+    expected = np.linalg.solve(np.eye(30) + 0.5 * laplacian, logits)
+    np.testing.assert_allclose(refine_logits(logits, graph, 0.5), expected, rtol=1e-10)
+    adjacency = np.linalg.solve(np.eye(30) + 0.5 * sym, logits)
+    np.testing.assert_allclose(
+        refine_logits(logits, graph, 0.5, use_laplacian=False), adjacency, rtol=1e-10
+    )
+    with pytest.raises(InputError, match=r"the cell graph is \(30, 30\) but there are 10 cells"):
+        refine_logits(logits[:10], graph)
+
+
+def test_umap_connectivities_give_each_cell_a_nearest_neighbour_of_weight_one(kang_adata):
+    from scprint.tasks.refine import cell_graph
+
+    cells = kang_adata[:60].copy()
+    graph, source = cell_graph(cells, n_neighbors=15)
+    assert source.startswith("UMAP connectivities of the 15 nearest cells")
+    dense = graph.toarray()
+    np.testing.assert_allclose(dense, dense.T)
+    assert (np.diag(dense) == 0).all() and (dense <= 1 + 1e-12).all()
+    assert np.allclose(dense.max(axis=1), 1.0)  # the nearest other cell: membership exp(0)
+    assert ((dense > 0).sum(axis=1) >= 14).all()
+    cells.obsp["connectivities"] = graph * 2
+    again, source = cell_graph(cells)
+    assert source == "obsp['connectivities']" and np.allclose(again.toarray(), 2 * dense)
+
+
+def test_embedder_refines_labels_over_the_cell_graph(metacell, kang_adata):
+    import scipy.sparse as sp
+
+    from scprint.tasks._batches import iter_model_batches, model_inputs
+    from scprint.tasks._input import prepare
+    from scprint.tasks.refine import refine_logits
+
+    cells = kang_adata[:24].copy()
+    cell_type = "cell_type_ontology_term_id"
+    name = f"scprint_{cell_type}"
+    plain = Embedder(metacell, max_len=64)(cells, copy=True)
+    # no edges: nothing to smooth, the labels stay
+    cells.obsp["connectivities"] = sp.csr_matrix((24, 24))
+    same = Embedder(metacell, max_len=64, refine=True)(cells, copy=True)
+    assert (same.obs[name] == plain.obs[name]).all()
+    assert (same.obs[f"{name}_unrefined"] == plain.obs[name]).all()
+    # a graph: the probabilities are the softmax of the model's logits refined over it
+    graph = sp.random(24, 24, density=0.3, random_state=0, format="csr")
+    cells.obsp["connectivities"] = graph
+    out = Embedder(metacell, max_len=64, refine=[cell_type], refine_lambda=2.0, probabilities=True)(
+        cells, copy=True
+    )
+    logits = np.zeros((24, len(metacell.labels[cell_type].classes)))
+    match = prepare(cells, metacell).match
+    with torch.no_grad():
+        for batch in iter_model_batches(
+            cells, metacell, match, genes=None, max_len=64, batch_size=32, description="test"
+        ):
+            logits[batch["cell_index"].numpy()] = (
+                metacell.model(**model_inputs(batch)).logits[cell_type].numpy()
+            )
+    refined = refine_logits(logits, graph, 2.0)
+    expected = np.exp(refined - refined.max(1, keepdims=True))
+    expected /= expected.sum(1, keepdims=True)
+    got = out.obsm[f"{name}_probs"].to_numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+    unrefined = np.exp(logits - logits.max(1, keepdims=True))
+    change = np.abs(got - unrefined / unrefined.sum(1, keepdims=True)).max()
+    assert change > 1e-4  # the random model's logits barely vary: a small but real smoothing
+    record = out.uns["scprint"]["refine"]
+    assert record["graph"] == "obsp['connectivities']" and record["lambda"] == 2.0
+    assert "scprint_sex_ontology_term_id_unrefined" not in out.obs
+    with pytest.raises(InputError, match=r"refine must be True, False or a list"):
+        Embedder(metacell, refine=["nope"])
+
+
+@pytest.fixture(scope="module")
+def task_rows() -> list[dict]:
+    """Our tasks against the original's fixtures, compared by the benchmark's code (one
+    definition of "our side")."""
+    import sys
+
+    bench = Path(__file__).resolve().parents[3] / "benchmarks" / "parity"
+    sys.path.insert(0, str(bench))
+    sys.path.insert(0, str(bench.parent))
+    try:
+        import bench_scprint2_tasks
+    finally:
+        sys.path.remove(str(bench))
+        sys.path.remove(str(bench.parent))
+    return bench_scprint2_tasks.compare(FIXTURES)
+
+
+@pytest.mark.parametrize("name", ["s2_cell_vae_metacell", "s2_shared_fsq_mvc", "s2_gqa_vae_grown"])
+def test_new_tasks_equal_the_originals(name, task_rows):
+    """Imputation, gene embeddings, GRIT and the code counterfactual of the original scprint2
+    1.0.3 on the same cells (fixtures it made, ``bench_scprint2_tasks.py --peers``) within 1e-4."""
+    rows = [row for row in task_rows if row["config"] == name]
+    outputs = {row["output"] for row in rows}
+    assert {"imputation (fractions)", "gene embeddings, per cell", "GRIT lambda=1"} <= outputs
+    assert {"counterfactual code", "counterfactual generation (fractions)"} <= outputs
+    for row in rows:
+        assert row["ok"] and float(row["max_abs_diff"]) <= 1e-4, row
+
+
+def test_generator_swaps_a_class_code_decoded_by_its_compressor(metacell, kang_adata):
+    from scprint.tasks import Generator
+
+    cells = kang_adata[:12].copy()
+    cell_type = "cell_type_ontology_term_id"
+    genes = list(metacell.vocab.genes[:20])
+    code = np.linspace(-1, 1, 8).astype(np.float32)  # the cell type's VAE latent (8)
+    by_code = Generator(metacell, genes=genes, space="code")(cells, {cell_type: code}, copy=True)
+    assert by_code.uns["scprint_generated"]["target_codes"][cell_type] == pytest.approx(code)
+    token = metacell.model.tokens_from_codes({cell_type: torch.as_tensor(code)[None]})[cell_type]
+    by_token = Generator(metacell, genes=genes)(
+        cells, {cell_type: token[0].detach().numpy()}, copy=True
+    )
+    np.testing.assert_allclose(
+        by_code.layers["scprint_generated"].toarray(),
+        by_token.layers["scprint_generated"].toarray(),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    with pytest.raises(ValueError, match=r"target code of .* must have shape \(8,\)"):
+        Generator(metacell, genes=genes, space="code")(cells, {cell_type: np.zeros(16)})
+    with pytest.raises(InputError, match=r"'base' has no compressor"):
+        Generator(metacell, genes=genes, space="code")(cells, {"base": np.zeros(16)})
+    with pytest.raises(InputError, match=r"space must be one of"):
+        Generator(metacell, space="latent")
+
+
+def test_imputer_and_gene_embedder_run_on_a_scprint1_checkpoint(kang_adata):
+    """The first generation generates from its cell tokens too (the original scPRINT 2.3.8's
+    ``v2_gqa_log`` fixture): imputation sums to 4x the read counts, gene embeddings are finite."""
+    from scprint.tasks._input import prepare
+
+    first = scprint.load(FIXTURES / "v2_gqa_log.ckpt", device="cpu")
+    cells = kang_adata[:16].copy()
+    match = prepare(cells, first).match
+    order = np.argsort(match.vocab_indices, kind="stable")[:5]
+    genes = [str(first.vocab.genes[i]) for i in match.vocab_indices[order]]
+    panel = cells[:, np.setdiff1d(np.arange(cells.n_vars), match.var_indices[order])].copy()
+    out = Imputer(first, genes=genes)(panel, copy=True)
+    read_match = prepare(panel, first).match
+    read = np.asarray(panel.X[:, read_match.var_indices].sum(axis=1)).ravel()
+    np.testing.assert_allclose(out.obsm["scprint_imputed"].sum(1), 4 * read, rtol=1e-4)
+    embedded = GeneEmbedder(first, genes="hvg", n_genes=10)(panel, copy=True)
+    chosen = embedded.var["X_scprint_genes"].to_numpy()
+    assert chosen.sum() == 10 and np.isfinite(embedded.varm["X_scprint_genes"][chosen]).all()
