@@ -58,8 +58,11 @@ class Imputer:
         the model does not know are left out with a warning and listed in
         ``uns[key_added]["unknown_genes"]``; none known is an :class:`~scprint.tasks.InputError`.
     input_genes
-        The measured genes the model reads, the same list for every cell: ``"all"`` (every gene
-        of the AnnData the model knows, except those being imputed) or a list of ``var_names``.
+        The measured genes the model reads, the same list for every cell, in one context (as
+        the original): ``"all"`` (every gene of the AnnData the model knows, except those being
+        imputed) or a list of ``var_names``. Attention memory grows with the square of the
+        number of input plus imputed genes: on whole-transcriptome data give a list (e.g. the
+        2,000 most variable genes).
     depth_factor
         ``M``: the imputed means are at ``M`` times each cell's depth (the original's
         ``predict_depth_mult``, default 4).
