@@ -1,7 +1,8 @@
 """The ``scprint`` command: training (``fit``, ``validate``, ``test``) and the zero-shot tasks.
 
 ``scprint fit | validate | test ...`` go to :mod:`scprint.training.cli` (LightningCLI: YAML
-configs, ``--print_config``); ``scprint embed | denoise | gninfer | generate ...`` go to
+configs, ``--print_config``); ``scprint embed | denoise | gninfer | generate | impute |
+gene-emb ...`` go to
 :mod:`scprint.tasks.cli`. Each subcommand has its own ``--help``. ``-v/--verbose`` (twice for
 DEBUG), ``-q/--quiet`` and ``--debug`` (tracebacks) go before or after the subcommand. A mistake
 exits with status 2 and one line.
@@ -17,15 +18,14 @@ import sys
 from collections.abc import Sequence
 
 from grnndata.cli import CliParser, UsageError, add_common_options, run_cli
+from scprint.tasks.cli import ALIASES, COMMANDS
 
+#: Subcommand -> module running it: training, then the task registry (:mod:`scprint.tasks.cli`).
 _SUBCOMMANDS = {
     "fit": "scprint.training.cli",
     "validate": "scprint.training.cli",
     "test": "scprint.training.cli",
-    "embed": "scprint.tasks.cli",
-    "denoise": "scprint.tasks.cli",
-    "gninfer": "scprint.tasks.cli",
-    "generate": "scprint.tasks.cli",
+    **{command: "scprint.tasks.cli" for command in (*COMMANDS, *ALIASES)},
 }
 _TRAINING = ("fit", "validate", "test")
 _COMMON = {"-v": 1, "--verbose": 1, "-vv": 2, "-q": 0, "--quiet": 0, "--debug": 0}
