@@ -41,6 +41,7 @@ from bengrn.methods._forest import (
     _hist_buffers,
     _node_sums,
     _partition,
+    _pos_min,
     _set_positions,
     split_matrix,
 )
@@ -132,14 +133,14 @@ def _split_rank(levels, base, lo_rank, hi_rank):  # pragma: no cover - compiled
 @nb.njit(cache=True, nogil=True)
 def _boost_target(  # pragma: no cover - compiled
     R, feats, offsets, levels, y, n_estimators, learning_rate, max_features, n_inbag, max_depth,
-    window, seed, out, binned, hist_min, nz_ptr, nz_idx, nz_code, n_bins,
+    window, seed, out, binned, hist_min, pos_min, nz_ptr, nz_idx, nz_code, n_bins,
 ):  # fmt: skip
     """Fit one target's boosting; ``out`` receives the importances; returns the stage count.
     Binned (``binned``): ``R`` holds bins, splits route bins ``<=`` the split's bin left."""
     np.random.seed(seed)  # noqa: NPY002 - numba's per-thread generator
     n = y.shape[0]
     p = feats.shape[0]
-    hb = _hist_buffers(binned, hist_min, nz_ptr, nz_idx, nz_code, n, n_bins)
+    hb = _hist_buffers(binned, hist_min, pos_min, nz_ptr, nz_idx, nz_code, n, n_bins)
     do_oob = n_inbag < n
     pred = np.empty(n, dtype=np.float64)
     pred[:] = y.mean()
@@ -181,7 +182,7 @@ def _boost_target(  # pragma: no cover - compiled
             previous /= n - n_inbag
         for s in range(n):
             resid[s] = y[s] - pred[s]
-        if binned:
+        if binned and n_root > pos_min:
             hb.pos[:] = -1
             _set_positions(hb, samples, 0, n_root)
         for k in range(p):
@@ -364,6 +365,7 @@ def boosting_importances(
         out,
         binned,
         hist_min,
+        _pos_min(nz_ptr, features) if binned else 0,
         nz_ptr,
         nz_idx,
         nz_code,

@@ -44,7 +44,7 @@ _EPSILON = float(np.finfo(np.float64).eps)  # scikit-learn's: a node this pure i
 _LOW32 = np.int64(0xFFFFFFFF)
 #: Binned fits: nodes with at least this many samples build histograms (smaller ones sort their
 #: bins, unless the feature has fewer samples outside bin 0 than the node).
-HIST_MIN = 64
+HIST_MIN = 32
 
 
 def feature_ranks(X: np.ndarray) -> np.ndarray:
@@ -150,20 +150,23 @@ def _push(st_int, st_flt, top, start, end, depth, n_constant, W, S, Q):  # pragm
 
 #: Histogram state of a binned fit, passed through the compiled tree builders: ``binned`` (off =
 #: the exact path, the other fields unused), ``hist_min`` (nodes with at least this many samples
-#: use histograms), the sparse index of :class:`bengrn.methods._bins.Bins` (``nz_ptr``, ``nz_idx``,
+#: use histograms), ``pos_min`` (the fewest samples outside bin 0 among the candidate features:
+#: only nodes larger than that read ``pos``), the sparse index of :class:`bengrn.methods._bins.Bins` (``nz_ptr``, ``nz_idx``,
 #: ``nz_code``), ``pos`` (``(n_samples,)``: each sample's position in ``samples``, -1 when it is
 #: not in the tree) and the histogram ``hist_w``/``hist_s``/``hist_n`` (per bin: weight, weighted
 #: sum, count; kept empty between uses).
 _HistBuffers = namedtuple(
-    "_HistBuffers", "binned hist_min nz_ptr nz_idx nz_code pos hist_w hist_s hist_n"
+    "_HistBuffers", "binned hist_min pos_min nz_ptr nz_idx nz_code pos hist_w hist_s hist_n"
 )
 
 
 @nb.njit(cache=True, nogil=True)
-def _hist_buffers(binned, hist_min, nz_ptr, nz_idx, nz_code, n_samples, n_bins):  # pragma: no cover
+def _hist_buffers(  # pragma: no cover - compiled
+    binned, hist_min, pos_min, nz_ptr, nz_idx, nz_code, n_samples, n_bins
+):
     size = n_bins if binned else 1
     return _HistBuffers(
-        binned, hist_min, nz_ptr, nz_idx, nz_code,
+        binned, hist_min, pos_min, nz_ptr, nz_idx, nz_code,
         np.full(n_samples if binned else 1, -1, dtype=np.int64),
         np.zeros(size, dtype=np.float64), np.zeros(size, dtype=np.float64),
         np.zeros(size, dtype=np.int64),
@@ -172,8 +175,9 @@ def _hist_buffers(binned, hist_min, nz_ptr, nz_idx, nz_code, n_samples, n_bins):
 
 @nb.njit(cache=True, nogil=True, inline="always")
 def _set_positions(hb, samples, start, end):  # pragma: no cover - compiled
-    """Record the positions of ``samples[start:end]`` (binned fits only)."""
-    if hb.binned:
+    """Record the positions of ``samples[start:end]`` (binned fits, nodes whose descendants may
+    read them: larger than ``hb.pos_min``)."""
+    if hb.binned and end - start > hb.pos_min:
         for q in range(start, end):
             hb.pos[samples[q]] = q
 
@@ -422,13 +426,13 @@ def _grow_tree(  # pragma: no cover - compiled
 @nb.njit(cache=True, nogil=True)
 def _target_importances(  # pragma: no cover - compiled
     R, feats, y, n_trees, max_features, max_depth, bootstrap, seed, out, binned, hist_min,
-    nz_ptr, nz_idx, nz_code, n_bins,
+    pos_min, nz_ptr, nz_idx, nz_code, n_bins,
 ):  # fmt: skip
     """Mean over ``n_trees`` trees of each feature's impurity decrease / root weight."""
     np.random.seed(seed)  # noqa: NPY002 - numba's per-thread generator
     n = y.shape[0]
     p = feats.shape[0]
-    hb = _hist_buffers(binned, hist_min, nz_ptr, nz_idx, nz_code, n, n_bins)
+    hb = _hist_buffers(binned, hist_min, pos_min, nz_ptr, nz_idx, nz_code, n, n_bins)
     w = np.empty(n, dtype=np.float64)
     samples = np.empty(n, dtype=np.int64)
     keys = np.empty(n, dtype=np.int64)
@@ -450,7 +454,7 @@ def _target_importances(  # pragma: no cover - compiled
             if w[i] > 0:
                 samples[n_root] = i
                 n_root += 1
-        if binned:
+        if binned and n_root > pos_min:
             hb.pos[:] = -1
             _set_positions(hb, samples, 0, n_root)
         for k in range(p):
@@ -477,6 +481,11 @@ def split_matrix(matrix: Any) -> tuple:
     R = np.ascontiguousarray(matrix)
     empty = np.zeros(R.shape[0] + 1, dtype=np.int64)
     return R, False, 0, empty, np.zeros(0, np.int32), np.zeros(0, R.dtype), 1
+
+
+def _pos_min(nz_ptr: np.ndarray, features: np.ndarray) -> int:
+    """The fewest samples outside bin 0 among ``features`` (see :data:`_HistBuffers`)."""
+    return int(np.diff(nz_ptr)[np.asarray(features, dtype=np.int64)].min(initial=2**62))
 
 
 def forest_importances(
@@ -537,6 +546,7 @@ def forest_importances(
         out,
         binned,
         hist_min,
+        _pos_min(nz_ptr, features) if binned else 0,
         nz_ptr,
         nz_idx,
         nz_code,
