@@ -133,6 +133,10 @@ class Embedder:
         ``orthologs``, ``min_genes``).
     batch_size, device
         Cells per forward pass; ``"auto"`` (GPU if any), ``"cpu"`` or ``"cuda"``.
+    precision
+        ``"32"`` (float32, default), ``"bf16"`` (bfloat16 autocast) or ``"int8"`` (int8 linear
+        layers, CPU only); see :mod:`scprint.tasks._model`. The first batch is checked
+        against float32 and the agreement stored in ``uns[key_added]["precision"]``.
     """
 
     def __init__(
@@ -150,9 +154,10 @@ class Embedder:
         gene_matching: Mapping[str, Any] | None = None,
         batch_size: int = 32,
         device: str = "auto",
+        precision: str = "32",
     ) -> None:
         self.gene_matching = gene_matching_options(gene_matching)
-        self.pretrained = load_model(ckpt, device)
+        self.pretrained = load_model(ckpt, device, precision)
         tokens = list(self.pretrained.model.cell_token_index)
         if classes is not None:
             unknown = [c for c in classes if c not in tokens]

@@ -67,6 +67,10 @@ class GeneEmbedder:
         ``orthologs``, ``min_genes``).
     batch_size, device
         Cells per forward pass; ``"auto"`` (GPU if any), ``"cpu"`` or ``"cuda"``.
+    precision
+        ``"32"`` (float32, default), ``"bf16"`` (bfloat16 autocast) or ``"int8"`` (int8 linear
+        layers, CPU only); see :mod:`scprint.tasks._model`. The first batch is checked
+        against float32 and the agreement stored in ``uns[key_added]["precision"]``.
     """
 
     def __init__(
@@ -79,6 +83,7 @@ class GeneEmbedder:
         gene_matching: Mapping[str, Any] | None = None,
         batch_size: int = 32,
         device: str = "auto",
+        precision: str = "32",
     ) -> None:
         if isinstance(genes, str) and genes not in GENE_CHOICES:
             raise InputError(
@@ -89,7 +94,7 @@ class GeneEmbedder:
         if batch_size < 1:
             raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.gene_matching = gene_matching_options(gene_matching)
-        self.pretrained = load_model(ckpt, device)
+        self.pretrained = load_model(ckpt, device, precision)
         self.genes = genes if isinstance(genes, str) else [str(g) for g in genes]
         self.n_genes = int(n_genes)
         self.groupby = groupby

@@ -102,6 +102,10 @@ class Generator:
         ``orthologs``, ``min_genes``).
     batch_size, device
         Cells per forward pass; ``"auto"`` (GPU if any), ``"cpu"`` or ``"cuda"``.
+    precision
+        ``"32"`` (float32, default), ``"bf16"`` (bfloat16 autocast) or ``"int8"`` (int8 linear
+        layers, CPU only); see :mod:`scprint.tasks._model`. The first batch is checked
+        against float32 and the agreement stored in ``uns[key_added]["precision"]``.
     """
 
     def __init__(
@@ -118,6 +122,7 @@ class Generator:
         gene_matching: Mapping[str, Any] | None = None,
         batch_size: int = 32,
         device: str = "auto",
+        precision: str = "32",
     ) -> None:
         if isinstance(genes, str) and genes != "all":
             raise ValueError(f"genes must be 'all' or a list of var_names, got {genes!r}")
@@ -132,7 +137,7 @@ class Generator:
                 f"input_genes must be None or a list of var_names, got {input_genes!r}"
             )
         self.gene_matching = gene_matching_options(gene_matching)
-        self.pretrained = load_model(ckpt, device)
+        self.pretrained = load_model(ckpt, device, precision)
         model = self.pretrained.model
         if space == "code" and (
             not hasattr(model, "tokens_from_codes") or model.compressor is None

@@ -74,6 +74,10 @@ class Imputer:
         ``orthologs``, ``min_genes``); ``organism`` and ``gene_table`` also resolve ``genes``.
     batch_size, device
         Cells per forward pass; ``"auto"`` (GPU if any), ``"cpu"`` or ``"cuda"``.
+    precision
+        ``"32"`` (float32, default), ``"bf16"`` (bfloat16 autocast) or ``"int8"`` (int8 linear
+        layers, CPU only); see :mod:`scprint.tasks._model`. The first batch is checked
+        against float32 and the agreement stored in ``uns[key_added]["precision"]``.
     """
 
     def __init__(
@@ -87,6 +91,7 @@ class Imputer:
         gene_matching: Mapping[str, Any] | None = None,
         batch_size: int = 32,
         device: str = "auto",
+        precision: str = "32",
     ) -> None:
         if isinstance(genes, str) or not len(genes):
             raise InputError(
@@ -101,7 +106,7 @@ class Imputer:
         if batch_size < 1:
             raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.gene_matching = gene_matching_options(gene_matching)
-        self.pretrained = load_model(ckpt, device)
+        self.pretrained = load_model(ckpt, device, precision)
         if zero_inflation and not self.pretrained.config.zinb:
             raise InputError(
                 "zero_inflation=True needs a ZINB expression decoder; this model has none"

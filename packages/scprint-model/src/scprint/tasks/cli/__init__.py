@@ -117,7 +117,7 @@ def _plan(command: str, args: argparse.Namespace) -> tuple[Path, Callable[[], No
     match = match_options(args)
     organism = match.pop("organism", None)
     task_options, run = module.plan(args)
-    task_options.update(batch_size=args.batch_size, device=args.device)
+    task_options.update(batch_size=args.batch_size, device=args.device, precision=args.precision)
     apply_params(module.TASK_CLASS, parse_params(args.param), task_options, match)
     task = task_class(module.TASK_CLASS)
 
