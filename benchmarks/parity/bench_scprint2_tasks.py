@@ -148,7 +148,7 @@ def impute_row(config: str, pretrained: Any, task: dict, extra: dict, reference:
     genes = [vocab[i] for i in extra["impute_ids"]]
     imputer = Imputer(
         pretrained,
-        genes=genes,
+        genes_to_impute=genes,
         input_genes=[vocab[i] for i in task["gene_ids"][0]],
         depth_factor=DEPTH_FACTOR,
         batch_size=BATCH,
