@@ -14,6 +14,9 @@ Written into the AnnData (cells x genes, raw counts), with ``key`` = ``key_added
   ``scprint_cell_type``) and ``obs["<key>_<class>_prob"]`` (float32, the winning probability)
   for each label class; with ``probabilities=True`` also ``obsm["<key>_<class>_probs"]``, a
   DataFrame ``(n_cells, n_leaf_labels)`` of softmax probabilities;
+* with ``refine`` (graph-regularised label refinement, :mod:`scprint.tasks.refine`): the labels
+  and probabilities above are the refined ones, ``obs["<key>_<class>_unrefined"]`` the labels
+  before, and ``uns[...]["refine"]`` the strength, the graph used and the labels changed;
 * with ``gene_embeddings=True``: ``varm["X_<key>_genes"]`` ``(n_genes, d_model)`` float32, the
   model's output gene embedding averaged over the cells whose input held the gene (NaN rows for
   genes never in an input) and ``var["<key>_n_cells"]``, that number of cells; with
@@ -39,6 +42,7 @@ import torch
 
 from scprint.data import LabelEncoder
 from scprint.tasks._batches import iter_model_batches, model_inputs
+from scprint.tasks._errors import InputError
 from scprint.tasks._input import gene_matching_options, prepare
 from scprint.tasks._model import Checkpoint, load_model, model_device
 from scprint.tasks._output import provenance, store_result
@@ -147,12 +151,23 @@ class Embedder:
         embeddings for the listed ``obs_names``.
     max_len
         Input genes per cell (the model's default choice of genes when ``None``).
+    refine, refine_lambda
+        Graph-regularised refinement of the label predictions (the original scPRINT-2's "GRIT",
+        :mod:`scprint.tasks.refine`): ``True`` for every label class, or a list of classes
+        (e.g. ``["cell_type_ontology_term_id"]``). Their logits are smoothed over the cell graph
+        (``obsp["connectivities"]`` when present, else UMAP connectivities of each cell's 15
+        nearest cells) with strength ``refine_lambda``; the predictions, probabilities and
+        metrics are then the refined ones, the unrefined labels in ``obs[...+"_unrefined"]``.
     gene_matching
         How the AnnData's genes are matched to the model's: keyword arguments of
         :func:`scprint.tasks._input.prepare` (``organism``, ``gene_column``, ``gene_table``,
         ``orthologs``, ``min_genes``).
     batch_size, device
         Cells per forward pass; ``"auto"`` (GPU if any), ``"cpu"`` or ``"cuda"``.
+    precision
+        ``"32"`` (float32, default), ``"bf16"`` (bfloat16 autocast) or ``"int8"`` (int8 linear
+        layers, CPU only); see :mod:`scprint.tasks._model`. The first batch is checked
+        against float32 and the agreement stored in ``uns[key_added]["precision"]``.
     """
 
     def __init__(
@@ -165,12 +180,15 @@ class Embedder:
         gene_embeddings: bool = False,
         gene_embedding_cells: Sequence[str] | None = None,
         max_len: int | None = None,
+        refine: bool | Sequence[str] = False,
+        refine_lambda: float = 0.1,
         gene_matching: Mapping[str, Any] | None = None,
         batch_size: int = 32,
         device: str = "auto",
+        precision: str = "32",
     ) -> None:
         self.gene_matching = gene_matching_options(gene_matching)
-        self.pretrained = load_model(ckpt, device)
+        self.pretrained = load_model(ckpt, device, precision)
         tokens = list(self.pretrained.model.cell_token_index)
         if classes is not None:
             unknown = [c for c in classes if c not in tokens]
@@ -191,6 +209,20 @@ class Embedder:
         self.gene_embeddings = gene_embeddings or bool(gene_embedding_cells)
         self.gene_embedding_cells = list(gene_embedding_cells or [])
         self.max_len = max_len
+        label_classes = list(self.pretrained.model.label_classes)
+        if refine is True:
+            refine = label_classes
+        elif refine is False:
+            refine = []
+        elif isinstance(refine, str) or [c for c in refine if c not in label_classes]:
+            raise InputError(
+                f"refine must be True, False or a list of label classes among {label_classes}, "
+                f"got {refine!r}"
+            )
+        if refine and not refine_lambda > 0:
+            raise InputError(f"refine_lambda must be positive (e.g. 0.1), got {refine_lambda!r}")
+        self.refine = list(refine)
+        self.refine_lambda = float(refine_lambda)
         self.batch_size = batch_size
 
     def __call__(
@@ -280,8 +312,20 @@ class Embedder:
         for name, value in per_token.items():
             obsm[f"X_{key}_{name}"] = value
         metrics: dict[str, dict[str, float | int]] = {}
+        refined: dict[str, dict[str, Any]] = {}
+        graph = source = None
+        if self.refine:
+            from scprint.tasks.refine import cell_graph, refine_logits
+
+            graph, source = cell_graph(adata)
+            log.info("refining labels %s over %s", self.refine, source)
         for name, value in logits.items():
             encoder = self.pretrained.labels[name]
+            if name in self.refine:
+                unrefined = value.argmax(axis=1)
+                value = refine_logits(value, graph, self.refine_lambda)
+                changed = int((value.argmax(axis=1) != unrefined).sum())
+                refined[name] = {"n_changed": changed}
             leaf_names = [str(encoder.label_name(c)) for c in encoder.classes]
             if len(set(leaf_names)) != len(leaf_names):
                 leaf_names = [str(c) for c in encoder.classes]
@@ -289,6 +333,10 @@ class Embedder:
             winner = probs.argmax(axis=1)
             obs[f"{key}_{name}"] = pd.Categorical.from_codes(winner, categories=leaf_names)
             obs[f"{key}_{name}_prob"] = probs[np.arange(n_cells), winner].astype(np.float32)
+            if name in self.refine:
+                obs[f"{key}_{name}_unrefined"] = pd.Categorical.from_codes(
+                    unrefined, categories=leaf_names
+                )
             if self.probabilities:
                 obsm[f"{key}_{name}_probs"] = pd.DataFrame(
                     probs, index=adata.obs_names, columns=leaf_names
@@ -319,6 +367,9 @@ class Embedder:
             self.pretrained,
             classes=self.classes or list(per_token),
             metrics=metrics,
+            refine=None
+            if not self.refine
+            else {"lambda": self.refine_lambda, "graph": source, "classes": refined},
             gene_match=match.summary(),
         )
         return store_result(

@@ -31,6 +31,22 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     flag(parser, "--reference", default=None, help=".h5ad whose cells define the labels")
     flag(parser, "--genes", type=gene_option, default="all", help="all, g1,g2,... or @file")
     switch(parser, "--sample", help="draw counts from the ZINB")
+    flag(
+        parser,
+        "--space",
+        choices=("token", "code"),
+        default="token",
+        help="swap a class's output token, or its compressed code (scPRINT-2), decoded by its "
+        "compressor",
+    )
+    flag(
+        parser,
+        "--input-genes",
+        type=gene_option,
+        default=None,
+        help="genes every cell is read over (g1,g2,... or @file); default each cell's expressed "
+        "genes first, up to the model's context",
+    )
 
 
 def plan(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[Any, Any], Any]]:
@@ -48,7 +64,15 @@ def plan(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[Any, Any],
     reference_path = (
         None if args.reference is None else check_input(args.reference, "reference", "--reference")
     )
-    options = {"genes": args.genes, "sample": args.sample, "seed": args.seed}
+    if isinstance(args.input_genes, str):
+        args.input_genes = [args.input_genes]
+    options = {
+        "genes": args.genes,
+        "sample": args.sample,
+        "seed": args.seed,
+        "space": args.space,
+        "input_genes": args.input_genes,
+    }
 
     def run(task: Any, adata: Any) -> Any:
         reference = None if reference_path is None else read_adata(reference_path)
