@@ -18,7 +18,7 @@ average and the commit it ran on), and a row for the same (recipe, seed, steps) 
 Usage::
 
     python benchmarks/training/recipe_search.py --recipes tiny-demo,tiny-softmax --steps 600
-    python benchmarks/training/recipe_search.py --recipes cpu-demo --seeds 0,1,2 --network
+    python benchmarks/training/recipe_search.py --recipes cpu-demo --steps 500 --seeds 0,1,2 --network
     python benchmarks/training/recipe_search.py --list
 """
 
@@ -38,7 +38,6 @@ from typing import Any
 
 import anndata as ad
 import numpy as np
-import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -89,7 +88,8 @@ _SOFTMAX = {"objective": {"classification_loss": "softmax"}}
 _COSINE = {"optim": {"schedule": "cosine", "warmup_steps": 50, "min_lr_ratio": 0.05}}
 
 #: Every recipe tried, by name (a base preset or config file, then ``scprint fit`` sections;
-#: ``gene_embeddings: "pca"`` initialises the gene identities from the training cells).
+#: ``gene_embeddings: "pca"`` initialises the gene identities from a PCA of the training cells,
+#: ``data.gene_embeddings: pca`` of ``scprint fit``).
 RECIPES: dict[str, dict[str, Any]] = {
     "demo-before": _DEMO_BEFORE,
     "tiny-demo": _TINY,
@@ -139,41 +139,6 @@ SUMMARY_METRICS = (
 )
 
 
-def pca_gene_table(data: Path, n_components: int, seed: int = 0) -> pd.DataFrame:
-    """Gene identities from the training cells: a truncated SVD of the log-normalised counts of
-    every training set on the union of their genes (a gene absent from a set reads 0 there);
-    row ``g`` is gene ``g``'s loadings times the singular values, scaled to unit standard
-    deviation. Index: the vocabulary's gene ids; ``n_components`` columns."""
-    import scipy.sparse as sp
-    from evaluation import log_normalise
-    from sklearn.decomposition import TruncatedSVD
-
-    from scprint.data.source import CellSource
-    from scprint.data.vocabulary import Vocabulary
-
-    sources = [CellSource(data / f) for f in TRAIN_FILES]
-    vocab = Vocabulary.build([s.meta for s in sources])
-    blocks = []
-    for source in sources:
-        source.bind(vocab)
-        counts = source.rows(np.arange(source.n_cells)).tocoo()
-        blocks.append(
-            sp.csr_matrix(
-                (counts.data, (counts.row, source.vocab_index[counts.col])),
-                shape=(source.n_cells, len(vocab)),
-            )
-        )
-    matrix = log_normalise(sp.vstack(blocks).tocsr())
-    svd = TruncatedSVD(n_components=n_components, random_state=seed).fit(matrix)
-    loadings = (svd.components_ * svd.singular_values_[:, None]).T
-    loadings = loadings / max(float(loadings.std()), 1e-12)
-    return pd.DataFrame(
-        loadings.astype(np.float32),
-        index=list(vocab.genes),
-        columns=[f"pc{i}" for i in range(n_components)],
-    )
-
-
 def train(
     recipe: dict[str, Any], data: Path, steps: int, seed: int, run_dir: Path
 ) -> tuple[Path, float]:
@@ -192,9 +157,7 @@ def train(
     if recipe.get("gene_embeddings") == "pca":
         merged = _merge(_mapping(recipe["config"]), sections)
         d_model = merged["model"]["config"].get("d_model", ModelConfig().d_model)
-        table = run_dir / "pca_gene_embeddings.parquet"
-        pca_gene_table(data, d_model, seed).to_parquet(table)
-        data_section["gene_embeddings"] = str(table)
+        data_section.update(gene_embeddings="pca", gene_embedding_dim=d_model)
     trainer = {
         "max_steps": steps,
         "default_root_dir": str(run_dir),

@@ -294,3 +294,24 @@ def test_a_dataset_of_another_organism_is_refused_by_name() -> None:
         check_obs_organism(obs, "NCBITaxon:9606", "dataset 'x'", "; hint")
     check_obs_organism(obs, "NCBITaxon:10090", "dataset 'x'")
     check_obs_organism(pd.DataFrame(index=range(3)), "NCBITaxon:9606", "dataset 'x'")
+
+
+def test_pca_gene_embeddings_place_co_expressed_genes_close(kang_adata):
+    """``data.gene_embeddings: pca`` on 400 real Kang cells: one row per vocabulary gene at
+    unit scale, and two monocyte markers (LYZ, S100A8) closer to
+    each other than LYZ is to a B-cell marker (MS4A1)."""
+    module = CellDataModule(
+        [kang_adata], labels=["cell_type"], gene_embeddings="pca", gene_embedding_dim=8
+    )
+    table = module.gene_table.numpy()
+    assert table.shape == (len(module.vocab), 8)
+    assert np.isfinite(table).all() and table.std() == pytest.approx(1.0, rel=1e-3)
+    symbols = pd.Series(kang_adata.var_names, index=kang_adata.var["gene_symbol"].astype(str))
+    lyz, s100a8, ms4a1 = (
+        table[module.vocab.index_of([symbols[g]])[0]] for g in ("LYZ", "S100A8", "MS4A1")
+    )
+    assert np.linalg.norm(lyz - s100a8) < np.linalg.norm(lyz - ms4a1)
+    with pytest.raises(ValueError, match="gene_embedding_dim"):
+        CellDataModule(
+            [kang_adata], labels=["cell_type"], gene_embeddings="pca", gene_embedding_dim=0
+        )

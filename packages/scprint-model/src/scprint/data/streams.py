@@ -460,3 +460,58 @@ def gene_embedding_table(
         len(vocab),
     )
     return torch.from_numpy(init)
+
+
+def pca_gene_table(
+    sources: Sequence[CellSource],
+    rows: Sequence[np.ndarray],
+    vocab: Vocabulary,
+    n_components: int,
+    seed: int,
+) -> torch.Tensor:
+    """``(n_genes, n_components)`` gene identities from the training cells themselves, for data
+    without precomputed gene vectors (``data.gene_embeddings: pca``).
+
+    The ``rows`` of each bound ``sources`` dataset, log-normalised (``log1p(1e4 * counts /
+    depth)``) on the whole vocabulary (a gene a dataset lacks reads 0 there), go through a
+    truncated SVD; row ``g`` is gene ``g``'s loadings times the singular values, scaled to unit
+    standard deviation, so genes that vary together start close. Genes no training cell
+    expresses get zero rows.
+    """
+    from sklearn.decomposition import TruncatedSVD
+
+    if n_components < 1 or n_components >= len(vocab):
+        raise ValueError(
+            f"PCA gene embeddings need 1 <= gene_embedding_dim < vocabulary size ({len(vocab)}), "
+            f"got {n_components}"
+        )
+    blocks = []
+    for source, chosen in zip(sources, rows):
+        if not isinstance(source, CellSource) or source.vocab_index is None:
+            raise ValueError(
+                "PCA gene embeddings are computed from h5ad/zarr/AnnData datasets bound to the "
+                f"vocabulary; {getattr(source, 'name', source)!r} is not one"
+            )
+        chosen = np.sort(np.asarray(chosen, dtype=np.int64))
+        if chosen.size == 0:
+            continue
+        counts = sp.csr_matrix(source.rows(chosen), dtype=np.float32)
+        depth = np.asarray(counts.sum(axis=1)).ravel()
+        scaled = (sp.diags(1e4 / np.maximum(depth, 1)) @ counts).tocoo()
+        blocks.append(
+            sp.csr_matrix(
+                (np.log1p(scaled.data), (scaled.row, source.vocab_index[scaled.col])),
+                shape=(len(chosen), len(vocab)),
+            )
+        )
+    matrix = sp.vstack(blocks).tocsr()
+    svd = TruncatedSVD(n_components=n_components, random_state=seed).fit(matrix)
+    loadings = (svd.components_ * svd.singular_values_[:, None]).T.astype(np.float32)
+    loadings /= max(float(loadings.std()), 1e-12)
+    log.info(
+        "gene embeddings: PCA of %d training cells, %d components (%.0f%% of the variance)",
+        matrix.shape[0],
+        n_components,
+        100 * float(svd.explained_variance_ratio_.sum()),
+    )
+    return torch.from_numpy(loadings)

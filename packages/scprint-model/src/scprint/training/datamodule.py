@@ -27,6 +27,7 @@ from ..data.streams import (
     build_label_encoders,
     encode_labels,
     gene_embedding_table,
+    pca_gene_table,
     training_stream,
     worker_context,
 )
@@ -58,7 +59,11 @@ class CellDataModule(L.LightningDataModule):
         gene_positions: table of gene positions (parquet/CSV; index Ensembl id,
             ``chromosome_name``, ``start_position``) for the genomic-position encoding.
         gene_embeddings: table gene -> vector (parquet/CSV; index Ensembl id or symbol, numeric
-            columns) initialising the gene identities (:attr:`gene_table`).
+            columns) initialising the gene identities (:attr:`gene_table`), or ``"pca"``: a
+            PCA of the training cells' log-normalised counts (:func:`pca_gene_table`), for data
+            without precomputed gene vectors.
+        gene_embedding_dim: components of the ``"pca"`` gene embeddings (make it the model's
+            ``d_model``; a wider table is average-pooled down to it).
         init_from: checkpoint to fine-tune (``scprint fit`` links ``model.init_from`` here): its
             vocabulary is used and its label classes are extended with the data's.
         batch_size: cells per batch and process.
@@ -85,6 +90,7 @@ class CellDataModule(L.LightningDataModule):
         organism: str = "NCBITaxon:9606",
         gene_positions: str | None = None,
         gene_embeddings: str | None = None,
+        gene_embedding_dim: int = 64,
         init_from: str | None = None,
         batch_size: int = 32,
         max_len: int = 512,
@@ -147,7 +153,7 @@ class CellDataModule(L.LightningDataModule):
         self.sources, self.vocab, self.labels = sources, vocab, encoders
         self.options, self.seed, self.num_workers = options, seed, num_workers
         self.gene_table = None
-        if gene_embeddings is not None:
+        if gene_embeddings is not None and gene_embeddings != "pca":
             self.gene_table = gene_embedding_table(gene_embeddings, vocab, seed)
         for source in self.sources:
             if source.columns is None:
@@ -174,6 +180,14 @@ class CellDataModule(L.LightningDataModule):
         self.val_cells = CellSet(self.sources, codes, val_ids, val_rows, options)
         if len(self.train_cells) == 0:
             raise ValueError("no training cells left after the validation split")
+        if gene_embeddings == "pca":
+            train_rows = [
+                self.train_cells.row[self.train_cells.source_id == sid]
+                for sid in range(len(self.sources))
+            ]
+            self.gene_table = pca_gene_table(
+                self.sources, train_rows, vocab, gene_embedding_dim, seed
+            )
         self.weights = self._weights(codes)
         log.info(
             "training cells: %d, validation cells: %d", len(self.train_cells), len(self.val_cells)
