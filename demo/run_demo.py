@@ -320,11 +320,11 @@ def run(
 def summary_record(sections: dict[str, Any]) -> dict[str, Any]:
     """The report's numbers as plain JSON: the confusion matrix as ``{population: {label: n}}``,
     the BenGRN table as records."""
-    record = {k: v for k, v in sections.items() if k not in ("bengrn", "bengrn_figures")}
+    record = {k: v for k, v in sections.items() if k != "bengrn_figures"}
     embedding = dict(record["embedding"])
     embedding["confusion"] = embedding["confusion"].to_dict(orient="index")
     record["embedding"] = embedding
-    if "bengrn" in sections:
+    if isinstance(sections.get("bengrn"), pd.DataFrame):
         keep = ["task", "variant", "method", "status", "auprc_ratio", "epr"]
         table = sections["bengrn"]
         record["bengrn"] = table[[c for c in keep if c in table.columns]].to_dict(orient="records")

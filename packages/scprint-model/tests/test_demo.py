@@ -122,7 +122,10 @@ def test_confusion_figure_and_summary_record(tmp_path):
     )
     path = report.confusion_figure(confusion, tmp_path / "confusion.png")
     assert path.read_bytes()[:4] == b"\x89PNG"
-    record = run_demo.summary_record({"embedding": {"confusion": confusion}, "timings": {}})
+    bench = pd.DataFrame({"task": ["literature"], "method": ["scprint"], "auprc_ratio": [2.0]})
+    sections = {"embedding": {"confusion": confusion}, "timings": {}, "bengrn": bench}
+    record = run_demo.summary_record(sections)
+    assert record["bengrn"] == [{"task": "literature", "method": "scprint", "auprc_ratio": 2.0}]
     assert record["embedding"]["confusion"] == {
         "B": {"B cell": 5, "natural killer cell": 1},
         "NK": {"B cell": 0, "natural killer cell": 4},
