@@ -149,8 +149,8 @@ def embed_held_out(ckpt: Path, adata: ad.AnnData, out: Path) -> tuple[dict[str, 
     from scprint.tasks import Embedder
 
     embedder = Embedder(ckpt, label_columns={"cell_type": "cell_type_ontology_term_id"})
-    embedder(adata)  # in place: obsm["X_scprint"], obs["scprint_cell_type"], uns["scprint"]
-    metrics = adata.uns["scprint"]["metrics"]
+    embedder(adata)  # in place: obsm["X_scprint"], obs["scprint_cell_type"], uns["X_scprint"]
+    metrics = adata.uns["X_scprint"]["metrics"]
     # both panels in the ontology's names
     true_names = adata.obs["cell_type_ontology_term_id"].astype(str).map(term_label)
     predicted_names = (
@@ -185,7 +185,7 @@ def infer_network(ckpt: Path, adata: ad.AnnData, out: Path) -> tuple[Any, Path, 
         n_genes=300,
         **GRN_OPTIONS,
     )
-    grn = infer(adata, copy=True)
+    grn = infer.network(adata)
     path = out / "scprint_monocyte_grn.zarr"
     grn.write_zarr(path)
     genes = set(grn.var_names)

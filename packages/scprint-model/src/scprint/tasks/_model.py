@@ -9,6 +9,7 @@ from typing import TypeAlias
 import torch
 
 from scprint.checkpoints import Pretrained, resolve_device
+from scprint.tasks._errors import InputError
 
 __all__ = ["Checkpoint", "load_model", "model_device", "resolve_device"]
 
@@ -29,13 +30,13 @@ def load_model(ckpt: Checkpoint, device: str | torch.device = "auto") -> Pretrai
 
         path = Path(ckpt)
         if not path.exists():
-            raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+            raise InputError(f"checkpoint {str(path)!r} does not exist")
         pretrained = load(path, device=str(resolved))
     elif hasattr(ckpt, "model") and hasattr(ckpt, "vocab"):
         pretrained = ckpt
         pretrained.model.to(resolved)
     else:
-        raise TypeError(
+        raise InputError(
             "ckpt must be a checkpoint path or the object scprint.load returns, "
             f"got {type(ckpt).__name__}"
         )

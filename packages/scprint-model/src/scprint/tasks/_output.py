@@ -13,6 +13,7 @@ import anndata as ad
 
 from grnndata import atomic
 from scprint.checkpoints import Pretrained
+from scprint.tasks._errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ def output_kind(path: str | os.PathLike) -> str:
     """The :mod:`grnndata.atomic` kind of an AnnData output path: ``"h5ad"`` or ``"zarr"``."""
     suffix = Path(path).suffix.lower()
     if suffix not in (".h5ad", ".zarr"):
-        raise ValueError(f"output must end in .h5ad or .zarr, got {str(path)!r}")
+        raise InputError(f"output must end in .h5ad or .zarr, got {str(path)!r}")
     return suffix[1:]
 
 
@@ -92,7 +93,7 @@ def store_result(
     with ``copy=True`` ``adata`` is left untouched and the changed copy returned.
     """
     if not isinstance(key_added, str) or not key_added:
-        raise ValueError(f"key_added must be a non-empty string, e.g. 'scprint'; got {key_added!r}")
+        raise InputError(f"key_added must be a non-empty string, e.g. 'scprint'; got {key_added!r}")
     target = adata.copy() if copy else adata
     for slot, values in write.items():
         mapping = getattr(target, slot)
