@@ -70,3 +70,31 @@ def test_the_per_user_cache_folder_is_the_last_resort(tmp_path, monkeypatch):
     assert data_dir() == expected.resolve()
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
     assert data_dir() == tmp_path.resolve()  # the variable still wins
+
+
+def _imported_after(code: str) -> set[str]:
+    """Top-level modules imported by a fresh interpreter running ``code``."""
+    import subprocess
+    import sys
+
+    script = (
+        f"import sys\n{code}\nprint(' '.join(sorted({{m.split('.')[0] for m in sys.modules}})))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    return set(done.stdout.split())
+
+
+def test_importing_grnndata_and_its_cli_conventions_is_light():
+    """``import grnndata`` (and :mod:`grnndata.cli`, which command lines build on) loads no data
+    stack; the public names still resolve, on first use."""
+    heavy = {"anndata", "zarr", "scipy", "pandas", "numpy", "h5py", "matplotlib"}
+    assert not _imported_after("import grnndata\nimport grnndata.cli") & heavy
+    found = _imported_after("from grnndata import GRNAnnData, as_network, analysis")
+    assert {"anndata", "scipy"} <= found
+    assert set(grnndata.__all__) <= set(dir(grnndata))
+    for name in grnndata.__all__:
+        assert getattr(grnndata, name) is not None
+    with pytest.raises(AttributeError, match="no attribute 'GRNAnndata'"):
+        grnndata.GRNAnndata  # noqa: B018

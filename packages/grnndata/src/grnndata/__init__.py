@@ -14,19 +14,28 @@ command (``info``, ``convert``, ``verify``) is :mod:`grnndata.command`.
 
 __version__ = "0.1.0"
 
-from . import analysis, atomic, plot
-from .convert import EmptyEdgeTableError, Network, as_network
-from .core import GRNAnnData, from_edges
-from .io import (
-    GRNStoreError,
-    LazyGRN,
-    open_zarr,
-    read_h5ad,
-    read_zarr,
-    verify_zarr,
-    write_h5ad,
-    write_zarr,
-)
+import importlib
+from typing import Any
+
+#: Public name -> module defining it (or the submodule itself); imported on first use (PEP 562),
+#: so that ``import grnndata`` and the command lines built on :mod:`grnndata.cli` start without
+#: importing anndata, zarr or scipy.
+_EXPORTS = {
+    "EmptyEdgeTableError": "grnndata.convert",
+    "GRNAnnData": "grnndata.core",
+    "GRNStoreError": "grnndata.io",
+    "LazyGRN": "grnndata.io",
+    "Network": "grnndata.convert",
+    "as_network": "grnndata.convert",
+    "from_edges": "grnndata.core",
+    "open_zarr": "grnndata.io",
+    "read_h5ad": "grnndata.io",
+    "read_zarr": "grnndata.io",
+    "verify_zarr": "grnndata.io",
+    "write_h5ad": "grnndata.io",
+    "write_zarr": "grnndata.io",
+}
+_SUBMODULES = ("analysis", "atomic", "plot")
 
 __all__ = [
     "EmptyEdgeTableError",
@@ -47,3 +56,15 @@ __all__ = [
     "write_h5ad",
     "write_zarr",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"grnndata.{name}")
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'grnndata' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS, *_SUBMODULES])

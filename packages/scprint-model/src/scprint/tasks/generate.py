@@ -2,12 +2,15 @@
 
 For each source cell the model encodes its counts into cell tokens (one per token class, e.g.
 ``base``, ``depth``, ``cell_type``); the tokens of the chosen classes are replaced by those of a
-target (the mean output token of reference cells carrying the target label, or a given vector)
-and the expression of the chosen genes is decoded from the cell tokens alone
+target (the mean output token of reference cells carrying the target label, or a given vector;
+with ``space="code"``, a scPRINT-2 class's compressed code is replaced instead, the mean code of
+the reference cells or a given code, and decoded into its token by the class's compressor), and
+the expression of the chosen genes is decoded from the cell tokens alone
 (``ScPrint.decode_from_cell_tokens``) at the source cell's depth, in chunks of the model's
-context length. The source cells are encoded as in training: up to ``max_len`` genes per cell,
-expressed genes first. The generated profiles are stored beside the source cells' counts (one row
-per source cell) under ``key_added``, as :class:`Generator` describes.
+context length. The source cells are encoded as in training (up to ``max_len`` genes per cell,
+expressed genes first) or over ``input_genes``. The generated profiles are stored beside the
+source cells' counts (one row per source cell) under ``key_added``, as :class:`Generator`
+describes.
 """
 
 from __future__ import annotations
@@ -39,7 +42,11 @@ from scprint.tasks.options import GENERATE_GENES
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Generator", "sample_zinb"]
+__all__ = ["SPACES", "Generator", "sample_zinb"]
+
+#: Where :class:`Generator` swaps a class: its output cell ``"token"``, or its compressor's
+#: ``"code"`` (scPRINT-2), decoded back into a token by the compressor.
+SPACES: tuple[str, ...] = ("token", "code")
 
 
 def sample_zinb(
@@ -93,12 +100,27 @@ class Generator:
         Genes decoded together (default: the model's training context length ``max_len``); the
         genes are decoded in such chunks, each from the cell tokens alone, so that the cell
         tokens weigh in the attention as they did in training.
+    space
+        ``"token"``: a class is swapped as its output cell token (a label's token is the mean
+        token of its reference cells). ``"code"`` (scPRINT-2 models with compressors): as its
+        compressed code, the counterfactual of scPRINT-2's per-class bottleneck: a label's code
+        is the mean code (a VAE's mean, an FSQ's projection before rounding) of its reference
+        cells, a given target is a code ``(code width,)``, and the class's compressor decodes it
+        into the token generation reads. The codes used are in ``uns[key_added]["target_codes"]``.
+    input_genes
+        Genes every cell (source and reference) is read over, in this order (a list of
+        ``var_names``); ``None``: up to the model's context length of each cell's genes,
+        expressed ones first, as in training.
     gene_matching
         How the AnnData's genes are matched to the model's: keyword arguments of
         :func:`scprint.tasks._input.prepare` (``organism``, ``gene_column``, ``gene_table``,
         ``orthologs``, ``min_genes``).
     batch_size, device
         Cells per forward pass; ``"auto"`` (GPU if any), ``"cpu"`` or ``"cuda"``.
+    precision
+        ``"32"`` (float32, default), ``"bf16"`` (bfloat16 autocast) or ``"int8"`` (int8 linear
+        layers, CPU only); see :mod:`scprint.tasks._model`. The first batch is checked
+        against float32 and the agreement stored in ``uns[key_added]["precision"]``.
     """
 
     def __init__(
@@ -114,9 +136,12 @@ class Generator:
         seed: int = 0,
         max_reference_cells: int = 256,
         context_len: int | None = None,
+        space: str = "token",
+        input_genes: Sequence[str] | None = None,
         gene_matching: Mapping[str, Any] | None = None,
         batch_size: int = 32,
         device: str = "auto",
+        precision: str = "32",
     ) -> None:
         genes = check_genes(genes, GENERATE_GENES)
         if n_genes < 1:
@@ -127,9 +152,23 @@ class Generator:
             raise InputError(f"context_len must be a positive integer or None, got {context_len!r}")
         if max_reference_cells < 1:
             raise InputError(f"max_reference_cells must be positive, got {max_reference_cells!r}")
+        if space not in SPACES:
+            raise InputError(f"space must be one of {SPACES}, got {space!r}")
+        if isinstance(input_genes, str):
+            raise InputError(
+                f"input_genes must be None or a list of var_names, got {input_genes!r}"
+            )
         self.gene_matching = gene_matching_options(gene_matching)
-        self.pretrained = load_model(ckpt, device)
-        tokens = self.pretrained.model.cell_token_index
+        self.pretrained = load_model(ckpt, device, precision)
+        model = self.pretrained.model
+        if space == "code" and (
+            not hasattr(model, "tokens_from_codes") or model.compressor is None
+        ):
+            raise InputError(
+                "space='code' needs a model whose cell tokens pass through compressors "
+                "(a scPRINT-2 checkpoint with compress_class_dim); this one has none"
+            )
+        tokens = model.cell_token_index
         unknown = [token_class for token_class in target if token_class not in tokens]
         if unknown:
             raise InputError(
@@ -138,6 +177,8 @@ class Generator:
         self.target = dict(target)
         self.reference = reference
         self.label_columns = dict(label_columns or {})
+        self.space = space
+        self.input_genes = None if input_genes is None else [str(g) for g in input_genes]
         self.genes = genes
         self.n_genes = n_genes
         self.sample = sample
@@ -150,6 +191,41 @@ class Generator:
         columns = choose_genes(data, self.pretrained.vocab, self.genes, self.n_genes)
         return columns if isinstance(self.genes, list) else np.sort(columns)
 
+    def _code_width(self, token_class: str) -> int:
+        """Width of the code of ``token_class`` (``space="code"``); ``InputError`` without one."""
+        model = self.pretrained.model
+        if token_class not in model.label_classes or token_class not in model.compressor:
+            with_one = [c for c in model.label_classes if c in model.compressor]
+            raise InputError(
+                f"{token_class!r} has no compressor to swap a code in; classes with one: {with_one}"
+            )
+        compressor = model.compressor[token_class]
+        return int(getattr(compressor, "latent_dim", None) or compressor.codebook_dim)
+
+    def _decode_code(self, token_class: str, code: torch.Tensor) -> torch.Tensor:
+        """The output token ``(cell_dim,)`` the compressor of ``token_class`` decodes ``code``
+        ``(n,)`` into (a VAE's decoder; an FSQ's rounding and projection)."""
+        self._code_width(token_class)
+        batch = {token_class: code.float().unsqueeze(0)}
+        with torch.inference_mode():
+            return self.pretrained.model.tokens_from_codes(batch)[token_class][0]
+
+    def _batches(
+        self, adata: ad.AnnData, match: GeneMatch, description: str, cells: np.ndarray | None = None
+    ) -> Any:
+        """The model's batches of ``adata``: over ``input_genes`` for every cell when given, else
+        up to the model's context length of each cell's genes, expressed ones first."""
+        return iter_model_batches(
+            adata,
+            self.pretrained,
+            match,
+            genes=self.input_genes,
+            max_len=None if self.input_genes is None else len(self.input_genes),
+            batch_size=self.batch_size,
+            description=description,
+            cells=cells,
+        )
+
     def label_token(
         self,
         reference: ad.AnnData,
@@ -158,7 +234,8 @@ class Generator:
         column: str | None = None,
         match: GeneMatch | None = None,
     ) -> np.ndarray:
-        """Mean output token ``(cell_dim,)`` of class ``token_class`` over reference cells labelled ``label``.
+        """Mean output token ``(cell_dim,)`` of class ``token_class`` over reference cells labelled
+        ``label``; with ``space="code"`` the mean of their codes ``(code width,)`` instead.
 
         The label is read from ``reference.obs[column]`` (default: the column named like the class);
         ``match`` is the gene match of ``reference`` (default: :func:`prepare` with this
@@ -185,17 +262,12 @@ class Generator:
         position = model.cell_token_index[token_class]
         total = None
         with torch.inference_mode():
-            for batch in iter_model_batches(
-                reference,
-                self.pretrained,
-                match,
-                genes=None,
-                max_len=None,
-                batch_size=self.batch_size,
-                description=f"token {label}",
-                cells=rows,
-            ):
-                tokens = model(**model_inputs(batch)).cell_tokens[:, position]
+            for batch in self._batches(reference, match, f"token {label}", rows):
+                out = model(**model_inputs(batch))
+                if self.space == "code":
+                    tokens = out.cell_codes[token_class]
+                else:
+                    tokens = out.cell_tokens[:, position]
                 summed = tokens.float().sum(0)
                 total = summed if total is None else total + summed
         return (total / rows.size).cpu().numpy()
@@ -220,6 +292,7 @@ class Generator:
         reference = adata if self.reference is None else self.reference
         replacements: dict[int, torch.Tensor] = {}
         described: dict[str, str] = {}
+        codes: dict[str, list[float]] = {}
         d_model = self.pretrained.config.cell_dim
         for token_class, value in target.items():
             if isinstance(value, str):
@@ -234,14 +307,17 @@ class Generator:
                 described[token_class] = value
             else:
                 vector = np.asarray(value, dtype=np.float32)
-                if vector.shape != (d_model,):
+                width = d_model if self.space == "token" else self._code_width(token_class)
+                if vector.shape != (width,):
                     raise InputError(
-                        f"target embedding of {token_class!r} must have shape ({d_model},), got {vector.shape}"
+                        f"target {self.space} of {token_class!r} must have shape ({width},), got {vector.shape}"
                     )
-                described[token_class] = "embedding"
-            replacements[model.cell_token_index[token_class]] = torch.as_tensor(
-                vector, device=device
-            )
+                described[token_class] = "embedding" if self.space == "token" else "code"
+            vector = torch.as_tensor(vector, device=device)
+            if self.space == "code":
+                codes[token_class] = vector.float().cpu().numpy().tolist()
+                vector = self._decode_code(token_class, vector)
+            replacements[model.cell_token_index[token_class]] = vector
         columns = self._columns(data)
         vocab_ids = torch.as_tensor(var_names_to_vocab(adata, match, columns), device=device)
         context = self.context_len or self.pretrained.config.max_len
@@ -249,15 +325,7 @@ class Generator:
         dispersion = np.zeros_like(means)
         dropout = np.zeros_like(means)
         with torch.inference_mode():
-            for batch in iter_model_batches(
-                adata,
-                self.pretrained,
-                match,
-                genes=None,
-                max_len=None,
-                batch_size=self.batch_size,
-                description="generate",
-            ):
+            for batch in self._batches(adata, match, "generate"):
                 out = model(**model_inputs(batch))
                 tokens = out.cell_tokens.clone()
                 for position, vector in replacements.items():
@@ -287,6 +355,8 @@ class Generator:
         settings = provenance(
             self.pretrained,
             target=described,
+            space=self.space,
+            target_codes=codes or None,
             sample=self.sample,
             seed=self.seed,
             n_genes=int(columns.size),

@@ -1,4 +1,4 @@
-"""``scprint embed | denoise | gninfer | generate``: the tasks from the command line.
+"""``scprint embed | denoise | gninfer | generate | impute | gene-emb``: the tasks from the command line.
 
 Each subcommand reads ``--adata`` (``.h5ad`` or ``.zarr``, raw counts), runs the task with
 ``--ckpt`` (one of our checkpoints or a published scPRINT Lightning checkpoint) and writes
@@ -21,9 +21,10 @@ The original scPRINT's spellings of its commands keep working (``--ckpt_path``, 
 ``--num_genes``, ``--max_cells``, ``--head_agg``, ``--symmetrize true`` ...); every option also
 accepts ``_`` in place of ``-``.
 
-Layout: one module per subcommand (``embed``, ``denoise``, ``gninfer``, ``generate``), each with
-``HELP``, ``OUT_HELP``, ``TASK_CLASS``, ``EXAMPLE_PARAM``, ``EXAMPLE_ARGS`` (the flags of a small
-run), ``ORIGINAL_SUFFIX``, ``OUT_SUFFIXES``, ``add_options(parser)`` and
+Layout: one module per subcommand (``embed``, ``denoise``, ``gninfer``, ``generate``,
+``impute``, ``gene_emb`` for ``gene-emb``), each with ``HELP``, ``OUT_HELP``, ``TASK_CLASS``,
+``EXAMPLE_PARAM``, ``EXAMPLE_ARGS`` (the flags of a small run), ``ORIGINAL_SUFFIX``,
+``OUT_SUFFIXES``, ``add_options(parser)`` and
 ``plan(args) -> (task options, run(task, adata) -> output)``; shared flags in :mod:`._options`,
 paths in :mod:`._io`. A new subcommand is a module and one line in :data:`COMMANDS`; the task
 contract (``tests/test_contract.py``) then runs it with its ``EXAMPLE_ARGS``.
@@ -56,15 +57,27 @@ from ._options import add_task_common, apply_params, match_options, set_organism
 
 log = logging.getLogger(__name__)
 
-__all__ = ["COMMANDS", "UsageError", "build_parser", "check_output_path", "command_module", "main"]
+__all__ = [
+    "ALIASES",
+    "COMMANDS",
+    "UsageError",
+    "build_parser",
+    "check_output_path",
+    "command_module",
+    "main",
+]
 
 #: The task subcommands, in ``--help`` order.
-COMMANDS: tuple[str, ...] = ("embed", "denoise", "gninfer", "generate")
+COMMANDS: tuple[str, ...] = ("embed", "denoise", "gninfer", "generate", "impute", "gene-emb")
+#: The original ``scprint2`` spellings of some subcommands.
+ALIASES: dict[str, str] = {"gene_emb": "gene-emb"}
 
 
 def command_module(command: str) -> ModuleType:
-    """The module that defines subcommand ``command`` (``scprint.tasks.cli.<command>``)."""
-    return importlib.import_module(f"{__name__}.{command}")
+    """The module that defines subcommand ``command`` (``scprint.tasks.cli.<command>``, ``-``
+    spelled ``_``; the original's aliases accepted)."""
+    command = ALIASES.get(command, command)
+    return importlib.import_module(f"{__name__}.{command.replace('-', '_')}")
 
 
 def build_parser() -> CliParser:
@@ -106,7 +119,7 @@ def _plan(command: str, args: argparse.Namespace) -> tuple[Path, Callable[[], No
     match = match_options(args)
     organism = match.pop("organism", None)
     task_options, run = module.plan(args)
-    task_options.update(batch_size=args.batch_size, device=args.device)
+    task_options.update(batch_size=args.batch_size, device=args.device, precision=args.precision)
     apply_params(module.TASK_CLASS, parse_params(args.param), task_options, match)
     task = task_class(module.TASK_CLASS)
 
@@ -130,6 +143,8 @@ def _command(argv: Sequence[str]) -> str:
     ]
     if not words or words[0] in ("-h", "--help"):
         return ""
+    if words[0] in ALIASES:
+        return ALIASES[words[0]]
     if words[0] not in COMMANDS:
         close = difflib.get_close_matches(words[0], COMMANDS, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -153,6 +168,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv:
         sys.stderr.write(f"scprint: error: expected a task name: {', '.join(COMMANDS)}\n")
         return 2
+    if command:  # the original's spelling of a task (e.g. gene_emb) -> ours
+        position = next(i for i, word in enumerate(argv) if ALIASES.get(word, word) == command)
+        argv[position] = command
 
     def handle(args: argparse.Namespace) -> int:
         _, work = _plan(args.command, args)

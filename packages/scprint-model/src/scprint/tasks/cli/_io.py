@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from grnndata.cli import UsageError
+
+if TYPE_CHECKING:  # pandas is imported when reading, so that --help starts fast
+    import pandas as pd
 
 __all__ = [
     "check_input",
@@ -107,4 +108,6 @@ def read_adata(path: Path) -> Any:
 def read_edges(path: Path) -> pd.DataFrame:
     """An edge list (``.csv``, else tab-separated) as a DataFrame."""
     sep = "," if ".csv" in path.suffixes else "\t"
+    import pandas as pd
+
     return pd.read_csv(path, sep=sep)

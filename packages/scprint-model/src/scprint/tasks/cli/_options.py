@@ -14,6 +14,7 @@ from grnndata.cli import UsageError, add_common_options, add_data_dir_option
 from ._io import check_input
 
 __all__ = [
+    "PRECISION_CHOICES",
     "add_task_common",
     "apply_params",
     "boolean",
@@ -28,6 +29,11 @@ __all__ = [
     "switch",
     "task_class",
 ]
+
+
+#: ``--precision`` values: :data:`scprint.tasks._model.PRECISIONS`, spelled here so that building
+#: the parser does not import torch.
+PRECISION_CHOICES: tuple[str, ...] = ("32", "bf16", "int8")
 
 
 def boolean(value: str) -> bool:
@@ -153,6 +159,15 @@ def add_task_common(
     switch(parser, "--orthologs", help="map mouse symbols to their human orthologs")
     flag(parser, "--device", default="auto", help="auto (GPU if any), cpu, cuda or cuda:<index>")
     flag(parser, "--batch-size", type=int, default=32, help="cells per forward pass")
+    flag(
+        parser,
+        "--precision",
+        default="32",
+        choices=PRECISION_CHOICES,
+        help="numerical precision of the forward pass: 32 (float32), bf16 (bfloat16 autocast, "
+        "where the CPU or GPU computes it natively) or int8 (int8 linear layers, CPU only); the "
+        "first batch is checked against float32 and the agreement stored in uns",
+    )
     parser.add_argument(
         "--param",
         action="append",

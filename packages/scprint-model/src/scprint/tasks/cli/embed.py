@@ -49,6 +49,18 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="input genes per cell (default: the model's training context length)",
     )
+    switch(
+        parser,
+        "--refine",
+        help="refine the label predictions over the cell graph (graph-regularised logits, GRIT)",
+    )
+    flag(
+        parser,
+        "--refine-lambda",
+        type=float,
+        default=0.1,
+        help="strength of the refinement (with --refine)",
+    )
     flag(parser, "--metrics", default=None, help="also write the label metrics to this .json")
 
 
@@ -65,6 +77,8 @@ def plan(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[Any, Any],
         "probabilities": args.probabilities,
         "gene_embeddings": args.gene_embeddings,
         "max_len": args.max_len,
+        "refine": args.refine,
+        "refine_lambda": args.refine_lambda,
     }
 
     def run(task: Any, adata: Any) -> Any:

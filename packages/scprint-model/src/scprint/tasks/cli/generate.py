@@ -10,7 +10,7 @@ from grnndata.cli import UsageError
 from scprint.tasks.options import GENERATE_GENES
 
 from ._io import check_input, read_adata
-from ._options import flag, gene_flags, seed_flag, switch
+from ._options import flag, gene_flags, gene_option, seed_flag, switch
 
 HELP = "counterfactual expression with replaced cell tokens (layers)"
 OUT_HELP = "output .h5ad (layers['scprint_generated'])"
@@ -42,6 +42,22 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     gene_flags(parser, GENERATE_GENES, "all")
     switch(parser, "--sample", help="draw counts from the ZINB")
     seed_flag(parser, "the draws of --sample")
+    flag(
+        parser,
+        "--space",
+        choices=("token", "code"),
+        default="token",
+        help="swap a class's output token, or its compressed code (scPRINT-2), decoded by its "
+        "compressor",
+    )
+    flag(
+        parser,
+        "--input-genes",
+        type=gene_option,
+        default=None,
+        help="genes every cell is read over (g1,g2,... or @file); default each cell's expressed "
+        "genes first, up to the model's context",
+    )
 
 
 def plan(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[Any, Any], Any]]:
@@ -59,6 +75,8 @@ def plan(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[Any, Any],
     reference_path = (
         None if args.reference is None else check_input(args.reference, "reference", "--reference")
     )
+    if isinstance(args.input_genes, str):
+        args.input_genes = [args.input_genes]
     options = {
         "target": target,
         "reference": None if reference_path is None else read_adata(reference_path),
@@ -66,6 +84,8 @@ def plan(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[Any, Any],
         "n_genes": args.n_genes,
         "sample": args.sample,
         "seed": args.seed,
+        "space": args.space,
+        "input_genes": args.input_genes,
     }
 
     def run(task: Any, adata: Any) -> Any:

@@ -120,6 +120,10 @@ class GNInfer:
     batch_size, chunk_size, device
         Cells per forward pass; query chunk of the exact kernel (``None`` = the kernel's default);
         ``"auto"`` (GPU if any), ``"cpu"`` or ``"cuda"``.
+    precision
+        ``"32"`` (float32, default), ``"bf16"`` (bfloat16 autocast) or ``"int8"`` (int8 linear
+        layers, CPU only); see :mod:`scprint.tasks._model`. The first batch is checked
+        against float32 and the agreement stored in ``uns[key_added]["precision"]``.
     """
 
     def __init__(
@@ -150,6 +154,7 @@ class GNInfer:
         batch_size: int = 16,
         chunk_size: int | None = None,
         device: str = "auto",
+        precision: str = "32",
     ) -> None:
         if (cell_type_column is None) != (cell_type is None):
             raise InputError(
@@ -185,7 +190,7 @@ class GNInfer:
         if filtration == "topk" and k < 1:
             raise InputError(f"top-k filtration needs k >= 1, got {k!r}")
         self.gene_matching = gene_matching_options(gene_matching)
-        self.pretrained = load_model(ckpt, device)
+        self.pretrained = load_model(ckpt, device, precision)
         n_layers = self.pretrained.config.n_layers
         n_heads = self.pretrained.config.n_heads
         self.layers = self._check_indices("layers", layers, n_layers)
@@ -341,11 +346,14 @@ class GNInfer:
         if held_out is not None:
             networks[:, ~held_out] = 0.0
         parameters = self._parameters(rows.size, columns.size, data, selected, truth, first)
+        record = provenance(self.pretrained)
+        # grnndata keeps structures under "parameters", scalars at the top of uns["grn"]
+        parameters["precision"] = record.pop("precision")
         metadata = {
             "method": "scprint",
             "parameters": parameters,
             "organism": self.pretrained.vocab.organism,
-            **provenance(self.pretrained),
+            **record,
         }
         if self.head_aggregation == "none":
             grn: np.ndarray | sp.csr_matrix = np.ascontiguousarray(
