@@ -22,7 +22,7 @@ results file, and the notes give each part's command):
     python benchmarks/bengrn/bench_baselines.py [--part grnboost2,dask,projection,pearson]
 
 Writes ``benchmarks/results/bengrn_baselines.{json,md}``. The machine's 2 cores were shared with
-other jobs: every row records the 1-minute load average after it (above 2 = shared cores, wall
+other processes: every row records the 1-minute load average after it (above 2 = shared cores, wall
 times inflated).
 """
 

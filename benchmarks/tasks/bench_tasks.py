@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
             ]
     notes.append(f"Peak RSS of the run: {peak_rss_mb():.0f} MiB.")
     notes.append(
-        "Timings on a machine shared with other jobs are lower bounds of the idle throughput; "
+        "Timings on a machine shared with other processes are lower bounds of the idle throughput; "
         "each task is one end-to-end call (AnnData in, AnnData out) after a one-batch warm-up."
     )
     write_results(RESULT_NAME, rows, notes="\n\n".join(notes))

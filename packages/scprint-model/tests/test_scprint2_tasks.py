@@ -151,14 +151,8 @@ def test_generator_swaps_a_cell_transformer_token(metacell, cells):
 
 def _mouse_cells(data_dir: Path) -> ad.AnnData:
     """The 40 Semrau mESC cells with the most counts, real raw counts, genes named by symbol."""
-    import sys
+    from scprint.testing import mouse_cells
 
-    bench = Path(__file__).resolve().parents[3] / "benchmarks" / "parity"
-    sys.path.insert(0, str(bench))
-    try:
-        from inputs import mouse_cells
-    finally:
-        sys.path.remove(str(bench))
     counts, all_symbols = mouse_cells(data_dir)
     rows = np.argsort(-counts.sum(1), kind="stable")[:40]
     adata = ad.AnnData(

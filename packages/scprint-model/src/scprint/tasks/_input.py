@@ -20,7 +20,7 @@ import scipy.sparse as sp
 
 from scprint.checkpoints import Pretrained
 from scprint.data import MIN_OVERLAP_GENES, ORGANISMS, CellSource, Vocabulary
-from scprint.data.organisms import organism_id, organism_ids, organism_of_gene
+from scprint.data.organisms import HUMAN, MOUSE, organism_id, organism_ids, organism_of_gene
 from scprint.tasks._errors import InputError
 from scprint.tasks.genes import GENE_SELECTIONS, select_genes
 from scprint.tasks.options import GENE_CHOICES
@@ -170,8 +170,17 @@ def supported_organisms(pretrained: Pretrained) -> list[str]:
     return list(organisms) if organisms else [pretrained.vocab.organism]
 
 
-def _resolve_organism(adata: ad.AnnData, organism: str | None, supported: list[str]) -> str | None:
-    """The organism of the cells: the argument, else ``obs["organism_ontology_term_id"]``."""
+def _resolve_organism(
+    adata: ad.AnnData, organism: str | None, supported: list[str], orthologs: bool = False
+) -> str | None:
+    """The organism of the cells: the argument, else ``obs["organism_ontology_term_id"]``.
+
+    With ``orthologs`` a human model also takes mouse cells: their genes are read as mouse genes
+    and mapped to their human orthologs (:func:`scprint.data.gene_mapping.match_genes`), so the
+    organism is checked against what the genes become, not against the vocabulary's organism.
+    """
+    if orthologs and HUMAN in supported and MOUSE not in supported:
+        supported = [*supported, MOUSE]
     if organism is not None:
         organism = organism_id(organism)
         if organism not in ORGANISMS and organism not in supported:
@@ -221,7 +230,7 @@ def match_vocabulary(
     from scprint.data.gene_mapping import match_genes
 
     supported = list(organisms) if organisms else [vocab.organism]
-    organism = _resolve_organism(adata, organism, supported)
+    organism = _resolve_organism(adata, organism, supported, orthologs)
     symbols = getattr(vocab, "symbols", None)
     if symbols is not None and not any(symbols):
         symbols = None

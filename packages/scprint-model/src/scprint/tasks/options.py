@@ -6,7 +6,13 @@ model code.
 
 from __future__ import annotations
 
-__all__ = ["DENOISE_DEPTH_FACTOR", "DENOISE_GENES", "GENERATE_GENES", "GENE_CHOICES"]
+__all__ = [
+    "DENOISE_DEPTH_FACTOR",
+    "DENOISE_GENES",
+    "GENERATE_GENES",
+    "GENE_CHOICES",
+    "GNINFER_DENOISE_DEPTH_FACTOR",
+]
 
 #: The ``genes`` choices of the tasks, one meaning everywhere (a task offers those that make sense
 #: for it, besides a list of genes): ``"all"`` every gene of the AnnData the model knows,
@@ -25,3 +31,9 @@ GENERATE_GENES: tuple[str, ...] = ("all", "hvg", "expressed")
 #: The depth multiplier of denoising: the counts expected had each cell been sequenced this many
 #: times deeper (the original scPRINT ``Denoiser``'s ``predict_depth_mult``).
 DENOISE_DEPTH_FACTOR: float = 4.0
+
+#: The depth multiplier of :class:`~scprint.tasks.GNInfer`'s ``forward_mode="denoise"``: the
+#: depth token reads this many times each cell's depth before the attention is read, as the
+#: original ``GNInfer``'s ``forward_mode`` does (its ``_predict`` default), which its parity with
+#: the original needs.
+GNINFER_DENOISE_DEPTH_FACTOR: float = 6.0

@@ -21,6 +21,7 @@ from scprint.checkpoints import Pretrained
 from scprint.tasks._batches import iter_model_batches, model_inputs
 from scprint.tasks._input import GeneMatch
 from scprint.tasks._model import model_device
+from scprint.tasks.options import GNINFER_DENOISE_DEPTH_FACTOR
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,8 @@ AGGREGATIONS: tuple[str, ...] = ("fast", "exact")
 ATTENTION_BUDGET_BYTES = 1 << 30
 PREPROCESSING: tuple[str, ...] = ("softmax", "none")
 FORWARD_MODES: tuple[str, ...] = ("none", "denoise")
-#: Depth multiplier of the original's ``forward_mode="denoise"`` (its ``_predict`` default).
-DENOISE_DEPTH_FACTOR = 6.0
+#: Depth multiplier of ``forward_mode="denoise"`` (:data:`scprint.tasks.options.GNINFER_DENOISE_DEPTH_FACTOR`).
+DENOISE_DEPTH_FACTOR = GNINFER_DENOISE_DEPTH_FACTOR
 
 
 def _normalise(scores: torch.Tensor, preprocess: str) -> torch.Tensor:
