@@ -336,3 +336,23 @@ def test_generator_swaps_a_class_code_decoded_by_its_compressor(metacell, kang_a
         Generator(metacell, genes=genes, space="code")(cells, {"base": np.zeros(16)})
     with pytest.raises(InputError, match=r"space must be one of"):
         Generator(metacell, space="latent")
+
+
+def test_imputer_and_gene_embedder_run_on_a_scprint1_checkpoint(kang_adata):
+    """The first generation generates from its cell tokens too (the original scPRINT 2.3.8's
+    ``v2_gqa_log`` fixture): imputation sums to 4x the read counts, gene embeddings are finite."""
+    from scprint.tasks._input import prepare
+
+    first = scprint.load(FIXTURES / "v2_gqa_log.ckpt", device="cpu")
+    cells = kang_adata[:16].copy()
+    match = prepare(cells, first).match
+    order = np.argsort(match.vocab_indices, kind="stable")[:5]
+    genes = [str(first.vocab.genes[i]) for i in match.vocab_indices[order]]
+    panel = cells[:, np.setdiff1d(np.arange(cells.n_vars), match.var_indices[order])].copy()
+    out = Imputer(first, genes=genes)(panel, copy=True)
+    read_match = prepare(panel, first).match
+    read = np.asarray(panel.X[:, read_match.var_indices].sum(axis=1)).ravel()
+    np.testing.assert_allclose(out.obsm["scprint_imputed"].sum(1), 4 * read, rtol=1e-4)
+    embedded = GeneEmbedder(first, genes="hvg", n_genes=10)(panel, copy=True)
+    chosen = embedded.var["X_scprint_genes"].to_numpy()
+    assert chosen.sum() == 10 and np.isfinite(embedded.varm["X_scprint_genes"][chosen]).all()

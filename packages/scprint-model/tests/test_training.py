@@ -457,3 +457,81 @@ def test_training_objective_equals_the_original_full_training(name: str, variant
     got["total"], expected["total"] = float(ours["loss"]), theirs["total"]
     for key, value in expected.items():
         assert got[key] == pytest.approx(value, rel=1e-6, abs=1e-6), (key, got[key], value)
+
+
+def _digests(run: Path, *names: str) -> dict[str, str]:
+    import hashlib
+
+    return {name: hashlib.sha256((run / name).read_bytes()).hexdigest() for name in names}
+
+
+def test_run_folders_are_append_only(kang_file: Path, tmp_path: Path, capsys) -> None:
+    """Issue 25: validate/test never rewrite the run's metrics.csv (even when they fail), a
+    second fit into a finished run is refused, a resume appends to the history it resumes."""
+    run = tmp_path / "run"
+    quiet = ["--trainer.log_every_n_steps", "1", "--trainer.enable_progress_bar", "false"]
+    options = ["--config", "tiny", "--data.files", f"[{kang_file}]", "--data.val_max_cells", "16"]
+    every_2 = ["--trainer.callbacks+=ModelCheckpoint", "--trainer.callbacks.every_n_train_steps=2"]
+    every_2 += ["--trainer.callbacks.save_top_k=-1"]
+    fit_run = ["fit", *options, "--trainer.default_root_dir", str(run), *quiet]
+    assert scprint_main(["-q", *fit_run, "--trainer.max_steps", "4", *every_2]) == 0
+    history = pd.read_csv(run / "metrics.csv")
+    assert sorted(history.dropna(subset=["train/loss"])["step"]) == [0, 1, 2, 3]
+    saved = _digests(run, "metrics.csv", "scprint.ckpt", "config.yaml")
+    config = ["--config", str(run / "config.yaml")]
+    for command, prefix in (("validate", "val"), ("test", "test")):
+        assert scprint_main(["-q", command, *config, "--ckpt_path", str(run / "scprint.ckpt")]) == 0
+        scored = pd.read_csv(run / command / "version_0" / "metrics.csv")
+        assert np.isfinite(scored[f"{prefix}/loss"]).all()
+    capsys.readouterr()
+    assert scprint_main(["-q", "validate", *config, "--ckpt_path", str(run / "absent.ckpt")]) == 1
+    _one_line_error(capsys, "absent.ckpt")
+    assert _digests(run, *saved) == saved
+    # the issue's reproduction: re-running the saved config with fewer steps
+    assert scprint_main(["-q", "fit", *config, "--trainer.max_steps", "3"]) == 2
+    _one_line_error(capsys, "already holds a run", "--overwrite")
+    middle = str(run / "checkpoints" / "epoch=0-step=2.ckpt")
+    assert (
+        scprint_main(["-q", "fit", *config, "--ckpt_path", middle, "--trainer.max_steps", "2"]) == 2
+    )
+    _one_line_error(capsys, "trainer.max_steps (2) is not above the step", "(2)")
+    assert _digests(run, *saved) == saved
+    assert (
+        scprint_main(["-q", "fit", *config, "--ckpt_path", middle, "--trainer.max_steps", "5"]) == 0
+    )
+    resumed = pd.read_csv(run / "metrics.csv").dropna(subset=["train/loss"]).set_index("step")
+    assert list(resumed.index) == [0, 1, 2, 3, 4]
+    before = history.dropna(subset=["train/loss"]).set_index("step")
+    np.testing.assert_allclose(resumed.loc[:1, "train/loss"], before.loc[:1, "train/loss"])
+    # the rows the resume replaced (steps 2 and 3 of the first run) are kept aside
+    archived = pd.read_csv(run / "metrics.1.csv")
+    assert archived.equals(history)
+    assert (
+        torch.load(run / "scprint.ckpt", map_location="cpu", weights_only=True)["global_step"] == 5
+    )
+    assert scprint_main(["-q", *fit_run, "--trainer.max_steps", "2", "--overwrite"]) == 0
+    replaced = pd.read_csv(run / "metrics.csv").dropna(subset=["train/loss"])
+    assert sorted(replaced["step"]) == [0, 1] and not (run / "checkpoints").exists()
+
+
+def test_a_full_disk_leaves_no_partial_final_checkpoint(tmp_path: Path) -> None:
+    """Issue 25: the final checkpoint's temporary is removed when it cannot be written."""
+    import errno
+    from types import SimpleNamespace
+
+    from scprint.training import FinalCheckpoint
+
+    def save_checkpoint(path: Path) -> None:
+        Path(path).write_bytes(b"half a checkpoint")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    trainer = SimpleNamespace(
+        default_root_dir=str(tmp_path),
+        save_checkpoint=save_checkpoint,
+        is_global_zero=True,
+        global_step=3,
+        strategy=SimpleNamespace(barrier=lambda: None),
+    )
+    with pytest.raises(OSError, match="could not write the final checkpoint .*No space left"):
+        FinalCheckpoint().on_train_end(trainer, None)
+    assert list(tmp_path.iterdir()) == []

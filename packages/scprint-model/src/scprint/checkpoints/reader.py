@@ -19,6 +19,7 @@ import torch
 
 __all__ = [
     "CheckpointError",
+    "check_finite",
     "load_state_strict",
     "read_checkpoint",
     "resolve_device",
@@ -73,9 +74,12 @@ def source_path(source: str | os.PathLike | BinaryIO) -> Path:
     return Path(str(getattr(source, "name", "<file object>")))
 
 
-def read_checkpoint(source: str | os.PathLike | BinaryIO) -> dict[str, Any]:
+def read_checkpoint(source: str | os.PathLike | BinaryIO, *, mmap: bool = False) -> dict[str, Any]:
     """The checkpoint dictionary of a file (path or binary file object), read without unsafe
     unpickling.
+
+    ``mmap=True`` (a path only) maps the tensors instead of reading them: cheap when only the
+    plain entries (``global_step``, ``scprint``...) are needed.
 
     Raises:
         FileNotFoundError: no such file.
@@ -93,13 +97,15 @@ def read_checkpoint(source: str | os.PathLike | BinaryIO) -> dict[str, Any]:
         source = path
     try:
         with torch.serialization.safe_globals(_safe_globals()):
-            checkpoint = torch.load(source, map_location="cpu", weights_only=True)
+            checkpoint = torch.load(
+                source, map_location="cpu", weights_only=True, mmap=mmap and path.is_file()
+            )
     except pickle.UnpicklingError as err:
-        unsupported = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
-        if unsupported:
+        unsafe = _unsafe_global(str(err))
+        if unsafe:
             raise CheckpointError(
-                f"checkpoint {str(path)!r} pickles a Python object of type {unsupported.group(1)}, "
-                "which is not plain data; refusing to unpickle it"
+                f"checkpoint {str(path)!r} pickles {unsafe}, which is not plain data; "
+                "refusing to unpickle it (a checkpoint holds tensors and plain values only)"
             ) from None
         raise CheckpointError(
             f"checkpoint {str(path)!r} is not a readable torch checkpoint (truncated or corrupted?)"
@@ -116,8 +122,41 @@ def read_checkpoint(source: str | os.PathLike | BinaryIO) -> dict[str, Any]:
     return checkpoint
 
 
+#: How torch's safe unpickler names what it refused (``GLOBAL module.name`` in every message:
+#: "Unsupported global: GLOBAL x", "unsupported GLOBAL x whose module y is blocked", ...).
+_REFUSED_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+_REFUSED_OTHER = re.compile(r"(Unsupported operand [^\n.]*|unsupported [^\n]*|Trying to [^\n]*)")
+
+
+def _unsafe_global(message: str) -> str | None:
+    """What the safe unpickler refused, from its message (``None`` when it refused nothing)."""
+    found = _REFUSED_GLOBAL.search(message)
+    if found:
+        return f"a Python object of type {found.group(1)}"
+    other = _REFUSED_OTHER.search(message)
+    return f"something the safe unpickler refuses ({other.group(1).strip()})" if other else None
+
+
+def check_finite(state: dict[str, torch.Tensor], path: Path) -> None:
+    """Raise :class:`CheckpointError` naming the first floating-point tensor of ``state`` that
+    holds NaN or infinity (a diverged or corrupted training run), with how many values are bad."""
+    for key, tensor in state.items():
+        if not (torch.is_tensor(tensor) and tensor.is_floating_point()) or tensor.numel() == 0:
+            continue
+        if torch.isfinite(tensor).all():
+            continue
+        values = tensor.detach().reshape(-1)
+        n_nan = int(torch.isnan(values).sum())
+        n_inf = int(torch.isinf(values).sum())
+        raise CheckpointError(
+            f"checkpoint {str(path)!r}: tensor {key!r} holds {n_nan} NaN and {n_inf} infinite "
+            f"values of {values.numel()} (a diverged or damaged run); a model needs finite weights, "
+            "use an earlier checkpoint of the run"
+        )
+
+
 def load_state_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
-    """Strict load; a missing, unexpected or mis-shaped tensor raises naming it."""
+    """Strict load; a missing, unexpected, mis-shaped or non-finite tensor raises naming it."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -137,4 +176,5 @@ def load_state_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], pa
                 f"checkpoint {str(path)!r}: tensor {key!r} has shape {tuple(tensor.shape)}, "
                 f"the model expects {tuple(expected[key].shape)}"
             )
+    check_finite(state, path)
     model.load_state_dict(state, strict=True)

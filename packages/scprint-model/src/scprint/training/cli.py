@@ -3,6 +3,7 @@
     scprint fit --config small --data.files '[a.h5ad, b.zarr]' --trainer.max_steps 2000
     scprint fit --config small --config data.yaml --print_config > run.yaml   # complete, re-runnable
     scprint fit --config run.yaml --ckpt_path scprint_run/checkpoints/last.ckpt   # resume
+    scprint validate --config scprint_run/config.yaml --ckpt_path scprint_run/scprint.ckpt
     scprint fit --config finetune --model.init_from medium-v1.5.ckpt --data.files '[mine.h5ad]'
 
 Sections: ``model:`` (:class:`~scprint.training.ScPrintLightning`: ``config``, ``objective``,
@@ -12,6 +13,10 @@ Sections: ``model:`` (:class:`~scprint.training.ScPrintLightning`: ``config``, `
 ``medium``, ``large``, ``finetune``); later ``--config`` files and flags override earlier ones.
 The network is built on the data module's vocabulary and label encoders (``data.schema``), and
 ``model.config.max_len``, ``model.init_from`` and ``seed_everything`` are passed on to the data.
+
+Run folders are append-only (:mod:`scprint.training.runs`): ``fit`` into a folder holding a run
+refuses unless it resumes it (``--ckpt_path``; the metrics are appended to its ``metrics.csv``)
+or ``--overwrite`` is given; ``validate`` and ``test`` write to ``<run>/<command>/version_<n>/``.
 """
 
 from __future__ import annotations
@@ -27,7 +32,6 @@ from typing import Any
 
 import lightning as L
 import torch
-from jsonargparse import Namespace
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
 from grnndata.cli import UsageError
@@ -35,6 +39,7 @@ from grnndata.cli import UsageError
 from ..model import ModelConfig
 from .datamodule import CellDataModule
 from .lightning_module import Objective, OptimOptions, ScPrintLightning
+from .runs import check_run_folder, command_logger, is_default_logger
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +56,11 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "use_distributed_sampler": False,
     "enable_model_summary": False,
 }
+
+_OVERWRITE_HELP = (
+    "Train a scPRINT model. --overwrite: replace an earlier run in --trainer.default_root_dir "
+    "(without it, fit refuses a folder that holds a run unless --ckpt_path resumes it)."
+)
 
 
 def presets() -> dict[str, Path]:
@@ -77,7 +87,17 @@ class FinalCheckpoint(L.Callback):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         final = self.path(trainer)
         partial = final.with_name(f".{final.name}.partial")
-        trainer.save_checkpoint(partial)
+        try:
+            trainer.save_checkpoint(partial)
+        except OSError as err:  # e.g. a full disk: no partial file left behind
+            if trainer.is_global_zero:
+                partial.unlink(missing_ok=True)
+            reason = err.strerror or str(err) or type(err).__name__
+            raise OSError(
+                err.errno,
+                f"could not write the final checkpoint {str(final)!r}: {reason} (the checkpoints "
+                f"of the run in {str(final.parent / 'checkpoints')!r} are kept)",
+            ) from None
         if trainer.is_global_zero:
             os.replace(partial, final)
             log.info("step %d: final checkpoint %s", trainer.global_step, final)
@@ -97,7 +117,15 @@ def _max_len(config: Any) -> int:
 class ScPrintCLI(LightningCLI):
     """LightningCLI over :class:`ScPrintLightning` and :class:`CellDataModule` (see the module)."""
 
-    def __init__(self, args: Any, callbacks: Sequence[L.Callback] = (), save_config: bool = True):
+    def __init__(
+        self,
+        args: Any,
+        callbacks: Sequence[L.Callback] = (),
+        save_config: bool = True,
+        command: str = "fit",
+        overwrite: bool = False,
+    ):
+        self.command, self.overwrite = command, overwrite
         super().__init__(
             ScPrintLightning,
             CellDataModule,
@@ -105,7 +133,11 @@ class ScPrintCLI(LightningCLI):
             save_config_kwargs={"overwrite": True},
             trainer_defaults={**TRAINER_DEFAULTS, "callbacks": list(callbacks)},
             seed_everything_default=0,
-            parser_kwargs={"prog": "scprint fit", "exit_on_error": False},
+            parser_kwargs={
+                "prog": f"scprint {command}",
+                "exit_on_error": False,
+                "description": _OVERWRITE_HELP if command == "fit" else None,
+            },
             args=args,
             run=False,
             auto_configure_optimizers=False,
@@ -133,21 +165,37 @@ class ScPrintCLI(LightningCLI):
         self.config = parser.parse_object(args) if is_object else parser.parse_args(args)
 
     def before_instantiate_classes(self) -> None:
-        """Metrics to ``<default_root_dir>/metrics.csv`` unless a logger is configured; mixed
+        """The run folder checked (``fit``, :func:`~scprint.training.runs.check_run_folder`) before
+        any data are read; metrics to ``<default_root_dir>/metrics.csv`` (``fit``) or
+        ``<default_root_dir>/<command>/version_<n>/`` unless a logger is configured; mixed
         precision on GPU unless ``trainer.precision`` is set."""
         trainer = self.config.trainer
-        if trainer.logger in (None, True):
-            root = trainer.default_root_dir or "."
-            trainer.logger = Namespace(
-                class_path="lightning.pytorch.loggers.CSVLogger",
-                init_args=Namespace(save_dir=root, name="", version=""),
+        root = trainer.default_root_dir or "."
+        keep_before = None
+        if self.command == "fit":
+            keep_before = check_run_folder(
+                root,
+                final_name=self.config.final_checkpoint.filename,
+                ckpt_path=self.config.ckpt_path,
+                overwrite=self.overwrite,
+                max_steps=trainer.max_steps,
             )
+        self._configured_logger = trainer.logger
+        if is_default_logger(trainer.logger):
+            trainer.logger = command_logger(root, self.command, keep_before)
         if trainer.precision is None:
             gpu = trainer.accelerator in ("gpu", "cuda") or (
                 trainer.accelerator == "auto" and torch.cuda.is_available()
             )
             bf16 = gpu and torch.cuda.is_bf16_supported()
             trainer.precision = ("bf16-mixed" if bf16 else "16-mixed") if gpu else "32-true"
+
+    def instantiate_classes(self) -> None:
+        """As LightningCLI's; the logger chosen by :meth:`before_instantiate_classes` is left out
+        of the saved ``config.yaml`` (a later ``validate`` or resume chooses its own)."""
+        super().instantiate_classes()
+        if hasattr(self, "_configured_logger"):
+            self.config.trainer.logger = self._configured_logger
 
 
 def _with_presets(argv: Sequence[str]) -> list[str]:
@@ -166,10 +214,17 @@ def _with_presets(argv: Sequence[str]) -> list[str]:
     return out
 
 
-def build(args: Sequence[str] | dict[str, Any], callbacks: Sequence[L.Callback] = ()) -> ScPrintCLI:
+def build(
+    args: Sequence[str] | dict[str, Any],
+    callbacks: Sequence[L.Callback] = (),
+    command: str = "fit",
+    overwrite: bool = False,
+) -> ScPrintCLI:
     """Parse ``args`` (command-line items, or a config mapping) and build the data module, the
-    model and the trainer. A mistake in them (unknown key, bad value, missing file, label column
-    missing from a dataset) raises :class:`~grnndata.cli.UsageError` in one line."""
+    model and the trainer for ``command`` (``fit``, ``validate``, ``test``). A mistake in them
+    (unknown key, bad value, missing file, label column missing from a dataset, a run folder
+    that holds a run) raises :class:`~grnndata.cli.UsageError` in one line; ``overwrite``
+    replaces an earlier run in the run folder (``fit``)."""
     strings = not isinstance(args, dict)
     files = [] if strings else (args.get("data") or {}).get("files", [])
     try:
@@ -177,6 +232,8 @@ def build(args: Sequence[str] | dict[str, Any], callbacks: Sequence[L.Callback] 
             _with_presets(args) if strings else args,
             callbacks,
             save_config=all(isinstance(f, str | os.PathLike) for f in files),
+            command=command,
+            overwrite=overwrite,
         )
     except (argparse.ArgumentError, ValueError, FileNotFoundError) as err:
         raise UsageError(_one_line(str(err)) or type(err).__name__) from err
@@ -205,8 +262,12 @@ def main(argv: Sequence[str]) -> int:
     command, *args = argv
     if command not in COMMANDS:
         raise UsageError(f"unknown training command {command!r}; expected one of {COMMANDS}")
+    overwrite = "--overwrite" in args
+    if overwrite and command != "fit":
+        raise UsageError(f"--overwrite is an option of scprint fit, not of scprint {command}")
+    args = [item for item in args if item != "--overwrite"]
     try:
-        cli = build(args)
+        cli = build(args, command=command, overwrite=overwrite)
     except SystemExit as stop:  # --help, --print_config
         return int(stop.code or 0)
     getattr(cli.trainer, command)(

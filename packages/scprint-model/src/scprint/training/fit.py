@@ -42,6 +42,7 @@ def fit(
     *configs: str | Path | dict[str, Any],
     ckpt_path: str | Path | None = None,
     callbacks: Sequence[L.Callback] = (),
+    overwrite: bool = False,
     **sections: Any,
 ) -> Path:
     """Train as ``scprint fit`` does, and return the final checkpoint's path.
@@ -56,6 +57,9 @@ def fit(
             override earlier ones. ``data.files`` may hold AnnData objects here.
         ckpt_path: a checkpoint of an earlier run to resume (same config).
         callbacks: extra Lightning callbacks (e.g. timing or early stopping).
+        overwrite: replace an earlier run in ``trainer.default_root_dir``; without it a folder
+            holding a run (``scprint.ckpt`` or ``metrics.csv``) is refused unless ``ckpt_path``
+            resumes it (see :mod:`scprint.training.runs`).
         **sections: top-level keys applied last (``model=``, ``data=``, ``trainer=``,
             ``seed_everything=``, ``final_checkpoint=``).
 
@@ -63,13 +67,15 @@ def fit(
         ``<trainer.default_root_dir>/scprint.ckpt`` (see ``final_checkpoint``).
 
     Raises:
-        grnndata.cli.UsageError: (a ``ValueError``) a config mistake, in one line.
+        grnndata.cli.UsageError: (a ``ValueError``) a config mistake or a run folder that holds
+            a run, in one line.
+        FloatingPointError: the loss became NaN or infinite (the run's checkpoints are kept).
     """
     merged: dict[str, Any] = {}
     for config in (*configs, sections):
         merged = _merge(merged, _mapping(config))
     if ckpt_path is not None:
         merged["ckpt_path"] = str(ckpt_path)
-    cli = build(merged, callbacks)
+    cli = build(merged, callbacks, overwrite=overwrite)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
     return cli.config_init.final_checkpoint.path(cli.trainer)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import lightning as L
@@ -38,6 +39,7 @@ import numpy as np
 import torch
 
 from ..checkpoints.ours import CHECKPOINT_KEY, checkpoint_metadata
+from ..checkpoints.reader import check_finite
 from ..data.ontology import LabelEncoder
 from ..data.vocabulary import Vocabulary
 from ..model import (
@@ -567,6 +569,14 @@ class ScPrintLightning(L.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         with self._step_randomness(self.global_step):
             terms = self.losses(batch)
+        if not torch.isfinite(terms["loss"]):
+            bad = [n for n, v in terms.items() if n != "loss" and not torch.isfinite(v).all()]
+            raise FloatingPointError(
+                f"the training loss is {float(terms['loss'])} at step {self.global_step} "
+                f"(non-finite terms: {bad or ['loss']}); training stopped before this step "
+                "changed the weights, and the checkpoints already written are kept. Lower "
+                "model.optim.learning_rate, or check the data for extreme counts"
+            )
         size = batch["gene_ids"].shape[0]
         for name, value in terms.items():
             self.log(f"train/{name}", value.detach(), batch_size=size, prog_bar=name == "loss")
@@ -651,7 +661,10 @@ class ScPrintLightning(L.LightningModule):
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Refuse to resume a run of another network shape or label classes (naming both)."""
+        """Refuse to resume a run of another network shape or label classes (naming both), or
+        with non-finite weights (naming the tensor)."""
+        resumed = getattr(self._trainer, "ckpt_path", None) or "resumed checkpoint"
+        check_finite(checkpoint.get("state_dict", {}), Path(str(resumed)))
         meta = checkpoint.get(CHECKPOINT_KEY, {})
         saved = meta.get("config")
         if saved is not None and config_from_dict(saved) != self.config:
