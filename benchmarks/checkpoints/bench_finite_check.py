@@ -72,8 +72,8 @@ def main() -> None:
         rows,
         notes=(
             f"Best of {args.repeats} runs on CPU; load average {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f} (1/5/15 min) while "
-            "measured, on a shared machine: absolute times are inflated by other processes, the "
-            "check's share of the load is the number to read."
+            "measured: absolute times grow with the load, the check's share of the load time is "
+            "the number to read."
         ),
     )
 
