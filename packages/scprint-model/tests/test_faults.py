@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -231,3 +232,38 @@ def test_a_checkpoint_refused_for_an_unsafe_global_names_it(tmp_path):
     ) as err:
         load(path, device="cpu")
     assert "corrupted" not in str(err.value)
+
+
+def _file_size_limit(limit: int):
+    def apply() -> None:  # in the child: writes past ``limit`` bytes fail with EFBIG
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def test_a_full_disk_during_embed_is_one_line_and_keeps_the_output(
+    tiny_checkpoint, kang_file, tmp_path
+):
+    """Issue 25: HDF5 never writes to the disk itself (it crashed closing a file it could not
+    flush); the write fails in one line, the previous output is intact, no temporary is left."""
+    cells = tmp_path / "cells.h5ad"
+    ad.read_h5ad(kang_file)[:64].copy().write_h5ad(cells)
+    out = tmp_path / "embedded.h5ad"
+    write_anndata(ad.read_h5ad(cells), out)  # the previous output
+    before = out.read_bytes()
+    command = [sys.executable, "-m", "scprint.cli", "-q", "embed", "--ckpt", str(tiny_checkpoint)]
+    command += ["--adata", str(cells), "--out", str(out), "--device", "cpu"]
+    full = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=_file_size_limit(len(before) // 3),
+    )
+    assert full.returncode == 1, full.stderr[-2000:]
+    assert "Traceback" not in full.stderr, full.stderr[-2000:]
+    last = full.stderr.strip().splitlines()[-1]
+    assert "could not write" in last and "File too large" in last, last
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cells.h5ad", "embedded.h5ad"]
