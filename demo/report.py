@@ -71,6 +71,29 @@ def embedding_figure(
     return path
 
 
+def confusion_figure(confusion: pd.DataFrame, path: Path) -> Path:
+    """Heat map of ``confusion`` (true population x predicted label, cell counts), each row
+    normalised to the population's share of cells, counts written in the cells."""
+    shares = confusion.div(confusion.sum(axis=1).clip(lower=1), axis=0)
+    fig, ax = plt.subplots(figsize=(1.2 * confusion.shape[1] + 3, 0.6 * confusion.shape[0] + 2))
+    ax.imshow(shares.to_numpy(), cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(confusion.shape[1]), confusion.columns, rotation=40, ha="right")
+    ax.set_yticks(range(confusion.shape[0]), confusion.index)
+    for i in range(confusion.shape[0]):
+        for j in range(confusion.shape[1]):
+            value = int(confusion.iat[i, j])
+            if value:
+                colour = "white" if shares.iat[i, j] > 0.5 else "black"
+                ax.text(j, i, str(value), ha="center", va="center", fontsize=7, color=colour)
+    ax.set_xlabel("predicted label (zero-shot)")
+    ax.set_ylabel("true population (FACS sort)")
+    ax.set_title("Held-out Zheng 2017: confusion matrix (cells; colour = share of the row)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def subgraph_figure(grn: Any, seed: str, path: Path) -> Path:
     """The sub-network of the GRNAnnData ``grn`` around the gene ``seed`` (20 genes, 40 edges)."""
     from grnndata.plot import plot_subgraph
@@ -108,26 +131,50 @@ def write_report(out: Path, sections: dict[str, Any]) -> Path:
     ]
     if s.get("loss_figure"):
         lines += ["", f"![pretraining losses]({s['loss_figure']})"]
-    m = s["embedding"]
+    e = s["embedding"]
+    m = e["metrics"]
     lines += [
         "",
         "## 2. Zero-shot cell-type prediction on held-out cells (Zheng 2017, 7 FACS-sorted populations)",
         "",
         "| metric | value |",
         "|---|---|",
-        *[
-            f"| {k} | {v:.3f} |" if isinstance(v, float) else f"| {k} | {v} |"
-            for k, v in m.items()
-            if not isinstance(v, dict | list)
-        ],
+        f"| accuracy | {m['accuracy']:.3f} |",
+        f"| macro-F1 over the {m['n_scored_classes']} scored populations | {m['macro_f1']:.3f} |",
+        f"| chance (1 / scored populations) | {m['chance_accuracy']:.3f} |",
+        f"| cells scored / at their nearest known ancestor / unknown | {m['n_cells']} / "
+        f"{m['n_mapped_to_ancestor']} / {m['n_unknown']} |",
+        f"| leaves the model predicts among | {m['n_classes']} |",
         "",
         "Accuracy credits a prediction that is the true Cell Ontology term or one of its "
         "descendants; a true term finer than any the model learned (e.g. regulatory T cell) is "
-        "scored at its nearest known ancestor (`n_mapped_to_ancestor`); `n_unknown` cells have no "
-        "such ancestor and are left out.",
+        "scored at its nearest known ancestor. Macro-F1 runs over the scored populations only "
+        "(a wrong call counts against the population it names).",
         "",
-        f"![t-SNE of the embeddings]({s['embedding_figure']})",
+        "Accuracy per true population: "
+        + ", ".join(f"{k} {v:.2f}" for k, v in e["per_population"].items())
+        + ".",
         "",
+        f"![confusion matrix]({e['confusion_figure']})",
+        "",
+        "Embedding quality, 5-fold cross-validated on the 7 populations:",
+        "",
+        "| embedding | linear probe accuracy | 15-NN accuracy |",
+        "|---|---|---|",
+        f"| scPRINT `X_scprint` | {m['linear_probe_accuracy']:.3f} | {m['knn_accuracy']:.3f} |",
+        f"| PCA-50 of log-normalised counts | {m['pca_linear_probe_accuracy']:.3f} | "
+        f"{m['pca_knn_accuracy']:.3f} |",
+        "",
+        f"![t-SNE of the embeddings]({e['figure']})",
+        "",
+    ]
+    if s.get("seed_spread"):
+        lines += [
+            f"This is one seed. The same recipe's mean and spread over 3 seeds: "
+            f"`{s['seed_spread']}`.",
+            "",
+        ]
+    lines += [
         "## 3. Denoising held-out cells (70 % of counts removed, then restored by the model)",
         "",
         "| | noisy input | scPRINT denoised | gain |",
@@ -137,9 +184,15 @@ def write_report(out: Path, sections: dict[str, Any]) -> Path:
     for corr in ("spearman", "pearson"):
         noisy, den = d[f"{corr}_noisy"], d[f"{corr}_denoised"]
         lines.append(f"| {corr} vs full counts | {noisy:.3f} | {den:.3f} | {den - noisy:+.3f} |")
+    for corr in ("spearman", "pearson"):
+        noisy, knn = d[f"{corr}_noisy"], d[f"{corr}_knn"]
+        lines.append(
+            f"| {corr}, 15-NN smoothing (baseline) | {noisy:.3f} | {knn:.3f} | {knn - noisy:+.3f} |"
+        )
     lines += [
         "",
-        f"{d['n_cells']} cells, {d['n_genes']} genes; cells improved: {d['improved_fraction']:.0%}.",
+        f"{d['n_cells']} cells, {d['n_genes']} genes; cells improved: {d['improved_fraction']:.0%} "
+        f"(15-NN smoothing: {d['improved_fraction_knn']:.0%}).",
         "",
         f"## 4. Gene network of {s['grn_cell_type']} cells",
         "",

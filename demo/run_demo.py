@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import anndata as ad
+import evaluation
 import numpy as np
 import pandas as pd
 import report
@@ -47,17 +48,12 @@ GRN_CELL_TYPE = "CD14+ Monocyte"
 GRN_SEEDS = ("SPI1", "CEBPB", "CEBPA", "IRF8", "KLF4", "FOS", "JUNB")
 # GNInfer settings shared by step 4 and by the scprint method on McCalla hESC in step 5.
 GRN_OPTIONS: dict[str, Any] = {"n_cells": 256, "aggregation": "exact", "filtration": "none"}
-# The demo's pretraining run (also reused by benchmarks/quality): model preset and steps.
-# max_len 128 (genes per cell) keeps a `small` model's pretraining within a few minutes on 2 cores.
-DEFAULT_PRETRAINING: dict[str, Any] = {
-    "config": "small",
-    "max_steps": 400,
-    "batch_size": 32,
-    "max_len": 128,
-    # Binomial thinning instead of the original's down-sampling noise: a 400-step CPU model
-    # denoises worse than its own input with the original's noise (scprint.training.Objective).
-    "objective": {"noise_model": "binomial"},
-}
+# The demo's pretraining run (also reused by benchmarks/quality): the ``cpu-demo`` config
+# (scprint/configs/cpu-demo.yaml: model, objective, optimiser, batch and steps), the recipe that
+# benchmarks/training/recipe_search.py found best within about 10 minutes of 2 CPU cores.
+DEFAULT_PRETRAINING: dict[str, Any] = {"config": "cpu-demo"}
+#: Where the mean and spread over seeds of the demo recipe's quality numbers are recorded.
+SEED_SPREAD_RESULTS = "benchmarks/results/recipe_search_summary.md"
 
 
 class Step:
@@ -77,7 +73,20 @@ class Step:
         log.info("step %d/6 done in %.1f s", self.number, elapsed)
 
 
-def _cache_key(files: list[Path], config: str, max_steps: int, seed: int) -> str:
+def _config_text(config: str) -> str:
+    """The text of a preset (by name) or YAML file, so that editing it invalidates the cache."""
+    from scprint.training.cli import presets
+
+    shipped = presets()
+    path = Path(config) if Path(config).is_file() else shipped.get(config.removesuffix(".yaml"))
+    if path is None:
+        raise FileNotFoundError(
+            f"config {config!r} is neither a YAML file nor a preset {sorted(shipped)}"
+        )
+    return path.read_text()
+
+
+def _cache_key(files: list[Path], config: str, options: str, seed: int) -> str:
     from scprint import __version__
     from scprint.checkpoints import FORMAT_VERSION
 
@@ -85,7 +94,8 @@ def _cache_key(files: list[Path], config: str, max_steps: int, seed: int) -> str
     for f in files:
         stat = f.stat()
         h.update(f"{f.name}:{stat.st_size}".encode())
-    h.update(f"{config}:{max_steps}:{seed}:{__version__}:{FORMAT_VERSION}".encode())
+    h.update(_config_text(config).encode())
+    h.update(f"{config}:{options}:{seed}:{__version__}:{FORMAT_VERSION}".encode())
     return h.hexdigest()[:16]
 
 
@@ -93,49 +103,54 @@ def pretrain(
     data: Path,
     cache_dir: Path,
     config: str,
-    max_steps: int,
     seed: int,
     retrain: bool,
+    max_steps: int | None = None,
     **fit_options: Any,
 ) -> tuple[Path, dict[str, Any]]:
     """Pretrain on the PBMC sets, or return the cached checkpoint of an identical run.
 
-    ``fit_options`` are ``scprint fit`` settings (e.g. ``batch_size`` for ``data:``, a model-config
-    field such as ``max_len``, or ``objective``) and go into the cache key.
+    ``config`` is a preset or YAML file (its text goes into the cache key); ``max_steps``
+    overrides its ``trainer.max_steps``; ``fit_options`` are ``scprint fit`` settings (e.g.
+    ``batch_size`` for ``data:``, a model-config field such as ``max_len``, or ``objective``) and
+    go into the cache key.
     """
     from dataclasses import fields
 
     from scprint.model import ModelConfig
     from scprint.training import fit
+    from scprint.training.fit import _mapping
 
     files = [data / f for f in TRAIN_FILES]
     missing = [str(f) for f in files if not f.exists()]
     if missing:
         raise FileNotFoundError(f"training files missing from the data folder: {missing}")
-    key = _cache_key(files, f"{config}:{sorted(fit_options.items())}", max_steps, seed)
-    run_dir = cache_dir / f"pretrain-{config}-{key}"
+    options = {k: v for k, v in fit_options.items() if v is not None}
+    key = _cache_key(files, config, f"{max_steps}:{sorted(options.items())}", seed)
+    name = Path(config).stem
+    run_dir = cache_dir / f"pretrain-{name}-{key}"
     ckpt = run_dir / "scprint.ckpt"
-    info: dict[str, Any] = {
-        "files": [f.name for f in files],
-        "config": config,
-        "max_steps": max_steps,
-    }
+    steps = max_steps or (_mapping(config).get("trainer") or {}).get("max_steps")
+    info: dict[str, Any] = {"files": [f.name for f in files], "config": name, "max_steps": steps}
     if ckpt.exists() and not retrain:
         log.info("reusing the cached pretraining run %s (pass --retrain to redo it)", run_dir)
         info["cached"] = True
     else:
         if run_dir.exists():
             shutil.rmtree(run_dir)
-        options = dict(fit_options)
         network = {f.name for f in fields(ModelConfig)}
-        model = {"config": {k: options.pop(k) for k in list(options) if k in network}}
+        model: dict[str, Any] = {
+            "config": {k: options.pop(k) for k in list(options) if k in network}
+        }
         if "objective" in options:
             model["objective"] = options.pop("objective")
         # two of the four sets carry no cell types: their cells train unlabelled
-        data = {"files": [str(f) for f in files], "labels": ["cell_type"]}
-        data.update(allow_missing_labels=True, **options)
-        trainer = {"max_steps": max_steps, "default_root_dir": str(run_dir)}
-        ckpt = fit(config, model=model, data=data, trainer=trainer, seed_everything=seed)
+        data_section = {"files": [str(f) for f in files], "labels": ["cell_type"]}
+        data_section.update(allow_missing_labels=True, **options)
+        trainer: dict[str, Any] = {"default_root_dir": str(run_dir)}
+        if max_steps is not None:
+            trainer["max_steps"] = max_steps
+        ckpt = fit(config, model=model, data=data_section, trainer=trainer, seed_everything=seed)
         info["cached"] = False
     metrics = run_dir / "metrics.csv"
     if metrics.exists():
@@ -143,34 +158,32 @@ def pretrain(
     return ckpt, info
 
 
-def embed_held_out(ckpt: Path, adata: ad.AnnData, out: Path) -> tuple[dict[str, Any], Path]:
-    """Embed the held-out cells, predict their cell types, plot a 2-D map."""
+def embed_held_out(ckpt: Path, adata: ad.AnnData, out: Path, seed: int) -> dict[str, Any]:
+    """Embed the held-out cells and predict their cell types (:func:`evaluation.label_evaluation`:
+    chance and macro-F1 over the scored populations, linear probe and 15-NN beside PCA-50's);
+    plot a 2-D map and the confusion matrix."""
     from scprint.data.ontology import term_label
-    from scprint.tasks import Embedder
 
-    embedder = Embedder(ckpt, label_columns={"cell_type": "cell_type_ontology_term_id"})
-    embedder(adata)  # in place: obsm["X_scprint"], obs["scprint_cell_type"], uns["scprint"]
-    metrics = adata.uns["scprint"]["metrics"]
-    # both panels in the ontology's names
+    result = evaluation.label_evaluation(ckpt, adata, seed=seed)
     true_names = adata.obs["cell_type_ontology_term_id"].astype(str).map(term_label)
-    predicted_names = (
-        adata.obs["scprint_cell_type"]
-        .astype(str)
-        .map(lambda label: term_label(label) if ":" in label else label)
+    predicted_names = pd.Series(result["predicted_names"], index=adata.obs_names)
+    tsne = report.embedding_figure(
+        result["embedding"], true_names, predicted_names, out / "embedding_tsne.png"
     )
-    path = report.embedding_figure(
-        adata.obsm["X_scprint"], true_names, predicted_names, out / "embedding_tsne.png"
-    )
-    return metrics.get("cell_type", {}), path
+    confusion = report.confusion_figure(result["confusion"], out / "confusion_matrix.png")
+    return {
+        "metrics": result["metrics"],
+        "per_population": result["per_population"],
+        "confusion": result["confusion"],
+        "figure": tsne.name,
+        "confusion_figure": confusion.name,
+    }
 
 
 def denoise_held_out(ckpt: Path, adata: ad.AnnData, seed: int) -> dict[str, Any]:
-    """Down-sample held-out cells by 70 %, denoise back to full depth, compare with full counts."""
-    from scprint.tasks import evaluate_denoising
-
-    return evaluate_denoising(
-        adata, ckpt, fraction=0.7, n_cells=300, genes="expressed", n_genes=300, seed=seed
-    )
+    """Down-sample held-out cells by 70 %, denoise back to full depth, compare with full counts
+    (and with 15-NN smoothing of the same thinned cells)."""
+    return evaluation.denoising_evaluation(ckpt, adata, n_cells=300, n_genes=300, seed=seed)
 
 
 def infer_network(ckpt: Path, adata: ad.AnnData, out: Path) -> tuple[Any, Path, Path, str]:
@@ -276,8 +289,7 @@ def run(
 
     held_out = ad.read_h5ad(data / HELD_OUT)
     with Step(timings, 2, "embed and predict cell types of the held-out Zheng set"):
-        sections["embedding"], fig = embed_held_out(ckpt, held_out.copy(), out)
-        sections["embedding_figure"] = fig.name
+        sections["embedding"] = embed_held_out(ckpt, held_out.copy(), out, seed)
 
     with Step(timings, 3, "denoise held-out cells"):
         sections["denoising"] = denoise_held_out(ckpt, held_out, seed)
@@ -299,14 +311,97 @@ def run(
         sections["bengrn_figures"] = sorted(out.glob("bengrn_*/**/*.png"))
 
     with Step(timings, 6, "write the report"):
+        sections["seed_spread"] = SEED_SPREAD_RESULTS
         summary = report.write_report(out, sections)
-    atomic.write_json(
-        out / "demo_summary.json",
-        {k: v for k, v in sections.items() if k not in ("bengrn", "bengrn_figures")},
-        indent=1,
-        default=str,
-    )
+    atomic.write_json(out / "demo_summary.json", summary_record(sections), indent=1, default=str)
     return summary
+
+
+def summary_record(sections: dict[str, Any]) -> dict[str, Any]:
+    """The report's numbers as plain JSON: the confusion matrix as ``{population: {label: n}}``,
+    the BenGRN table as records."""
+    record = {k: v for k, v in sections.items() if k not in ("bengrn", "bengrn_figures")}
+    embedding = dict(record["embedding"])
+    embedding["confusion"] = embedding["confusion"].to_dict(orient="index")
+    record["embedding"] = embedding
+    if "bengrn" in sections:
+        keep = ["task", "variant", "method", "status", "auprc_ratio", "epr"]
+        table = sections["bengrn"]
+        record["bengrn"] = table[[c for c in keep if c in table.columns]].to_dict(orient="records")
+    return record
+
+
+def record_results(out: Path, load: tuple[float, float]) -> Path:
+    """Write the demo's report as ``benchmarks/results/demo_report.{json,md}`` (through
+    ``benchmarks/_common.write_results``: command, date, machine, commit), with the confusion
+    matrix figure beside it as ``demo_confusion_matrix.png``."""
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root / "benchmarks"))
+    from _common import RESULTS_DIR, portable_command, write_results
+
+    record = summary_record(_read_summary(out))
+    m, d = record["embedding"]["metrics"], record["denoising"]
+    rows: list[dict[str, Any]] = [
+        {"part": "labels", "metric": k, "value": m[k]}
+        for k in (
+            "accuracy",
+            "macro_f1",
+            "chance_accuracy",
+            "n_scored_classes",
+            "linear_probe_accuracy",
+            "knn_accuracy",
+            "pca_linear_probe_accuracy",
+            "pca_knn_accuracy",
+        )
+    ]
+    rows += [
+        {"part": "denoising", "metric": k, "value": d[k]}
+        for k in (
+            "spearman_noisy",
+            "spearman_denoised",
+            "spearman_knn",
+            "spearman_gain",
+            "spearman_gain_knn",
+            "improved_fraction",
+        )
+    ]
+    for row in record.get("bengrn", []):
+        if row.get("status") == "ok" and row.get("variant") in ("omnipath-tfs", "chip"):
+            rows.append(
+                {
+                    "part": f"network {row['task']} {row['variant']}",
+                    "metric": f"auprc_ratio {row['method']}",
+                    "value": row["auprc_ratio"],
+                }
+            )
+    timings = record["timings"]
+    rows += [{"part": "timings", "metric": k, "value": round(v, 1)} for k, v in timings.items()]
+    rows.append(
+        {"part": "timings", "metric": "total seconds", "value": round(sum(timings.values()), 1)}
+    )
+    figure = out / "confusion_matrix.png"
+    if figure.exists():
+        shutil.copyfile(figure, RESULTS_DIR / "demo_confusion_matrix.png")
+    notes = (
+        f"One run of `{portable_command()}` (pretraining config "
+        f"`{record['pretrain']['config']}`, {record['pretrain']['max_steps']} steps, "
+        f"{'cached' if record['pretrain']['cached'] else 'trained in this run'}); 1-minute load "
+        f"average {load[0]:.2f} before and {load[1]:.2f} after. Per-population accuracy: "
+        + ", ".join(f"{k} {v:.2f}" for k, v in record["embedding"]["per_population"].items())
+        + ". Confusion matrix: demo_confusion_matrix.png. Mean and spread over 3 seeds of the"
+        " same recipe: recipe_search_summary.md."
+    )
+    return write_results("demo_report", rows, notes=notes, extra={"report": record})
+
+
+def _read_summary(out: Path) -> dict[str, Any]:
+    import json
+
+    record = json.loads((out / "demo_summary.json").read_text())
+    record["embedding"]["confusion"] = pd.DataFrame.from_dict(
+        record["embedding"]["confusion"], orient="index"
+    )
+    return record
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -322,16 +417,25 @@ def main(argv: list[str] | None = None) -> int:
         "--cache-dir", default=None, help="pretraining cache (default: ~/.cache/scprint/demo)"
     )
     defaults = DEFAULT_PRETRAINING
-    parser.add_argument("--config", default=defaults["config"], help="model preset or YAML")
     parser.add_argument(
-        "--max-steps", type=int, default=defaults["max_steps"], help="pretraining steps"
+        "--config", default=defaults["config"], help="pretraining config: preset or YAML"
     )
-    parser.add_argument("--max-len", type=int, default=defaults["max_len"], help="genes per cell")
     parser.add_argument(
-        "--batch-size", type=int, default=defaults["batch_size"], help="cells per step"
+        "--max-steps", type=int, default=None, help="pretraining steps (default: the config's)"
+    )
+    parser.add_argument(
+        "--max-len", type=int, default=None, help="genes per cell (default: the config's)"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="cells per step (default: the config's)"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of pretraining and sampling")
     parser.add_argument("--retrain", action="store_true", help="ignore the cached pretraining run")
+    parser.add_argument(
+        "--record",
+        action="store_true",
+        help="also write the report as benchmarks/results/demo_report.{json,md} (from a checkout)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -339,6 +443,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from grnndata.settings import DataDirNotFoundError
 
+    load_before = os.getloadavg()[0]
     try:
         written = run(
             Path(args.out).resolve(),
@@ -354,6 +459,8 @@ def main(argv: list[str] | None = None) -> int:
     except DataDirNotFoundError as err:
         log.error("%s", err)
         return 2
+    if args.record:
+        record_results(Path(args.out).resolve(), (load_before, os.getloadavg()[0]))
     sys.stdout.write(f"\nDemo report written to {written}\n")
     return 0
 

@@ -46,7 +46,7 @@ from _common import data_dir_argument, resolve_data_dir, write_results  # noqa: 
 
 log = logging.getLogger("benchmarks.bengrn")
 
-_PARTS = ("grnboost2", "dask", "projection", "pearson")
+_PARTS = ("shapes", "compile", "grnboost2", "dask", "projection", "pearson")
 
 
 def _load() -> float:
@@ -107,6 +107,220 @@ def _scores(task, unit, adata, W, targets=None) -> dict[str, float]:
     return {"variant": row.get("variant", ""), "auprc": row.get("auprc"), "epr": row.get("epr")}
 
 
+def _per_target_correlations(a: np.ndarray, b: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Pearson correlation of the importance columns ``targets`` of ``a`` and ``b`` (targets
+    with a constant column in either left out)."""
+    values = []
+    for j in targets:
+        if a[:, j].std() > 0 and b[:, j].std() > 0:
+            values.append(np.corrcoef(a[:, j], b[:, j])[0, 1])
+    return np.asarray(values)
+
+
+def _sergio(name: str):
+    """SERGIO ``name`` (``"DS6"``): noise-free total expression (cells x 100 genes, replicate 0)
+    and its true network as a ``(genes, genes)`` 0/1 matrix, rows = regulators."""
+    import anndata as ad
+    import pandas as pd
+
+    root = Path(os.environ["SCPRINT_DATA_DIR"]) / "simulated" / "sergio"
+    folder = next(root.glob(f"*_{name}"))
+    expression = pd.read_csv(folder / "simulated_noNoise_T_0.csv.gz", index_col=0)
+    adata = ad.AnnData(np.ascontiguousarray(expression.to_numpy(np.float32).T))
+    adata.var_names = [f"g{int(g)}" for g in expression.index]
+    truth = np.zeros((adata.n_vars, adata.n_vars))
+    edges = pd.read_csv(folder / "gt_GRN.csv", header=None).to_numpy(int)
+    truth[edges[:, 0], edges[:, 1]] = 1
+    return adata, truth
+
+
+def _shape_sets(hesc_targets: int, sergio_targets: int) -> list[tuple]:
+    """``(label, adata, regulators, targets, score)`` for every shape of the agreement and speed
+    part; ``score(W, targets)`` = AUPRC of the network against the shape's truth."""
+    from sklearn.metrics import average_precision_score
+
+    from bengrn.tasks import get_task
+
+    sets = []
+
+    def task_score(task, unit, adata):
+        def score(W, targets):
+            cols = None if len(targets) == adata.n_vars else targets
+            return _scores(task, unit, adata, W, cols)["auprc"]
+
+        return score
+
+    for kind in ("synthetic", "curated"):
+        task = get_task(f"beeline-{kind}")
+        names = ["dyn-LL"] if kind == "synthetic" else ["GSD", "HSC", "VSC", "mCAD"]
+        for unit in task.units():
+            if unit.split("/")[-1] in names:
+                adata = task.expression(unit)
+                label = f"BEELINE {kind} {unit.split('/')[-1]} ({adata.n_vars} genes x {adata.n_obs:,} cells)"
+                sets.append(
+                    (label, adata, None, np.arange(adata.n_vars), task_score(task, unit, adata))
+                )
+    for name in ("DS6", "DS8"):
+        adata, truth = _sergio(name)
+
+        def score(W, targets, truth=truth):
+            mask = np.zeros(truth.shape, dtype=bool)
+            mask[:, targets] = True
+            np.fill_diagonal(mask, False)
+            return float(average_precision_score(truth[mask], W[mask]))
+
+        targets = np.sort(
+            np.random.default_rng(0).choice(adata.n_vars, sergio_targets, replace=False)
+        )
+        label = f"SERGIO {name} noise-free total ({adata.n_vars} genes x {adata.n_obs:,} cells)"
+        sets.append((label, adata, None, targets, score))
+    hesc = get_task("mccalla-hesc")
+    adata = hesc.expression()
+    targets = np.sort(np.random.default_rng(0).choice(adata.n_vars, hesc_targets, replace=False))
+    regs = hesc.regulators()
+    label = f"hESC Chen ({adata.n_vars:,} genes x {adata.n_obs} cells, {len(regs)} TF regulators)"
+    sets.append((label, adata, regs, targets, task_score(hesc, None, adata)))
+    return sets
+
+
+_OPTIONS = {  # the public defaults of grnboost2() (arboreto's) and genie3()
+    "grnboost2": dict(
+        n_estimators=5000,
+        learning_rate=0.01,
+        max_features=0.1,
+        subsample=0.9,
+        max_depth=3,
+        early_stopping_rounds=25,
+    ),  # fmt: skip
+    "genie3": dict(n_trees=100, max_features="sqrt"),
+}
+
+
+def _timed(kind, adata, regulators, targets, seed, backend="compiled", splits="hist", trees=100):
+    """The network of ``targets`` (other columns 0) fitted one target after the other on this
+    thread by the regressions behind ``genie3`` / ``grnboost2`` (:class:`_Regressions`, the code
+    their ``n_jobs`` threads, processes and dask workers run), with the fitting's wall and CPU
+    seconds; the shared preparation (bins, or ranks for exact splits) is timed apart."""
+    import pandas as pd
+
+    from bengrn.methods._bins import bin_features
+    from bengrn.methods._boosting import rank_levels
+    from bengrn.methods._common import expression_matrix, regulator_indices
+    from bengrn.methods._forest import feature_ranks
+    from bengrn.methods.trees import _Regressions
+
+    X = expression_matrix(adata)
+    reg_idx = regulator_indices(pd.Index(adata.var_names.astype(str)), regulators)
+    options = dict(_OPTIONS[kind], **({"n_trees": trees} if kind == "genie3" else {}))
+    prep = time.perf_counter()
+    ranks = levels = bins = None
+    if backend == "compiled" and splits == "hist":
+        bins = bin_features(X[:, reg_idx])
+    elif backend == "compiled":
+        ranks = feature_ranks(X[:, reg_idx])
+        levels = rank_levels(X[:, reg_idx], ranks) if kind == "grnboost2" else None
+    prep = time.perf_counter() - prep
+    problem = _Regressions(kind, backend, X, reg_idx, options, seed, ranks, levels, bins)
+    W = np.zeros((adata.n_vars, adata.n_vars))
+    wall, cpu = time.perf_counter(), time.process_time()
+    for j in targets:
+        importances = problem.fit(int(j))
+        if importances is not None:
+            W[reg_idx, j] = importances
+    return W, time.perf_counter() - wall, time.process_time() - cpu, prep
+
+
+def part_shapes(
+    rows: list[dict], hesc_targets: int, sergio_targets: int, genie3_trees: int
+) -> None:
+    """Per shape and method, one thread, interleaved: ours binned (default), ours exact
+    (``splits="exact"``), scikit-learn (``backend="sklearn"``, seeds 1 and 2, the reference
+    algorithm); time, per-target correlation with the reference's seed 1 next to its own seed 2,
+    and AUPRC against the shape's truth, all on the same targets."""
+    _warm_up()
+    for label, adata, regulators, targets, score in _shape_sets(hesc_targets, sergio_targets):
+        for kind in ("grnboost2", "genie3"):
+            common = dict(trees=genie3_trees)
+            kwargs = {"n_trees": genie3_trees} if kind == "genie3" else {}
+            load_before = _load()
+            runs = {}  # interleaved: ours, reference, ours exact, reference again
+            runs["hist"] = _timed(kind, adata, regulators, targets, 0, **common)
+            runs["sklearn_1"] = _timed(kind, adata, regulators, targets, 1, "sklearn", **common)
+            runs["exact"] = _timed(kind, adata, regulators, targets, 0, splits="exact", **common)
+            runs["sklearn_2"] = _timed(kind, adata, regulators, targets, 2, "sklearn", **common)
+            reference = runs["sklearn_1"][0]
+            sk_cpu = (runs["sklearn_1"][2] + runs["sklearn_2"][2]) / 2
+            sk_wall = (runs["sklearn_1"][1] + runs["sklearn_2"][1]) / 2
+            seeds_r = _per_target_correlations(runs["sklearn_2"][0], reference, targets)
+            for name, title in (
+                ("hist", "bengrn compiled, splits='hist' (default)"),
+                ("exact", "bengrn compiled, splits='exact'"),
+                ("sklearn_2", "bengrn backend='sklearn' (reference), seed 2"),
+            ):
+                W, wall, cpu, prep = runs[name]
+                r = _per_target_correlations(W, reference, targets)
+                row = {
+                    "part": "shapes",
+                    "data": label,
+                    "method": f"{kind}: {title}",
+                    "settings": str(kwargs or "arboreto defaults"),
+                    "targets_run": len(targets),
+                    "seconds": round(wall, 2),
+                    "cpu_seconds": round(cpu, 2),
+                    "seconds_shared_bins_or_ranks": round(prep, 3),
+                    "speedup_vs_sklearn_cpu": round(sk_cpu / cpu, 2),
+                    "speedup_vs_sklearn_wall": round(sk_wall / wall, 2),
+                    "corr_with_reference_per_target": round(float(r.mean()), 3),
+                    "reference_seed_to_seed_corr": round(float(seeds_r.mean()), 3),
+                    "agrees_within_0.02": bool(r.mean() >= seeds_r.mean() - 0.02),
+                    "auprc": round(score(W, targets), 4),
+                    "auprc_reference_seed1": round(score(reference, targets), 4),
+                    "load_avg_1min_before": load_before,
+                    "load_avg_1min": _load(),
+                }
+                rows.append(row)
+                log.info("%s", row)
+
+
+_COMPILE_CHILD = """
+import os, sys, tempfile, time
+os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp()  # an empty cache: everything compiles
+import numpy as np
+start = time.perf_counter()
+from bengrn.methods._bins import bin_features
+from bengrn.methods._boosting import boosting_importances
+from bengrn.methods._forest import forest_importances
+imported = time.perf_counter()
+rng = np.random.default_rng(0)
+X = rng.random((200, 10)).astype(np.float32)
+bins = bin_features(X)
+forest_importances(bins, np.arange(10), rng.random(200), n_trees=2, max_features=3, seed=0)
+boosting_importances(bins, None, np.arange(10), rng.random(200), max_features=3, seed=0,
+                     n_estimators=30)
+print(imported - start, time.perf_counter() - imported)
+"""
+
+
+def part_compile(rows: list[dict]) -> None:
+    """numba compile time of the binned builders (an empty cache in a child process); the timed
+    parts exclude it (builders loaded before timing)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _COMPILE_CHILD], capture_output=True, text=True, check=True
+    )
+    imported, compiled = map(float, done.stdout.split())
+    rows.append(
+        {
+            "part": "compile",
+            "data": "200 x 10 generated values (first call of each builder)",
+            "method": "numba compile of bin_features, forest_importances, boosting_importances (binned)",
+            "seconds": round(compiled, 1),
+            "seconds_import": round(imported, 1),
+            "load_avg_1min": _load(),
+        }
+    )
+    log.info("%s", rows[-1])
+
+
 def part_grnboost2(rows: list[dict], hesc_genes: int, subset: int) -> None:
     """GRNBoost2 three ways. On hESC, ours (compiled) runs every target; the slow
     implementations (sklearn backend, arboreto) run a random ``subset`` of targets (features and
@@ -143,10 +357,11 @@ def part_grnboost2(rows: list[dict], hesc_genes: int, subset: int) -> None:
         slow_targets = every if sample is None else sample
         networks = {}  # name -> (W, seconds, targets run)
         W, seconds = _bengrn_network(adata, regulators, every, "compiled")
-        networks["bengrn compiled, 2 threads"] = (W, seconds, every)
+        networks["bengrn compiled (splits='hist'), 2 threads"] = (W, seconds, every)
         if sample is not None:
             W, seconds = _bengrn_network(adata, regulators, sample, "compiled")
-            networks["bengrn compiled, 2 threads (target subset)"] = (W, seconds, sample)
+            subset_label = "bengrn compiled (splits='hist'), 2 threads (target subset)"
+            networks[subset_label] = (W, seconds, sample)
         W, seconds = _bengrn_network(adata, regulators, slow_targets, "sklearn")
         networks["bengrn sklearn, 2 processes"] = (W, seconds, slow_targets)
         if reason is None:
@@ -261,6 +476,7 @@ def _projection_data(n_genes: int = 20_000, n_cells: int = 10_000):
 def _warm_up() -> None:
     """Import bengrn and load the compiled tree builders (numba's disk cache) in a worker, so
     that the timed run measures fitting, not worker start-up."""
+    from bengrn.methods._bins import bin_features
     from bengrn.methods._boosting import boosting_importances, rank_levels
     from bengrn.methods._forest import feature_ranks, forest_importances
 
@@ -268,12 +484,14 @@ def _warm_up() -> None:
     X = rng.random((200, 10)).astype(np.float32)
     y = rng.random(200)
     ranks = feature_ranks(X)
+    bins = bin_features(X)
     keep = np.arange(10)
-    forest_importances(ranks, keep, y, n_trees=2, max_features=3, seed=0)
-    boosting_importances(
-        ranks, rank_levels(X, ranks), keep, y, max_features=3, seed=0, n_estimators=30,
-        learning_rate=0.01, subsample=0.9, max_depth=3, window=25,
-    )  # fmt: skip
+    for matrix, levels in ((ranks, rank_levels(X, ranks)), (bins, None)):
+        forest_importances(matrix, keep, y, n_trees=2, max_features=3, seed=0)
+        boosting_importances(
+            matrix, levels, keep, y, max_features=3, seed=0, n_estimators=30,
+            learning_rate=0.01, subsample=0.9, max_depth=3, window=25,
+        )  # fmt: skip
 
 
 def _worker_peak_rss_mb() -> float:
@@ -288,22 +506,23 @@ def part_projection(rows: list[dict], targets_by_method: dict[str, int]) -> None
     """GENIE3 and GRNBoost2 at genome scale: 20,000 genes x 10,000 cells, the human TFs among
     them as regulators, on a fresh ``LocalCluster`` of 2 single-threaded worker processes per
     method (the dask path of ``client=``, workers warmed up first); ``targets_by_method`` random
-    targets timed (the problem's scatter included), the whole genome extrapolated, and the peak
-    RSS of each worker process read inside it."""
+    targets timed (the problem's scatter included), the whole genome extrapolated from the wall
+    time and from the workers' CPU time (what 2 dedicated cores would take), and the peak RSS of
+    each worker process read inside it. Default histogram splits: the binned regulators are the
+    matrix every target shares."""
     import distributed
     import pandas as pd
 
-    from bengrn.methods._boosting import rank_levels
+    from bengrn.methods._bins import bin_features, bins_nbytes
     from bengrn.methods._common import expression_matrix, regulator_indices
     from bengrn.methods._dask import map_batches
-    from bengrn.methods._forest import feature_ranks
     from bengrn.methods.trees import _fit_batch, _Regressions
 
     adata, tfs = _projection_data()
     start = time.perf_counter()
     X = expression_matrix(adata)
     reg_idx = regulator_indices(pd.Index(adata.var_names), tfs)
-    ranks = feature_ranks(X[:, reg_idx])
+    bins = bin_features(X[:, reg_idx])
     prepare = time.perf_counter() - start
     rng = np.random.default_rng(0)
     varying = np.flatnonzero(X.max(axis=0) > X.min(axis=0))  # constant targets are skipped
@@ -319,8 +538,7 @@ def part_projection(rows: list[dict], targets_by_method: dict[str, int]) -> None
         "genie3": dict(n_trees=100, max_features="sqrt"),
     }
     for kind, n_targets in targets_by_method.items():
-        levels = rank_levels(X[:, reg_idx], ranks) if kind == "grnboost2" else None
-        problem = _Regressions(kind, "compiled", X, reg_idx, settings[kind], 0, ranks, levels)
+        problem = _Regressions(kind, "compiled", X, reg_idx, settings[kind], 0, bins=bins)
         targets = np.sort(rng.choice(varying, n_targets, replace=False))
         batches = [targets[i : i + 2] for i in range(0, n_targets, 2)]
         with (
@@ -331,11 +549,13 @@ def part_projection(rows: list[dict], targets_by_method: dict[str, int]) -> None
         ):
             client.run(_warm_up)
             idle = client.run(_worker_peak_rss_mb)
+            cpu_before = client.run(time.process_time)
             start = time.perf_counter()
             done = sum(
                 len(result) for _, result in map_batches(client, _fit_batch, problem, batches)
             )
             seconds = time.perf_counter() - start
+            cpu = sum(client.run(time.process_time).values()) - sum(cpu_before.values())
             peaks = client.run(_worker_peak_rss_mb)
         rows.append(
             {
@@ -343,14 +563,19 @@ def part_projection(rows: list[dict], targets_by_method: dict[str, int]) -> None
                 "data": f"{X.shape[1]:,} genes x {X.shape[0]:,} cells (CellTypist demo cells "
                 "repeated, Poisson noise), dense float32 "
                 f"{X.nbytes / 2**20:,.0f} MB",
-                "method": f"bengrn {kind} compiled ({settings[kind]}), LocalCluster 2 worker "
-                f"processes x 1 thread, {len(reg_idx):,} TF regulators",
+                "method": f"bengrn {kind} compiled, splits='hist' ({settings[kind]}), LocalCluster "
+                f"2 worker processes x 1 thread, {len(reg_idx):,} TF regulators",
                 "targets_timed": n_targets,
                 "targets_fitted": done,
                 "genes_not_constant": len(varying),
                 "seconds": round(seconds, 1),
-                "seconds_prepare_transform_and_ranks": round(prepare, 1),
+                "seconds_prepare_transform_and_bins": round(prepare, 1),
+                "binned_regulators_mb": round(bins_nbytes(bins) / 2**20, 1),
+                "workers_cpu_seconds": round(cpu, 1),
                 "projected_hours_20000_targets": round(seconds / n_targets * X.shape[1] / 3600, 2),
+                "projected_hours_20000_targets_2_cores_cpu": round(
+                    cpu / n_targets * X.shape[1] / 2 / 3600, 2
+                ),
                 "worker_peak_rss_mb": sorted(round(v) for v in peaks.values()),
                 "worker_idle_rss_mb": sorted(round(v) for v in idle.values()),
                 "client_peak_rss_mb": round(_worker_peak_rss_mb()),
@@ -450,6 +675,11 @@ def main() -> None:
         default=1000,
         help="hESC: random targets run by the slow implementations (0 = all), time extrapolated",
     )
+    parser.add_argument("--shape-hesc-targets", type=int, default=40, help="shapes: hESC targets")
+    parser.add_argument(
+        "--shape-sergio-targets", type=int, default=25, help="shapes: SERGIO targets per set"
+    )
+    parser.add_argument("--genie3-trees", type=int, default=100, help="shapes: GENIE3 trees")
     parser.add_argument("--projection-targets", type=int, default=100, help="GRNBoost2 targets")
     parser.add_argument("--projection-genie3-targets", type=int, default=20)
     parser.add_argument("--results-name", default="bengrn_baselines")
@@ -468,6 +698,10 @@ def main() -> None:
     unknown = sorted(set(parts) - set(_PARTS))
     if unknown:
         parser.error(f"unknown --part {unknown}; expected some of {list(_PARTS)}")
+    if "shapes" in parts:
+        part_shapes(rows, args.shape_hesc_targets, args.shape_sergio_targets, args.genie3_trees)
+    if "compile" in parts:
+        part_compile(rows)
     if "grnboost2" in parts:
         part_grnboost2(rows, args.hesc_genes, args.hesc_target_subset)
     if "dask" in parts:
@@ -487,6 +721,23 @@ def main() -> None:
             ],
         )
     notes = (
+        "shapes: per shape and method, one thread, run interleaved in one process: ours with "
+        "histogram splits (the default), ours with exact splits, and backend='sklearn' (the "
+        "reference algorithm: scikit-learn's RandomForestRegressor for GENIE3, "
+        "GradientBoostingRegressor with arboreto's monitor for GRNBoost2) with seeds 1 and 2; "
+        "`cpu_seconds` = the per-target fitting only (the regressions every backend runs; the "
+        "shared bins / ranks are `seconds_shared_bins_or_ranks`, the expression transform and "
+        "network assembly, equal for all, are left out; numba compile excluded, see the compile "
+        "part); `speedup_vs_sklearn_cpu` = mean CPU of the two scikit-learn runs / this row's; "
+        "`corr_with_reference_per_target` = mean over the targets of the Pearson correlation of "
+        "the importance column with the reference's seed-1 network, next to the reference's own "
+        "seed 2 (`reference_seed_to_seed_corr`); `agrees_within_0.02` = the row's correlation is "
+        ">= the seed-to-seed one - 0.02; `auprc` against the shape's truth on the targets run "
+        "(BEELINE and hESC through the bengrn tasks, SERGIO over the regulator x target pairs of "
+        "gt_GRN.csv). SERGIO: only DS6 and DS8 have expression in the data folder (DS1-DS5, DS7: "
+        "networks only). projection: `projected_hours_20000_targets_2_cores_cpu` = the workers' "
+        "CPU seconds per target x 20,000 / 2 cores, what 2 dedicated cores would take; "
+        "`projected_hours_20000_targets` extrapolates the wall time under the recorded load. "
         "Wall times on a 2-core machine shared with six other agents' jobs (`load_avg_1min` > 2 = "
         "the cores were shared; times are inflated, unevenly, and only comparable within a row "
         "group). grnboost2 on hESC: `seconds_all_targets` is measured for our compiled run and "

@@ -15,7 +15,7 @@
   and BEELINE synthetic networks.
 
 The checkpoint is ``--ckpt`` or the demo's cached pretraining run (trained when missing, same
-settings as ``nox -s demo``). Results: ``benchmarks/results/quality_*.json|.md`` and figures in
+settings as ``nox -s demo``: the ``cpu-demo`` config). Results: ``benchmarks/results/quality_*.json|.md`` and figures in
 ``benchmarks/results/quality_bengrn/``.
 
 Usage::
@@ -39,7 +39,10 @@ import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "demo"))
+
 from _common import RESULTS_DIR, data_dir_argument, resolve_data_dir, write_results  # noqa: E402
+from evaluation import knn_smoothing, log_normalise  # noqa: E402
 
 log = logging.getLogger("benchmarks.quality")
 
@@ -52,14 +55,6 @@ def _ensembl_ids(adata: ad.AnnData) -> pd.Index:
     if "ensembl_id" in adata.var:
         return pd.Index(adata.var["ensembl_id"].astype(str))
     return pd.Index(adata.var_names.astype(str))
-
-
-def _log_normalise(counts: sp.csr_matrix) -> sp.csr_matrix:
-    depth = np.asarray(counts.sum(axis=1)).ravel()
-    scaled = sp.diags(1e4 / np.maximum(depth, 1)) @ counts
-    scaled = sp.csr_matrix(scaled, dtype=np.float32)
-    scaled.data = np.log1p(scaled.data)
-    return scaled
 
 
 def logistic_regression_baseline(data: Path, held_out: ad.AnnData, n_hvg: int = 1000) -> np.ndarray:
@@ -87,12 +82,12 @@ def logistic_regression_baseline(data: Path, held_out: ad.AnnData, n_hvg: int = 
 
     x_train = sp.vstack(
         [
-            _log_normalise(sp.csr_matrix(a.X, dtype=np.float32))[:, columns(i)]
+            log_normalise(sp.csr_matrix(a.X, dtype=np.float32))[:, columns(i)]
             for a, i in zip(train, ids)
         ]
     ).tocsr()
     y_train = np.concatenate([a.obs[LABEL].astype(str).to_numpy() for a in train])
-    x_test = _log_normalise(sp.csr_matrix(held_out.X, dtype=np.float32))[:, columns(target_ids)]
+    x_test = log_normalise(sp.csr_matrix(held_out.X, dtype=np.float32))[:, columns(target_ids)]
     mean = np.asarray(x_train.mean(axis=0)).ravel()
     var = np.asarray(x_train.multiply(x_train).mean(axis=0)).ravel() - mean**2
     hvg = np.argsort(-var)[:n_hvg]
@@ -162,25 +157,6 @@ def label_prediction(ckpt: Path, data: Path, held_out: ad.AnnData) -> list[dict[
         }
     )
     return rows
-
-
-def knn_smoothing(
-    thinned: sp.csr_matrix, k: int = 15, n_pcs: int = 30, seed: int = 0
-) -> np.ndarray:
-    """kNN smoothing (dense ``(n_cells, n_genes)`` means): average each cell with its ``k`` nearest
-    neighbours (Euclidean, PCA of log-normalised thinned counts), on normalised profiles, rescaled
-    to the cell's own depth."""
-    from sklearn.decomposition import PCA
-    from sklearn.neighbors import NearestNeighbors
-
-    depth = np.asarray(thinned.sum(axis=1)).ravel()
-    pcs = PCA(n_components=min(n_pcs, min(thinned.shape) - 1), random_state=seed).fit_transform(
-        _log_normalise(thinned).toarray()
-    )
-    _, neighbours = NearestNeighbors(n_neighbors=k + 1).fit(pcs).kneighbors(pcs)
-    fractions = (sp.diags(1 / np.maximum(depth, 1)) @ thinned).toarray()
-    smoothed = fractions[neighbours].mean(axis=1)
-    return smoothed * depth[:, None]
 
 
 def denoising(ckpt: Path, held_out: ad.AnnData, n_cells: int, seed: int) -> list[dict[str, Any]]:
@@ -326,7 +302,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.ckpt:
         ckpt = Path(args.ckpt)
     else:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "demo"))
         from run_demo import DEFAULT_PRETRAINING, pretrain
 
         cache = (

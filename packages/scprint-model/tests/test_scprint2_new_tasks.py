@@ -48,7 +48,7 @@ def test_imputer_generates_unmeasured_genes_from_the_cell_tokens(metacell, panel
 
     cells, genes = panel
     assert not set(genes) & set(cells.var_names)
-    imputer = Imputer(metacell, genes=genes, depth_factor=4.0, batch_size=8)
+    imputer = Imputer(metacell, genes_to_impute=genes, depth_factor=4.0, batch_size=8)
     out = imputer(cells, copy=True)
     assert "scprint_imputed" not in cells.obsm  # copy=True leaves the input alone
     table = out.obsm["scprint_imputed"]
@@ -98,18 +98,18 @@ def test_imputer_generates_unmeasured_genes_from_the_cell_tokens(metacell, panel
 
 def test_imputer_zero_inflation_and_unknown_genes(metacell, panel, caplog):
     cells, genes = panel
-    plain = Imputer(metacell, genes=genes, batch_size=8)(cells, copy=True)
-    zi = Imputer(metacell, genes=[*genes, "NOT_A_GENE"], zero_inflation=True, batch_size=8)(
-        cells, copy=True
-    )
+    plain = Imputer(metacell, genes_to_impute=genes, batch_size=8)(cells, copy=True)
+    zi = Imputer(
+        metacell, genes_to_impute=[*genes, "NOT_A_GENE"], zero_inflation=True, batch_size=8
+    )(cells, copy=True)
     assert zi.uns["scprint_imputed"]["unknown_genes"] == ["NOT_A_GENE"]
     assert "NOT_A_GENE" in caplog.text
     ratio = zi.obsm["scprint_imputed"].to_numpy() / plain.obsm["scprint_imputed"].to_numpy()
     assert ((ratio > 0) & (ratio < 1)).all()  # times P(not a dropout)
     with pytest.raises(InputError, match=r"none of the 1 genes to impute is known"):
-        Imputer(metacell, genes=["NOT_A_GENE"])(cells)
-    with pytest.raises(InputError, match=r"non-empty list of genes"):
-        Imputer(metacell, genes="CD3E")
+        Imputer(metacell, genes_to_impute=["NOT_A_GENE"])(cells)
+    with pytest.raises(InputError, match=r"genes_to_impute must be a non-empty list"):
+        Imputer(metacell, genes_to_impute="CD3E")
     with pytest.raises(InputError, match=r"has no 'missing'"):
         imputed_anndata(cells, "missing")
 
@@ -155,7 +155,8 @@ def test_impute_and_gene_emb_commands(metacell, panel, tmp_path):
     cells.write_h5ad(adata_path)
     common = ["--ckpt", str(PUBLISHED_LAYOUT), "--adata", str(adata_path), "--device", "cpu"]
     out = tmp_path / "imputed.h5ad"
-    assert main(["impute", *common, "--out", str(out), "--genes", ",".join(genes)]) == 0
+    args = ["--out", str(out), "--genes-to-impute", ",".join(genes)]
+    assert main(["impute", *common, *args]) == 0
     imputed = ad.read_h5ad(out)
     assert list(imputed.obsm["scprint_imputed"].columns) == genes
     # the original's spellings: --genes_to_impute, --predict_depth_mult, --output_filename
@@ -167,7 +168,12 @@ def test_impute_and_gene_emb_commands(metacell, panel, tmp_path):
     run = ad.read_h5ad(tmp_path / "run_imputed.h5ad")
     assert list(run.obsm["scprint_imputed"].columns) == genes[:3]
     assert run.uns["scprint_imputed"]["depth_factor"] == 2.0
-    assert main(["impute", *common, "--out", str(tmp_path / "x.h5ad")]) == 2  # no --genes
+    assert main(["impute", *common, "--out", str(tmp_path / "x.h5ad")]) == 2  # no genes
+    # the input genes chosen as for the other tasks: the 30 most variable known genes
+    args = ["--out", str(tmp_path / "hvg.h5ad"), "--genes-to-impute", ",".join(genes)]
+    assert main(["impute", *common, *args, "--input-genes", "hvg", "--n-genes", "30"]) == 0
+    settings = ad.read_h5ad(tmp_path / "hvg.h5ad").uns["scprint_imputed"]
+    assert settings["n_input_genes"] == 30 and settings["input_genes"] == "hvg"
     emb = tmp_path / "genes.h5ad"
     args = ["--out", str(emb), "--genes", "hvg", "--n-genes", "10", "--groupby", "part"]
     assert main(["gene-emb", *common, *args]) == 0
@@ -305,7 +311,11 @@ def test_new_tasks_equal_the_originals(name, task_rows):
     1.0.3 on the same cells (fixtures it made, ``bench_scprint2_tasks.py --peers``) within 1e-4."""
     rows = [row for row in task_rows if row["config"] == name]
     outputs = {row["output"] for row in rows}
-    assert {"imputation (fractions)", "gene embeddings, per cell", "GRIT lambda=1"} <= outputs
+    assert {"imputation (fractions)", "gene embeddings, per cell"} <= outputs
+    assert {
+        "GRIT on its cell-type logits, lambda=1",
+        "GRIT on log1p counts of 6 genes, lambda=1",
+    } <= outputs
     assert {"counterfactual code", "counterfactual generation (fractions)"} <= outputs
     for row in rows:
         assert row["ok"] and float(row["max_abs_diff"]) <= 1e-4, row
@@ -349,7 +359,7 @@ def test_imputer_and_gene_embedder_run_on_a_scprint1_checkpoint(kang_adata):
     order = np.argsort(match.vocab_indices, kind="stable")[:5]
     genes = [str(first.vocab.genes[i]) for i in match.vocab_indices[order]]
     panel = cells[:, np.setdiff1d(np.arange(cells.n_vars), match.var_indices[order])].copy()
-    out = Imputer(first, genes=genes)(panel, copy=True)
+    out = Imputer(first, genes_to_impute=genes)(panel, copy=True)
     read_match = prepare(panel, first).match
     read = np.asarray(panel.X[:, read_match.var_indices].sum(axis=1)).ravel()
     np.testing.assert_allclose(out.obsm["scprint_imputed"].sum(1), 4 * read, rtol=1e-4)

@@ -194,6 +194,22 @@ def test_label_metrics_credit_predictions_below_a_coarse_true_label():
     assert 0 < metrics["macro_f1"] < 1
 
 
+def test_label_metrics_chance_and_macro_f1_run_over_the_scored_populations_only():
+    """Three populations are scored ("T cell", "B", "CD4 T") of the model's three leaves plus a
+    coarse label: chance is 1/3, and the wrong "CD4 T" call on the B cell is a false positive of
+    "CD4 T" (the most specific scored population holding that leaf), not a class of its own."""
+    true = ["T cell", "T cell", "B", "CD4 T", "unknown"]
+    metrics = label_metrics(true, np.array([0, 1, 0, 0, 2]), _Encoder())
+    assert metrics["n_scored_classes"] == 3 and metrics["n_classes"] == 3
+    assert metrics["chance_accuracy"] == pytest.approx(1 / 3)
+    assert metrics["majority_accuracy"] == pytest.approx(2 / 4)
+    # F1: "T cell" 1, "B" 0 (missed), "CD4 T" 2/3 (one right, one false positive)
+    assert metrics["macro_f1"] == pytest.approx((1 + 0 + 2 / 3) / 3)
+    only_b = label_metrics(["B", "B"], np.array([2, 0]), _Encoder())
+    assert only_b["n_scored_classes"] == 1 and only_b["chance_accuracy"] == 1.0
+    assert only_b["macro_f1"] == pytest.approx(2 / 3)  # precision 1, recall 1/2
+
+
 def test_rowwise_correlations_match_scipy():
     rng = np.random.default_rng(0)
     a, b = rng.poisson(2.0, (5, 30)).astype(float), rng.poisson(2.0, (5, 30)).astype(float)

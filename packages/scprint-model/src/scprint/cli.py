@@ -28,6 +28,8 @@ _SUBCOMMANDS = {
     **{command: "scprint.tasks.cli" for command in (*COMMANDS, *ALIASES)},
 }
 _TRAINING = ("fit", "validate", "test")
+#: The subcommands listed in the help (the original's spellings are accepted, not listed).
+_SHOWN = [command for command in _SUBCOMMANDS if command not in ALIASES]
 _COMMON = {"-v": 1, "--verbose": 1, "-vv": 2, "-q": 0, "--quiet": 0, "--debug": 0}
 
 
@@ -37,7 +39,7 @@ def build_parser() -> CliParser:
         prog="scprint", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_common_options(parser)
-    parser.add_argument("command", help=f"one of {' | '.join(_SUBCOMMANDS)}")
+    parser.add_argument("command", help=f"one of {' | '.join(_SHOWN)}")
     parser.add_argument("args", nargs=argparse.REMAINDER, help="the subcommand's arguments")
     return parser
 
@@ -73,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Dispatch ``scprint [-v] [-q] [--debug] <subcommand> ...``; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        names = " | ".join(_SUBCOMMANDS)
+        names = " | ".join(_SHOWN)
         sys.stdout.write(f"usage: scprint [-v] [-q] [--debug] {{{names}}} [options]\n\n{__doc__}")
         return 0
     return run_cli("scprint", build_parser(), _dispatch, argv)

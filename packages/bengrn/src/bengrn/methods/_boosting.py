@@ -30,10 +30,21 @@ numbers scikit-learn draws (``grnboost2(..., backend="sklearn")`` runs scikit-le
 
 from __future__ import annotations
 
+from typing import Any
+
 import numba as nb
 import numpy as np
 
-from bengrn.methods._forest import _EPSILON, _best_split, _node_sums, _partition
+from bengrn.methods._forest import (
+    _EPSILON,
+    _best_split,
+    _hist_buffers,
+    _node_sums,
+    _partition,
+    _pos_min,
+    _set_positions,
+    split_matrix,
+)
 
 __all__ = ["OOBEarlyStop", "boosting_importances", "oob_says_stop", "rank_levels"]
 
@@ -122,12 +133,14 @@ def _split_rank(levels, base, lo_rank, hi_rank):  # pragma: no cover - compiled
 @nb.njit(cache=True, nogil=True)
 def _boost_target(  # pragma: no cover - compiled
     R, feats, offsets, levels, y, n_estimators, learning_rate, max_features, n_inbag, max_depth,
-    window, seed, out,
+    window, seed, out, binned, hist_min, pos_min, nz_ptr, nz_idx, nz_code, n_bins,
 ):  # fmt: skip
-    """Fit one target's boosting; ``out`` receives the importances; returns the stage count."""
+    """Fit one target's boosting; ``out`` receives the importances; returns the stage count.
+    Binned (``binned``): ``R`` holds bins, splits route bins ``<=`` the split's bin left."""
     np.random.seed(seed)  # noqa: NPY002 - numba's per-thread generator
     n = y.shape[0]
     p = feats.shape[0]
+    hb = _hist_buffers(binned, hist_min, pos_min, nz_ptr, nz_idx, nz_code, n, n_bins)
     do_oob = n_inbag < n
     pred = np.empty(n, dtype=np.float64)
     pred[:] = y.mean()
@@ -169,6 +182,9 @@ def _boost_target(  # pragma: no cover - compiled
             previous /= n - n_inbag
         for s in range(n):
             resid[s] = y[s] - pred[s]
+        if binned and n_root > pos_min:
+            hb.pos[:] = -1
+            _set_positions(hb, samples, 0, n_root)
         for k in range(p):
             features[k] = k
         imp[:] = 0.0
@@ -203,19 +219,23 @@ def _boost_target(  # pragma: no cover - compiled
                 continue
             best_f, best_thr, best_next, n_total = _best_split(
                 R, feats, resid, w, samples, start, end, W, S, n_known, max_features, features,
-                known, keys,
+                known, keys, hb,
             )  # fmt: skip
             if best_f < 0:
                 continue
             row = feats[best_f]
             mid = _partition(R, row, samples, start, end, best_thr)
+            _set_positions(hb, samples, start, end)
             WL, SL, QL = _node_sums(samples, w, resid, start, mid)
             WR, SR, QR = _node_sums(samples, w, resid, mid, end)
             ml = SL / WL
             mr = SR / WR
             imp[best_f] += W * impurity - WL * (QL / WL - ml * ml) - WR * (QR / WR - mr * mr)
             node_row[node] = row
-            node_thr[node] = _split_rank(levels, offsets[row], best_thr, best_next)
+            if binned:
+                node_thr[node] = best_thr
+            else:
+                node_thr[node] = _split_rank(levels, offsets[row], best_thr, best_next)
             node_left[node] = n_nodes
             left = n_nodes
             right = n_nodes + 1
@@ -265,8 +285,8 @@ def _boost_target(  # pragma: no cover - compiled
 
 
 def boosting_importances(
-    ranks: np.ndarray,
-    levels: tuple[np.ndarray, np.ndarray],
+    ranks: Any,
+    levels: tuple[np.ndarray, np.ndarray] | None,
     features: np.ndarray,
     y: np.ndarray,
     *,
@@ -283,9 +303,12 @@ def boosting_importances(
     Parameters
     ----------
     ranks
-        ``(n_all_features, n_samples)`` from :func:`~bengrn.methods._forest.feature_ranks`.
+        ``(n_all_features, n_samples)`` from :func:`~bengrn.methods._forest.feature_ranks`
+        (exact splits, at scikit-learn's midpoint thresholds), or the
+        :class:`bengrn.methods._bins.Bins` of the same features (histogram splits: a split
+        sends the samples of bins ``<=`` its bin left).
     levels
-        ``(offsets, levels)`` from :func:`rank_levels` for the same ranks.
+        ``(offsets, levels)`` from :func:`rank_levels` for the same ranks; ``None`` with bins.
     features
         ``(p,)`` rows of ``ranks`` that are this target's candidate regulators.
     y
@@ -304,10 +327,15 @@ def boosting_importances(
     ``((p,) float64 importances, stages fitted)``: importance = normalised impurity decrease x
     stages (arboreto's edge weight).
     """
-    if ranks.ndim != 2 or y.ndim != 1 or ranks.shape[1] != y.shape[0]:
+    R, binned, hist_min, nz_ptr, nz_idx, nz_code, n_bins = split_matrix(ranks)
+    if R.ndim != 2 or y.ndim != 1 or R.shape[1] != y.shape[0]:
         raise ValueError(
-            f"ranks must be (features, samples) and y (samples,); got {ranks.shape} and {y.shape}"
+            f"ranks must be (features, samples) and y (samples,); got {R.shape} and {y.shape}"
         )
+    if binned:
+        levels = (np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.float32))
+    elif levels is None:
+        raise ValueError("exact splits (ranks) need the rank levels of rank_levels(X, ranks)")
     if n_estimators < 1 or max_depth < 1 or window < 1:
         raise ValueError(
             f"n_estimators, max_depth and the window must be >= 1; got {n_estimators}, "
@@ -322,7 +350,7 @@ def boosting_importances(
         return out, 0
     n = y.shape[0]
     n_stages = _boost_target(
-        np.ascontiguousarray(ranks),
+        R,
         np.ascontiguousarray(features, dtype=np.int64),
         levels[0],
         levels[1],
@@ -335,5 +363,12 @@ def boosting_importances(
         int(window),
         int(seed) % 2**32,
         out,
+        binned,
+        hist_min,
+        _pos_min(nz_ptr, features) if binned else 0,
+        nz_ptr,
+        nz_idx,
+        nz_code,
+        n_bins,
     )
     return out, int(n_stages)

@@ -25,15 +25,26 @@ scikit-learn itself).
 from __future__ import annotations
 
 import math
+from collections import namedtuple
+from typing import Any
 
 import numba as nb
 import numpy as np
 
-__all__ = ["feature_ranks", "forest_importances", "resolve_max_features"]
+__all__ = [
+    "HIST_MIN",
+    "feature_ranks",
+    "forest_importances",
+    "resolve_max_features",
+    "split_matrix",
+]
 
 FEATURE_THRESHOLD = 1e-7  # scikit-learn's: feature values closer than this are tied
 _EPSILON = float(np.finfo(np.float64).eps)  # scikit-learn's: a node this pure is a leaf
 _LOW32 = np.int64(0xFFFFFFFF)
+#: Binned fits: nodes with at least this many samples build histograms (smaller ones sort their
+#: bins, unless the feature has fewer samples outside bin 0 than the node).
+HIST_MIN = 32
 
 
 def feature_ranks(X: np.ndarray) -> np.ndarray:
@@ -137,9 +148,43 @@ def _push(st_int, st_flt, top, start, end, depth, n_constant, W, S, Q):  # pragm
     return top + 1
 
 
+#: Histogram state of a binned fit, passed through the compiled tree builders: ``binned`` (off =
+#: the exact path, the other fields unused), ``hist_min`` (nodes with at least this many samples
+#: use histograms), ``pos_min`` (the fewest samples outside bin 0 among the candidate features:
+#: only nodes larger than that read ``pos``), the sparse index of :class:`bengrn.methods._bins.Bins` (``nz_ptr``, ``nz_idx``,
+#: ``nz_code``), ``pos`` (``(n_samples,)``: each sample's position in ``samples``, -1 when it is
+#: not in the tree) and the histogram ``hist_w``/``hist_s``/``hist_n`` (per bin: weight, weighted
+#: sum, count; kept empty between uses).
+_HistBuffers = namedtuple(
+    "_HistBuffers", "binned hist_min pos_min nz_ptr nz_idx nz_code pos hist_w hist_s hist_n"
+)
+
+
+@nb.njit(cache=True, nogil=True)
+def _hist_buffers(  # pragma: no cover - compiled
+    binned, hist_min, pos_min, nz_ptr, nz_idx, nz_code, n_samples, n_bins
+):
+    size = n_bins if binned else 1
+    return _HistBuffers(
+        binned, hist_min, pos_min, nz_ptr, nz_idx, nz_code,
+        np.full(n_samples if binned else 1, -1, dtype=np.int64),
+        np.zeros(size, dtype=np.float64), np.zeros(size, dtype=np.float64),
+        np.zeros(size, dtype=np.int64),
+    )  # fmt: skip
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _set_positions(hb, samples, start, end):  # pragma: no cover - compiled
+    """Record the positions of ``samples[start:end]`` (binned fits, nodes whose descendants may
+    read them: larger than ``hb.pos_min``)."""
+    if hb.binned and end - start > hb.pos_min:
+        for q in range(start, end):
+            hb.pos[samples[q]] = q
+
+
 @nb.njit(cache=True, nogil=True, inline="always")
 def _best_split(  # pragma: no cover - compiled
-    R, feats, y, w, samples, start, end, W, S, n_known, max_features, features, known, keys
+    R, feats, y, w, samples, start, end, W, S, n_known, max_features, features, known, keys, hb
 ):
     """Best split of the node ``samples[start:end]`` (weight ``W``, weighted sum ``S``).
 
@@ -148,6 +193,11 @@ def _best_split(  # pragma: no cover - compiled
     n_constant)``: the best split sends ranks ``<= rank`` left (``next_rank`` is the smallest rank
     of the node above it), ``feature = -1`` when no feature splits the node; ``n_constant`` is the
     new count of known constants (recorded in ``known``) for the children.
+
+    ``hb`` is the histogram state of binned features (:class:`_HistBuffers`); with ``hb.binned``
+    off (the exact path) every feature is sorted, otherwise a feature's candidate thresholds come
+    from a histogram of the node's bins (:func:`_histogram`) whenever the node has at least
+    ``hb.hist_min`` samples or the feature fewer samples outside bin 0 than the node.
     """
     p = feats.shape[0]
     best_proxy = -np.inf
@@ -159,6 +209,7 @@ def _best_split(  # pragma: no cover - compiled
     n_found = 0
     n_drawn = 0
     n_total = n_known
+    n_node = end - start
     while f_i > n_total and (n_visited < max_features or n_visited <= n_found + n_drawn):
         n_visited += 1
         f_j = np.random.randint(n_drawn, f_i - n_found)  # noqa: NPY002 (see module doc)
@@ -169,24 +220,38 @@ def _best_split(  # pragma: no cover - compiled
             n_drawn += 1
             continue
         f_j += n_found
-        row = feats[features[f_j]]
-        w0 = 0.0
-        s0 = 0.0
-        n0 = 0
-        m = 0
-        for q in range(start, end):
-            s = samples[q]
-            r = R[row, s]
-            if r == 0:
-                w0 += w[s]
-                s0 += w[s] * y[s]
-                n0 += 1
-            else:
-                keys[m] = (np.int64(r) << 32) | np.int64(s)
-                m += 1
-        if m > 0:
-            _sort_prefix(keys, m)
-        if m == 0 or (n0 == 0 and (keys[0] >> 32) == (keys[m - 1] >> 32)):
+        feature = features[f_j]
+        row = feats[feature]
+        use_hist = False
+        if hb.binned:
+            nnz = hb.nz_ptr[row + 1] - hb.nz_ptr[row]
+            use_hist = n_node >= hb.hist_min or nnz < n_node
+        if use_hist:
+            lo, hi = _histogram(R, row, y, w, samples, start, end, W, S, hb)
+            constant = lo == hi
+        else:
+            w0 = 0.0
+            s0 = 0.0
+            n0 = 0
+            m = 0
+            for q in range(start, end):
+                s = samples[q]
+                r = R[row, s]
+                if r == 0:
+                    w0 += w[s]
+                    s0 += w[s] * y[s]
+                    n0 += 1
+                else:
+                    keys[m] = (np.int64(r) << 32) | np.int64(s)
+                    m += 1
+            if m > 0:
+                _sort_prefix(keys, m)
+            constant = m == 0 or (n0 == 0 and (keys[0] >> 32) == (keys[m - 1] >> 32))
+        if constant:
+            if use_hist:
+                hb.hist_w[lo] = 0.0
+                hb.hist_s[lo] = 0.0
+                hb.hist_n[lo] = 0
             tmp = features[f_j]
             features[f_j] = features[n_total]
             features[n_total] = tmp
@@ -197,6 +262,29 @@ def _best_split(  # pragma: no cover - compiled
         tmp = features[f_i]
         features[f_i] = features[f_j]
         features[f_j] = tmp
+        if use_hist:
+            # scan the thresholds between consecutive non-empty bins, emptying the histogram
+            wl = 0.0
+            sl = 0.0
+            prev = np.int64(-1)
+            for b in range(lo, hi + 1):
+                if hb.hist_n[b] == 0:
+                    continue
+                if prev >= 0:
+                    sr = S - sl
+                    proxy = sl * sl / wl + sr * sr / (W - wl)
+                    if proxy > best_proxy:
+                        best_proxy = proxy
+                        best_f = feature
+                        best_thr = prev
+                        best_next = b
+                wl += hb.hist_w[b]
+                sl += hb.hist_s[b]
+                prev = b
+                hb.hist_w[b] = 0.0
+                hb.hist_s[b] = 0.0
+                hb.hist_n[b] = 0
+            continue
         # scan the thresholds between consecutive distinct ranks
         wl = w0
         sl = s0
@@ -208,7 +296,7 @@ def _best_split(  # pragma: no cover - compiled
                 proxy = sl * sl / wl + sr * sr / (W - wl)
                 if proxy > best_proxy:
                     best_proxy = proxy
-                    best_f = features[f_i]
+                    best_f = feature
                     best_thr = prev
                     best_next = r
             s = keys[t] & _LOW32
@@ -221,6 +309,57 @@ def _best_split(  # pragma: no cover - compiled
     for k in range(n_known, n_total):
         known[k] = features[k]
     return best_f, best_thr, best_next, n_total
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _histogram(R, row, y, w, samples, start, end, W, S, hb):  # pragma: no cover - compiled
+    """Weight, weighted sum and count of ``y`` per bin of feature ``row`` over the node
+    ``samples[start:end]``, added to ``hb``'s (empty) histogram; returns the lowest and highest
+    non-empty bins. Sparse features are read from their samples outside bin 0 (those whose
+    position ``hb.pos`` lies in the node), bin 0 being the node's totals minus the rest."""
+    lo = np.int64(R.shape[1] + 65536)
+    hi = np.int64(-1)
+    n_node = end - start
+    first = hb.nz_ptr[row]
+    last = hb.nz_ptr[row + 1]
+    if last - first < n_node:
+        w_rest = 0.0
+        s_rest = 0.0
+        n_rest = 0
+        for k in range(first, last):
+            s = hb.nz_idx[k]
+            q = hb.pos[s]
+            if q >= start and q < end:
+                b = np.int64(hb.nz_code[k])
+                hb.hist_w[b] += w[s]
+                hb.hist_s[b] += w[s] * y[s]
+                hb.hist_n[b] += 1
+                w_rest += w[s]
+                s_rest += w[s] * y[s]
+                n_rest += 1
+                if b < lo:
+                    lo = b
+                if b > hi:
+                    hi = b
+        if n_rest < n_node:
+            hb.hist_w[0] = W - w_rest
+            hb.hist_s[0] = S - s_rest
+            hb.hist_n[0] = n_node - n_rest
+            lo = 0
+            if hi < 0:
+                hi = 0
+    else:
+        for q in range(start, end):
+            s = samples[q]
+            b = np.int64(R[row, s])
+            hb.hist_w[b] += w[s]
+            hb.hist_s[b] += w[s] * y[s]
+            hb.hist_n[b] += 1
+            if b < lo:
+                lo = b
+            if b > hi:
+                hi = b
+    return lo, hi
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
@@ -243,10 +382,11 @@ def _partition(R, row, samples, start, end, thr):  # pragma: no cover - compiled
 @nb.njit(cache=True, nogil=True)
 def _grow_tree(  # pragma: no cover - compiled
     R, feats, y, w, samples, n_root, max_features, max_depth, imp, features, known, keys,
-    st_int, st_flt,
+    st_int, st_flt, hb,
 ):  # fmt: skip
     """Grow one tree depth-first on ``samples[:n_root]`` (weights ``w``), adding each split's
-    weighted impurity decrease to ``imp`` (indexed like ``feats``). Returns the root weight."""
+    weighted impurity decrease to ``imp`` (indexed like ``feats``). Returns the root weight.
+    ``hb``: the histogram state (:data:`_HistBuffers`), positions of ``samples[:n_root]`` set."""
     W, S, Q = _node_sums(samples, w, y, 0, n_root)
     w_root = W
     top = _push(st_int, st_flt, 0, 0, n_root, 0, 0, W, S, Q)
@@ -265,12 +405,13 @@ def _grow_tree(  # pragma: no cover - compiled
             continue
         best_f, best_thr, _, n_total = _best_split(
             R, feats, y, w, samples, start, end, W, S, n_known, max_features, features, known,
-            keys,
+            keys, hb,
         )  # fmt: skip
         if best_f < 0:
             continue
         # partition on the best split and account for its impurity decrease
         mid = _partition(R, feats[best_f], samples, start, end, best_thr)
+        _set_positions(hb, samples, start, end)
         WL, SL, QL = _node_sums(samples, w, y, start, mid)
         WR, SR, QR = _node_sums(samples, w, y, mid, end)
         ml = SL / WL
@@ -284,12 +425,14 @@ def _grow_tree(  # pragma: no cover - compiled
 
 @nb.njit(cache=True, nogil=True)
 def _target_importances(  # pragma: no cover - compiled
-    R, feats, y, n_trees, max_features, max_depth, bootstrap, seed, out
-):
+    R, feats, y, n_trees, max_features, max_depth, bootstrap, seed, out, binned, hist_min,
+    pos_min, nz_ptr, nz_idx, nz_code, n_bins,
+):  # fmt: skip
     """Mean over ``n_trees`` trees of each feature's impurity decrease / root weight."""
     np.random.seed(seed)  # noqa: NPY002 - numba's per-thread generator
     n = y.shape[0]
     p = feats.shape[0]
+    hb = _hist_buffers(binned, hist_min, pos_min, nz_ptr, nz_idx, nz_code, n, n_bins)
     w = np.empty(n, dtype=np.float64)
     samples = np.empty(n, dtype=np.int64)
     keys = np.empty(n, dtype=np.int64)
@@ -311,12 +454,15 @@ def _target_importances(  # pragma: no cover - compiled
             if w[i] > 0:
                 samples[n_root] = i
                 n_root += 1
+        if binned and n_root > pos_min:
+            hb.pos[:] = -1
+            _set_positions(hb, samples, 0, n_root)
         for k in range(p):
             features[k] = k
         imp[:] = 0.0
         w_root = _grow_tree(
             R, feats, y, w, samples, n_root, max_features, max_depth, imp, features, known, keys,
-            st_int, st_flt,
+            st_int, st_flt, hb,
         )  # fmt: skip
         for k in range(p):
             out[k] += imp[k] / w_root
@@ -324,8 +470,26 @@ def _target_importances(  # pragma: no cover - compiled
         out[k] /= n_trees
 
 
+def split_matrix(matrix: Any) -> tuple:
+    """The compiled builders' view of a feature matrix: ``ranks`` (:func:`feature_ranks`, exact
+    splits) or :class:`bengrn.methods._bins.Bins` (histogram splits). Returns ``(R, binned,
+    hist_min, nz_ptr, nz_idx, nz_code, n_bins)`` (empty sparse index for ranks)."""
+    if hasattr(matrix, "codes"):
+        R = matrix.codes
+        n_bins = int(matrix.n_bins.max(initial=1))
+        return R, True, HIST_MIN, matrix.nz_ptr, matrix.nz_idx, matrix.nz_code, n_bins
+    R = np.ascontiguousarray(matrix)
+    empty = np.zeros(R.shape[0] + 1, dtype=np.int64)
+    return R, False, 0, empty, np.zeros(0, np.int32), np.zeros(0, R.dtype), 1
+
+
+def _pos_min(nz_ptr: np.ndarray, features: np.ndarray) -> int:
+    """The fewest samples outside bin 0 among ``features`` (see :data:`_HistBuffers`)."""
+    return int(np.diff(nz_ptr)[np.asarray(features, dtype=np.int64)].min(initial=2**62))
+
+
 def forest_importances(
-    ranks: np.ndarray,
+    ranks: Any,
     features: np.ndarray,
     y: np.ndarray,
     *,
@@ -340,7 +504,8 @@ def forest_importances(
     Parameters
     ----------
     ranks
-        ``(n_all_features, n_samples)`` from :func:`feature_ranks`.
+        ``(n_all_features, n_samples)`` from :func:`feature_ranks` (exact splits), or the
+        :class:`bengrn.methods._bins.Bins` of the same features (histogram splits).
     features
         ``(p,)`` rows of ``ranks`` that are the candidate regulators of this target.
     y
@@ -357,19 +522,20 @@ def forest_importances(
     weighted by the node's sample weight and divided by the root's, averaged over the trees
     (scikit-learn's ``compute_feature_importances(normalize=False)`` averaged over the forest).
     """
-    if ranks.ndim != 2 or y.ndim != 1 or ranks.shape[1] != y.shape[0]:
+    R, binned, hist_min, nz_ptr, nz_idx, nz_code, n_bins = split_matrix(ranks)
+    if R.ndim != 2 or y.ndim != 1 or R.shape[1] != y.shape[0]:
         raise ValueError(
-            f"ranks must be (features, samples) and y (samples,); got {ranks.shape} and {y.shape}"
+            f"ranks must be (features, samples) and y (samples,); got {R.shape} and {y.shape}"
         )
     if n_trees < 1:
         raise ValueError(f"n_trees must be >= 1; got {n_trees}")
-    if ranks.shape[1] >= 2**32:
-        raise ValueError(f"at most 2**32 - 1 samples are supported; got {ranks.shape[1]}")
+    if R.shape[1] >= 2**31:
+        raise ValueError(f"at most 2**31 - 1 samples are supported; got {R.shape[1]}")
     out = np.zeros(len(features), dtype=np.float64)
     if len(features) == 0:
         return out
     _target_importances(
-        np.ascontiguousarray(ranks),
+        R,
         np.ascontiguousarray(features, dtype=np.int64),
         np.ascontiguousarray(y, dtype=np.float64),
         int(n_trees),
@@ -378,5 +544,12 @@ def forest_importances(
         bool(bootstrap),
         int(seed) % 2**32,
         out,
+        binned,
+        hist_min,
+        _pos_min(nz_ptr, features) if binned else 0,
+        nz_ptr,
+        nz_idx,
+        nz_code,
+        n_bins,
     )
     return out

@@ -7,7 +7,12 @@ For each target gene ``j``, a regressor predicts its expression from the candida
 the order in which targets run.
 
 Both methods run by default on compiled tree builders (:mod:`bengrn.methods._forest`,
-:mod:`bengrn.methods._boosting`: scikit-learn's algorithms, targets on threads);
+:mod:`bengrn.methods._boosting`: scikit-learn's algorithms, targets on threads) with
+histogram-binned splits (``splits="hist"``): each regulator is cut once into at most ``max_bins``
+quantile bins (:mod:`bengrn.methods._bins`), shared by every target and tree, and splits are
+searched over per-bin sums; ``splits="exact"`` searches every distinct value as scikit-learn does.
+The only data a worker holds besides the expression matrix is that binned regulator matrix
+(1 byte per cell and regulator, plus an index of its non-zero bins), logged at the start;
 ``backend="sklearn"`` fits scikit-learn's estimators in joblib processes, targets sent in batches
 of 64 with the expression matrix. With ``client=`` (a ``dask.distributed.Client``, extra
 ``bengrn[dask]``) the targets run on a dask cluster instead: the regression problem (expression,
@@ -39,6 +44,7 @@ __all__ = ["genie3", "grnboost2"]
 log = logging.getLogger(__name__)
 
 _BACKENDS = ("compiled", "sklearn")
+_SPLITS = ("hist", "exact")
 _BATCH_SIZE = 64  # targets per task (joblib processes, dask)
 
 
@@ -59,7 +65,8 @@ class _Regressions:
     """One method's per-target regressions: everything a worker needs, shipped once.
 
     ``X``: ``(n_cells, n_genes)`` float32 expression; ``reg_idx``: sorted candidate-regulator
-    columns; ``ranks``/``levels``: the compiled backend's rank encoding of ``X[:, reg_idx]``.
+    columns; ``ranks``/``levels``: the compiled exact backend's rank encoding of
+    ``X[:, reg_idx]``; ``bins``: the compiled histogram backend's binned ``X[:, reg_idx]``.
     """
 
     kind: str  # "genie3" | "grnboost2"
@@ -70,6 +77,7 @@ class _Regressions:
     seed: int
     ranks: np.ndarray | None = None
     levels: tuple[np.ndarray, np.ndarray] | None = None
+    bins: Any = None
 
     def target(self, j: int) -> tuple[np.ndarray, np.ndarray] | None:
         """Target ``j``'s response (float64 ``(n_cells,)``; scaled to unit variance for GENIE3,
@@ -98,17 +106,18 @@ class _Regressions:
         out = np.zeros(len(self.reg_idx), dtype=np.float32)
         if self.backend == "compiled":
             max_features = resolve_max_features(o["max_features"], len(keep))
+            matrix = self.ranks if self.bins is None else self.bins
             if self.kind == "genie3":
                 from bengrn.methods._forest import forest_importances
 
                 out[keep] = forest_importances(
-                    self.ranks, keep, y, n_trees=o["n_trees"], max_features=max_features, seed=seed
+                    matrix, keep, y, n_trees=o["n_trees"], max_features=max_features, seed=seed
                 )
             else:
                 from bengrn.methods._boosting import boosting_importances
 
                 out[keep], _ = boosting_importances(
-                    self.ranks, self.levels, keep, y, max_features=max_features, seed=seed,
+                    matrix, self.levels, keep, y, max_features=max_features, seed=seed,
                     n_estimators=o["n_estimators"], learning_rate=o["learning_rate"],
                     subsample=o["subsample"], max_depth=o["max_depth"],
                     window=o["early_stopping_rounds"],
@@ -230,10 +239,32 @@ def _run(
     return weights
 
 
+def _resolve_splits(backend: str, splits: str | None, max_bins: int) -> str:
+    """``splits`` for ``backend`` (``None`` = ``"hist"`` compiled, ``"exact"`` scikit-learn)."""
+    if backend not in _BACKENDS:
+        raise ValueError(f"backend must be 'compiled' or 'sklearn'; got {backend!r}")
+    if splits is None:
+        splits = "hist" if backend == "compiled" else "exact"
+    if splits not in _SPLITS:
+        raise ValueError(f"splits must be 'hist' or 'exact'; got {splits!r}")
+    if backend == "sklearn" and splits != "exact":
+        raise ValueError(
+            "backend='sklearn' runs scikit-learn's exact splits; use splits='exact' (or leave it "
+            f"unset) with it, or backend='compiled' for splits={splits!r}"
+        )
+    if isinstance(max_bins, bool) or not isinstance(max_bins, (int, np.integer)):
+        raise ValueError(f"max_bins must be an integer from 2 to 256; got {max_bins!r}")
+    if not 2 <= max_bins <= 256:
+        raise ValueError(f"max_bins must be an integer from 2 to 256; got {max_bins}")
+    return splits
+
+
 def _infer(
     adata: ad.AnnData,
     kind: str,
     backend: str,
+    splits: str,
+    max_bins: int,
     options: dict[str, Any],
     regulators: Sequence[str] | None,
     targets: Sequence[str] | None,
@@ -245,22 +276,29 @@ def _infer(
 ) -> Any:
     from bengrn.methods._forest import feature_ranks, resolve_max_features
 
-    if backend not in _BACKENDS:
-        raise ValueError(f"backend must be 'compiled' or 'sklearn'; got {backend!r}")
     genes = pd.Index(adata.var_names.astype(str))
     X = expression_matrix(adata, transform)
     reg_idx = regulator_indices(genes, regulators)
     resolve_max_features(options["max_features"], len(reg_idx))  # fails here, not in a worker
     target_idx = np.arange(len(genes)) if targets is None else _target_indices(genes, targets)
-    ranks = levels = None
-    if backend == "compiled":
+    ranks = levels = bins = None
+    if backend == "compiled" and splits == "hist":
+        from bengrn.methods._bins import bin_features, bins_nbytes
+
+        bins = bin_features(X[:, reg_idx], max_bins)
+        log.info(
+            "%s: %d regulators x %d cells binned (at most %d bins): %.1f MB shared by every "
+            "target, plus the %.1f MB expression matrix",
+            kind, len(reg_idx), X.shape[0], max_bins, bins_nbytes(bins) / 2**20, X.nbytes / 2**20,
+        )  # fmt: skip
+    elif backend == "compiled":
         regs = X[:, reg_idx]
         ranks = feature_ranks(regs)
         if kind == "grnboost2":
             from bengrn.methods._boosting import rank_levels
 
             levels = rank_levels(regs, ranks)
-    problem = _Regressions(kind, backend, X, reg_idx, options, seed, ranks, levels)
+    problem = _Regressions(kind, backend, X, reg_idx, options, seed, ranks, levels, bins)
     weights = _run(problem, target_idx, len(genes), n_jobs, client, _BATCH_SIZE)
     return make_network(reg_idx, weights, genes, kind, params)
 
@@ -276,6 +314,8 @@ def genie3(
     seed: int = 0,
     transform: str = "log1p",
     backend: str = "compiled",
+    splits: str | None = None,
+    max_bins: int = 255,
     client: Any = None,
 ) -> Any:
     """GENIE3 (Huynh-Thu et al. 2010): a random forest per target gene.
@@ -306,6 +346,14 @@ def genie3(
         squared-error trees, ``max_features`` candidates per split), several times faster.
         ``"sklearn"``: scikit-learn's ``RandomForestRegressor`` itself. The two draw different
         random numbers, so their networks agree as two seeds of one method do.
+    splits
+        ``"hist"`` (default of the compiled backend): splits over quantile bins of the regulators
+        (:mod:`bengrn.methods._bins`), computed once and shared by every target and tree; a
+        regulator with at most ``max_bins`` distinct values gets exact splits.
+        ``"exact"`` (the only choice, and the default, of ``backend="sklearn"``): every distinct
+        value is a threshold, as scikit-learn.
+    max_bins
+        Most bins per regulator with ``splits="hist"`` (2 to 256).
     client
         A ``dask.distributed.Client``: fit the targets on its cluster (extra ``bengrn[dask]``);
         the network is identical to the one computed locally with the same seed.
@@ -325,11 +373,15 @@ def genie3(
         transform=transform,
         backend=backend,
     )
+    splits = _resolve_splits(backend, splits, max_bins)
+    params.update(splits=splits, max_bins=int(max_bins))
     options = {"n_trees": int(n_trees), "max_features": max_features}
     return _infer(
         adata,
         "genie3",
         backend,
+        splits,
+        int(max_bins),
         options,
         regulators,
         targets,
@@ -356,6 +408,8 @@ def grnboost2(
     seed: int = 0,
     transform: str = "log1p",
     backend: str = "compiled",
+    splits: str | None = None,
+    max_bins: int = 255,
     client: Any = None,
 ) -> Any:
     """GRNBoost2 (Moerman et al. 2019) as arboreto 0.1.6 computes it.
@@ -367,8 +421,10 @@ def grnboost2(
     improvement of the last ``early_stopping_rounds`` stages is negative. Edge weight =
     scikit-learn's normalised feature importance x stages fitted (arboreto's ``importance``).
 
-    ``backend``: ``"compiled"`` (default; :mod:`bengrn.methods._boosting`, the same algorithm with
-    exact splits, numba, targets on threads) or ``"sklearn"`` (scikit-learn's
+    ``backend``: ``"compiled"`` (default; :mod:`bengrn.methods._boosting`, the same algorithm,
+    numba, targets on threads; with ``splits="hist"``, the default, over quantile bins of the
+    regulators, ``splits="exact"`` over every distinct value, ``max_bins`` as in :func:`genie3`)
+    or ``"sklearn"`` (scikit-learn's
     ``GradientBoostingRegressor`` with the same monitor: what arboreto runs). Note that
     scikit-learn 1.3 changed ``oob_improvement_`` (it now compares the out-of-bag losses of two
     different subsamples), so arboreto's stopping point depends on the scikit-learn version; both
@@ -398,6 +454,8 @@ def grnboost2(
         raise ValueError(f"subsample must be in (0, 1]; got {subsample!r}")
     if not learning_rate > 0:
         raise ValueError(f"learning_rate must be > 0; got {learning_rate!r}")
+    splits = _resolve_splits(backend, splits, max_bins)
+    params.update(splits=splits, max_bins=int(max_bins))
     options = {
         "n_estimators": int(n_estimators),
         "learning_rate": float(learning_rate),
@@ -410,6 +468,8 @@ def grnboost2(
         adata,
         "grnboost2",
         backend,
+        splits,
+        int(max_bins),
         options,
         regulators,
         targets,

@@ -8,7 +8,6 @@ Anything else pickled in a file is refused, never executed. Nothing here imports
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pickle
 import re
@@ -54,11 +53,17 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 def _safe_globals() -> list[Any]:
     """Types original hyper-parameters may pickle that are plain data (no code runs on load)."""
-    allowed: list[Any] = []
-    with contextlib.suppress(ImportError):
-        from lightning.fabric.utilities.data import AttributeDict
-
-        allowed.append(AttributeDict)
+    # Lightning's AttributeDict (a dict with attribute access) in original hyper-parameters is
+    # read as a plain dict, so that reading a checkpoint never imports Lightning
+    allowed: list[Any] = [
+        (dict, f"{module}.AttributeDict")
+        for module in (
+            "lightning.fabric.utilities.data",
+            "lightning_fabric.utilities.data",
+            "lightning.pytorch.utilities.parsing",
+            "pytorch_lightning.utilities.parsing",
+        )
+    ]
     import numpy as np
 
     multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray

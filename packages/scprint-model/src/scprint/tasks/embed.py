@@ -55,16 +55,23 @@ __all__ = ["Embedder", "label_metrics"]
 def label_metrics(
     true_labels: Sequence[str], predicted: np.ndarray, encoder: LabelEncoder
 ) -> dict[str, float | int]:
-    """Accuracy (crediting predictions below a coarse true label) and macro F1 of leaf predictions.
+    """Accuracy (crediting predictions below a coarse true label) and macro F1 of leaf predictions,
+    over the populations actually scored.
 
     ``true_labels`` ``(n_cells,)`` are labels as the model's encoder reads them (leaf or coarser
     ontology terms, their names or aliases); ``predicted`` ``(n_cells,)`` are leaf indices into
-    ``encoder.classes``. A prediction is right when it is the true label or one of its descendant
-    leaves (``encoder.descendant_leaves``). A true ontology term finer than anything the model knows
-    (e.g. a naive CD8 T cell when it only learned "CD8 T cell") is scored at its nearest known
-    ancestor (``encoder.nearest_known``; counted in ``n_mapped_to_ancestor``). For the macro F1 (scikit-learn, over the labels
-    present) a right prediction counts as a match; cells whose true label the encoder does not
-    know are left out and counted in ``n_unknown``.
+    ``encoder.classes``. Each true label is scored at itself when the encoder knows it, else at
+    its nearest known ancestor (``encoder.nearest_known``; counted in ``n_mapped_to_ancestor``);
+    these scored labels are the populations (``n_scored_classes``). A prediction is right when
+    it is a descendant leaf of the cell's scored label (``encoder.descendant_leaves``). Cells
+    whose true label has no known ancestor are left out (``n_unknown``).
+
+    ``macro_f1`` is scikit-learn's macro F1 over the scored populations only: a prediction is
+    mapped to the cell's population when right, else to the most specific scored population
+    whose leaves contain it (a false positive of that population), else to no population (a
+    miss). ``chance_accuracy`` is ``1 / n_scored_classes`` (a uniform guess among the scored
+    populations) and ``majority_accuracy`` the share of the largest one; ``n_classes`` is the
+    number of leaves the model predicts among.
     """
     from sklearn.metrics import f1_score
 
@@ -79,25 +86,49 @@ def label_metrics(
     ]
     known = np.array([label is not None for label in resolved], dtype=bool)
     n_known = int(known.sum())
-    base = {
+    base: dict[str, float | int] = {
         "n_cells": n_known,
         "n_unknown": int((~known).sum()),
         "n_mapped_to_ancestor": int((known & (codes < 0)).sum()),
         "n_classes": len(classes),
     }
-    base["chance_accuracy"] = 1.0 / len(classes)
     if n_known == 0:
-        return {**base, "accuracy": float("nan"), "macro_f1": float("nan")}
+        nan = float("nan")
+        return {
+            **base,
+            "n_scored_classes": 0,
+            "chance_accuracy": nan,
+            "majority_accuracy": nan,
+            "accuracy": nan,
+            "macro_f1": nan,
+        }
     canonical = np.asarray([label for label in resolved if label is not None], dtype=object)
-    leaves = {label: set(encoder.descendant_leaves(label)) for label in pd.unique(canonical)}
+    scored, sizes = np.unique(canonical.astype(str), return_counts=True)
+    leaves = {label: set(encoder.descendant_leaves(label)) for label in scored}
     pred_known = predicted[known]
-    credited = np.array([int(p) in leaves[t] for p, t in zip(pred_known, canonical)], dtype=bool)
-    pred_names = np.asarray([classes[int(p)] for p in pred_known], dtype=object)
-    true_effective = np.where(credited, pred_names, canonical)
+    credited = np.array(
+        [int(p) in leaves[str(t)] for p, t in zip(pred_known, canonical)], dtype=bool
+    )
+    # a wrong prediction counts against the most specific scored population containing its leaf
+    specific = sorted(scored, key=lambda label: len(leaves[label]))
+    owner = {
+        leaf: next((label for label in specific if leaf in leaves[label]), "")
+        for leaf in range(len(classes))
+    }
+    as_population = np.array(
+        [str(t) if ok else owner[int(p)] for p, t, ok in zip(pred_known, canonical, credited)],
+        dtype=object,
+    )
+    macro_f1 = f1_score(
+        canonical.astype(str), as_population, labels=list(scored), average="macro", zero_division=0
+    )
     return {
         **base,
+        "n_scored_classes": len(scored),
+        "chance_accuracy": 1.0 / len(scored),
+        "majority_accuracy": float(sizes.max() / sizes.sum()),
         "accuracy": float(credited.mean()),
-        "macro_f1": float(f1_score(true_effective, pred_names, average="macro", zero_division=0)),
+        "macro_f1": float(macro_f1),
     }
 
 

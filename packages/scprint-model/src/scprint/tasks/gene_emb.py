@@ -95,6 +95,10 @@ class GeneEmbedder:
             raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.gene_matching = gene_matching_options(gene_matching)
         self.pretrained = load_model(ckpt, device, precision)
+        if not isinstance(genes, str) and not len(genes):
+            raise InputError(
+                "the gene list is empty; give var_names or one of " + str(GENE_CHOICES)
+            )
         self.genes = genes if isinstance(genes, str) else [str(g) for g in genes]
         self.n_genes = int(n_genes)
         self.groupby = groupby

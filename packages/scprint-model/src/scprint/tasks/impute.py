@@ -30,6 +30,7 @@ from scprint.tasks._batches import iter_model_batches, model_inputs
 from scprint.tasks._errors import InputError
 from scprint.tasks._input import (
     GeneMatch,
+    TaskInput,
     gene_matching_options,
     match_vocabulary,
     prepare,
@@ -38,10 +39,14 @@ from scprint.tasks._input import (
 )
 from scprint.tasks._model import Checkpoint, load_model, model_device
 from scprint.tasks._output import provenance, store_result
+from scprint.tasks.genes import select_genes
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Imputer", "imputed_anndata"]
+__all__ = ["INPUT_GENES", "Imputer", "imputed_anndata"]
+
+#: ``input_genes`` choices of :class:`Imputer` besides a list of ``var_names``.
+INPUT_GENES: tuple[str, ...] = ("all", "hvg", "expressed")
 
 
 class Imputer:
@@ -52,14 +57,20 @@ class Imputer:
     ckpt
         Checkpoint path or an already loaded model (:func:`scprint.load`; scPRINT-1 and
         scPRINT-2 checkpoints).
-    genes
+    genes_to_impute
         Genes to impute (Ensembl ids or symbols of the cells' organism, matched to the model's
         vocabulary as the AnnData's genes are): usually genes absent from ``var_names``. Genes
         the model does not know are left out with a warning and listed in
         ``uns[key_added]["unknown_genes"]``; none known is an :class:`~scprint.tasks.InputError`.
-    input_genes
-        The measured genes the model reads, the same list for every cell: ``"all"`` (every gene
-        of the AnnData the model knows, except those being imputed) or a list of ``var_names``.
+        (The original's ``genes_to_impute``.)
+    input_genes, n_genes
+        The measured genes the model reads, the same for every cell, in one context (as the
+        original; its ``genes_to_use``), never one being imputed: ``"all"`` (every gene of the
+        AnnData the model knows), ``"hvg"`` (the ``n_genes`` most variable of those),
+        ``"expressed"`` (the ``n_genes`` of highest mean expression; see
+        :mod:`scprint.tasks.genes`) or a list of ``var_names``. Attention memory grows with the
+        square of the number of input plus imputed genes: on whole-transcriptome data prefer
+        ``"hvg"``.
     depth_factor
         ``M``: the imputed means are at ``M`` times each cell's depth (the original's
         ``predict_depth_mult``, default 4).
@@ -84,8 +95,9 @@ class Imputer:
         self,
         ckpt: Checkpoint,
         *,
-        genes: Sequence[str],
+        genes_to_impute: Sequence[str],
         input_genes: str | Sequence[str] = "all",
+        n_genes: int = 2000,
         depth_factor: float = 4.0,
         zero_inflation: bool = False,
         gene_matching: Mapping[str, Any] | None = None,
@@ -93,14 +105,19 @@ class Imputer:
         device: str = "auto",
         precision: str = "32",
     ) -> None:
-        if isinstance(genes, str) or not len(genes):
+        if isinstance(genes_to_impute, str) or not len(genes_to_impute):
             raise InputError(
-                f"genes must be a non-empty list of genes to impute, e.g. ['CD3E', 'MS4A1'], got {genes!r}"
+                "genes_to_impute must be a non-empty list of genes, e.g. ['CD3E', 'MS4A1'], got "
+                f"{genes_to_impute!r}"
             )
-        if isinstance(input_genes, str) and input_genes != "all":
+        if isinstance(input_genes, str) and input_genes not in INPUT_GENES:
             raise InputError(
-                f"input_genes must be 'all' or a list of var_names, got {input_genes!r}"
+                f"input_genes must be one of {INPUT_GENES} or a list of var_names, got {input_genes!r}"
             )
+        if not isinstance(input_genes, str) and not len(input_genes):
+            raise InputError("the input_genes list is empty; give var_names or 'all'")
+        if not isinstance(n_genes, int | np.integer) or n_genes < 1:
+            raise InputError(f"n_genes must be a positive integer, got {n_genes!r}")
         if not depth_factor > 0:
             raise InputError(f"depth_factor must be positive (e.g. 4.0), got {depth_factor!r}")
         if batch_size < 1:
@@ -111,11 +128,12 @@ class Imputer:
             raise InputError(
                 "zero_inflation=True needs a ZINB expression decoder; this model has none"
             )
-        genes = [str(g) for g in genes]
+        genes = [str(g) for g in genes_to_impute]
         if len(set(genes)) != len(genes):
-            raise InputError("genes lists a gene twice; give each gene to impute once")
-        self.genes = genes
+            raise InputError("genes_to_impute lists a gene twice; give each gene once")
+        self.genes_to_impute = genes
         self.input_genes = input_genes if isinstance(input_genes, str) else list(input_genes)
+        self.n_genes = int(n_genes)
         self.depth_factor = float(depth_factor)
         self.zero_inflation = zero_inflation
         self.batch_size = batch_size
@@ -123,7 +141,7 @@ class Imputer:
     def vocabulary_ids(self, organism: str | None) -> tuple[list[str], np.ndarray, list[str]]:
         """The genes to impute the model knows, their vocabulary indices ``(n,)`` int64, and the
         genes it does not know (matched by :func:`scprint.tasks._input.match_vocabulary`)."""
-        listing = ad.AnnData(var=pd.DataFrame(index=pd.Index(self.genes, dtype=str)))
+        listing = ad.AnnData(var=pd.DataFrame(index=pd.Index(self.genes_to_impute, dtype=str)))
         options = {
             key: self.gene_matching[key]
             for key in ("gene_table", "orthologs")
@@ -138,28 +156,35 @@ class Imputer:
         )
         known = match.var_indices
         found = set(known.tolist())
-        unknown = [g for i, g in enumerate(self.genes) if i not in found]
+        unknown = [g for i, g in enumerate(self.genes_to_impute) if i not in found]
         if not known.size:
             raise InputError(
-                f"none of the {len(self.genes)} genes to impute is known to the model (e.g. "
-                f"{self.genes[0]!r}); its genes look like {list(self.pretrained.vocab.genes[:3])}"
+                f"none of the {len(self.genes_to_impute)} genes to impute is known to the model (e.g. "
+                f"{self.genes_to_impute[0]!r}); its genes look like {list(self.pretrained.vocab.genes[:3])}"
             )
         if unknown:
             log.warning(
                 "%d of %d genes to impute are unknown to the model and left out, e.g. %s",
                 len(unknown),
-                len(self.genes),
+                len(self.genes_to_impute),
                 unknown[:5],
             )
-        return [self.genes[i] for i in known], match.vocab_indices.astype(np.int64), unknown
+        return (
+            [self.genes_to_impute[i] for i in known],
+            match.vocab_indices.astype(np.int64),
+            unknown,
+        )
 
-    def _input_columns(
-        self, adata: ad.AnnData, match: GeneMatch, imputed: np.ndarray
-    ) -> np.ndarray:
-        """Columns of ``adata`` read by the model (sorted), never one of the imputed genes."""
+    def _input_columns(self, data: TaskInput, imputed: np.ndarray) -> np.ndarray:
+        """Columns of the AnnData read by the model (sorted), never one of the imputed genes."""
+        adata, match = data.adata, data.match
         if isinstance(self.input_genes, str):
-            columns = match.var_indices[~np.isin(match.vocab_indices, imputed)]
-            columns = np.sort(columns)
+            columns = np.sort(match.var_indices[~np.isin(match.vocab_indices, imputed)])
+            if self.input_genes != "all" and columns.size:
+                chosen = select_genes(
+                    data.counts, self.input_genes, self.n_genes, candidates=columns
+                )
+                columns = np.sort(chosen)
         else:
             columns = resolve_gene_list(adata, self.input_genes, match, self.pretrained.vocab)
             vocab = match.columns()[columns]
@@ -221,7 +246,7 @@ class Imputer:
     def __call__(
         self, adata: ad.AnnData, *, key_added: str = "scprint_imputed", copy: bool = False
     ) -> ad.AnnData | None:
-        """Impute the genes of ``genes`` in ``adata``'s cells (raw counts).
+        """Impute the genes of ``genes_to_impute`` in ``adata``'s cells (raw counts).
 
         Writes into ``adata`` (``None`` returned) or a returned copy (``copy=True``):
         ``obsm[key_added]``, a float32 DataFrame ``(n_cells, n_imputed)`` indexed by
@@ -232,13 +257,14 @@ class Imputer:
         """
         data = prepare(adata, self.pretrained, **self.gene_matching)
         names, vocab_ids, unknown = self.vocabulary_ids(data.match.organism)
-        columns = self._input_columns(adata, data.match, vocab_ids)
+        columns = self._input_columns(data, vocab_ids)
         log.info("impute %d genes from %d measured genes", len(names), columns.size)
         means = self.imputed_means(adata, data.match, columns, vocab_ids)
         table = pd.DataFrame(means, index=adata.obs_names.copy(), columns=pd.Index(names))
         settings = provenance(
             self.pretrained,
             method="generative",
+            input_genes=self.input_genes if isinstance(self.input_genes, str) else "list",
             depth_factor=self.depth_factor,
             zero_inflation=self.zero_inflation,
             n_input_genes=int(columns.size),

@@ -14,6 +14,8 @@ TASK_CLASS = "scprint.tasks.GeneEmbedder"
 EXAMPLE_PARAM = "n_genes=500"
 ORIGINAL_SUFFIX = "_gene_emb.h5ad"
 OUT_SUFFIXES = (".h5ad",)
+#: The flags of a small run.
+EXAMPLE_ARGS: tuple[str, ...] = ("--genes", "hvg", "--n-genes", "20")
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:

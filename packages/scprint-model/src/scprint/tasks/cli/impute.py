@@ -16,14 +16,22 @@ TASK_CLASS = "scprint.tasks.Imputer"
 EXAMPLE_PARAM = "batch_size=16"
 ORIGINAL_SUFFIX = "_imputed.h5ad"
 OUT_SUFFIXES = (".h5ad",)
+#: The flags of a small run on Kang PBMC cells (LYZ, CD3E, MS4A1 from 50 variable genes).
+EXAMPLE_ARGS: tuple[str, ...] = (
+    "--genes-to-impute",
+    "ENSG00000090382,ENSG00000198851,ENSG00000156738",
+    "--input-genes",
+    "hvg",
+    "--n-genes",
+    "50",
+)
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
     """The flags of ``scprint impute`` beyond the common ones."""
     flag(
         parser,
-        "--genes",
-        "--genes_to_impute",
+        "--genes-to-impute",
         type=gene_option,
         default=None,
         help="genes to impute (required): g1,g2,... or @file (one gene per line)",
@@ -34,8 +42,15 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         "--genes_to_use",
         type=gene_option,
         default="all",
-        help="measured genes the model reads: all (default, the known genes not imputed), "
-        "g1,g2,... or @file",
+        help="measured genes the model reads: all (default, the known genes not imputed), hvg, "
+        "expressed, g1,g2,... or @file",
+    )
+    flag(
+        parser,
+        "--n-genes",
+        type=int,
+        default=2000,
+        help="number of input genes for hvg / expressed",
     )
     flag(
         parser,
@@ -61,17 +76,21 @@ def add_options(parser: argparse.ArgumentParser) -> None:
 
 def plan(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[Any, Any], Any]]:
     """The task's options from the flags, and how to run it on the input (returns what is written)."""
-    if args.genes is None:
-        raise UsageError("--genes is required (genes to impute, e.g. --genes CD3E,MS4A1)")
-    if isinstance(args.genes, str):
-        args.genes = [args.genes]
+    genes = args.genes_to_impute
+    if genes is None:
+        raise UsageError(
+            "--genes-to-impute is required (e.g. --genes-to-impute CD3E,MS4A1 or @genes.txt)"
+        )
+    if isinstance(genes, str):
+        genes = [genes]
     if args.method != "generative":
         raise UsageError(
             f"--method {args.method!r} is not offered; only 'generative' (the original's default)"
         )
     options = {
-        "genes": args.genes,
+        "genes_to_impute": genes,
         "input_genes": args.input_genes,
+        "n_genes": args.n_genes,
         "depth_factor": args.depth_factor,
         "zero_inflation": args.zero_inflation,
     }
