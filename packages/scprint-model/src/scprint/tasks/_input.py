@@ -20,6 +20,7 @@ import scipy.sparse as sp
 
 from scprint.checkpoints import Pretrained
 from scprint.data import MIN_OVERLAP_GENES, ORGANISMS, CellSource, Vocabulary
+from scprint.data.checks import check_finite_counts, check_has_cells, check_unique_var_names
 from scprint.data.organisms import HUMAN, MOUSE, organism_id, organism_ids, organism_of_gene
 from scprint.tasks._errors import InputError
 from scprint.tasks.genes import GENE_SELECTIONS, select_genes
@@ -322,8 +323,7 @@ def prepare(
     """
     if not isinstance(adata, ad.AnnData):
         raise InputError(f"expected an AnnData, got {type(adata).__name__}")
-    if adata.n_obs == 0:
-        raise InputError("the AnnData has no cells (n_obs == 0)")
+    check_has_cells(adata.n_obs)
     if adata.n_vars == 0:
         raise InputError("the AnnData has no genes (n_vars == 0)")
     if not isinstance(min_genes, int | np.integer) or min_genes < MIN_OVERLAP_GENES:
@@ -397,50 +397,6 @@ def model_view(adata: ad.AnnData, match: GeneMatch, vocab: Vocabulary) -> ad.Ann
     )
     obs = adata.obs.drop(columns=["organism_ontology_term_id"], errors="ignore")
     return ad.AnnData(X=adata.X, obs=obs, var=var)
-
-
-def check_unique_var_names(adata: ad.AnnData) -> None:
-    """Raise ``ValueError`` when ``adata.var_names`` holds a gene twice (one would be dropped)."""
-    names = pd.Index(adata.var_names)
-    if names.has_duplicates:
-        repeated = names[names.duplicated()].unique()
-        raise InputError(
-            f"adata.var_names has {len(repeated)} duplicated gene name(s), e.g. "
-            f"{[str(g) for g in repeated[:3]]}; each gene must be one column. Sum the duplicated "
-            "columns or keep one of each, e.g. adata = adata[:, ~adata.var_names.duplicated()]"
-        )
-
-
-_FINITE_CHECK_ROWS = 10_000
-
-
-def check_finite_counts(matrix: Any) -> None:
-    """Raise ``ValueError`` naming a cell when the counts ``matrix`` (cells x genes) hold NaN or inf.
-
-    A backed (on-disk) matrix is read ``_FINITE_CHECK_ROWS`` cells at a time.
-    """
-    n_rows = matrix.shape[0]
-    in_memory = sp.issparse(matrix) or isinstance(matrix, np.ndarray)
-    step = max(n_rows, 1) if in_memory else _FINITE_CHECK_ROWS
-    for start in range(0, n_rows, step):
-        block = matrix if in_memory else matrix[start : start + step]
-        if sp.issparse(block):
-            block = sp.csr_matrix(block)
-            values = block.data
-        else:
-            values = np.asarray(block)
-        bad = np.flatnonzero(~np.isfinite(values.ravel()))
-        if bad.size:
-            first = int(bad[0])
-            if sp.issparse(block):
-                row = int(np.searchsorted(block.indptr, first, side="right")) - 1
-            else:
-                row = first // max(values.shape[1] if values.ndim == 2 else 1, 1)
-            raise InputError(
-                f"X must hold finite raw counts; found {bad.size} non-finite value(s), e.g. "
-                f"{float(values.ravel()[first])!r} in cell {start + row}. Put the raw integer "
-                "counts in X, e.g. adata.X = adata.layers['counts']"
-            )
 
 
 def counts_matrix(adata: ad.AnnData) -> sp.csr_matrix:

@@ -317,6 +317,8 @@ class GNInfer:
             cell_tokens=self.cell_tokens,
             batch_size=self.batch_size,
             chunk_size=self.chunk_size,
+            # the mean over heads commutes with everything before head aggregation but APC
+            mean_heads=self.head_aggregation == "mean" and not self.apc,
         )
         per_head = np.transpose(maps, (0, 2, 1))  # rows = key gene = regulator
         if self.symmetrise:
