@@ -5,8 +5,8 @@ the way a user would (``pip install packages/grnndata``), never in editable mode
 
 torch is not pinned in any package's metadata (they ask for ``torch>=2.4``). Which torch a session
 installs first is set by the environment variable ``SCPRINT_TORCH_SPEC`` (default ``torch==2.13.0``,
-the CPU build that these machines keep on local disk); set it to e.g. ``torch`` or
-``torch==2.5.1 --index-url https://download.pytorch.org/whl/cu124`` elsewhere.
+the version the sessions are tested with); set it to e.g. ``torch`` or
+``torch==2.5.1 --index-url https://download.pytorch.org/whl/cu124`` for another build.
 
 Real data is found through ``SCPRINT_DATA_DIR``; when it is unset, sessions point it at
 ``../shared/data`` beside the repository if that folder exists.

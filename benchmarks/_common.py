@@ -230,11 +230,32 @@ def write_results(
     return json_path
 
 
+def results_without_commit(results_dir: Path = RESULTS_DIR) -> list[str]:
+    """The results files (``*.json``) that do not record the git commit they were measured on
+    (``payload["git"]["commit"]``, written by :func:`write_results`): rerun them."""
+    missing = []
+    for path in sorted(results_dir.glob("*.json")):
+        try:
+            payload = json.loads(path.read_text())
+        except (OSError, ValueError):
+            missing.append(path.name)
+            continue
+        commit = (payload.get("git") or {}).get("commit") if isinstance(payload, dict) else None
+        if not commit:
+            missing.append(path.name)
+    return missing
+
+
 if __name__ == "__main__":
     if sys.argv[1:] == ["--check-results"]:
         stray = machine_paths_in_results()
+        untraced = results_without_commit()
         if stray:
-            raise SystemExit("machine paths in benchmark results: " + ", ".join(stray))
-        print("benchmark results name no machine paths")
+            print("machine paths in benchmark results: " + ", ".join(stray))
+        if untraced:
+            print("results without the git commit they were measured on: " + ", ".join(untraced))
+        if stray or untraced:
+            raise SystemExit(1)
+        print("benchmark results name no machine paths and record their commit")
     else:
         raise SystemExit("usage: python benchmarks/_common.py --check-results")

@@ -2,7 +2,8 @@
 
 Each script is runnable alone (``python benchmarks/<topic>/<script>.py --help``) and writes
 ``benchmarks/results/<name>.json`` and ``.md``. By default the scripts run in their quick mode
-(minutes on a 2-core laptop; the BenGRN runner comparison is the longest, about 20 minutes);
+(``--quick``, or ``--smoke`` for scripts that offer it; minutes on a 2-core laptop; the BenGRN
+runner comparison is the longest, about 20 minutes);
 ``--full`` runs the genome-scale / long variants and the ``pretrain_*.py`` pretraining runs, ``--peers`` also
 builds and times the original bengrn 1.3.2 / grnndata 1.3.2 in their own venvs (needs PyPI).
 
@@ -31,7 +32,7 @@ log = logging.getLogger("benchmarks.run_all")
 def discover(full: bool = False) -> list[tuple[str, Path]]:
     """Every ``bench_*.py`` script under a topic folder (and, with ``full``, the long
     ``pretrain_*.py`` runs), in a stable order."""
-    order = ["grnndata", "bengrn", "kernels", "training", "tasks", "quality"]
+    order = ["grnndata", "bengrn", "kernels", "training", "tasks", "inference", "quality"]
     found = []
     for topic_dir in sorted(
         p for p in HERE.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))
@@ -73,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
             cmd.append("--full")
         elif "--quick" in help_text and not args.full:
             cmd.append("--quick")
+        elif "--smoke" in help_text and not args.full:
+            cmd.append("--smoke")
         if args.peers and "--peers" in help_text:
             cmd.append("--peers")
         if args.data_dir and "--data-dir" in help_text:

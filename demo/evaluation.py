@@ -89,7 +89,7 @@ def label_evaluation(
 
     embedder = Embedder(ckpt, label_columns={"cell_type": TERM})
     embedded = embedder(held_out, copy=True)
-    metrics = dict(embedded.uns["scprint"]["metrics"]["cell_type"])
+    metrics = dict(embedded.uns["X_scprint"]["metrics"]["cell_type"])
     encoder = embedder.pretrained.labels["cell_type"]
     populations = held_out.obs[POPULATION].astype(str).to_numpy()
     terms = held_out.obs[TERM].astype(str).to_numpy()
@@ -204,7 +204,7 @@ def literature_network(
         aggregation="exact",
         filtration="none",
     )
-    grn = infer(held_out, copy=True)
+    grn = infer.network(held_out)
     if out is not None:
         grn.write_zarr(out)
     truth, tfs = load_omnipath(), load_tfs("human")

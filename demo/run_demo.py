@@ -198,7 +198,7 @@ def infer_network(ckpt: Path, adata: ad.AnnData, out: Path) -> tuple[Any, Path, 
         n_genes=300,
         **GRN_OPTIONS,
     )
-    grn = infer(adata, copy=True)
+    grn = infer.network(adata)
     path = out / "scprint_monocyte_grn.zarr"
     grn.write_zarr(path)
     genes = set(grn.var_names)

@@ -22,7 +22,7 @@ results file, and the notes give each part's command):
     python benchmarks/bengrn/bench_baselines.py [--part grnboost2,dask,projection,pearson]
 
 Writes ``benchmarks/results/bengrn_baselines.{json,md}``. The machine's 2 cores were shared with
-other jobs: every row records the 1-minute load average after it (above 2 = shared cores, wall
+other processes: every row records the 1-minute load average after it (above 2 = shared cores, wall
 times inflated).
 """
 
@@ -183,11 +183,51 @@ def _shape_sets(hesc_targets: int, sergio_targets: int) -> list[tuple]:
     return sets
 
 
-def _timed(fn, adata, **kwargs) -> tuple[np.ndarray, float, float]:
-    """``fn(adata, **kwargs)``'s network, its wall and CPU seconds (this process, one thread)."""
+_OPTIONS = {  # the public defaults of grnboost2() (arboreto's) and genie3()
+    "grnboost2": dict(
+        n_estimators=5000,
+        learning_rate=0.01,
+        max_features=0.1,
+        subsample=0.9,
+        max_depth=3,
+        early_stopping_rounds=25,
+    ),  # fmt: skip
+    "genie3": dict(n_trees=100, max_features="sqrt"),
+}
+
+
+def _timed(kind, adata, regulators, targets, seed, backend="compiled", splits="hist", trees=100):
+    """The network of ``targets`` (other columns 0) fitted one target after the other on this
+    thread by the regressions behind ``genie3`` / ``grnboost2`` (:class:`_Regressions`, the code
+    their ``n_jobs`` threads, processes and dask workers run), with the fitting's wall and CPU
+    seconds; the shared preparation (bins, or ranks for exact splits) is timed apart."""
+    import pandas as pd
+
+    from bengrn.methods._bins import bin_features
+    from bengrn.methods._boosting import rank_levels
+    from bengrn.methods._common import expression_matrix, regulator_indices
+    from bengrn.methods._forest import feature_ranks
+    from bengrn.methods.trees import _Regressions
+
+    X = expression_matrix(adata)
+    reg_idx = regulator_indices(pd.Index(adata.var_names.astype(str)), regulators)
+    options = dict(_OPTIONS[kind], **({"n_trees": trees} if kind == "genie3" else {}))
+    prep = time.perf_counter()
+    ranks = levels = bins = None
+    if backend == "compiled" and splits == "hist":
+        bins = bin_features(X[:, reg_idx])
+    elif backend == "compiled":
+        ranks = feature_ranks(X[:, reg_idx])
+        levels = rank_levels(X[:, reg_idx], ranks) if kind == "grnboost2" else None
+    prep = time.perf_counter() - prep
+    problem = _Regressions(kind, backend, X, reg_idx, options, seed, ranks, levels, bins)
+    W = np.zeros((adata.n_vars, adata.n_vars))
     wall, cpu = time.perf_counter(), time.process_time()
-    W = fn(adata, n_jobs=1, **kwargs).grn.toarray()
-    return W, time.perf_counter() - wall, time.process_time() - cpu
+    for j in targets:
+        importances = problem.fit(int(j))
+        if importances is not None:
+            W[reg_idx, j] = importances
+    return W, time.perf_counter() - wall, time.process_time() - cpu, prep
 
 
 def part_shapes(
@@ -197,20 +237,17 @@ def part_shapes(
     (``splits="exact"``), scikit-learn (``backend="sklearn"``, seeds 1 and 2, the reference
     algorithm); time, per-target correlation with the reference's seed 1 next to its own seed 2,
     and AUPRC against the shape's truth, all on the same targets."""
-    from bengrn.methods import genie3, grnboost2
-
     _warm_up()
-    methods = (("grnboost2", grnboost2, {}), ("genie3", genie3, {"n_trees": genie3_trees}))
     for label, adata, regulators, targets, score in _shape_sets(hesc_targets, sergio_targets):
-        names = None if len(targets) == adata.n_vars else list(adata.var_names[targets])
-        for kind, fn, kwargs in methods:
-            common = dict(regulators=regulators, targets=names, **kwargs)
+        for kind in ("grnboost2", "genie3"):
+            common = dict(trees=genie3_trees)
+            kwargs = {"n_trees": genie3_trees} if kind == "genie3" else {}
             load_before = _load()
             runs = {}  # interleaved: ours, reference, ours exact, reference again
-            runs["hist"] = _timed(fn, adata, seed=0, **common)
-            runs["sklearn_1"] = _timed(fn, adata, seed=1, backend="sklearn", **common)
-            runs["exact"] = _timed(fn, adata, seed=0, splits="exact", **common)
-            runs["sklearn_2"] = _timed(fn, adata, seed=2, backend="sklearn", **common)
+            runs["hist"] = _timed(kind, adata, regulators, targets, 0, **common)
+            runs["sklearn_1"] = _timed(kind, adata, regulators, targets, 1, "sklearn", **common)
+            runs["exact"] = _timed(kind, adata, regulators, targets, 0, splits="exact", **common)
+            runs["sklearn_2"] = _timed(kind, adata, regulators, targets, 2, "sklearn", **common)
             reference = runs["sklearn_1"][0]
             sk_cpu = (runs["sklearn_1"][2] + runs["sklearn_2"][2]) / 2
             sk_wall = (runs["sklearn_1"][1] + runs["sklearn_2"][1]) / 2
@@ -220,7 +257,7 @@ def part_shapes(
                 ("exact", "bengrn compiled, splits='exact'"),
                 ("sklearn_2", "bengrn backend='sklearn' (reference), seed 2"),
             ):
-                W, wall, cpu = runs[name]
+                W, wall, cpu, prep = runs[name]
                 r = _per_target_correlations(W, reference, targets)
                 row = {
                     "part": "shapes",
@@ -230,6 +267,7 @@ def part_shapes(
                     "targets_run": len(targets),
                     "seconds": round(wall, 2),
                     "cpu_seconds": round(cpu, 2),
+                    "seconds_shared_bins_or_ranks": round(prep, 3),
                     "speedup_vs_sklearn_cpu": round(sk_cpu / cpu, 2),
                     "speedup_vs_sklearn_wall": round(sk_wall / wall, 2),
                     "corr_with_reference_per_target": round(float(r.mean()), 3),
@@ -319,10 +357,11 @@ def part_grnboost2(rows: list[dict], hesc_genes: int, subset: int) -> None:
         slow_targets = every if sample is None else sample
         networks = {}  # name -> (W, seconds, targets run)
         W, seconds = _bengrn_network(adata, regulators, every, "compiled")
-        networks["bengrn compiled, 2 threads"] = (W, seconds, every)
+        networks["bengrn compiled (splits='hist'), 2 threads"] = (W, seconds, every)
         if sample is not None:
             W, seconds = _bengrn_network(adata, regulators, sample, "compiled")
-            networks["bengrn compiled, 2 threads (target subset)"] = (W, seconds, sample)
+            subset_label = "bengrn compiled (splits='hist'), 2 threads (target subset)"
+            networks[subset_label] = (W, seconds, sample)
         W, seconds = _bengrn_network(adata, regulators, slow_targets, "sklearn")
         networks["bengrn sklearn, 2 processes"] = (W, seconds, slow_targets)
         if reason is None:
@@ -636,7 +675,7 @@ def main() -> None:
         default=1000,
         help="hESC: random targets run by the slow implementations (0 = all), time extrapolated",
     )
-    parser.add_argument("--shape-hesc-targets", type=int, default=12, help="shapes: hESC targets")
+    parser.add_argument("--shape-hesc-targets", type=int, default=40, help="shapes: hESC targets")
     parser.add_argument(
         "--shape-sergio-targets", type=int, default=25, help="shapes: SERGIO targets per set"
     )
@@ -682,6 +721,23 @@ def main() -> None:
             ],
         )
     notes = (
+        "shapes: per shape and method, one thread, run interleaved in one process: ours with "
+        "histogram splits (the default), ours with exact splits, and backend='sklearn' (the "
+        "reference algorithm: scikit-learn's RandomForestRegressor for GENIE3, "
+        "GradientBoostingRegressor with arboreto's monitor for GRNBoost2) with seeds 1 and 2; "
+        "`cpu_seconds` = the per-target fitting only (the regressions every backend runs; the "
+        "shared bins / ranks are `seconds_shared_bins_or_ranks`, the expression transform and "
+        "network assembly, equal for all, are left out; numba compile excluded, see the compile "
+        "part); `speedup_vs_sklearn_cpu` = mean CPU of the two scikit-learn runs / this row's; "
+        "`corr_with_reference_per_target` = mean over the targets of the Pearson correlation of "
+        "the importance column with the reference's seed-1 network, next to the reference's own "
+        "seed 2 (`reference_seed_to_seed_corr`); `agrees_within_0.02` = the row's correlation is "
+        ">= the seed-to-seed one - 0.02; `auprc` against the shape's truth on the targets run "
+        "(BEELINE and hESC through the bengrn tasks, SERGIO over the regulator x target pairs of "
+        "gt_GRN.csv). SERGIO: only DS6 and DS8 have expression in the data folder (DS1-DS5, DS7: "
+        "networks only). projection: `projected_hours_20000_targets_2_cores_cpu` = the workers' "
+        "CPU seconds per target x 20,000 / 2 cores, what 2 dedicated cores would take; "
+        "`projected_hours_20000_targets` extrapolates the wall time under the recorded load. "
         "Wall times on a 2-core machine shared with six other agents' jobs (`load_avg_1min` > 2 = "
         "the cores were shared; times are inflated, unevenly, and only comparable within a row "
         "group). grnboost2 on hESC: `seconds_all_targets` is measured for our compiled run and "

@@ -148,7 +148,7 @@ def measure_with_cpu(fn: Any, repeats: int) -> tuple[float, float, float]:
     """(best wall time s, best process CPU time s, tracemalloc peak MiB) of ``fn``.
 
     CPU time (all threads of this process, zarr's codec threads included) is the work done,
-    which other jobs sharing the cores inflate much less than the wall time.
+    which other processes sharing the cores inflate much less than the wall time.
     """
     wall, cpu = float("inf"), float("inf")
     for _ in range(repeats):
@@ -491,7 +491,7 @@ def main() -> None:
     notes = (
         "Targets (20,000 genes / 10M edges): fewer than 50 files, write <= 2x plain "
         "anndata.write_zarr (anndata 0.12's default format, v2; the ratio to anndata writing v3 "
-        "is shown too, and the ratio of CPU times, less inflated by other jobs), one gene's targets or regulators < 0.2 s reading < 5% of the store, a "
+        "is shown too, and the ratio of CPU times, less inflated by other processes), one gene's targets or regulators < 0.2 s reading < 5% of the store, a "
         "100-gene sub-network < 0.2 s. " + "; ".join(verdicts) + ". "
         f"Network: {n_genes} genes ({gene_source}), {n_edges} synthetic uniformly random edges "
         f"({nnz} distinct after merging duplicates with 'max'), float32 weights. "

@@ -108,7 +108,7 @@ def ours(pretrained: Any, inputs: dict[str, np.ndarray], variant: str) -> np.nda
         cell_tokens=True,
         batch_size=int(inputs["batch_size"]),
         **OURS[variant],
-    )(adata)
+    ).network(adata)
     network = grn.varp["GRN"]
     network = network.toarray() if hasattr(network, "toarray") else np.asarray(network)
     return np.swapaxes(network, 0, 1)

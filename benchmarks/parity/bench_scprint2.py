@@ -231,7 +231,7 @@ def gninfer_rows(name: str, pretrained: Any, task: dict, reference: dict) -> lis
             cell_tokens=True,
             batch_size=int(task["batch_size"]),
             **OURS[variant],
-        )(adata)
+        ).network(adata)
         network = grn.varp["GRN"]
         network = network.toarray() if hasattr(network, "toarray") else np.asarray(network)
         got = np.swapaxes(network, 0, 1)  # ours: rows = regulators = the original's columns

@@ -20,6 +20,8 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from scprint.testing import mouse_cells
+
 N_GENES = 400
 CONTEXT_EXPRESSED = 32
 CONTEXT_SILENT = 16
@@ -71,18 +73,6 @@ N_MOUSE_GENES = 150
 N_MOUSE_CELLS = 2
 #: neighbours per cell of the metacell encoder (scprint.data.neighbours.N_NEIGHBOURS)
 N_NEIGHBOURS = 6
-
-
-def mouse_cells(data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Semrau mESC raw counts ``(cells, genes)`` and the gene symbols.
-
-    The file holds ``log2(1 + log2(1 + counts))`` per gene and cell; the integer counts are
-    recovered exactly (largest rounding error ~2e-11).
-    """
-    path = data_dir / "grn" / "mccalla2023_stone_sroy" / "scRNA" / "semrau_rna_filtered_log2.tsv.gz"
-    table = pd.read_csv(path, sep="\t", index_col=0)
-    counts = np.round(2.0 ** (2.0 ** table.to_numpy(dtype=np.float64) - 1.0) - 1.0)
-    return counts.T.astype(np.float32), np.asarray(table.index, dtype=str)
 
 
 def mouse_placeholder_ids(n: int) -> np.ndarray:

@@ -22,7 +22,9 @@ records in ``OUT_DIR/<CONFIG_NAME>.npz``, float32 on CPU, for the real cells of
 * ``grit_logits`` / ``grit_refined`` / ``grit_predictions``: its cell-type logits
   (``cls_output_cell_type_ontology_term_id`` of the same forward pass) and the original's
   ``utils.graph_refinement.graph_regularized_logit_refinement`` of them over the cell graph
-  ``EXTRA["connectivities_*"]`` for each ``lambda_reg`` of ``EXTRA["grit_lambdas"]``;
+  ``EXTRA["connectivities_*"]`` for each ``lambda_reg`` of ``EXTRA["grit_lambdas"]``, and the
+  same for the scores ``EXTRA["grit_scores"]`` (``grit_scores_refined_*``, whose labels vary
+  between cells, unlike the randomly initialised models' logits);
 * ``counterfactual_mean`` / ``_disp`` / ``_zero_logits`` ``(n_cells, n_genes)``: each cell's
   output cell tokens with the cell-type token replaced by its compressor's decoding of a code,
   the mean cell-type code (``compressed_cell_embs``) of the cells ``EXTRA["reference_rows"]``,
@@ -192,11 +194,12 @@ def main(argv: list[str]) -> int:
         logits = as_numpy(forward[f"cls_output_{CELL_TYPE}"]).astype(np.float64)
         outputs["grit_logits"] = logits
         for lam in extra["grit_lambdas"]:
-            refined = graph_regularized_logit_refinement(
-                logits, _Graph(graph), lambda_reg=float(lam)
-            )
-            outputs[f"grit_refined_{lam:g}"] = np.asarray(refined)
-            outputs[f"grit_predictions_{lam:g}"] = np.argmax(refined, axis=1)
+            for prefix, scores in (("grit", logits), ("grit_scores", extra["grit_scores"])):
+                refined = graph_regularized_logit_refinement(
+                    scores, _Graph(graph), lambda_reg=float(lam)
+                )
+                outputs[f"{prefix}_refined_{lam:g}"] = np.asarray(refined)
+                outputs[f"{prefix}_predictions_{lam:g}"] = np.argmax(refined, axis=1)
         outputs.update(run_counterfactual(model, task, forward, extra["reference_rows"]))
         np.savez_compressed(out_dir / f"{name}.npz", **outputs)
         report[name] = sorted(outputs)

@@ -139,7 +139,7 @@ def label_prediction(ckpt: Path, data: Path, held_out: ad.AnnData) -> list[dict[
     encoder = pretrained.labels["cell_type"]
     truth = held_out.obs[LABEL].astype(str).tolist()
     embedded = Embedder(pretrained, label_columns={"cell_type": LABEL})(held_out, copy=True)
-    metrics = embedded.uns["scprint"]["metrics"]
+    metrics = embedded.uns["X_scprint"]["metrics"]
     scprint_pred = embedded.obs["scprint_cell_type"].astype(str).tolist()
     resolve = {name: encoder.nearest_known(name) or name for name in set(scprint_pred)}
     rows = [

@@ -10,8 +10,8 @@ Outputs (``benchmarks/results/``):
 - ``training_pretrain_small.{json,md}``: command, settings, final losses, wall time, cells/s, and
   the loss curves (every logged step) in the JSON;
 - ``training_pretrain_small_loss.png``: each loss term against the step;
-- ``training_throughput.{json,md}``: training cells/s of ``tiny`` and ``small`` on this machine's
-  CPU (and on the GPU when one is available), measured after warm-up steps.
+- ``training_throughput.{json,md}``: training cells/s of ``tiny`` and ``small`` on the
+  CPU it runs on (and on the GPU when one is available), measured after warm-up steps.
 
 Run alone: ``python benchmarks/training/pretrain_small.py [--max-steps N] [--skip-throughput]``.
 The checkpoint goes to ``--out-dir`` (default: a folder under the system temp dir), never into the
@@ -182,7 +182,7 @@ def main() -> None:
             f"small model, {args.max_steps} steps x {args.batch_size} cells on CPU ({torch.get_num_threads()} "
             f"threads), wall {wall:.0f} s including data loading and validation, {cells_per_s:.1f} training "
             f"cells/s (median step), peak RSS "
-            f"{peak_rss_mb():.0f} MiB. The machine's 2 cores were shared with other jobs while this ran, so "
+            f"{peak_rss_mb():.0f} MiB. The machine's 2 cores were shared with other processes while this ran, so "
             "times are pessimistic. Curves: training_pretrain_small_loss.png. Checkpoint (not in the "
             f"repository): {checkpoint}."
         )
@@ -225,7 +225,7 @@ def main() -> None:
         notes = (
             f"Training cells/s (forward, bottleneck-generation pass, backward, AdamW step): batch size "
             f"over the median step time of {args.throughput_steps - 6} steps after 5 warm-up steps, on Kang. CPU rows: fp32, "
-            f"{torch.get_num_threads()} threads, on a 2-core machine shared with other jobs. GPU rows "
+            f"{torch.get_num_threads()} threads, on a 2-core machine shared with other processes. GPU rows "
             "(bf16 mixed precision) appear only when a GPU is available."
         )
         write_results("training_throughput", rows, notes)

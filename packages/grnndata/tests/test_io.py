@@ -127,11 +127,11 @@ def test_a_crash_mid_write_leaves_the_previous_file_intact(kang_grn, tmp_path, m
     with pytest.raises(OSError, match="simulated"):
         other.write_zarr(zarr_path)
 
-    def crash_h5ad(self, filename, **kwargs):
+    def crash_h5ad(adata, filename, **kwargs):
         Path(filename).write_bytes(b"partial")
         raise OSError("disk full (simulated)")
 
-    monkeypatch.setattr(anndata.AnnData, "write_h5ad", crash_h5ad)
+    monkeypatch.setattr(grnndata.io.h5ad, "write_anndata_h5ad", crash_h5ad)
     with pytest.raises(OSError, match="simulated"):
         other.write_h5ad(h5ad_path)
     monkeypatch.undo()

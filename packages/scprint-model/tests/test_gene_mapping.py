@@ -178,3 +178,37 @@ def test_model_view_names_columns_by_their_vocabulary_gene_and_shares_counts(zhe
     columns, vocab_index = model.vocab.match(view)
     np.testing.assert_array_equal(columns, known)
     np.testing.assert_array_equal(vocab_index, match.vocab_indices)
+
+
+def test_training_and_the_tasks_map_the_same_anndata_identically(kang, zheng, token_ids):
+    """One resolver: the data layer's ``Vocabulary.match`` (training) and the tasks' ``prepare``
+    give the same columns and vocabulary genes, for Ensembl ids, symbols and ids in a column."""
+    ids_in_column = kang.copy()
+    ids_in_column.var["ensembl_id"] = ids_in_column.var_names.to_numpy()
+    ids_in_column.var_names = [f"gene{i}" for i in range(kang.n_vars)]
+    model = _model(token_ids)
+    for adata in (kang, _symbols_only(zheng), ids_in_column):
+        columns, vocab_index = model.vocab.match(adata, min_overlap=1)
+        match = prepare(adata, model).match
+        assert columns.size > 0.5 * adata.n_vars
+        np.testing.assert_array_equal(columns, match.var_indices)
+        np.testing.assert_array_equal(vocab_index, match.vocab_indices)
+
+
+def test_mouse_cells_on_a_human_model_through_orthologs(data_dir, token_ids):
+    """The documented mouse route: ``organism="mouse", orthologs=True`` on a human model maps
+    mouse symbols to their human orthologs; the organism is checked after that mapping."""
+    from scprint.tasks import InputError
+    from scprint.testing import mouse_cells
+
+    counts, symbols = mouse_cells(data_dir)
+    cells = ad.AnnData(X=sp.csr_matrix(counts[:30]), var=pd.DataFrame(index=symbols))
+    cells.var_names_make_unique()
+    model = _model(token_ids)  # a human vocabulary
+    match = prepare(cells, model, organism="mouse", orthologs=True).match
+    assert match.organism == "NCBITaxon:10090" and match.by_symbol == match.n_known
+    assert match.n_known > 0.5 * cells.n_vars
+    cells.obs["organism_ontology_term_id"] = "NCBITaxon:10090"  # as `--organism mouse` records
+    assert prepare(cells, model, organism="mouse", orthologs=True).match.n_known == match.n_known
+    with pytest.raises(InputError, match="unsupported organism"):
+        prepare(cells, model, organism="mouse")

@@ -64,3 +64,23 @@ def test_task_help_imports_no_torch():
     )
     assert not found & {"torch", "pandas", "anndata", "scipy", "zarr"}
     assert "scprint" in found
+
+
+def test_reading_an_original_checkpoint_imports_no_lightning(tmp_path):
+    """Original hyper-parameters pickle Lightning's AttributeDict: read as a plain dict."""
+    import subprocess
+    import sys
+
+    import torch
+    from lightning.fabric.utilities.data import AttributeDict
+
+    path = tmp_path / "original.ckpt"
+    torch.save({"hyper_parameters": AttributeDict(d_model=8, nhead=2)}, path)
+    code = (
+        "from scprint.checkpoints import read_checkpoint\n"
+        f"hp = read_checkpoint({str(path)!r})['hyper_parameters']\n"
+        "assert type(hp) is dict and hp == {'d_model': 8, 'nhead': 2}, hp\n"
+    )
+    found = _imported_after(code)
+    assert "scprint" in found and not found & {"lightning", "lightning_fabric"}
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

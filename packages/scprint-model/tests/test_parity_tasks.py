@@ -60,13 +60,13 @@ def test_generator_on_an_original_checkpoint_swaps_a_class_token(original, cells
     genes = original.vocab.genes[:50]  # all are Kang genes
     token = np.zeros(original.config.d_model, dtype=np.float32)
     target = {"cell_type_ontology_term_id": token}
-    out = Generator(original, genes=genes)(cells[:6], target, copy=True)
+    out = Generator(original, target=target, genes=genes)(cells[:6], copy=True)
     decoded = out.var["scprint_generated"].to_numpy()
     assert set(out.var_names[decoded]) == set(genes)  # in the columns of the AnnData
     generated = out.layers["scprint_generated"][:, decoded].toarray()
     assert generated.shape == (6, 50) and generated.dtype == np.float32 and (generated >= 0).all()
     with torch.no_grad():
-        again = Generator(original, genes=genes)(cells[:6], target, copy=True)
+        again = Generator(original, target=target, genes=genes)(cells[:6], copy=True)
     np.testing.assert_allclose(
         generated, again.layers["scprint_generated"][:, decoded].toarray(), rtol=1e-5
     )
@@ -77,7 +77,7 @@ def test_gninfer_on_a_v2_cell_transformer_checkpoint_reads_gene_attention(cells)
     from scprint.tasks import GNInfer
 
     original = scprint.load(FIXTURES / "v2_cell_blocks.ckpt", device="cpu")
-    grn = GNInfer(original, n_genes=30, n_cells=12)(cells)
+    grn = GNInfer(original, n_genes=30, n_cells=12).network(cells)
     matrix = grn.varp["GRN"]
     matrix = matrix.toarray() if hasattr(matrix, "toarray") else np.asarray(matrix)
     assert matrix.shape == (30, 30) and np.isfinite(matrix).all()

@@ -41,7 +41,7 @@ def reference(cells):
     """float32 results of the fixture model: embedding, labels, denoised layer, network."""
     embedded = Embedder(CKPT, device="cpu", max_len=256)(cells, copy=True)
     denoised = Denoiser(CKPT, device="cpu", genes="hvg", n_genes=100)(cells, copy=True)
-    network = GNInfer(CKPT, device="cpu", n_genes=60, n_cells=None)(cells)
+    network = GNInfer(CKPT, device="cpu", n_genes=60, n_cells=None).network(cells)
     return embedded, denoised, network
 
 
@@ -95,13 +95,13 @@ def test_reduced_precision_embeddings_and_labels_agree_with_float32(cells, refer
         column = f"scprint_{name}"
         same = (out.obs[column].astype(str) == embedded.obs[column].astype(str)).mean()
         assert same >= 0.99, (name, same)
-    record = out.uns["scprint"]["precision"]
+    record = out.uns["X_scprint"]["precision"]
     assert record["requested"] == precision and record["used"] == _expect_used(precision)
     if record["used"] != "32":
         check = record["first_batch_vs_float32"]
         assert check["passed"] and check["embedding_cosine_min"] >= 0.99
         assert check["n_cells"] == 32
-    assert embedded.uns["scprint"]["precision"] == {"requested": "32", "used": "32"}
+    assert embedded.uns["X_scprint"]["precision"] == {"requested": "32", "used": "32"}
 
 
 @pytest.mark.parametrize("precision", REDUCED)
@@ -115,7 +115,7 @@ def test_reduced_precision_denoising_and_network_agree_with_float32(cells, refer
     b = out.layers["scprint_denoised"][:, chosen].toarray()
     per_cell = [spearmanr(x, y)[0] for x, y in zip(a, b)]
     assert min(per_cell) >= 0.99
-    grn = GNInfer(CKPT, device="cpu", n_genes=60, n_cells=None, precision=precision)(cells)
+    grn = GNInfer(CKPT, device="cpu", n_genes=60, n_cells=None, precision=precision).network(cells)
     assert list(grn.var_names) == list(network.var_names)
     ref = network.varp["GRN"].toarray().ravel()
     top = np.argsort(-ref)[:1000]
@@ -142,7 +142,7 @@ def test_a_disagreeing_reduced_precision_warns_with_its_numbers(cells, monkeypat
         pytest.skip("this PyTorch build has no quantised CPU engine")
     with pytest.warns(PrecisionWarning, match=r"embedding_cosine_min [\d.]+ < 1\.5"):
         out = Embedder(CKPT, device="cpu", max_len=64, precision="int8")(cells[:4], copy=True)
-    assert out.uns["scprint"]["precision"]["first_batch_vs_float32"]["passed"] is False
+    assert out.uns["X_scprint"]["precision"]["first_batch_vs_float32"]["passed"] is False
 
 
 def test_an_unsupported_precision_runs_in_float32_and_says_why(cells, monkeypatch):
@@ -152,6 +152,6 @@ def test_an_unsupported_precision_runs_in_float32_and_says_why(cells, monkeypatc
     with pytest.warns(PrecisionWarning, match="no native bfloat16 instructions"):
         task = Embedder(CKPT, device="cpu", max_len=64, precision="bf16")
     out = task(cells[:4], copy=True)
-    record = out.uns["scprint"]["precision"]
+    record = out.uns["X_scprint"]["precision"]
     assert record["requested"] == "bf16" and record["used"] == "32"
     assert "first_batch_vs_float32" not in record

@@ -34,13 +34,13 @@ def test_readme_python_examples_run_and_write_what_they_say(data_dir, tmp_path, 
         exec(compile(block, str(README), "exec"), namespace)  # noqa: S102 - our own README
     adata, model = namespace["adata"], namespace["model"]
     assert adata.obsm["X_scprint"].shape == (64, model.config.d_model)
-    assert "cell_type_ontology_term_id" in adata.uns["scprint"]["metrics"]
+    assert "cell_type_ontology_term_id" in adata.uns["X_scprint"]["metrics"]
     assert "scprint_denoised" not in adata.layers  # copy=True left it untouched
     assert namespace["denoised"].var["scprint_denoised"].sum() == 200
     stored = grnndata.read_zarr(tmp_path / "b_cells_grn.zarr")
     assert stored.grn.shape == (100, 100) and (stored.obs["cell_type"] == "B cells").all()
-    chosen = adata.var["scprint_grn"].to_numpy()
-    assert chosen.sum() == 100 and not adata.varp["scprint_grn"][~chosen].count_nonzero()
+    chosen = adata.var["GRN"].to_numpy()
+    assert chosen.sum() == 100 and not adata.varp["GRN"][~chosen].count_nonzero()
     decoded = adata.var["scprint_generated"].to_numpy()
     assert decoded.sum() == len(set(adata.var_names) & set(model.vocab.genes))
     generated = adata.layers["scprint_generated"][:, decoded]

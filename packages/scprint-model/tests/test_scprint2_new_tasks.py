@@ -199,7 +199,7 @@ def test_impute_and_gene_emb_commands(metacell, panel, tmp_path):
     refined = tmp_path / "refined.h5ad"
     args = ["--out", str(refined), "--max-len", "64", "--refine", "--refine-lambda", "0.5"]
     assert main(["embed", *common, *args]) == 0
-    record = ad.read_h5ad(refined).uns["scprint"]["refine"]
+    record = ad.read_h5ad(refined).uns["X_scprint"]["refine"]
     assert record["lambda"] == 0.5 and record["graph"].startswith("UMAP connectivities")
 
 
@@ -281,7 +281,7 @@ def test_embedder_refines_labels_over_the_cell_graph(metacell, kang_adata):
     unrefined = np.exp(logits - logits.max(1, keepdims=True))
     change = np.abs(got - unrefined / unrefined.sum(1, keepdims=True)).max()
     assert change > 1e-4  # the random model's logits barely vary: a small but real smoothing
-    record = out.uns["scprint"]["refine"]
+    record = out.uns["X_scprint"]["refine"]
     assert record["graph"] == "obsp['connectivities']" and record["lambda"] == 2.0
     assert "scprint_sex_ontology_term_id_unrefined" not in out.obs
     with pytest.raises(InputError, match=r"refine must be True, False or a list"):
@@ -311,7 +311,11 @@ def test_new_tasks_equal_the_originals(name, task_rows):
     1.0.3 on the same cells (fixtures it made, ``bench_scprint2_tasks.py --peers``) within 1e-4."""
     rows = [row for row in task_rows if row["config"] == name]
     outputs = {row["output"] for row in rows}
-    assert {"imputation (fractions)", "gene embeddings, per cell", "GRIT lambda=1"} <= outputs
+    assert {"imputation (fractions)", "gene embeddings, per cell"} <= outputs
+    assert {
+        "GRIT on its cell-type logits, lambda=1",
+        "GRIT on log1p counts of 6 genes, lambda=1",
+    } <= outputs
     assert {"counterfactual code", "counterfactual generation (fractions)"} <= outputs
     for row in rows:
         assert row["ok"] and float(row["max_abs_diff"]) <= 1e-4, row
@@ -324,11 +328,13 @@ def test_generator_swaps_a_class_code_decoded_by_its_compressor(metacell, kang_a
     cell_type = "cell_type_ontology_term_id"
     genes = list(metacell.vocab.genes[:20])
     code = np.linspace(-1, 1, 8).astype(np.float32)  # the cell type's VAE latent (8)
-    by_code = Generator(metacell, genes=genes, space="code")(cells, {cell_type: code}, copy=True)
+    by_code = Generator(metacell, target={cell_type: code}, genes=genes, space="code")(
+        cells, copy=True
+    )
     assert by_code.uns["scprint_generated"]["target_codes"][cell_type] == pytest.approx(code)
     token = metacell.model.tokens_from_codes({cell_type: torch.as_tensor(code)[None]})[cell_type]
-    by_token = Generator(metacell, genes=genes)(
-        cells, {cell_type: token[0].detach().numpy()}, copy=True
+    by_token = Generator(metacell, target={cell_type: token[0].detach().numpy()}, genes=genes)(
+        cells, copy=True
     )
     np.testing.assert_allclose(
         by_code.layers["scprint_generated"].toarray(),
@@ -337,11 +343,11 @@ def test_generator_swaps_a_class_code_decoded_by_its_compressor(metacell, kang_a
         atol=1e-6,
     )
     with pytest.raises(ValueError, match=r"target code of .* must have shape \(8,\)"):
-        Generator(metacell, genes=genes, space="code")(cells, {cell_type: np.zeros(16)})
+        Generator(metacell, target={cell_type: np.zeros(16)}, genes=genes, space="code")(cells)
     with pytest.raises(InputError, match=r"'base' has no compressor"):
-        Generator(metacell, genes=genes, space="code")(cells, {"base": np.zeros(16)})
+        Generator(metacell, target={"base": np.zeros(16)}, genes=genes, space="code")(cells)
     with pytest.raises(InputError, match=r"space must be one of"):
-        Generator(metacell, space="latent")
+        Generator(metacell, target={cell_type: code}, space="latent")
 
 
 def test_imputer_and_gene_embedder_run_on_a_scprint1_checkpoint(kang_adata):

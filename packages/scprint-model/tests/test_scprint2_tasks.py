@@ -128,7 +128,7 @@ def test_denoiser_scales_means_to_the_requested_depth(metacell, cells):
 @pytest.mark.parametrize("path", [PUBLISHED_LAYOUT, SHARED])
 def test_gninfer_reads_the_gene_transformers_attention(path, cells):
     pretrained = scprint.load(path, device="cpu")
-    grn = GNInfer(pretrained, n_genes=25, n_cells=12)(cells)
+    grn = GNInfer(pretrained, n_genes=25, n_cells=12).network(cells)
     matrix = grn.varp["GRN"]
     matrix = matrix.toarray() if hasattr(matrix, "toarray") else np.asarray(matrix)
     assert matrix.shape == (25, 25) and np.isfinite(matrix).all() and (matrix >= 0).all()
@@ -138,27 +138,21 @@ def test_gninfer_reads_the_gene_transformers_attention(path, cells):
 def test_generator_swaps_a_cell_transformer_token(metacell, cells):
     genes = metacell.vocab.genes[:30]  # Kang genes of the fixture vocabulary
     target = {CELL_TYPE: "CL:0000236"}  # the B cells' mean output token
-    out = Generator(metacell, genes=genes)(cells[:8], target, copy=True)
+    out = Generator(metacell, target=target, genes=genes)(cells[:8], copy=True)
     decoded = out.var["scprint_generated"].to_numpy()
     generated = out.layers["scprint_generated"][:, decoded].toarray()
     assert generated.shape == (8, 30) and (generated >= 0).all() and np.isfinite(generated).all()
     zeros = {CELL_TYPE: np.zeros(16, np.float32)}
-    same = Generator(metacell, genes=genes)(cells[:8], zeros, copy=True)
+    same = Generator(metacell, target=zeros, genes=genes)(cells[:8], copy=True)
     assert not np.allclose(same.layers["scprint_generated"][:, decoded].toarray(), generated)
     with pytest.raises(ValueError, match=r"must have shape \(16,\)"):
-        Generator(metacell, genes=genes)(cells[:8], {CELL_TYPE: np.zeros(32, np.float32)})
+        Generator(metacell, target={CELL_TYPE: np.zeros(32, np.float32)}, genes=genes)(cells[:8])
 
 
 def _mouse_cells(data_dir: Path) -> ad.AnnData:
     """The 40 Semrau mESC cells with the most counts, real raw counts, genes named by symbol."""
-    import sys
+    from scprint.testing import mouse_cells
 
-    bench = Path(__file__).resolve().parents[3] / "benchmarks" / "parity"
-    sys.path.insert(0, str(bench))
-    try:
-        from inputs import mouse_cells
-    finally:
-        sys.path.remove(str(bench))
     counts, all_symbols = mouse_cells(data_dir)
     rows = np.argsort(-counts.sum(1), kind="stable")[:40]
     adata = ad.AnnData(
@@ -183,7 +177,7 @@ def test_mouse_cells_on_a_two_organism_checkpoint_use_the_mouse_vocabulary(
     table.to_csv(tmp_path / "mouse_genes.csv", index=False)
     matching = {"organism": "mouse", "gene_table": tmp_path / "mouse_genes.csv"}
     out = Embedder(metacell, gene_matching=matching, max_len=64)(adata, copy=True)
-    match = out.uns["scprint"]["gene_match"]
+    match = out.uns["X_scprint"]["gene_match"]
     assert match["organism"] == "NCBITaxon:10090"
     assert match["n_known"] == len(ids) and match["n_matched_by_symbol"] == len(ids)
     assert np.isfinite(out.obsm["X_scprint"]).all()

@@ -17,7 +17,15 @@ import torch
 
 from scprint.data import make_inference_batches
 from scprint.kernels.reference import attention_to_network_reference
-from scprint.tasks import Denoiser, Embedder, Generator, GNInfer, bengrn_method, evaluate_denoising
+from scprint.tasks import (
+    Denoiser,
+    Embedder,
+    Generator,
+    GNInfer,
+    InputError,
+    bengrn_method,
+    evaluate_denoising,
+)
 from scprint.tasks.cli import main as tasks_main
 from scprint.tasks.genes import log_normalise, most_expressed_genes
 from scprint.training import load_pretrained
@@ -49,9 +57,9 @@ def pretrained(task_checkpoint):
 
 @pytest.fixture(scope="module")
 def embedded(pretrained, kang_adata):
-    """The embedded copy of the Kang cells and its label metrics (``uns["scprint"]["metrics"]``)."""
+    """The embedded copy of the Kang cells and its label metrics (``uns["X_scprint"]["metrics"]``)."""
     adata = Embedder(pretrained, probabilities=True, gene_embeddings=True)(kang_adata, copy=True)
-    return adata, adata.uns["scprint"]["metrics"]
+    return adata, adata.uns["X_scprint"]["metrics"]
 
 
 @pytest.fixture(scope="module")
@@ -94,32 +102,34 @@ def test_embedder_writes_documented_keys_shapes_and_dtypes(embedded, pretrained,
 
 def test_every_task_writes_in_place_or_into_a_copy_under_key_added(pretrained, kang_adata):
     """One convention: copy=False changes the AnnData and returns None, copy=True leaves it as
-    it was and returns the changed copy; results and uns use key_added."""
+    it was and returns the changed copy; results and uns use key_added (the walk over every
+    registered task is tests/test_contract.py; here what each task writes)."""
     cells = kang_adata[:12].copy()
     genes = list(cells.var_names[:20])
     before = set(cells.obsm) | set(cells.obs) | set(cells.layers) | set(cells.uns)
-    copied = Embedder(pretrained, classes=["cell_type"])(cells, key_added="emb", copy=True)
+    copied = Embedder(pretrained, classes=["cell_type"])(cells, key_added="X_emb", copy=True)
     assert set(cells.obsm) | set(cells.obs) | set(cells.layers) | set(cells.uns) == before
-    assert Embedder(pretrained, classes=["cell_type"])(cells, key_added="emb") is None
+    assert Embedder(pretrained, classes=["cell_type"])(cells, key_added="X_emb") is None
     np.testing.assert_array_equal(cells.obsm["X_emb"], copied.obsm["X_emb"])
     assert list(cells.obs["emb_cell_type"]) == list(copied.obs["emb_cell_type"])
-    assert cells.uns["emb"]["classes"] == ["cell_type"]
+    assert cells.uns["X_emb"]["classes"] == ["cell_type"]
     assert Denoiser(pretrained, genes=genes)(cells, key_added="den") is None
     assert cells.layers["den"][:, cells.var["den"].to_numpy()].shape == (12, 20)
     token = np.zeros(pretrained.config.d_model, dtype=np.float32)
-    assert Generator(pretrained, genes=genes)(cells, {"cell_type": token}, key_added="gen") is None
+    generator = Generator(pretrained, target={"cell_type": token}, genes=genes)
+    assert generator(cells, key_added="gen") is None
     assert cells.uns["gen"]["target"] == {"cell_type": "embedding"}
     assert cells.var["gen"].sum() == 20 and cells.layers["gen"].shape == cells.shape
     network = GNInfer(pretrained, genes=genes, n_cells=None, filtration="none")
-    grn = network(cells)
-    assert network(cells, key_added="net", copy=False) is None
+    grn = network.network(cells)
+    assert network(cells, key_added="net") is None
     chosen = cells.var["net"].to_numpy()
     in_place = cells.varp["net"][chosen][:, chosen].toarray()
     np.testing.assert_allclose(in_place, grn.grn.toarray(), rtol=1e-6)
     assert not cells.varp["net"][~chosen].count_nonzero()
     assert cells.uns["net"]["parameters"] == grn.grn_metadata["parameters"]
-    with pytest.raises(ValueError, match="needs copy=True|use copy=True"):
-        GNInfer(pretrained, genes=genes, head_aggregation="none")(cells, copy=False)
+    with pytest.raises(InputError, match=r"use GNInfer.network\(adata\)"):
+        GNInfer(pretrained, genes=genes, head_aggregation="none")(cells)
 
 
 def test_embedder_predictions_beat_chance_on_training_labels(embedded):
@@ -231,7 +241,7 @@ def test_gninfer_paths_equal_their_pytorch_references(pretrained, network_cells,
         filtration="none",
         batch_size=7,
     )
-    stack = inferer(cells).varp["GRN"]
+    stack = inferer.network(cells).varp["GRN"]
     n_layers, n_heads = pretrained.config.n_layers, pretrained.config.n_heads
     assert stack.shape == (len(genes), len(genes), n_layers * n_heads)
     model = pretrained.model
@@ -271,7 +281,7 @@ def test_gninfer_grn_roundtrips_through_grnndata_and_is_scored_by_bengrn(
         n_cells=64,
         filtration="topk",
         k=10,
-    )(kang_adata)
+    ).network(kang_adata)
     assert isinstance(grn, grnndata.GRNAnnData)
     assert grn.shape == (64, 150) and (grn.obs["cell_type"] == "CD14+ Monocytes").all()
     assert ((grn.grn > 0).sum(axis=1) <= 10).all()
@@ -303,10 +313,12 @@ def _planted_truth(stack: np.ndarray, genes: list[str], head: int) -> pd.DataFra
 def test_gninfer_ridge_selects_the_head_that_matches_the_ground_truth(pretrained, network_cells):
     cells, genes = network_cells
     options = {"genes": genes, "n_cells": None, "filtration": "none"}
-    stack = GNInfer(pretrained, head_aggregation="none", **options)(cells).varp["GRN"]
+    stack = GNInfer(pretrained, head_aggregation="none", **options).network(cells).varp["GRN"]
     target_head = stack.shape[2] - 1
     truth = _planted_truth(stack, genes, target_head)
-    grn = GNInfer(pretrained, head_aggregation="ridge", ground_truth=truth, **options)(cells)
+    grn = GNInfer(pretrained, head_aggregation="ridge", ground_truth=truth, **options).network(
+        cells
+    )
     weights = grn.grn_metadata["parameters"]["head_weights"]
     assert sum(weights.values()) == pytest.approx(1.0)
     layer, head = divmod(target_head, pretrained.config.n_heads)
@@ -328,9 +340,11 @@ def test_gninfer_ridge_selects_the_head_that_matches_the_ground_truth(pretrained
 def test_gninfer_ridge_never_sees_the_edges_it_is_scored_on(pretrained, network_cells):
     cells, genes = network_cells
     options = {"genes": genes, "n_cells": None, "filtration": "none"}
-    stack = GNInfer(pretrained, head_aggregation="none", **options)(cells).varp["GRN"]
+    stack = GNInfer(pretrained, head_aggregation="none", **options).network(cells).varp["GRN"]
     truth = _planted_truth(stack, genes, stack.shape[2] - 1)
-    first = GNInfer(pretrained, head_aggregation="ridge", ground_truth=truth, **options)(cells)
+    first = GNInfer(pretrained, head_aggregation="ridge", ground_truth=truth, **options).network(
+        cells
+    )
     held_out = pd.Series(first.var["ridge_held_out"].to_numpy(), index=genes)
     # move every edge of a held-out regulator to another target: the scored edges change
     shifted = [genes[(genes.index(t) + 7) % len(genes)] for t in truth["target"]]
@@ -339,7 +353,9 @@ def test_gninfer_ridge_never_sees_the_edges_it_is_scored_on(pretrained, network_
     )
     rewired = rewired[rewired["regulator"] != rewired["target"]]
     assert not rewired.reset_index(drop=True).equals(truth.reset_index(drop=True))
-    second = GNInfer(pretrained, head_aggregation="ridge", ground_truth=rewired, **options)(cells)
+    second = GNInfer(pretrained, head_aggregation="ridge", ground_truth=rewired, **options).network(
+        cells
+    )
     np.testing.assert_array_equal(second.var["ridge_held_out"].to_numpy(), held_out.to_numpy())
     assert second.grn_metadata["parameters"]["head_weights"] == pytest.approx(
         first.grn_metadata["parameters"]["head_weights"]
@@ -367,17 +383,21 @@ def test_gninfer_with_cell_tokens_in_the_softmax_equals_its_definition(
     pretrained, network_cells, aggregation, preprocess
 ):
     cells, genes = network_cells
-    stack = GNInfer(
-        pretrained,
-        genes=genes,
-        n_cells=0,
-        aggregation=aggregation,
-        preprocess=preprocess,
-        cell_tokens=True,
-        head_aggregation="none",
-        filtration="none",
-        batch_size=5,
-    )(cells).varp["GRN"]
+    stack = (
+        GNInfer(
+            pretrained,
+            genes=genes,
+            n_cells=0,
+            aggregation=aggregation,
+            preprocess=preprocess,
+            cell_tokens=True,
+            head_aggregation="none",
+            filtration="none",
+            batch_size=5,
+        )
+        .network(cells)
+        .varp["GRN"]
+    )
     n_cell = pretrained.model.n_cell_tokens
     n_heads = pretrained.config.n_heads
     for layer, (q, k) in enumerate(_layer_head_maps(pretrained, cells, genes, cell_tokens=True)):
@@ -405,7 +425,9 @@ def test_gninfer_head_max_symmetrise_apc_and_threshold_follow_their_definitions(
 
     cells, genes = network_cells
     options = {"genes": genes, "n_cells": None}
-    stack = GNInfer(pretrained, head_aggregation="none", filtration="none", **options)(cells)
+    stack = GNInfer(pretrained, head_aggregation="none", filtration="none", **options).network(
+        cells
+    )
     per_head = np.transpose(stack.varp["GRN"], (2, 0, 1))
     grn = GNInfer(
         pretrained,
@@ -414,7 +436,7 @@ def test_gninfer_head_max_symmetrise_apc_and_threshold_follow_their_definitions(
         apc=True,
         filtration="thresh",  # the original's name of "uniform"
         **options,
-    )(cells)
+    ).network(cells)
     corrected = [average_product_correction((m + m.T) / 2) for m in per_head]
     expected = np.max(corrected, axis=0)
     expected[expected < 1 / len(genes)] = 0
@@ -435,13 +457,13 @@ def test_gninfer_original_spellings_and_unexpressed_genes(pretrained, network_ce
         GNInfer(pretrained, preprocess="sinkhorn")
     silent = [g for g in cells.var_names if cells[:, g].X.sum() == 0][:2]
     assert len(silent) == 2
-    grn = GNInfer(pretrained, genes=[*genes[:10], *silent], n_cells=None, drop_unexpressed=True)(
-        cells
-    )
+    grn = GNInfer(
+        pretrained, genes=[*genes[:10], *silent], n_cells=None, drop_unexpressed=True
+    ).network(cells)
     assert list(grn.var_names) == genes[:10]
     # a gene list may name the genes by symbol although var_names are Ensembl ids
     symbols = cells.var.loc[genes[:10], "gene_symbol"].astype(str).tolist()
-    by_symbol = GNInfer(pretrained, genes=symbols, n_cells=None)(cells)
+    by_symbol = GNInfer(pretrained, genes=symbols, n_cells=None).network(cells)
     assert list(by_symbol.var_names) == genes[:10]
 
 
@@ -455,9 +477,9 @@ def test_bengrn_method_is_gninfer(pretrained, kang_adata, task_checkpoint):
 
 def test_gninfer_bad_input_is_reported(pretrained, kang_adata):
     with pytest.raises(ValueError, match="'Platelets' is absent from obs\\['cell_type'\\]"):
-        GNInfer(pretrained, cell_type_column="cell_type", cell_type="Platelets")(kang_adata)
-    with pytest.raises(KeyError, match="no column 'tissue'"):
-        GNInfer(pretrained, cell_type_column="tissue", cell_type="blood")(kang_adata)
+        GNInfer(pretrained, cell_type_column="cell_type", cell_type="Platelets").network(kang_adata)
+    with pytest.raises(InputError, match="no column 'tissue'"):
+        GNInfer(pretrained, cell_type_column="tissue", cell_type="blood").network(kang_adata)
     with pytest.raises(ValueError, match="needs a ground_truth"):
         GNInfer(pretrained, head_aggregation="ridge")
     with pytest.raises(ValueError, match="genes='de'"):
@@ -521,15 +543,15 @@ def test_generation_moves_profiles_toward_the_target_label(pretrained, kang_adat
     monocytes = kang_adata[labels == "CD14+ Monocytes"][:24].copy()
     b_cells = kang_adata[labels == "B cells"][:24].copy()
     genes = list(kang_adata.var_names[np.sort(most_expressed_genes(kang_adata.X, 256))])
-    generator = Generator(pretrained, genes=genes, max_reference_cells=64)
     identity = {"cell_type": "cell_type", "base": "cell_type"}
-    out = generator(
-        monocytes,
-        {"cell_type": "B cells", "base": "B cells"},
+    out = Generator(
+        pretrained,
+        target={"cell_type": "B cells", "base": "B cells"},
         reference=kang_adata,
         label_columns=identity,
-        copy=True,
-    )
+        genes=genes,
+        max_reference_cells=64,
+    )(monocytes, copy=True)
     decoded = out.var["scprint_generated"].to_numpy()
     assert list(out.var_names[decoded]) == genes and out.obs_names.equals(monocytes.obs_names)
     to_b = out.layers["scprint_generated"][:, decoded]
@@ -538,8 +560,10 @@ def test_generation_moves_profiles_toward_the_target_label(pretrained, kang_adat
     assert out.uns["scprint_generated"]["target"] == {"cell_type": "B cells", "base": "B cells"}
 
     def generated(cells, target, **options):
-        result = generator(cells, target, copy=True, **options)
-        return result.layers["scprint_generated"][:, decoded]
+        generator = Generator(
+            pretrained, target=target, genes=genes, max_reference_cells=64, **options
+        )
+        return generator(cells, copy=True).layers["scprint_generated"][:, decoded]
 
     unchanged = generated(monocytes, {"cell_type": "CD14+ Monocytes"}, reference=kang_adata)
     # what the model generates for B cells themselves (their own label token)
@@ -553,17 +577,18 @@ def test_generation_moves_profiles_toward_the_target_label(pretrained, kang_adat
 
 def test_generator_samples_counts_and_rejects_bad_targets(pretrained, kang_adata):
     cells = kang_adata[:8].copy()
-    Generator(pretrained, sample=True, seed=1)(
-        cells, {"cell_type": np.zeros(pretrained.config.d_model, dtype=np.float32)}
-    )
+    token = np.zeros(pretrained.config.d_model, dtype=np.float32)
+    Generator(pretrained, target={"cell_type": token}, sample=True, seed=1)(cells)
     draws = cells.layers["scprint_generated"].data
     assert np.array_equal(draws, np.round(draws)) and "scprint_generated_mean" in cells.layers
-    with pytest.raises(ValueError, match="'Platelets' is absent"):
-        Generator(pretrained)(cells, {"cell_type": "Platelets"}, reference=kang_adata)
-    with pytest.raises(ValueError, match="unknown token class"):
-        Generator(pretrained)(cells, {"tissue": "blood"})
-    with pytest.raises(ValueError, match="must have shape"):
-        Generator(pretrained)(cells, {"cell_type": np.zeros(3)})
+    with pytest.raises(InputError, match="'Platelets' is absent"):
+        Generator(pretrained, target={"cell_type": "Platelets"}, reference=kang_adata)(cells)
+    with pytest.raises(InputError, match="unknown token class"):
+        Generator(pretrained, target={"tissue": "blood"})
+    with pytest.raises(InputError, match="must have shape"):
+        Generator(pretrained, target={"cell_type": np.zeros(3)})(cells)
+    with pytest.raises(InputError, match="target is empty"):
+        Generator(pretrained, target={})
 
 
 # -- command line ----------------------------------------------------------------------------------
@@ -675,10 +700,10 @@ def test_cli_accepts_the_original_scprint_commands(task_checkpoint, kang_adata, 
     common += ["--species", "NCBITaxon:9606", "--batch_size", "16", "--device", "cpu"]
     prefix = str(tmp_path / "out.h5ad")
     denoise = ["denoise", *common, "--output_filename", prefix, "--how", "most var"]
-    assert main([*denoise, "--max_len", "40", "--predict_depth_mult", "2"]) == 0
+    assert main([*denoise, "--n-genes", "40", "--predict_depth_mult", "2"]) == 0
     denoised = ad.read_h5ad(f"{prefix}_denoised.h5ad")
     assert "scprint_denoised" in denoised.layers
-    assert denoised.var["scprint_denoised"].sum() == 40  # --max_len: the original's gene count
+    assert denoised.var["scprint_denoised"].sum() == 40
     gninfer = ["gninfer", *common, "--output_filename", str(tmp_path / "run")]
     gninfer += ["--cell_type", "B cells", "--how", "most var within", "--num_genes", "20"]
     gninfer += ["--max_cells", "8", "--head_agg", "mean", "--filtration", "thresh"]
@@ -689,8 +714,8 @@ def test_cli_accepts_the_original_scprint_commands(task_checkpoint, kang_adata, 
         "false",
         "--layer",
         "[0]",
-        "--num_workers",
-        "4",
+        "--seed_everything",
+        "3",
     ]
     # --param NAME=VALUE sets any option of the task's class (here GNInfer's apc and heads)
     assert main([*gninfer, "--param", "apc=False", "--param", "heads=[0, 1]"]) == 0
@@ -703,5 +728,5 @@ def test_cli_accepts_the_original_scprint_commands(task_checkpoint, kang_adata, 
     np.testing.assert_allclose(network, network.T, rtol=1e-6)
     assert network.min() == 0.0 and (network[network > 0] >= 1 / 20).all()
     embed = ["embed", *common, "--output_filename", str(tmp_path / "run")]
-    assert main([*embed, "--keep_all_cls_pred", "true", "--seed_everything", "42"]) == 0
+    assert main([*embed, "--keep_all_cls_pred", "true", "--max_len", "100"]) == 0
     assert "X_scprint" in ad.read_h5ad(tmp_path / "run_embedded.h5ad").obsm

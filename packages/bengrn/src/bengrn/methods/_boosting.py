@@ -40,9 +40,9 @@ from bengrn.methods._forest import (
     _best_split,
     _hist_buffers,
     _node_sums,
-    _partition,
     _pos_min,
     _set_positions,
+    _split_node,
     split_matrix,
 )
 
@@ -224,10 +224,10 @@ def _boost_target(  # pragma: no cover - compiled
             if best_f < 0:
                 continue
             row = feats[best_f]
-            mid = _partition(R, row, samples, start, end, best_thr)
+            mid, WL, SL, QL, WR, SR, QR = _split_node(
+                R, row, samples, start, end, best_thr, w, resid, hb
+            )
             _set_positions(hb, samples, start, end)
-            WL, SL, QL = _node_sums(samples, w, resid, start, mid)
-            WR, SR, QR = _node_sums(samples, w, resid, mid, end)
             ml = SL / WL
             mr = SR / WR
             imp[best_f] += W * impurity - WL * (QL / WL - ml * ml) - WR * (QR / WR - mr * mr)

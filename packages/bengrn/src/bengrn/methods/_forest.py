@@ -44,7 +44,7 @@ _EPSILON = float(np.finfo(np.float64).eps)  # scikit-learn's: a node this pure i
 _LOW32 = np.int64(0xFFFFFFFF)
 #: Binned fits: nodes with at least this many samples build histograms (smaller ones sort their
 #: bins, unless the feature has fewer samples outside bin 0 than the node).
-HIST_MIN = 32
+HIST_MIN = 16
 
 
 def feature_ranks(X: np.ndarray) -> np.ndarray:
@@ -379,6 +379,36 @@ def _partition(R, row, samples, start, end, thr):  # pragma: no cover - compiled
     return i
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _split_node(R, row, samples, start, end, thr, w, y, hb):  # pragma: no cover - compiled
+    """:func:`_partition` and the children's :func:`_node_sums`: ``(mid, WL, SL, QL, WR, SR,
+    QR)``. Binned fits do it in one pass (each sample is summed into its side when the partition
+    settles it: the same terms, summed in another order), the exact path as before."""
+    if not hb.binned:
+        mid = _partition(R, row, samples, start, end, thr)
+        WL, SL, QL = _node_sums(samples, w, y, start, mid)
+        WR, SR, QR = _node_sums(samples, w, y, mid, end)
+        return mid, WL, SL, QL, WR, SR, QR
+    WL = SL = QL = WR = SR = QR = 0.0
+    i = start
+    j = end
+    while i < j:
+        s = samples[i]
+        if R[row, s] <= thr:
+            WL += w[s]
+            SL += w[s] * y[s]
+            QL += w[s] * y[s] * y[s]
+            i += 1
+        else:
+            WR += w[s]
+            SR += w[s] * y[s]
+            QR += w[s] * y[s] * y[s]
+            j -= 1
+            samples[i] = samples[j]
+            samples[j] = s
+    return i, WL, SL, QL, WR, SR, QR
+
+
 @nb.njit(cache=True, nogil=True)
 def _grow_tree(  # pragma: no cover - compiled
     R, feats, y, w, samples, n_root, max_features, max_depth, imp, features, known, keys,
@@ -410,10 +440,10 @@ def _grow_tree(  # pragma: no cover - compiled
         if best_f < 0:
             continue
         # partition on the best split and account for its impurity decrease
-        mid = _partition(R, feats[best_f], samples, start, end, best_thr)
+        mid, WL, SL, QL, WR, SR, QR = _split_node(
+            R, feats[best_f], samples, start, end, best_thr, w, y, hb
+        )
         _set_positions(hb, samples, start, end)
-        WL, SL, QL = _node_sums(samples, w, y, start, mid)
-        WR, SR, QR = _node_sums(samples, w, y, mid, end)
         ml = SL / WL
         mr = SR / WR
         imp[best_f] += W * impurity - WL * (QL / WL - ml * ml) - WR * (QR / WR - mr * mr)

@@ -6,12 +6,15 @@ as they are.
 
 from __future__ import annotations
 
+import errno
+import io
 import logging
 import os
 from pathlib import Path
 from typing import Any
 
 import anndata
+import h5py
 
 from .._matrix import GRN_KEY
 from ..atomic import atomic_path
@@ -27,7 +30,7 @@ from ._common import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["read_h5ad", "write_h5ad"]
+__all__ = ["read_h5ad", "write_anndata_h5ad", "write_h5ad"]
 
 
 def write_h5ad(
@@ -43,15 +46,19 @@ def write_h5ad(
     The file is written under a temporary name beside ``filename`` and renamed over it once
     complete (:func:`grnndata.atomic.atomic_path`), so an existing file is never left
     half-written. An existing path that is not an HDF5 file is refused
-    (:class:`~grnndata.atomic.OutputExistsError`) unless ``overwrite``. Extra ``kwargs`` go to
-    :meth:`anndata.AnnData.write_h5ad`.
+    (:class:`~grnndata.atomic.OutputExistsError`) unless ``overwrite``. Extra ``kwargs`` are
+    HDF5 dataset options (as in :meth:`anndata.AnnData.write_h5ad`); the file is built in memory
+    and written in one piece (:func:`write_anndata_h5ad`), so a full disk is a one-line
+    ``OSError``.
     """
     if not isinstance(grn, GRNAnnData):
         raise TypeError(f"write_h5ad expects a GRNAnnData, got {type(grn).__name__}")
     path = Path(filename)
     validate_for_writing(grn)
     with atomic_path(path, "h5ad", overwrite=overwrite) as tmp:
-        plain_anndata(grn, with_network=True).write_h5ad(tmp, compression=compression, **kwargs)
+        write_anndata_h5ad(
+            plain_anndata(grn, with_network=True), tmp, compression=compression, **kwargs
+        )
     log.info("wrote %s (%d genes, %d cells)", path, grn.n_vars, grn.n_obs)
 
 
@@ -74,3 +81,58 @@ def read_h5ad(filename: str | os.PathLike, *, key: str = GRN_KEY) -> GRNAnnData:
     out = require_network(adata, repr(str(path)), key)
     upcast_indices(out)
     return out
+
+
+def write_anndata_h5ad(
+    adata: anndata.AnnData,
+    path: str | os.PathLike,
+    *,
+    compression: str | None = None,
+    **dataset_kwargs: Any,
+) -> None:
+    """Write ``adata`` (any AnnData) to the new h5ad file ``path`` without letting HDF5 write to
+    the disk.
+
+    The file is built in memory (h5py on a ``BytesIO``, anndata's element writers: the layout of
+    :meth:`anndata.AnnData.write_h5ad`) and then written with plain Python I/O. HDF5 closing a
+    file it could not flush (a full disk, a file-size limit) can crash the process; here a write
+    that fails raises ``OSError`` in one line and removes ``path``. Costs memory of the size of
+    the file while writing. Used inside :func:`grnndata.atomic.atomic_path` (``path`` is its
+    temporary), as by :func:`write_h5ad`.
+
+    Args:
+        adata: the AnnData (its string columns become categoricals, as anndata's writer does).
+        path: the file to create (must not exist).
+        compression: HDF5 compression of the datasets (``"gzip"``, ``None``...).
+        dataset_kwargs: further HDF5 dataset options.
+
+    Raises:
+        OSError: the file could not be written (e.g. ``ENOSPC``: no space left on the device).
+    """
+    from anndata.io import write_elem
+
+    path = Path(path)
+    if adata.isbacked:
+        raise ValueError("write_anndata_h5ad needs an in-memory AnnData, got a backed one")
+    adata.strings_to_categoricals()
+    if adata.raw is not None:
+        adata.strings_to_categoricals(adata.raw.var)
+    options = {**dataset_kwargs, **({"compression": compression} if compression else {})}
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as handle:
+        write_elem(handle, "/", adata, dataset_kwargs=options)
+    image = buffer.getbuffer()
+    try:
+        with open(path, "xb") as out:
+            out.write(image)
+            out.flush()
+            os.fsync(out.fileno())
+    except OSError as err:
+        path.unlink(missing_ok=True)
+        reason = err.strerror or os.strerror(err.errno or errno.EIO)
+        raise OSError(
+            err.errno,
+            f"could not write {str(path)!r} ({len(image) / 1e6:.1f} MB): {reason}",
+        ) from None
+    finally:
+        image.release()

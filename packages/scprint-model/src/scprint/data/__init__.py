@@ -5,7 +5,7 @@ data module is :class:`scprint.training.CellDataModule`).
 
 from .ontology import LabelEncoder
 from .organisms import ORGANISMS
-from .sampling import make_inference_batches, sample_context
+from .sampling import make_inference_batches, sample_context, trim_padding
 from .soma import SomaSource
 from .source import CellSource
 from .streams import SamplingOptions, build_label_encoders
@@ -22,4 +22,5 @@ __all__ = [
     "build_label_encoders",
     "make_inference_batches",
     "sample_context",
+    "trim_padding",
 ]

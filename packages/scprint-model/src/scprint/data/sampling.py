@@ -106,7 +106,8 @@ def make_inference_batches(
 
     Yields:
         ``{"gene_ids": (B, L) long, "counts": (B, L) float32, "depth": (B,) float32 total counts,
-        "cell_index": (B,) long row of adata}``.
+        "cell_index": (B,) long row of adata}``. When sampling, ``L`` is the longest context of
+        the batch's cells (at most ``max_len``; :func:`trim_padding`), not ``max_len``.
 
     Raises:
         ValueError: non-integer counts, empty cells, too small overlap with the vocabulary, or
@@ -126,8 +127,10 @@ def make_inference_batches(
         rows = np.arange(start, min(start + batch_size, source.n_cells))
         block = source.rows(rows)
         if fixed_columns is None:
-            gene_ids, counts = sample_context(
-                block, source.vocab_index, max_len, rng, pad_with_unexpressed, gene_sampling
+            gene_ids, counts = trim_padding(
+                *sample_context(
+                    block, source.vocab_index, max_len, rng, pad_with_unexpressed, gene_sampling
+                )
             )
         else:
             counts = block[:, fixed_columns].toarray().astype(np.float32)
@@ -138,6 +141,24 @@ def make_inference_batches(
             "depth": torch.from_numpy(source.depth[rows]),
             "cell_index": torch.from_numpy(rows),
         }
+
+
+def trim_padding(gene_ids: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A batch padded to its longest cell: each row's genes first (their order kept), padding
+    (``-1``) after them, and the columns cut to the most genes any row holds.
+
+    ``gene_ids`` and ``counts`` are ``(cells, L)``; the result is ``(cells, L')`` with
+    ``L' <= L``. Padding is never attended to, so the model's outputs for the genes are unchanged;
+    the forward pass only gets cheaper.
+    """
+    valid = gene_ids >= 0
+    if valid.all():
+        return gene_ids, counts
+    width = max(int(valid.sum(axis=1).max()), 1)
+    order = np.argsort(~valid, axis=1, kind="stable")
+    gene_ids = np.take_along_axis(gene_ids, order[:, :width], axis=1)
+    counts = np.take_along_axis(counts, order[:, :width], axis=1)
+    return np.ascontiguousarray(gene_ids), np.ascontiguousarray(counts)
 
 
 def _fixed_columns(genes: Sequence[str], vocab: Vocabulary, source: CellSource) -> np.ndarray:

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .checks import check_has_cells, check_raw_counts, check_unique_var_names
 from .organisms import check_organism
 from .vocabulary import Vocabulary
 
@@ -89,6 +90,9 @@ def _to_csr(block: Any) -> sp.csr_matrix:
 class CellSource:
     """Cells of one dataset, with raw-count checks and per-cell depth.
 
+    Refused on opening (:mod:`scprint.data.checks`, the tasks' checks): no cell, a duplicated
+    gene name, counts that are not finite, non-negative integers, a cell without counts.
+
     Args:
         data: path to ``.h5ad``/``.zarr`` or an AnnData (raw counts in ``X``).
         name: display name (default: file name).
@@ -124,6 +128,8 @@ class CellSource:
             raise ValueError(
                 f"dataset {self.name!r} has no X matrix (raw counts are required in X)"
             )
+        check_has_cells(self.meta.n_obs, f"dataset {self.name!r}")
+        check_unique_var_names(self.meta.var_names, f"dataset {self.name!r}: var_names")
         shape = tuple(self._matrix.shape)
         if shape != (self.meta.n_obs, self.meta.n_vars):
             raise ValueError(
@@ -165,16 +171,12 @@ class CellSource:
         for start in range(0, self.n_cells, _SCAN_ROWS):
             stop = min(start + _SCAN_ROWS, self.n_cells)
             block = self._read(np.arange(start, stop), columns=None)
-            values = block.data
-            if values.size:
-                bad = (values < 0) | (values != np.round(values))
-                if bad.any():
-                    example = float(values[np.flatnonzero(bad)[0]])
-                    raise ValueError(
-                        f"dataset {self.name!r}: X must hold raw integer counts, found {example!r} "
-                        "(log-normalised or scaled data?). Put the raw counts in X, e.g. "
-                        "adata.X = adata.layers['counts'] or adata.raw.X"
-                    )
+            check_raw_counts(
+                block.data,
+                f"dataset {self.name!r}: X",
+                cells=self.meta.obs_names[start:stop],
+                rows=block.indptr,
+            )
             depth[start:stop] = np.asarray(block.sum(axis=1)).ravel()
         empty = np.flatnonzero(depth <= 0)
         if empty.size:

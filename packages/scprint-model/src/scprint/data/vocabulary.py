@@ -148,10 +148,13 @@ class Vocabulary:
     def match(
         self, adata: ad.AnnData, min_overlap: int = MIN_OVERLAP_GENES
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Match the genes of ``adata`` to the vocabulary.
+        """Match the genes of ``adata`` to the vocabulary: the rules of the tasks.
 
-        A gene matches by Ensembl id (``var_names`` or ``var["ensembl_id"]``) and, failing that, by
-        symbol (``var_names`` or ``var["gene_symbol"]``). Each vocabulary gene is used once.
+        One resolver for training and the tasks: :func:`scprint.data.gene_mapping.match_genes`
+        (Ensembl id from ``var_names`` or a ``var`` id column, versions dropped; else symbol,
+        from ``var_names`` or a ``var`` symbol column, through the model's symbols and the data
+        folder's gene tables; ambiguous symbols left out; each vocabulary gene used once, by the
+        first column), read as genes of the vocabulary's organism.
 
         Returns:
             ``(var_indices, vocab_indices)``: int64 arrays of equal length, column of ``adata`` and
@@ -160,22 +163,11 @@ class Vocabulary:
         Raises:
             ValueError: fewer than ``min(min_overlap, n_vars)`` genes match.
         """
-        table = gene_table(adata)
-        by_id = np.array(
-            [self._index.get(g, -1) if isinstance(g, str) else -1 for g in table["ensembl_id"]]
-        )
-        by_symbol = np.array(
-            [
-                self._symbol_index.get(s.upper(), -1) if isinstance(s, str) else -1
-                for s in table["symbol"]
-            ]
-        )
-        vocab_index = np.where(by_id >= 0, by_id, by_symbol)
-        var_index = np.flatnonzero(vocab_index >= 0)
-        vocab_index = vocab_index[var_index]
-        _, first = np.unique(vocab_index, return_index=True)
-        keep = np.sort(first)
-        var_index, vocab_index = var_index[keep], vocab_index[keep]
+        from .gene_mapping import match_genes
+
+        mapping = match_genes(adata, self.genes, self.symbols, organism=self.organism)
+        var_index = np.flatnonzero(mapping.vocab_index >= 0)
+        vocab_index = mapping.vocab_index[var_index]
         needed = min(min_overlap, adata.n_vars)
         if len(var_index) < needed:
             example = adata.var_names[:3].tolist()

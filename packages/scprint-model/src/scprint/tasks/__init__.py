@@ -1,17 +1,19 @@
 """The user API of scPRINT: AnnData in, results in the AnnData (or a GRnnData network).
 
-Every task is a class built from a checkpoint and its options, called on an AnnData of raw counts:
-``task(adata, key_added=..., copy=False)`` stores its results under ``key_added`` in the AnnData's
-natural slot and its settings and metrics in ``uns[key_added]``; ``copy=False`` changes ``adata``
-and returns ``None``, ``copy=True`` returns a changed copy.
+Every task follows one contract (the table in the package README): a class built from a
+checkpoint and its options, called on an AnnData of raw counts as
+``task(adata, *, key_added=..., copy=False)``. ``key_added`` is the full key of the main result
+in the AnnData's natural slot, settings and metrics go to ``uns[key_added]``; ``copy=False``
+changes ``adata`` and returns ``None``, ``copy=True`` returns a changed copy and leaves ``adata``
+untouched. Bad input raises :class:`InputError` (a ``ValueError``) with one line.
 
-- :class:`Embedder` (``key_added="scprint"``): cell embeddings (``obsm["X_scprint"]``,
-  ``obsm["X_scprint_<class>"]``), label predictions (``obs["scprint_<class>"]`` and
-  ``obs["scprint_<class>_prob"]``), gene embeddings (``varm``) and label metrics (``uns``);
+- :class:`Embedder` (``obsm["X_scprint"]``): cell embeddings, label predictions
+  (``obs["scprint_<class>"]``), gene embeddings (``varm``) and label metrics (``uns``);
 - :class:`Denoiser` (``layers["scprint_denoised"]``) and :func:`evaluate_denoising`;
-- :class:`GNInfer`: gene networks from attention; returns a ``GRNAnnData`` (rows = regulators,
-  ``copy=True``, its default) or stores ``varp["scprint_grn"]`` (``copy=False``);
-  :func:`bengrn_method` is the ``scprint`` method of bengrn (entry point ``bengrn.methods``);
+- :class:`GNInfer` (``varp["GRN"]``, rows = regulators, where grnndata and bengrn read a
+  network): gene networks from attention; :meth:`GNInfer.network` returns the network of the
+  chosen cells and genes as a ``GRNAnnData``; :func:`bengrn_method` is the ``scprint`` method of
+  bengrn (entry point ``bengrn.methods``);
 - :class:`Generator` (``layers["scprint_generated"]``): counterfactual expression with replaced
   cell tokens;
 - :class:`Imputer` (``obsm["scprint_imputed"]``, a DataFrame of cells x imputed genes): expression
@@ -19,7 +21,8 @@ and returns ``None``, ``copy=True`` returns a changed copy.
 - :class:`GeneEmbedder` (``varm["X_scprint_genes"]``, ``varm["X_scprint_genes_<group>"]``): gene
   embeddings over all cells and per group of cells (cell type, condition).
 
-The command line (``scprint embed | denoise | gninfer | generate | impute | gene-emb``) is :mod:`scprint.tasks.cli`.
+The command line (``scprint embed | denoise | gninfer | generate | impute | gene-emb``, one
+subcommand per task) is :mod:`scprint.tasks.cli`.
 """
 
 from __future__ import annotations

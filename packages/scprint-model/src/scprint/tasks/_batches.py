@@ -12,6 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 from scprint.checkpoints import Pretrained
+from scprint.tasks._errors import InputError
 from scprint.tasks._input import GeneMatch, model_view, resolve_gene_list, var_names_to_vocab
 from scprint.tasks._model import model_device
 
@@ -94,7 +95,7 @@ def iter_model_batches(
     from scprint.data import make_inference_batches
 
     if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
     device = model_device(pretrained)
     vocab = pretrained.vocab
     neighbour_counts = None

@@ -20,16 +20,23 @@ import scipy.sparse as sp
 
 from scprint.checkpoints import Pretrained
 from scprint.data import MIN_OVERLAP_GENES, ORGANISMS, CellSource, Vocabulary
-from scprint.data.organisms import organism_id, organism_ids, organism_of_gene
+from scprint.data.checks import check_finite_counts, check_has_cells, check_unique_var_names
+from scprint.data.organisms import HUMAN, MOUSE, organism_id, organism_ids, organism_of_gene
+from scprint.tasks._errors import InputError
+from scprint.tasks.genes import GENE_SELECTIONS, select_genes
+from scprint.tasks.options import GENE_CHOICES
 
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "GENE_CHOICES",
     "GENE_MATCHING_OPTIONS",
     "GeneMatch",
     "TaskInput",
     "check_cells_organism",
     "check_finite_counts",
+    "check_genes",
+    "choose_genes",
     "check_unique_var_names",
     "counts_matrix",
     "gene_matching_options",
@@ -75,7 +82,7 @@ def check_cells_organism(adata: ad.AnnData, supported: Sequence[str]) -> None:
                 source = "Ensembl prefixes of var_names"
     unsupported = sorted(found - supported_set)
     if unsupported:
-        raise ValueError(
+        raise InputError(
             f"cells of an unsupported organism: {source} gives {unsupported}; "
             f"this model supports {sorted(supported_set)} (e.g. 'NCBITaxon:9606' = Homo sapiens)"
         )
@@ -164,24 +171,33 @@ def supported_organisms(pretrained: Pretrained) -> list[str]:
     return list(organisms) if organisms else [pretrained.vocab.organism]
 
 
-def _resolve_organism(adata: ad.AnnData, organism: str | None, supported: list[str]) -> str | None:
-    """The organism of the cells: the argument, else ``obs["organism_ontology_term_id"]``."""
+def _resolve_organism(
+    adata: ad.AnnData, organism: str | None, supported: list[str], orthologs: bool = False
+) -> str | None:
+    """The organism of the cells: the argument, else ``obs["organism_ontology_term_id"]``.
+
+    With ``orthologs`` a human model also takes mouse cells: their genes are read as mouse genes
+    and mapped to their human orthologs (:func:`scprint.data.gene_mapping.match_genes`), so the
+    organism is checked against what the genes become, not against the vocabulary's organism.
+    """
+    if orthologs and HUMAN in supported and MOUSE not in supported:
+        supported = [*supported, MOUSE]
     if organism is not None:
         organism = organism_id(organism)
         if organism not in ORGANISMS and organism not in supported:
-            raise ValueError(
+            raise InputError(
                 f"unknown organism {organism!r}; expected one of {sorted(set(ORGANISMS) | set(supported))} "
                 "(e.g. 'NCBITaxon:9606' for human, 'NCBITaxon:10090' for mouse)"
             )
         if "organism_ontology_term_id" in adata.obs:
             found = organism_ids(pd.unique(adata.obs["organism_ontology_term_id"].astype(str)))
             if found - {organism}:
-                raise ValueError(
+                raise InputError(
                     f"organism {organism!r} was given but obs['organism_ontology_term_id'] holds "
                     f"{sorted(found)}"
                 )
         if organism not in supported:
-            raise ValueError(
+            raise InputError(
                 f"cells of an unsupported organism: {organism!r} was given; this model supports "
                 f"{sorted(supported)}"
             )
@@ -190,7 +206,7 @@ def _resolve_organism(adata: ad.AnnData, organism: str | None, supported: list[s
     if "organism_ontology_term_id" in adata.obs:
         found = sorted(organism_ids(pd.unique(adata.obs["organism_ontology_term_id"].astype(str))))
         if len(found) > 1:
-            raise ValueError(
+            raise InputError(
                 f"obs['organism_ontology_term_id'] mixes organisms {found}; run the task once per "
                 "organism"
             )
@@ -215,7 +231,7 @@ def match_vocabulary(
     from scprint.data.gene_mapping import match_genes
 
     supported = list(organisms) if organisms else [vocab.organism]
-    organism = _resolve_organism(adata, organism, supported)
+    organism = _resolve_organism(adata, organism, supported, orthologs)
     symbols = getattr(vocab, "symbols", None)
     if symbols is not None and not any(symbols):
         symbols = None
@@ -254,7 +270,7 @@ def gene_matching_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
     options = dict(options or {})
     unknown = sorted(set(options) - set(GENE_MATCHING_OPTIONS))
     if unknown:
-        raise ValueError(
+        raise InputError(
             f"gene_matching has unknown keys {unknown}; expected some of {list(GENE_MATCHING_OPTIONS)}"
         )
     return options
@@ -306,13 +322,12 @@ def prepare(
     Raises ``ValueError`` when ``var_names`` has duplicates or ``X`` holds NaN or infinity.
     """
     if not isinstance(adata, ad.AnnData):
-        raise TypeError(f"expected an AnnData, got {type(adata).__name__}")
-    if adata.n_obs == 0:
-        raise ValueError("the AnnData has no cells (n_obs == 0)")
+        raise InputError(f"expected an AnnData, got {type(adata).__name__}")
+    check_has_cells(adata.n_obs)
     if adata.n_vars == 0:
-        raise ValueError("the AnnData has no genes (n_vars == 0)")
+        raise InputError("the AnnData has no genes (n_vars == 0)")
     if not isinstance(min_genes, int | np.integer) or min_genes < MIN_OVERLAP_GENES:
-        raise ValueError(
+        raise InputError(
             f"min_genes must be an integer of at least {MIN_OVERLAP_GENES} "
             f"(scprint.data.MIN_OVERLAP_GENES), got {min_genes!r}"
         )
@@ -347,7 +362,7 @@ def prepare(
             hint = (
                 f"; {len(match.ambiguous)} symbols are ambiguous, e.g. {list(match.ambiguous[:3])}"
             )
-        raise ValueError(
+        raise InputError(
             f"only {match.n_known} of the AnnData's {adata.n_vars} genes are known to the model "
             f"(at least {needed} needed); the AnnData's genes look like "
             f"{adata.var_names[:3].tolist()}, the model's like {list(vocab.genes[:3])}{hint}. "
@@ -368,7 +383,7 @@ def model_view(adata: ad.AnnData, match: GeneMatch, vocab: Vocabulary) -> ad.Ann
     """
     columns = match.columns()
     if len(columns) != adata.n_vars:
-        raise ValueError(
+        raise InputError(
             f"the gene match covers {len(columns)} genes but the AnnData has {adata.n_vars}"
         )
     genes = np.asarray(vocab.genes, dtype=object)
@@ -382,50 +397,6 @@ def model_view(adata: ad.AnnData, match: GeneMatch, vocab: Vocabulary) -> ad.Ann
     )
     obs = adata.obs.drop(columns=["organism_ontology_term_id"], errors="ignore")
     return ad.AnnData(X=adata.X, obs=obs, var=var)
-
-
-def check_unique_var_names(adata: ad.AnnData) -> None:
-    """Raise ``ValueError`` when ``adata.var_names`` holds a gene twice (one would be dropped)."""
-    names = pd.Index(adata.var_names)
-    if names.has_duplicates:
-        repeated = names[names.duplicated()].unique()
-        raise ValueError(
-            f"adata.var_names has {len(repeated)} duplicated gene name(s), e.g. "
-            f"{[str(g) for g in repeated[:3]]}; each gene must be one column. Sum the duplicated "
-            "columns or keep one of each, e.g. adata = adata[:, ~adata.var_names.duplicated()]"
-        )
-
-
-_FINITE_CHECK_ROWS = 10_000
-
-
-def check_finite_counts(matrix: Any) -> None:
-    """Raise ``ValueError`` naming a cell when the counts ``matrix`` (cells x genes) hold NaN or inf.
-
-    A backed (on-disk) matrix is read ``_FINITE_CHECK_ROWS`` cells at a time.
-    """
-    n_rows = matrix.shape[0]
-    in_memory = sp.issparse(matrix) or isinstance(matrix, np.ndarray)
-    step = max(n_rows, 1) if in_memory else _FINITE_CHECK_ROWS
-    for start in range(0, n_rows, step):
-        block = matrix if in_memory else matrix[start : start + step]
-        if sp.issparse(block):
-            block = sp.csr_matrix(block)
-            values = block.data
-        else:
-            values = np.asarray(block)
-        bad = np.flatnonzero(~np.isfinite(values.ravel()))
-        if bad.size:
-            first = int(bad[0])
-            if sp.issparse(block):
-                row = int(np.searchsorted(block.indptr, first, side="right")) - 1
-            else:
-                row = first // max(values.shape[1] if values.ndim == 2 else 1, 1)
-            raise ValueError(
-                f"X must hold finite raw counts; found {bad.size} non-finite value(s), e.g. "
-                f"{float(values.ravel()[first])!r} in cell {start + row}. Put the raw integer "
-                "counts in X, e.g. adata.X = adata.layers['counts']"
-            )
 
 
 def counts_matrix(adata: ad.AnnData) -> sp.csr_matrix:
@@ -445,7 +416,7 @@ def var_names_to_vocab(adata: ad.AnnData, match: GeneMatch, var_indices: np.ndar
     unknown = np.flatnonzero(vocab_ids < 0)
     if unknown.size:
         example = adata.var_names[int(np.asarray(var_indices)[unknown[0]])]
-        raise ValueError(
+        raise InputError(
             f"{unknown.size} chosen genes are not in the model's vocabulary (e.g. {example!r}); "
             "choose genes among those the model knows"
         )
@@ -466,7 +437,7 @@ def resolve_gene_list(
     """
     genes = [str(g) for g in genes]
     if not genes:
-        raise ValueError("the gene list is empty; give at least one gene, e.g. ['ENSG00000010610']")
+        raise InputError("the gene list is empty; give at least one gene, e.g. ['ENSG00000010610']")
     index = pd.Index(adata.var_names.astype(str))
     positions = index.get_indexer(genes)
     if match is not None and vocab is not None and (positions < 0).any():
@@ -485,10 +456,58 @@ def resolve_gene_list(
             positions[i] = by_name.get(key, by_name.get(genes[i].upper(), -1))
     missing = [g for g, p in zip(genes, positions) if p < 0]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"{len(missing)} of {len(genes)} listed genes are not in adata.var_names "
             f"(e.g. {missing[0]!r}); var_names look like {adata.var_names[0]!r}"
         )
     if len(set(positions.tolist())) != len(positions):
-        raise ValueError("the gene list has duplicates; give each gene once")
+        raise InputError("the gene list has duplicates; give each gene once")
     return positions.astype(np.int64)
+
+
+def check_genes(genes: str | Sequence[str], allowed: Sequence[str]) -> str | list[str]:
+    """A task's ``genes`` option checked: one of ``allowed`` (names of :data:`GENE_CHOICES`) or a
+    non-empty list of genes (returned as a list of strings); :class:`InputError` otherwise."""
+    if isinstance(genes, str):
+        if genes not in allowed:
+            raise InputError(
+                f"genes must be one of {tuple(allowed)} or a list of genes, got {genes!r}"
+            )
+        return genes
+    genes = [str(g) for g in genes]
+    if not genes:
+        raise InputError("the gene list is empty; give at least one gene, e.g. ['ENSG00000010610']")
+    return genes
+
+
+def choose_genes(
+    data: TaskInput,
+    vocab: Vocabulary,
+    genes: str | Sequence[str],
+    n_genes: int,
+    *,
+    rows: np.ndarray | None = None,
+    group: np.ndarray | None = None,
+) -> np.ndarray:
+    """Column indices of ``data.adata`` chosen by a task's ``genes`` (:data:`GENE_CHOICES` or a list).
+
+    ``"all"``: the known genes in column order; ``"hvg"`` / ``"expressed"``: ``n_genes`` of the
+    known genes computed on the cells ``rows`` (default all), best first; ``"de"``: ``group``
+    (bool per cell) versus the other cells. A list is found by ``var_names``, Ensembl id or symbol
+    (:func:`resolve_gene_list`), in the list's order, and must hold genes the model knows.
+    """
+    if not isinstance(genes, str):
+        columns = resolve_gene_list(data.adata, genes, data.match, vocab)
+        var_names_to_vocab(data.adata, data.match, columns)
+        return columns
+    known = np.sort(data.match.var_indices)
+    if genes == "all":
+        return known
+    if genes == "de":
+        if group is None:
+            raise InputError("genes='de' compares a group of cells with the rest: give cell_type")
+        return select_genes(data.counts, "de", n_genes, candidates=known, in_group=group)
+    if genes not in GENE_SELECTIONS:
+        raise InputError(f"genes must be one of {GENE_CHOICES} or a list of genes, got {genes!r}")
+    counts = data.counts if rows is None else data.counts[rows]
+    return select_genes(counts, genes, n_genes, candidates=known)

@@ -28,6 +28,7 @@ import functools
 import logging
 import os
 import platform
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -164,7 +165,7 @@ def load_model(
 
         path = Path(ckpt)
         if not path.exists():
-            raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+            raise InputError(f"checkpoint {str(path)!r} does not exist")
         pretrained = load(path, device=str(resolved))
         owned = True
     elif hasattr(ckpt, "model") and hasattr(ckpt, "vocab"):
@@ -172,7 +173,7 @@ def load_model(
         pretrained.model.to(resolved)
         owned = False
     else:
-        raise TypeError(
+        raise InputError(
             "ckpt must be a checkpoint path or the object scprint.load returns, "
             f"got {type(ckpt).__name__}"
         )
@@ -287,7 +288,11 @@ class _PrecisionRun:
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         out = self._autocast(self._forward, *args, **kwargs)
         if self.check is None and self.reference is not None:
-            self.check = agreement(self.reference(*args, **kwargs), out, kwargs.get("gene_ids"))
+            start = time.perf_counter()
+            reference = self.reference(*args, **kwargs)
+            seconds = time.perf_counter() - start
+            self.check = agreement(reference, out, kwargs.get("gene_ids"))
+            self.check["float32_seconds"] = round(seconds, 3)
             failed = {
                 name: self.check[name]
                 for name, target in AGREEMENT_TARGETS.items()
@@ -331,6 +336,7 @@ def agreement(reference: Any, reduced: Any, gene_ids: torch.Tensor | None) -> di
     ``label_agreement``: share of (cell, label class) predictions equal; and
     ``expression_spearman_min`` / ``_mean``: per-cell Spearman correlation of the expected
     expression (``zinb_mean``) over the cell's genes (not padding). ``n_cells`` is the batch size.
+    (:class:`_PrecisionRun` adds ``float32_seconds``, the time of the float32 pass it cost.)
     """
     record: dict[str, Any] = {"n_cells": int(reference.cell_embedding.shape[0])}
     cosine = torch.nn.functional.cosine_similarity(

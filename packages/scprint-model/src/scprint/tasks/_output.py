@@ -13,6 +13,7 @@ import anndata as ad
 
 from grnndata import atomic
 from scprint.checkpoints import Pretrained
+from scprint.tasks._errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +49,15 @@ def write_anndata(adata: ad.AnnData, path: str | os.PathLike, *, overwrite: bool
 
     The data go to a temporary sibling first and are swapped into place
     (:func:`grnndata.atomic.atomic_path`), so a reader never sees a half-written output and an
-    existing output is only replaced once the new one is complete. An existing path that is not
+    existing output is only replaced once the new one is complete. An ``.h5ad`` is built in
+    memory and written in one piece (:func:`grnndata.io.h5ad.write_anndata_h5ad`), so a full
+    disk is a one-line ``OSError`` and never a crash of HDF5. An existing path that is not
     an output of the same kind (an HDF5 file for ``.h5ad``, a zarr store for ``.zarr``, e.g. a
     folder of the user's files) is refused (:class:`grnndata.atomic.OutputExistsError`) unless
     ``overwrite``.
     """
     from grnndata import GRNAnnData
+    from grnndata.io.h5ad import write_anndata_h5ad
 
     path = Path(path)
     kind = output_kind(path)
@@ -64,8 +68,8 @@ def write_anndata(adata: ad.AnnData, path: str | os.PathLike, *, overwrite: bool
             adata.write_zarr(path, overwrite=overwrite)
         return path
     with atomic.atomic_path(path, kind, overwrite=overwrite) as tmp:
-        if kind == "h5ad":
-            adata.write_h5ad(tmp)
+        if kind == "h5ad":  # built in memory, written in one piece: a full disk is an OSError
+            write_anndata_h5ad(adata, tmp)
         else:
             adata.write_zarr(tmp)
     log.info("wrote %s", path)
@@ -76,7 +80,7 @@ def output_kind(path: str | os.PathLike) -> str:
     """The :mod:`grnndata.atomic` kind of an AnnData output path: ``"h5ad"`` or ``"zarr"``."""
     suffix = Path(path).suffix.lower()
     if suffix not in (".h5ad", ".zarr"):
-        raise ValueError(f"output must end in .h5ad or .zarr, got {str(path)!r}")
+        raise InputError(f"output must end in .h5ad or .zarr, got {str(path)!r}")
     return suffix[1:]
 
 
@@ -96,7 +100,7 @@ def store_result(
     with ``copy=True`` ``adata`` is left untouched and the changed copy returned.
     """
     if not isinstance(key_added, str) or not key_added:
-        raise ValueError(f"key_added must be a non-empty string, e.g. 'scprint'; got {key_added!r}")
+        raise InputError(f"key_added must be a non-empty string, e.g. 'scprint'; got {key_added!r}")
     target = adata.copy() if copy else adata
     for slot, values in write.items():
         mapping = getattr(target, slot)

@@ -19,23 +19,22 @@ import torch
 from scipy.stats import rankdata
 
 from scprint.tasks._batches import iter_model_batches, model_inputs
+from scprint.tasks._errors import InputError
 from scprint.tasks._input import (
     GeneMatch,
     TaskInput,
+    check_genes,
+    choose_genes,
     gene_matching_options,
     prepare,
-    resolve_gene_list,
-    var_names_to_vocab,
 )
 from scprint.tasks._model import Checkpoint, load_model
 from scprint.tasks._output import provenance, store_result
-from scprint.tasks.genes import select_genes
+from scprint.tasks.options import DENOISE_DEPTH_FACTOR, DENOISE_GENES
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Denoiser", "evaluate_denoising"]
-
-DENOISE_GENES: tuple[str, ...] = ("all", "hvg", "expressed")
 
 
 class Denoiser:
@@ -48,12 +47,13 @@ class Denoiser:
     genes
         ``"all"`` (every gene of the AnnData the model knows), ``"hvg"`` (the ``n_genes`` most
         variable of those), ``"expressed"`` (the ``n_genes`` of highest mean expression; see
-        :mod:`scprint.tasks.genes`) or a list of ``var_names``. The chosen genes are the model's
-        input for every cell.
+        :mod:`scprint.tasks.genes`) or a list of genes (``var_names``, Ensembl ids or symbols):
+        :data:`scprint.tasks._input.GENE_CHOICES`. The chosen genes are the model's input for
+        every cell.
     n_genes
         Number of genes for ``"hvg"`` and ``"expressed"``.
     depth_factor
-        ``M``: the predicted mean is at ``M`` times the cell's observed depth (``M > 0``).
+        ``M``: the predicted mean is at ``M`` times the cell's observed depth (``M > 0``; default :data:`scprint.tasks.options.DENOISE_DEPTH_FACTOR`).
     context_len
         Genes read per forward pass (default: the model's training context length); the chosen
         genes are denoised in chunks of this size.
@@ -75,23 +75,20 @@ class Denoiser:
         *,
         genes: str | Sequence[str] = "all",
         n_genes: int = 2000,
-        depth_factor: float = 4.0,
+        depth_factor: float = DENOISE_DEPTH_FACTOR,
         context_len: int | None = None,
         gene_matching: Mapping[str, Any] | None = None,
         batch_size: int = 32,
         device: str = "auto",
         precision: str = "32",
     ) -> None:
-        if isinstance(genes, str) and genes not in DENOISE_GENES:
-            raise ValueError(
-                f"genes must be one of {DENOISE_GENES} or a list of var_names, got {genes!r}"
-            )
+        genes = check_genes(genes, DENOISE_GENES)
         if not depth_factor > 0:
-            raise ValueError(f"depth_factor must be positive (e.g. 4.0), got {depth_factor!r}")
+            raise InputError(f"depth_factor must be positive (e.g. 4.0), got {depth_factor!r}")
         if context_len is not None and context_len < 1:
-            raise ValueError(f"context_len must be a positive integer or None, got {context_len!r}")
+            raise InputError(f"context_len must be a positive integer or None, got {context_len!r}")
         if n_genes < 1:
-            raise ValueError(f"n_genes must be a positive integer, got {n_genes!r}")
+            raise InputError(f"n_genes must be a positive integer, got {n_genes!r}")
         self.gene_matching = gene_matching_options(gene_matching)
         self.pretrained = load_model(ckpt, device, precision)
         self.genes = genes
@@ -102,14 +99,8 @@ class Denoiser:
 
     def _columns(self, data: TaskInput) -> np.ndarray:
         """Columns of ``data.adata`` to denoise (sorted for the selections)."""
-        if not isinstance(self.genes, str):
-            columns = resolve_gene_list(data.adata, self.genes)
-            var_names_to_vocab(data.adata, data.match, columns)
-            return columns
-        known = np.sort(data.match.var_indices)
-        if self.genes == "all":
-            return known
-        return np.sort(select_genes(data.counts, self.genes, self.n_genes, candidates=known))
+        columns = choose_genes(data, self.pretrained.vocab, self.genes, self.n_genes)
+        return columns if isinstance(self.genes, list) else np.sort(columns)
 
     def denoised_means(
         self, adata: ad.AnnData, columns: np.ndarray, match: GeneMatch
@@ -248,7 +239,7 @@ def evaluate_denoising(
     Each adds ``spearman_<name>``, ``pearson_<name>`` and ``improved_fraction_<name>``.
     """
     if not 0 < fraction < 1:
-        raise ValueError(
+        raise InputError(
             f"fraction (share of counts removed) must be in (0, 1), e.g. 0.7; got {fraction!r}"
         )
     denoiser = Denoiser(
@@ -295,7 +286,7 @@ def evaluate_denoising(
     for name, baseline in (baselines or {}).items():
         predicted = np.asarray(baseline(noisy, columns), dtype=np.float64)
         if predicted.shape != full_genes.shape:
-            raise ValueError(
+            raise InputError(
                 f"baseline {name!r} returned shape {predicted.shape}; expected {full_genes.shape} "
                 "(cells x chosen genes)"
             )

@@ -1,27 +1,28 @@
 """Cell embeddings, label predictions and gene embeddings: :class:`Embedder`.
 
-Written into the AnnData (cells x genes, raw counts), with ``key`` = ``key_added`` (default
-``"scprint"``):
+Written into the AnnData (cells x genes, raw counts), with ``key_added`` (default
+``"X_scprint"``) the key of the main result and ``<name>`` that key without its ``X_`` prefix
+(``"scprint"``), the prefix of the other keys:
 
-* ``obsm["X_<key>"]`` float32: the model's ``cell_embedding`` by default, else the embedding of
+* ``obsm[key_added]`` float32: the model's ``cell_embedding`` by default, else the embedding of
   the chosen cell tokens (``model.class_embedding``): for scPRINT-1 ``(n_cells, d_model)``, the
   mean of the tokens; for scPRINT-2 what its own ``Embedder`` writes, the codes of the tokens
   concatenated with compressors, else the mean of the tokens;
-* ``obsm["X_<key>_<class>"]`` float32: one embedding per label class (e.g.
+* ``obsm["<key_added>_<class>"]`` float32: one embedding per label class (e.g.
   ``X_scprint_cell_type``): its output token ``(n_cells, d_model)``, or a scPRINT-2 class's code
   (e.g. ``(n_cells, 64)``);
-* ``obs["<key>_<class>"]`` (categorical leaf label, by its readable name, e.g.
-  ``scprint_cell_type``) and ``obs["<key>_<class>_prob"]`` (float32, the winning probability)
-  for each label class; with ``probabilities=True`` also ``obsm["<key>_<class>_probs"]``, a
+* ``obs["<name>_<class>"]`` (categorical leaf label, by its readable name, e.g.
+  ``scprint_cell_type``) and ``obs["<name>_<class>_prob"]`` (float32, the winning probability)
+  for each label class; with ``probabilities=True`` also ``obsm["<name>_<class>_probs"]``, a
   DataFrame ``(n_cells, n_leaf_labels)`` of softmax probabilities;
 * with ``refine`` (graph-regularised label refinement, :mod:`scprint.tasks.refine`): the labels
-  and probabilities above are the refined ones, ``obs["<key>_<class>_unrefined"]`` the labels
-  before, and ``uns[...]["refine"]`` the strength, the graph used and the labels changed;
-* with ``gene_embeddings=True``: ``varm["X_<key>_genes"]`` ``(n_genes, d_model)`` float32, the
+  and probabilities above are the refined ones, ``obs["<name>_<class>_unrefined"]`` the labels
+  before, and ``uns[key_added]["refine"]`` the strength, the graph used and the labels changed;
+* with ``gene_embeddings=True``: ``varm["<key_added>_genes"]`` ``(n_genes, d_model)`` float32, the
   model's output gene embedding averaged over the cells whose input held the gene (NaN rows for
-  genes never in an input) and ``var["<key>_n_cells"]``, that number of cells; with
-  ``gene_embedding_cells=[...]`` also ``varm["X_<key>_genes_<cell>"]`` for each listed cell;
-* ``uns["<key>"]``: provenance, the classes averaged, the gene match and ``metrics``.
+  genes never in an input) and ``var["<name>_n_cells"]``, that number of cells; with
+  ``gene_embedding_cells=[...]`` also ``varm["<key_added>_genes_<cell>"]`` for each listed cell;
+* ``uns[key_added]``: provenance, the classes averaged, the gene match and ``metrics``.
 
 Metrics (when ``obs`` holds the true labels of a class): ``accuracy`` credits a prediction that is
 the true label or one of its ontology descendants (a prediction below a coarse true label is
@@ -142,7 +143,7 @@ class Embedder:
     classes
         Cell tokens averaged into ``obsm["X_scprint"]`` (e.g. ``["cell_type"]``); ``None`` = all.
     probabilities
-        Also store the full label probabilities in ``obsm["<key_added>_<class>_probs"]``.
+        Also store the full label probabilities in ``obsm["<name>_<class>_probs"]``.
     label_columns
         ``{class: obs column}`` holding true labels for the metrics; default: a column named like
         the class, when present.
@@ -193,13 +194,13 @@ class Embedder:
         if classes is not None:
             unknown = [c for c in classes if c not in tokens]
             if unknown or not classes:
-                raise ValueError(
+                raise InputError(
                     f"classes must be a non-empty subset of the cell tokens {tokens}, got {list(classes)}"
                 )
         label_columns = dict(label_columns or {})
         bad = [c for c in label_columns if c not in self.pretrained.model.label_classes]
         if bad:
-            raise ValueError(
+            raise InputError(
                 f"label_columns names unknown label classes {bad}; the model predicts "
                 f"{list(self.pretrained.model.label_classes)}"
             )
@@ -226,11 +227,11 @@ class Embedder:
         self.batch_size = batch_size
 
     def __call__(
-        self, adata: ad.AnnData, *, key_added: str = "scprint", copy: bool = False
+        self, adata: ad.AnnData, *, key_added: str = "X_scprint", copy: bool = False
     ) -> ad.AnnData | None:
         """Embed ``adata`` (cells x genes, raw counts) and predict its labels.
 
-        Writes the keys of the module docstring (``key`` = ``key_added``) into ``adata`` and
+        Writes the keys of the module docstring into ``adata`` and
         returns ``None``, or into a copy that is returned (``copy=True``). The label metrics,
         ``{class: {"accuracy", "macro_f1", "n_cells", ...}}`` for the classes with true labels in
         ``obs``, are in ``uns[key_added]["metrics"]``.
@@ -245,7 +246,7 @@ class Embedder:
             positions = pd.Index(adata.obs_names).get_indexer(self.gene_embedding_cells)
             missing = [c for c, p in zip(self.gene_embedding_cells, positions) if p < 0]
             if missing:
-                raise ValueError(f"gene_embedding_cells not in obs_names, e.g. {missing[0]!r}")
+                raise InputError(f"gene_embedding_cells not in obs_names, e.g. {missing[0]!r}")
             cell_rows = {int(p): c for p, c in zip(positions, self.gene_embedding_cells)}
         vocab_to_var = torch.full(
             (len(self.pretrained.vocab),), -1, dtype=torch.long, device=device
@@ -304,13 +305,13 @@ class Embedder:
                             keep = var_pos[b] >= 0
                             matrix[var_pos[b][keep].cpu().numpy()] = emb[b][keep].cpu().numpy()
                             per_cell_genes[cell_rows[int(row)]] = matrix
-        key = key_added
+        key = key_added.removeprefix("X_") or key_added
         obs: dict[str, Any] = {}
-        obsm: dict[str, Any] = {f"X_{key}": default}
+        obsm: dict[str, Any] = {key_added: default}
         var: dict[str, np.ndarray] = {}
         varm: dict[str, np.ndarray] = {}
         for name, value in per_token.items():
-            obsm[f"X_{key}_{name}"] = value
+            obsm[f"{key_added}_{name}"] = value
         metrics: dict[str, dict[str, float | int]] = {}
         refined: dict[str, dict[str, Any]] = {}
         graph = source = None
@@ -348,7 +349,7 @@ class Embedder:
                 )
                 log.info("embed %s: %s", name, metrics[name])
             elif name in self.label_columns:
-                raise KeyError(
+                raise InputError(
                     f"obs has no column {column!r} (true labels of {name!r}); available: {list(adata.obs.columns)}"
                 )
         if self.gene_embeddings:
@@ -359,10 +360,10 @@ class Embedder:
                 .numpy()
             )
             mean[counts == 0] = np.nan
-            varm[f"X_{key}_genes"] = mean.astype(np.float32)
+            varm[f"{key_added}_genes"] = mean.astype(np.float32)
             var[f"{key}_n_cells"] = counts.astype(np.int64)
             for cell, matrix in per_cell_genes.items():
-                varm[f"X_{key}_genes_{cell}"] = matrix
+                varm[f"{key_added}_genes_{cell}"] = matrix
         settings = provenance(
             self.pretrained,
             classes=self.classes or list(per_token),

@@ -30,13 +30,15 @@ from scprint.tasks._errors import InputError
 from scprint.tasks._input import (
     GeneMatch,
     TaskInput,
+    check_genes,
+    choose_genes,
     gene_matching_options,
     prepare,
-    resolve_gene_list,
     var_names_to_vocab,
 )
 from scprint.tasks._model import Checkpoint, load_model, model_device
 from scprint.tasks._output import provenance, store_result
+from scprint.tasks.options import GENERATE_GENES
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +73,22 @@ class Generator:
     ----------
     ckpt
         Checkpoint path or an already loaded model (:func:`scprint.load`; original scPRINT checkpoints too).
-    genes
-        Genes decoded: ``"all"`` (every gene of the AnnData the model knows) or a list of
-        ``var_names``.
+    target
+        ``{token class: label or embedding}``: a label's token is the mean output token over
+        ``reference`` cells (default: the cells generated from) with that label in
+        ``obs[label_columns.get(class, class)]``; an embedding is a ``(cell_dim,)`` vector
+        (``config.cell_dim``: ``d_model``, or scPRINT-2's ``d_model_cell`` with cell-specific
+        blocks). E.g. ``{"cell_type": "B cells"}``.
+    reference
+        AnnData (raw counts) whose labelled cells define the target labels' tokens; ``None`` =
+        the AnnData the task is called on.
+    label_columns
+        ``{token class: obs column}`` holding the labels (default: the column named like the
+        class).
+    genes, n_genes
+        Genes decoded: ``"all"`` (every gene of the AnnData the model knows), ``"hvg"`` or
+        ``"expressed"`` (``n_genes`` of them, chosen on the source cells) or a list of genes
+        (``var_names``, Ensembl ids or symbols): :data:`scprint.tasks._input.GENE_CHOICES`.
     sample
         Also draw counts from the decoded ZINB (``layers[key_added]`` then holds the draws,
         ``layers[key_added + "_mean"]`` the means).
@@ -112,7 +127,11 @@ class Generator:
         self,
         ckpt: Checkpoint,
         *,
+        target: Mapping[str, str | np.ndarray],
+        reference: ad.AnnData | None = None,
+        label_columns: Mapping[str, str] | None = None,
         genes: str | Sequence[str] = "all",
+        n_genes: int = 2000,
         sample: bool = False,
         seed: int = 0,
         max_reference_cells: int = 256,
@@ -124,12 +143,15 @@ class Generator:
         device: str = "auto",
         precision: str = "32",
     ) -> None:
-        if isinstance(genes, str) and genes != "all":
-            raise ValueError(f"genes must be 'all' or a list of var_names, got {genes!r}")
+        genes = check_genes(genes, GENERATE_GENES)
+        if n_genes < 1:
+            raise InputError(f"n_genes must be a positive integer, got {n_genes!r}")
+        if not target:
+            raise InputError("target is empty; give e.g. {'cell_type': 'B cells'}")
         if context_len is not None and context_len < 1:
-            raise ValueError(f"context_len must be a positive integer or None, got {context_len!r}")
+            raise InputError(f"context_len must be a positive integer or None, got {context_len!r}")
         if max_reference_cells < 1:
-            raise ValueError(f"max_reference_cells must be positive, got {max_reference_cells!r}")
+            raise InputError(f"max_reference_cells must be positive, got {max_reference_cells!r}")
         if space not in SPACES:
             raise InputError(f"space must be one of {SPACES}, got {space!r}")
         if isinstance(input_genes, str):
@@ -146,9 +168,19 @@ class Generator:
                 "space='code' needs a model whose cell tokens pass through compressors "
                 "(a scPRINT-2 checkpoint with compress_class_dim); this one has none"
             )
+        tokens = model.cell_token_index
+        unknown = [token_class for token_class in target if token_class not in tokens]
+        if unknown:
+            raise InputError(
+                f"unknown token class {unknown[0]!r} in target; the model has {list(tokens)}"
+            )
+        self.target = dict(target)
+        self.reference = reference
+        self.label_columns = dict(label_columns or {})
         self.space = space
         self.input_genes = None if input_genes is None else [str(g) for g in input_genes]
         self.genes = genes
+        self.n_genes = n_genes
         self.sample = sample
         self.seed = seed
         self.max_reference_cells = max_reference_cells
@@ -156,11 +188,8 @@ class Generator:
         self.batch_size = batch_size
 
     def _columns(self, data: TaskInput) -> np.ndarray:
-        if isinstance(self.genes, str):
-            return np.sort(data.match.var_indices)
-        columns = resolve_gene_list(data.adata, self.genes)
-        var_names_to_vocab(data.adata, data.match, columns)
-        return columns
+        columns = choose_genes(data, self.pretrained.vocab, self.genes, self.n_genes)
+        return columns if isinstance(self.genes, list) else np.sort(columns)
 
     def _code_width(self, token_class: str) -> int:
         """Width of the code of ``token_class`` (``space="code"``); ``InputError`` without one."""
@@ -216,14 +245,14 @@ class Generator:
             match = prepare(reference, self.pretrained, **self.gene_matching).match
         column = column or token_class
         if column not in reference.obs:
-            raise KeyError(
+            raise InputError(
                 f"obs has no column {column!r} to find {label!r}; available: {list(reference.obs.columns)}"
             )
         values = reference.obs[column].astype(str).to_numpy()
         rows = np.flatnonzero(values == str(label))
         if rows.size == 0:
             present = sorted(pd.unique(values))[:10]
-            raise ValueError(
+            raise InputError(
                 f"label {label!r} is absent from obs[{column!r}]; present values include {present}"
             )
         if rows.size > self.max_reference_cells:
@@ -244,21 +273,11 @@ class Generator:
         return (total / rows.size).cpu().numpy()
 
     def __call__(
-        self,
-        adata: ad.AnnData,
-        target: Mapping[str, str | np.ndarray],
-        *,
-        reference: ad.AnnData | None = None,
-        label_columns: Mapping[str, str] | None = None,
-        key_added: str = "scprint_generated",
-        copy: bool = False,
+        self, adata: ad.AnnData, *, key_added: str = "scprint_generated", copy: bool = False
     ) -> ad.AnnData | None:
-        """Generate the profiles of ``adata``'s cells (raw counts) with their tokens replaced.
+        """Generate the profiles of ``adata``'s cells (raw counts) with their ``target`` tokens.
 
-        ``target`` maps a token class to a label (its token is the mean over ``reference`` cells,
-        default ``adata``, with that label in ``obs[label_columns.get(class, class)]``) or to a
-        ``(cell_dim,)`` embedding (``config.cell_dim``: ``d_model``, or scPRINT-2's
-        ``d_model_cell`` with cell-specific blocks). Writes into ``adata`` (``None`` returned) or a returned copy
+        Writes into ``adata`` (``None`` returned) or a returned copy
         (``copy=True``): ``layers[key_added]`` CSR float32 ``(n_cells, n_genes)``, each source
         cell's generated ZINB means at its depth in the decoded genes' columns (other columns
         empty; draws with ``sample=True``, the means then in ``layers[key_added + "_mean"]``);
@@ -269,19 +288,13 @@ class Generator:
         match = data.match
         model = self.pretrained.model
         device = model_device(self.pretrained)
-        if not target:
-            raise ValueError("target is empty; give e.g. {'cell_type': 'B cells'}")
-        label_columns = dict(label_columns or {})
-        reference = adata if reference is None else reference
+        target, label_columns = self.target, self.label_columns
+        reference = adata if self.reference is None else self.reference
         replacements: dict[int, torch.Tensor] = {}
         described: dict[str, str] = {}
         codes: dict[str, list[float]] = {}
         d_model = self.pretrained.config.cell_dim
         for token_class, value in target.items():
-            if token_class not in model.cell_token_index:
-                raise ValueError(
-                    f"unknown token class {token_class!r}; the model has {list(model.cell_token_index)}"
-                )
             if isinstance(value, str):
                 reference_match = (
                     match
@@ -296,7 +309,7 @@ class Generator:
                 vector = np.asarray(value, dtype=np.float32)
                 width = d_model if self.space == "token" else self._code_width(token_class)
                 if vector.shape != (width,):
-                    raise ValueError(
+                    raise InputError(
                         f"target {self.space} of {token_class!r} must have shape ({width},), got {vector.shape}"
                     )
                 described[token_class] = "embedding" if self.space == "token" else "code"

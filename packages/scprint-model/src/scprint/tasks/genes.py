@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from scprint.tasks._errors import InputError
+
 __all__ = [
     "GENE_SELECTIONS",
     "differentially_expressed_genes",
@@ -49,7 +51,7 @@ def _mean_var(matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
 
 def _check_n_top(n_top: int, n_genes: int) -> int:
     if not isinstance(n_top, int | np.integer) or n_top < 1:
-        raise ValueError(f"the number of genes to select must be a positive integer, got {n_top!r}")
+        raise InputError(f"the number of genes to select must be a positive integer, got {n_top!r}")
     return int(min(n_top, n_genes))
 
 
@@ -98,12 +100,12 @@ def differentially_expressed_genes(
     in_group = np.asarray(in_group, dtype=bool)
     matrix = log_normalise(counts)
     if in_group.shape != (matrix.shape[0],):
-        raise ValueError(
+        raise InputError(
             f"in_group must be a boolean mask of length {matrix.shape[0]}, got shape {in_group.shape}"
         )
     n_in, n_out = int(in_group.sum()), int((~in_group).sum())
     if n_in < 2 or n_out < 2:
-        raise ValueError(
+        raise InputError(
             f"differential expression needs at least 2 cells in the group and 2 outside it, "
             f"got {n_in} and {n_out}"
         )
@@ -149,12 +151,12 @@ def select_genes(
         local = highly_variable_genes(sub, n_top)
     elif method == "de":
         if in_group is None:
-            raise ValueError("gene selection 'de' needs a group of cells to compare with the rest")
+            raise InputError("gene selection 'de' needs a group of cells to compare with the rest")
         local = differentially_expressed_genes(sub, in_group, n_top)
     elif method == "expressed":
         local = most_expressed_genes(sub, n_top)
     else:
-        raise ValueError(
+        raise InputError(
             f"gene selection must be one of {GENE_SELECTIONS} or a gene list, got {method!r}"
         )
     return columns[local]

