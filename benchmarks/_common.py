@@ -110,31 +110,34 @@ def best_of(fn: Callable[[], Any], repeats: int = 3) -> tuple[float, Any]:
     return best, out
 
 
-def portable_command(argv: list[str] | None = None) -> str:
-    """The command line that produced a result, with no path of the machine that ran it.
-
-    Paths inside the repository become relative to its root (the command is rerun from there);
-    paths in the data folder start with ``$SCPRINT_DATA_DIR``, temporary ones with ``$TMPDIR``
-    and others under the home folder with ``~``.
-    """
+def portable_path(value: str) -> str:
+    """``value`` with no path of the machine that ran it: paths inside the repository become
+    relative to its root, paths in the data folder start with ``$SCPRINT_DATA_DIR``, temporary
+    ones with ``$TMPDIR`` and others under the home folder with ``~``. Anything that is not an
+    absolute path is returned unchanged."""
     import tempfile
 
+    if not value.startswith("/"):
+        return value
     roots = [(REPO_ROOT, "")]
     if os.environ.get("SCPRINT_DATA_DIR"):
         roots.append((Path(os.environ["SCPRINT_DATA_DIR"]).resolve(), "$SCPRINT_DATA_DIR/"))
     roots += [(Path(tempfile.gettempdir()).resolve(), "$TMPDIR/"), (Path.home(), "~/")]
+    path = Path(value).resolve()
+    for root, prefix in roots:
+        if path == root or root in path.parents:
+            rel = path.relative_to(root).as_posix()
+            return (prefix + rel).rstrip("/") or "."
+    return value
+
+
+def portable_command(argv: list[str] | None = None) -> str:
+    """The command line that produced a result, with no path of the machine that ran it
+    (each argument, or the value of ``--flag=value``, through :func:`portable_path`)."""
 
     def portable(arg: str) -> str:
         flag, eq, value = arg.partition("=") if arg.startswith("--") else ("", "", arg)
-        if not value.startswith("/"):
-            return arg
-        path = Path(value).resolve()
-        for root, prefix in roots:
-            if path == root or root in path.parents:
-                rel = path.relative_to(root).as_posix()
-                value = (prefix + rel).rstrip("/") or "."
-                break
-        return f"{flag}{eq}{value}"
+        return f"{flag}{eq}{portable_path(value)}"
 
     args = sys.argv if argv is None else argv
     return " ".join(["python", *(portable(a) for a in args)])

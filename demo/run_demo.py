@@ -337,9 +337,13 @@ def record_results(out: Path, load: tuple[float, float]) -> Path:
     matrix figure beside it as ``demo_confusion_matrix.png``."""
     root = Path(__file__).resolve().parents[1]
     sys.path.insert(0, str(root / "benchmarks"))
-    from _common import RESULTS_DIR, portable_command, write_results
+    from _common import RESULTS_DIR, portable_command, portable_path, write_results
 
     record = summary_record(_read_summary(out))
+    # the record is committed: no path of the machine that ran the demo
+    record["data_dir"] = portable_path(str(record["data_dir"]))
+    if "metrics_csv" in record.get("pretrain", {}):
+        record["pretrain"]["metrics_csv"] = portable_path(str(record["pretrain"]["metrics_csv"]))
     m, d = record["embedding"]["metrics"], record["denoising"]
     rows: list[dict[str, Any]] = [
         {"part": "labels", "metric": k, "value": m[k]}
