@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -211,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     data = resolve_data_dir(args.data_dir) / "scrna" / "kang2018_pbmc_8k.h5ad"
+    load_before = os.getloadavg()[0]
     train, held_out = _split(data, args.train_cells, args.cells)
     notes = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -248,7 +250,10 @@ def main(argv: list[str] | None = None) -> int:
             rows += [
                 {"task": row["task"], "device": "cuda", "cells_per_s": NOT_MEASURED} for row in rows
             ]
-    notes.append(f"Peak RSS of the run: {peak_rss_mb():.0f} MiB.")
+    notes.append(
+        f"Peak RSS of the run: {peak_rss_mb():.0f} MiB. 1-minute load average {load_before:.2f} "
+        f"before and {os.getloadavg()[0]:.2f} after, on {os.cpu_count()} CPUs."
+    )
     notes.append(
         "Timings on a machine shared with other processes are lower bounds of the idle throughput; "
         "each task is one end-to-end call (AnnData in, AnnData out) after a one-batch warm-up."
