@@ -87,6 +87,14 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
+def load_average() -> list[float] | None:
+    """The system's 1-, 5- and 15-minute load averages (``None`` where the OS has none)."""
+    try:
+        return [round(value, 2) for value in os.getloadavg()]
+    except OSError:
+        return None
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far, in MiB (ru_maxrss)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -194,6 +202,7 @@ def write_results(
         "command": portable_command(),
         "git": git_state(),
         "machine": machine_info(),
+        "load_average": load_average(),
         "rows": rows,
         "notes": notes,
         **(extra or {}),
@@ -202,6 +211,12 @@ def write_results(
     tmp = json_path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(payload, indent=2, default=str))
     tmp.replace(json_path)
+    load = payload["load_average"]
+    busy = (
+        " (above the CPU count: other processes shared the CPUs, times are pessimistic)"
+        if load and load[0] > (os.cpu_count() or 1)
+        else ""
+    )
     columns: list[str] = []
     for row in rows:
         columns += [c for c in row if c not in columns]
@@ -215,6 +230,7 @@ def write_results(
         f"- machine: {payload['machine'].get('cpu_count')} CPUs, {payload['machine'].get('mem_total_gb')} GB"
         + (f", GPU {payload['machine']['gpu']}" if "gpu" in payload["machine"] else ", no GPU"),
         f"- versions: {payload['machine']['versions']}",
+        f"- load average (1, 5, 15 min) when written: {payload['load_average']}{busy}",
         "",
         "| " + " | ".join(columns) + " |",
         "|" + "---|" * len(columns),
