@@ -108,7 +108,7 @@ JOBS: tuple[Job, ...] = (
         "benchmarks/bengrn/bench_baselines.py",
         (
             "--part",
-            "shapes,compile,grnboost2,dask,projection",
+            "shapes,compile,grnboost2,dask,projection,pearson",
             "--projection-targets",
             "100",
             "--projection-genie3-targets",
