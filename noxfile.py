@@ -109,11 +109,13 @@ def tests_py313(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """ruff check + ruff format --check over the whole repository; benchmark results name no
-    machine paths."""
+    machine paths and record their commit, every results file a README cites is committed, and
+    ``benchmarks/run_all.py`` has a job for every results file."""
     session.install("ruff>=0.6")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("python", "benchmarks/_common.py", "--check-results")
+    session.run("python", "benchmarks/run_all.py", "--check")
 
 
 @nox.session(python=PYTHON)
