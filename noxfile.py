@@ -25,6 +25,9 @@ PACKAGES = ROOT / "packages"
 GRNNDATA = str(PACKAGES / "grnndata")
 BENGRN = str(PACKAGES / "bengrn")
 SCPRINT = str(PACKAGES / "scprint-model")
+#: The repository's scripts beside the packages, each folder with its own tests and pytest.ini.
+DEMO = str(ROOT / "demo")
+BENCHMARKS = str(ROOT / "benchmarks")
 
 nox.options.default_venv_backend = "venv"
 nox.options.sessions = ["tests", "lint"]
@@ -53,7 +56,8 @@ def _install_torch(session: nox.Session) -> None:
 
 
 def _pytest(session: nox.Session, package_dir: str) -> None:
-    """Run pytest from the package folder (its config and tests/) against the installed package."""
+    """Run pytest from a package's (or the demo's, the benchmarks') folder, with its config and
+    tests/, against the installed packages."""
     with session.chdir(package_dir):
         session.run("pytest", *session.posargs, env=_env())
 
@@ -82,13 +86,14 @@ def tests_scprint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """All three packages in one environment (the README's test command)."""
+    """All three packages in one environment (the README's test command), then the tests of the
+    demo's and the benchmarks' scripts."""
     _install_torch(session)
     session.install(
         GRNNDATA, f"{GRNNDATA}[test]", f"{BENGRN}[test]", f"{SCPRINT}[test,triton,bench]"
     )
-    for package_dir in (GRNNDATA, BENGRN, SCPRINT):
-        _pytest(session, package_dir)
+    for folder in (GRNNDATA, BENGRN, SCPRINT, DEMO, BENCHMARKS):
+        _pytest(session, folder)
 
 
 @nox.session(name="tests-py313", python=PYTHON_NEWEST)
@@ -104,11 +109,13 @@ def tests_py313(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """ruff check + ruff format --check over the whole repository; benchmark results name no
-    machine paths."""
+    machine paths and record their commit, every results file a README cites is committed, and
+    ``benchmarks/run_all.py`` has a job for every results file."""
     session.install("ruff>=0.6")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("python", "benchmarks/_common.py", "--check-results")
+    session.run("python", "benchmarks/run_all.py", "--check")
 
 
 @nox.session(python=PYTHON)
