@@ -115,6 +115,17 @@ RECIPES: dict[str, dict[str, Any]] = {
         "config": "cpu-demo",
         "model": {"config": {"max_len": 256}, **_with(_COSINE, optim={"min_lr_ratio": 0.1})},
     },
+    # the classifier's weight on the shared network lowered (AdamW rescales its own head's
+    # steps, so the head still learns): less of the cell-type token is spent on the few
+    # training labels, more on the expression it regenerates
+    "cpu-demo-len256-cosine-cls03": {
+        "config": "cpu-demo",
+        "model": {
+            "config": {"max_len": 256},
+            "objective": {"classification": 0.3},
+            **_with(_COSINE, optim={"min_lr_ratio": 0.1}),
+        },
+    },
     "cpu-demo-d64-len256": {
         "config": "cpu-demo",
         "model": {
