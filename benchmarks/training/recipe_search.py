@@ -20,6 +20,13 @@ Usage::
     python benchmarks/training/recipe_search.py --recipes tiny-demo,tiny-softmax --steps 600
     python benchmarks/training/recipe_search.py --recipes cpu-demo --steps 500 --seeds 0,1,2 --network
     python benchmarks/training/recipe_search.py --list
+    python benchmarks/training/recipe_search.py --token-probes CKPT --max-lens 128,256,512
+
+``--token-probes`` scores, for one checkpoint, every representation the network makes of the
+held-out cells (each output cell token, their concatenation, the mean output gene token) with
+the same probes as ``X_scprint`` (which is the mean of the label-class tokens), reading
+``--max-lens`` genes per cell: what the embedding could keep, and what limits it
+(``recipe_search_tokens.{json,md}``).
 """
 
 from __future__ import annotations
@@ -223,6 +230,63 @@ def score(
     return row
 
 
+def token_probes(
+    ckpt: Path, held_out: ad.AnnData, max_lens: list[int], seed: int = 0
+) -> list[dict[str, Any]]:
+    """Linear-probe and 15-NN accuracy (:func:`evaluation.embedding_probes`) of each
+    representation ``ckpt`` makes of ``held_out`` with ``max_len`` genes per cell (the expressed
+    genes, weighted by count, as :class:`scprint.tasks.Embedder` reads them): each output cell
+    token ``(n_cells, d_model)``, ``X_scprint`` (the mean of the label-class tokens), the
+    concatenation of every cell token ``(n_cells, n_tokens * d_model)`` and the mean output gene
+    token ``(n_cells, d_model)``. One row per (max_len, representation)."""
+    import torch
+    from evaluation import POPULATION, embedding_probes
+
+    from scprint.tasks._batches import iter_model_batches, model_inputs
+    from scprint.tasks._input import prepare
+    from scprint.tasks._model import load_model
+
+    pretrained = load_model(ckpt, "cpu", "32")
+    model = pretrained.model
+    populations = held_out.obs[POPULATION].astype(str).to_numpy()
+    match = prepare(held_out, pretrained).match
+    rows = []
+    for max_len in max_lens:
+        tokens = np.zeros((held_out.n_obs, model.n_cell_tokens, model.config.d_model), np.float32)
+        embedding = np.zeros((held_out.n_obs, model.config.d_model), np.float32)
+        genes = np.zeros_like(embedding)
+        with torch.inference_mode():
+            for batch in iter_model_batches(
+                held_out,
+                pretrained,
+                match,
+                genes=None,
+                max_len=max_len,
+                batch_size=64,
+                description=f"token probes, {max_len} genes",
+            ):
+                out = model(**model_inputs(batch))
+                index = batch["cell_index"].numpy()
+                tokens[index] = out.cell_tokens.float().numpy()
+                embedding[index] = out.cell_embedding.float().numpy()
+                context = (batch["gene_ids"] >= 0).unsqueeze(-1).float()
+                gene_sum = (out.gene_embeddings.float() * context).sum(1)
+                genes[index] = (gene_sum / context.sum(1).clamp(min=1)).numpy()
+        representations = {
+            **{f"cell token {name}": tokens[:, i] for name, i in model.cell_token_index.items()},
+            "X_scprint (mean of the label-class tokens)": embedding,
+            "every cell token, concatenated": tokens.reshape(held_out.n_obs, -1),
+            "mean output gene token": genes,
+        }
+        for name, values in representations.items():
+            probes = embedding_probes(values, populations, seed)
+            rows.append(
+                {"max_len": max_len, "representation": name, "dims": values.shape[1], **probes}
+            )
+            log.info("%d genes, %s: %s", max_len, name, probes)
+    return rows
+
+
 def _load_rows(name: str) -> list[dict[str, Any]]:
     path = RESULTS_DIR / f"{name}.json"
     if not path.exists():
@@ -257,6 +321,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--network", action="store_true", help="also score the literature network")
     parser.add_argument("--name", default="recipe_search", help="results file name")
     parser.add_argument("--list", action="store_true", help="print the recipes and exit")
+    parser.add_argument(
+        "--token-probes",
+        default=None,
+        metavar="CKPT",
+        help="probe every representation of this checkpoint instead of training",
+    )
+    parser.add_argument(
+        "--max-lens", default="128,256,512", help="genes per cell read by --token-probes"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("lightning", "lightning.pytorch", "lightning.fabric"):
@@ -264,6 +337,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         for name, recipe in RECIPES.items():
             sys.stdout.write(f"{name}: {json.dumps(recipe)}\n")
+        return 0
+    if args.token_probes:
+        held_out = ad.read_h5ad(resolve_data_dir(args.data_dir) / HELD_OUT)
+        max_lens = [int(n) for n in args.max_lens.split(",") if n]
+        ckpt = Path(args.token_probes)
+        write_results(
+            "recipe_search_tokens",
+            token_probes(ckpt, held_out, max_lens),
+            notes=(
+                f"Checkpoint {ckpt.name}. Held-out Zheng 2017 (3,500 FACS-sorted PBMC, 7 "
+                "populations): 5-fold linear-probe and 15-NN accuracy of each representation "
+                "of the network, the model reading max_len expressed genes per cell (weighted by "
+                "count; X_scprint is what scprint.tasks.Embedder writes, at the training context "
+                "length by default). PCA-50 of the log-normalised counts: recipe_search.md."
+            ),
+        )
         return 0
     names = [n for n in args.recipes.split(",") if n]
     from scprint.training.cli import presets
