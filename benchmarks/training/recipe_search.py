@@ -133,6 +133,16 @@ RECIPES: dict[str, dict[str, Any]] = {
             **_with(_COSINE, optim={"min_lr_ratio": 0.1}),
         },
     },
+    # width at the compute of cpu-demo-len256-cosine (d_model 64 costs about twice per step:
+    # run it for half the steps)
+    "cpu-demo-d64-len256-cosine": {
+        "config": "cpu-demo",
+        "model": {
+            "config": {"max_len": 256, "d_model": 64, "n_heads": 4, "classifier_layers": [64]},
+            **_with(_COSINE, optim={"min_lr_ratio": 0.1}),
+        },
+        "data": {"gene_embedding_dim": 64},
+    },
     "cpu-demo-d64-len256": {
         "config": "cpu-demo",
         "model": {
@@ -153,22 +163,25 @@ RECIPES: dict[str, dict[str, Any]] = {
 #: and recipe_search_tokens.md; change this text when a run changes them).
 FINDINGS = (
     "Rows named cpu-demo at 500 steps are the first cpu-demo (128 genes per cell, constant "
-    "learning rate); the current cpu-demo is cpu-demo-len256-cosine at 1,000 steps. Best value "
-    "per axis, seed 0 unless said (accuracy / linear probe / denoising gain, 15-NN smoothing's "
-    "gain +0.081 at seed 0): classification loss, original per-leaf BCE 0.545 / 0.712 / +0.066 "
-    "-> softmax 0.602 / 0.678 / +0.062 (500 steps, 128 genes); generation loss off 0.588 / "
-    "0.659 / +0.066 (kept on); gene identities, frozen random -> frozen PCA 0.617 / 0.755 / "
-    "+0.076; 128 -> 256 genes per cell with 1,000 steps 0.567 / 0.778 / +0.080; constant -> "
-    "cosine-decayed learning rate 0.641 / 0.777 / +0.082; classification weight 1 -> 0.3 "
-    "0.614 / 0.755 / +0.079 (worse: the classifier's gradient is what shapes the cell-type "
-    "token). Over 3 seeds the current cpu-demo reaches accuracy 0.686, macro-F1 0.627, "
-    "linear probe 0.783 (target 0.85, missed) and denoising gain +0.079 against 15-NN "
-    "smoothing's +0.085 on the same cells (missed; it beat it at seed 0 only). Not tried "
-    "within this search's time: batch size, widths between tiny and small, the thinning range, "
-    "label balancing, the contrastive weight and trainable gene identities. What limits the "
-    "probe: X_scprint is the cell-type token (the mean of the label-class tokens, as the "
-    "original), which the classifier trains on 8 coarse training labels; the network's other "
-    "representations of the same cells keep more (recipe_search_tokens.md)."
+    "learning rate); the current cpu-demo is cpu-demo-len256-cosine at 1,000 steps. Best "
+    "value per axis, seed 0 unless said (accuracy / linear probe / denoising gain, 15-NN "
+    "smoothing's gain +0.081 at seed 0): classification loss, original per-leaf BCE 0.545 / "
+    "0.712 / +0.066 -> softmax 0.602 / 0.678 / +0.062 (500 steps, 128 genes); generation loss"
+    " off 0.588 / 0.659 / +0.066 (kept on); gene identities, trainable random -> frozen PCA "
+    "0.617 / 0.755 / +0.076; 128 -> 256 genes per cell with 1,000 steps 0.567 / 0.778 / "
+    "+0.080; constant -> cosine-decayed learning rate 0.641 / 0.777 / +0.082; classification "
+    "weight 1 -> 0.3 0.614 / 0.755 / +0.079 (worse: the classifier's gradient is what shapes "
+    "the cell-type token). Over 3 seeds the current cpu-demo reaches accuracy 0.686, macro-F1"
+    " 0.627, linear probe 0.783 (target 0.85, missed) and denoising gain +0.079 against 15-NN"
+    " smoothing's +0.085 on the same cells (missed; it beat it at seed 0 only). Not tried "
+    "within this search's time: batch size, widths between tiny and small, the thinning "
+    "range, label balancing, the contrastive weight and trainable PCA-initialised gene "
+    "identities. What limits the probe: X_scprint is the cell-type token (the mean of the "
+    "label-class tokens, as the original), which the classifier trains on the 8 leaf labels "
+    "of the training sets; the network's other representations of the same cells keep more "
+    "(recipe_search_tokens.md, the demo's checkpoint at 256 genes per cell: cell-type token "
+    "0.777, the three cell tokens together 0.811, the mean output gene token 0.849; reading "
+    "512 or 1,024 genes does not lift X_scprint)."
 )
 
 LABEL_METRICS = (
