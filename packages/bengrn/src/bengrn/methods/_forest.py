@@ -416,31 +416,34 @@ def _partition(R, row, samples, start, end, thr):  # pragma: no cover - compiled
 @nb.njit(cache=True, nogil=True, inline="always")
 def _split_node(R, row, samples, start, end, thr, w, y, hb):  # pragma: no cover - compiled
     """:func:`_partition` and the children's :func:`_node_sums`: ``(mid, WL, SL, QL, WR, SR,
-    QR)``. Binned fits do it in one pass (each sample is summed into its side when the partition
-    settles it: the same terms, summed in another order), the exact path as before."""
+    QR)``. Binned fits do it in one branchless pass (each sample is summed into its side as the
+    partition settles it: the same terms, summed in another order), the exact path as before."""
     if not hb.binned:
         mid = _partition(R, row, samples, start, end, thr)
         WL, SL, QL = _node_sums(samples, w, y, start, mid)
         WR, SR, QR = _node_sums(samples, w, y, mid, end)
         return mid, WL, SL, QL, WR, SR, QR
+    # branchless (Lomuto): [start, i) goes left, [i, q) right; each sample swapped with the
+    # first right one and counted left or right by a 0/1 factor, no mispredicted branch
     WL = SL = QL = WR = SR = QR = 0.0
     i = start
-    j = end
-    while i < j:
-        s = samples[i]
+    for q in range(start, end):
+        s = samples[q]
+        samples[q] = samples[i]
+        samples[i] = s
+        left = R[row, s] <= thr
+        fl = np.float64(left)
+        fr = 1.0 - fl
+        ws = w[s]
         wy = hb.wy[s]
-        if R[row, s] <= thr:
-            WL += w[s]
-            SL += wy
-            QL += wy * y[s]
-            i += 1
-        else:
-            WR += w[s]
-            SR += wy
-            QR += wy * y[s]
-            j -= 1
-            samples[i] = samples[j]
-            samples[j] = s
+        wyy = wy * y[s]
+        WL += fl * ws
+        SL += fl * wy
+        QL += fl * wyy
+        WR += fr * ws
+        SR += fr * wy
+        QR += fr * wyy
+        i += np.int64(left)
     return i, WL, SL, QL, WR, SR, QR
 
 
