@@ -12,6 +12,16 @@ unnormalised impurity-decrease importances, and organised for speed:
   ``FEATURE_THRESHOLD``). The partitions, impurities and importances are those of the raw values.
 * Single-cell features are mostly at their minimum (zero counts): samples at rank 0 are summed
   in one pass and only the others are sorted.
+* Binned fits (``splits="hist"``, :mod:`bengrn.methods._bins`): a feature's thresholds in a node
+  come from a histogram of the node's bins (weight and weight x response per bin, the latter
+  computed once per tree), whose non-empty bins are marked in a bitmap and visited in order by
+  their trailing zeros: a feature costs the node's samples plus its non-empty bins, never a sweep
+  over every bin, so histograms beat sorting down to the smallest nodes. Histogram subtraction
+  (a child's histogram = its parent's minus its sibling's, as LightGBM) does not apply: every node
+  draws its own ``max_features`` candidates, so a child rarely needs a feature its parent built.
+  A node of two samples stops drawing at its first non-constant candidate: every such candidate
+  separates the two samples alike, with the same decrease, so scikit-learn's loop would keep it
+  whatever it drew next (same split, same importance; only the later draws differ).
 * Nothing is stored but the importances: no tree objects, no per-tree Python calls. One call
   fits every tree of one target, with the GIL released, so targets run on threads.
 
@@ -303,8 +313,6 @@ def _best_split(  # pragma: no cover - compiled
     for k in range(n_known, n_total):
         known[k] = features[k]
     return best_f, best_thr, best_next, n_total
-
-
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
