@@ -5,8 +5,9 @@ the way a user would (``pip install packages/grnndata``), never in editable mode
 
 torch is not pinned in any package's metadata (they ask for ``torch>=2.4``). Which torch a session
 installs first is set by the environment variable ``SCPRINT_TORCH_SPEC`` (default ``torch==2.13.0``,
-the version the sessions are tested with); set it to e.g. ``torch`` or
-``torch==2.5.1 --index-url https://download.pytorch.org/whl/cu124`` for another build.
+the version the sessions are tested with); set it to the pip arguments of another build, e.g.
+``torch`` or ``torch==2.5.1``, followed for a CUDA build by the ``--index-url`` option of the
+install command PyTorch's website gives for your CUDA version.
 
 Real data is found through ``SCPRINT_DATA_DIR``; when it is unset, sessions point it at
 ``../shared/data`` beside the repository if that folder exists.
@@ -25,6 +26,9 @@ PACKAGES = ROOT / "packages"
 GRNNDATA = str(PACKAGES / "grnndata")
 BENGRN = str(PACKAGES / "bengrn")
 SCPRINT = str(PACKAGES / "scprint-model")
+#: The repository's scripts beside the packages, each folder with its own tests and pytest.ini.
+DEMO = str(ROOT / "demo")
+BENCHMARKS = str(ROOT / "benchmarks")
 
 nox.options.default_venv_backend = "venv"
 nox.options.sessions = ["tests", "lint"]
@@ -53,7 +57,8 @@ def _install_torch(session: nox.Session) -> None:
 
 
 def _pytest(session: nox.Session, package_dir: str) -> None:
-    """Run pytest from the package folder (its config and tests/) against the installed package."""
+    """Run pytest from a package's (or the demo's, the benchmarks') folder, with its config and
+    tests/, against the installed packages."""
     with session.chdir(package_dir):
         session.run("pytest", *session.posargs, env=_env())
 
@@ -82,13 +87,14 @@ def tests_scprint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """All three packages in one environment (the README's test command)."""
+    """All three packages in one environment (the README's test command), then the tests of the
+    demo's and the benchmarks' scripts."""
     _install_torch(session)
     session.install(
         GRNNDATA, f"{GRNNDATA}[test]", f"{BENGRN}[test]", f"{SCPRINT}[test,triton,bench]"
     )
-    for package_dir in (GRNNDATA, BENGRN, SCPRINT):
-        _pytest(session, package_dir)
+    for folder in (GRNNDATA, BENGRN, SCPRINT, DEMO, BENCHMARKS):
+        _pytest(session, folder)
 
 
 @nox.session(name="tests-py313", python=PYTHON_NEWEST)
@@ -104,11 +110,13 @@ def tests_py313(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """ruff check + ruff format --check over the whole repository; benchmark results name no
-    machine paths."""
+    machine paths and record their commit, every results file a README cites is committed, and
+    ``benchmarks/run_all.py`` has a job for every results file."""
     session.install("ruff>=0.6")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("python", "benchmarks/_common.py", "--check-results")
+    session.run("python", "benchmarks/run_all.py", "--check")
 
 
 @nox.session(python=PYTHON)
@@ -137,8 +145,9 @@ def demo(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def gpu(session: nox.Session) -> None:
     """The whole GPU check on a CUDA machine: ``pytest -m gpu``, then the GPU benchmark (writes
-    benchmarks/results/), bounded to about 8 minutes. Needs a CUDA torch build, e.g.
-    ``SCPRINT_TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cu124"``.
+    benchmarks/results/), bounded to about 8 minutes. Needs a CUDA torch build:
+    ``SCPRINT_TORCH_SPEC="torch --index-url <URL>"`` with the index URL of the install command
+    PyTorch's website gives for your CUDA version.
     ``nox -s gpu -- --smoke`` runs it on CPU in Triton's interpreter with tiny sizes."""
     _install_torch(session)
     session.install(GRNNDATA, BENGRN, f"{SCPRINT}[test,triton,bench]")

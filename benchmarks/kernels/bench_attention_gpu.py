@@ -16,7 +16,7 @@ the measured ratios, with pass / fail, go to ``results/kernels_gpu_targets.{json
    padding, ``heads="mean"``) against the naive materialise-and-scatter
    (``attention_to_network_reference`` over batches of cells, each batch's float32 maps at most
    8 GiB): time and peak memory. Targets: >= 3x faster, >= 10x less peak memory.
-4. the whole model with ``backend="auto"`` (``gpu_model.build_model``), ``small`` and ``medium``:
+4. the whole model with ``backend="auto"`` (``scprint.testing.synthetic.build_model``), ``small`` and ``medium``:
    training (bfloat16 autocast, AdamW) and inference cells/s on synthetic counts.
 
 FLOPs: forward ``4 * batch * heads * seq**2 * head_dim``; forward+backward 3.5x that (the
@@ -54,10 +54,10 @@ import torch.nn.functional as F  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(HERE))
 
 import _common  # noqa: E402
-import gpu_model  # noqa: E402
+
+from scprint.testing import synthetic  # noqa: E402
 
 log = logging.getLogger("benchmarks.kernels.gpu")
 NOT_MEASURED = "not measured: no GPU available"
@@ -400,17 +400,17 @@ def bench_model(plan: Plan, preset: str, batch_size: int) -> list[dict[str, Any]
 
     def setup() -> None:
         torch.manual_seed(0)
-        state["module"] = gpu_model.build_model(preset, plan.device)
-        state["batch"] = gpu_model.make_batch(state["module"], batch_size, plan.device)
+        state["module"] = synthetic.build_model(preset, plan.device)
+        state["batch"] = synthetic.make_batch(state["module"], batch_size, plan.device)
         state["optimizer"] = torch.optim.AdamW(state["module"].parameters(), lr=1e-4)
 
     def train() -> dict:
         setup()
 
         def step() -> Any:
-            return gpu_model.training_step(state["module"], state["optimizer"], state["batch"])
+            return synthetic.training_step(state["module"], state["optimizer"], state["batch"])
 
-        rate = gpu_model.cells_per_second(step, batch_size, plan.device, warmup, steps)
+        rate = synthetic.cells_per_second(step, batch_size, plan.device, warmup, steps)
         return {"cells_per_s": round(rate, 1)}
 
     def inference() -> dict:
@@ -418,9 +418,9 @@ def bench_model(plan: Plan, preset: str, batch_size: int) -> list[dict[str, Any]
             setup()
 
         def step() -> Any:
-            return gpu_model.inference_step(state["module"], state["batch"])
+            return synthetic.inference_step(state["module"], state["batch"])
 
-        rate = gpu_model.cells_per_second(step, batch_size, plan.device, warmup, steps)
+        rate = synthetic.cells_per_second(step, batch_size, plan.device, warmup, steps)
         return {"cells_per_s": round(rate, 1)}
 
     for mode, measure in (("train", train), ("inference", inference)):
@@ -538,7 +538,8 @@ def main(argv: list[str] | None = None) -> int:
         "torch.compile(flex_attention) with a score_mod reading the bias; sdpa_mem_efficient gets "
         "it as attn_mask (1, heads, seq, seq). attention_to_network: 10 % padding per cell, "
         f"naive over batches of {plan.naive_batch(plan.network_genes)} cells. model: "
-        "gpu_model.build_model, synthetic counts, bfloat16 autocast, AdamW. " + targets_note
+        "scprint.testing.synthetic.build_model, synthetic counts, bfloat16 autocast, AdamW. "
+        + targets_note
     )
     if args.smoke and not args.out:
         for row in rows + targets:

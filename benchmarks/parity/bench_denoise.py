@@ -7,7 +7,8 @@ cells, 24 genes, each cell's true depth), each 2.x fixture checkpoint, and a dep
 * the original (peer venv, ``peer_denoise.py``) runs ``scPrint._predict(predict_mode="denoise")``
   batch by batch as its ``Denoiser`` does, and returns the ZINB means;
 * we load the checkpoint with ``scprint.load`` and run ``Denoiser(genes=<the 24 genes>,
-  depth_factor=3)`` on an AnnData of the same cells: ``layers["scprint_denoised"]``.
+  depth_factor=3)`` on an AnnData of the same cells: ``layers["scprint_denoised"]``
+  (:func:`scprint.testing.parity.denoised_means`, which the package's tests use too).
 
 The bar is a max abs difference <= 1e-4 of the means as fractions of each cell's denoised library
 size (the means themselves reach ~150 counts; float32 rounding is ~1e-5 of that). Without
@@ -37,34 +38,14 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from _common import write_results  # noqa: E402
-from bench_gninfer import CONFIGS, FIXTURES, cells_as_anndata  # noqa: E402
+from bench_gninfer import CONFIGS, FIXTURES  # noqa: E402
 from setup_peers import run_peer  # noqa: E402
+
+from scprint.testing.parity import denoised_means, fractions  # noqa: E402
 
 MULTIPLIER = 3.0
 TOLERANCE = 1e-4
 log = logging.getLogger("benchmarks.parity.denoise")
-
-
-def ours(pretrained: Any, inputs: dict[str, np.ndarray], multiplier: float) -> np.ndarray:
-    """Our denoised means ``(n_cells, n_genes)`` of the input genes, in their order."""
-    from scprint.tasks import Denoiser
-
-    vocab_genes = [str(g) for g in pretrained.vocab.genes]
-    adata = cells_as_anndata(inputs, vocab_genes)
-    genes = [vocab_genes[i] for i in inputs["gene_ids"][0]]
-    out = Denoiser(
-        pretrained,
-        genes=genes,
-        depth_factor=multiplier,
-        context_len=len(genes),
-        batch_size=int(inputs["batch_size"]),
-    )(adata, copy=True)
-    columns = adata.var_names.get_indexer(genes)
-    return out.layers["scprint_denoised"][:, columns].toarray()
-
-
-def as_fractions(means: np.ndarray) -> np.ndarray:
-    return means / means.sum(axis=1, keepdims=True)
 
 
 def regenerate(folder: Path) -> None:
@@ -88,9 +69,9 @@ def compare(folder: Path) -> list[dict[str, Any]]:
     for name in CONFIGS:
         reference = dict(np.load(folder / f"denoise_{name}.npz"))
         pretrained = scprint.load(FIXTURES / f"{name}.ckpt", device="cpu")
-        got = ours(pretrained, inputs, float(reference["multiplier"]))
+        got = denoised_means(pretrained, inputs, float(reference["multiplier"]))
         expected = reference["mean"]
-        diff = float(np.abs(as_fractions(got) - as_fractions(expected)).max())
+        diff = float(np.abs(fractions(got) - fractions(expected)).max())
         rows.append(
             {
                 "config": name,

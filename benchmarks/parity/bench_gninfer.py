@@ -8,7 +8,9 @@ cell's true depth), with each original-format fixture checkpoint of the 2.x layo
   default), then its ``aggregate`` and ``filter`` for the variants of
   ``peer_gninfer.VARIANTS``;
 * we load the same checkpoint with ``scprint.load`` and run ``GNInfer`` with the matching options
-  (``aggregation="fast"``, ``cell_tokens=True``, :data:`OURS`) on an AnnData of the same cells.
+  (``aggregation="fast"``, ``cell_tokens=True``,
+  :data:`scprint.testing.parity.GNINFER_VARIANTS`) on an AnnData of the same cells
+  (:func:`scprint.testing.parity.gninfer_network`, which the package's tests use too).
 
 Our networks have rows = regulators = the original's columns, so ours is compared transposed.
 The bar is a max abs difference <= 1e-4 or an identical edge ranking. Without ``--peers`` the
@@ -41,20 +43,14 @@ sys.path.insert(0, str(HERE))
 from _common import data_dir_argument, resolve_data_dir, write_results  # noqa: E402
 from setup_peers import run_peer  # noqa: E402
 
+from scprint.testing.parity import GNINFER_VARIANTS, gninfer_network, same_ranking  # noqa: E402
+
 FIXTURES = HERE.parents[1] / "packages" / "scprint-model" / "tests" / "fixtures" / "parity"
 TOLERANCE = 1e-4
 #: fixture configurations with the original 2.x GNInfer (the peer venv that made them)
 CONFIGS = {"v2_pos_fsq": "scprint-2.3.8", "v2_gqa_log": "scprint-2.3.8"}
 N_CELLS = 12
 N_GENES = 24
-#: variant of peer_gninfer.VARIANTS -> our GNInfer options
-OURS: dict[str, dict[str, Any]] = {
-    "mean": {"head_aggregation": "mean", "filtration": "none"},
-    "heads": {"head_aggregation": "none", "filtration": "none"},
-    "max_sym_thresh": {"head_aggregation": "max", "filtration": "uniform", "symmetrise": True},
-    "scores": {"head_aggregation": "mean", "filtration": "none", "preprocess": "none"},
-    "denoise_mode": {"head_aggregation": "mean", "filtration": "none", "forward_mode": "denoise"},
-}
 log = logging.getLogger("benchmarks.parity.gninfer")
 
 
@@ -75,49 +71,6 @@ def build_grn_inputs(data_dir: Path, vocab_genes: np.ndarray) -> dict[str, np.nd
         "batch_size": np.int64(5),
         "cells": np.asarray(cells.obs_names, dtype=str),
     }
-
-
-def cells_as_anndata(inputs: dict[str, np.ndarray], vocab_genes: list[str]) -> Any:
-    """An AnnData whose model inputs are exactly ``inputs``: the vocabulary genes (zeros where not
-    given) and one column outside the vocabulary holding the rest of each cell's depth."""
-    import anndata as ad
-    import pandas as pd
-    import scipy.sparse as sp
-
-    n_cells = len(inputs["depth"])
-    matrix = np.zeros((n_cells, len(vocab_genes) + 1), dtype=np.float32)
-    matrix[:, inputs["gene_ids"][0]] = inputs["counts"]
-    matrix[:, -1] = inputs["depth"] - inputs["counts"].sum(axis=1)
-    var = pd.DataFrame(index=[*vocab_genes, "outside_the_vocabulary"])
-    obs = pd.DataFrame(index=[str(c) for c in inputs["cells"]])
-    return ad.AnnData(X=sp.csr_matrix(matrix), obs=obs, var=var)
-
-
-def ours(pretrained: Any, inputs: dict[str, np.ndarray], variant: str) -> np.ndarray:
-    """Our network for ``variant``, transposed to the original's orientation (rows = query)."""
-    from scprint.tasks import GNInfer
-
-    vocab_genes = [str(g) for g in pretrained.vocab.genes]
-    adata = cells_as_anndata(inputs, vocab_genes)
-    genes = [vocab_genes[i] for i in inputs["gene_ids"][0]]
-    grn = GNInfer(
-        pretrained,
-        genes=genes,
-        n_cells=0,
-        aggregation="fast",
-        cell_tokens=True,
-        batch_size=int(inputs["batch_size"]),
-        **OURS[variant],
-    ).network(adata)
-    network = grn.varp["GRN"]
-    network = network.toarray() if hasattr(network, "toarray") else np.asarray(network)
-    return np.swapaxes(network, 0, 1)
-
-
-def same_ranking(a: np.ndarray, b: np.ndarray) -> bool:
-    return bool(
-        np.array_equal(np.argsort(-a.ravel(), kind="stable"), np.argsort(-b.ravel(), kind="stable"))
-    )
 
 
 def regenerate(folder: Path, data_dir: Path) -> None:
@@ -142,12 +95,12 @@ def compare(folder: Path) -> list[dict[str, Any]]:
     for name in CONFIGS:
         pretrained = scprint.load(FIXTURES / f"{name}.ckpt", device="cpu")
         reference = dict(np.load(folder / f"gninfer_{name}.npz"))
-        for variant in OURS:
+        for variant in GNINFER_VARIANTS:
             expected = reference[f"network_{variant}"]
             order = reference[f"genes_{variant}"]
             if not np.array_equal(order, inputs["gene_ids"][0]):
                 raise AssertionError(f"{name}/{variant}: the original's gene order differs")
-            got = ours(pretrained, inputs, variant)
+            got = gninfer_network(pretrained, inputs, variant)
             diff = float(np.abs(got - expected).max())
             rows.append(
                 {

@@ -51,21 +51,23 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from _common import data_dir_argument, resolve_data_dir, write_results  # noqa: E402
-from bench_gninfer import OURS, build_grn_inputs, cells_as_anndata, same_ranking  # noqa: E402
+from bench_gninfer import build_grn_inputs  # noqa: E402
 from inputs import build_scprint2_inputs  # noqa: E402
 from setup_peers import create, peer_python, run_peer  # noqa: E402
 
+from scprint.testing.parity import (  # noqa: E402
+    SCPRINT2_CONFIGS,
+    SCPRINT2_TASK_INPUTS,
+    scprint2_denoise_row,
+    scprint2_gninfer_rows,
+)
+
 FIXTURES = HERE.parents[1] / "packages" / "scprint-model" / "tests" / "fixtures" / "parity"
 PEER = "scprint2-1.0.3"
-#: configurations of peer_scprint2.CONFIGS, fixture files scprint2_<name>.{ckpt,npz}
-CONFIGS = ("s2_cell_vae_metacell", "s2_shared_fsq_mvc", "s2_gqa_vae_grown")
 INPUTS = "scprint2_inputs.npz"
-TASK_INPUTS = "scprint2_task_inputs.npz"
 #: the seed peer_scprint2 sets before its forward pass (VAE draws)
 SEED = 7
-DENOISE_DEPTH_MULT = 4.0
 NETWORK_TOLERANCE = 1e-5
-TASK_TOLERANCE = 1e-4
 #: report rows of the network comparison: name -> output keys (prefixes end with "_")
 GROUPS = {
     "mean": ["mean"],
@@ -105,37 +107,25 @@ def build_task_inputs(data_dir: Path, human_genes: np.ndarray) -> dict[str, np.n
     }
 
 
-def task_anndata(task: dict[str, np.ndarray], vocab_genes: list[str]) -> Any:
-    """The task cells as an AnnData over the vocabulary's genes (``bench_gninfer.cells_as_anndata``),
-    their neighbours in ``obsp["distances"]``."""
-    import scipy.sparse as sp
-
-    adata = cells_as_anndata(task, vocab_genes)
-    n_cells, k = task["neighbour_indices"].shape
-    adata.obsp["distances"] = sp.csr_matrix(
-        (
-            task["neighbour_distances"].ravel(),
-            (np.repeat(np.arange(n_cells), k), task["neighbour_indices"].ravel()),
-        ),
-        shape=(n_cells, n_cells),
-    )
-    return adata
-
-
 def regenerate(folder: Path, data_dir: Path) -> None:
     """Inputs from the real data, then the original writes checkpoints and outputs."""
     inputs = build_scprint2_inputs(data_dir)
     np.savez(folder / INPUTS, **inputs)
     human = inputs["genes"][: int(inputs["n_human_genes"])]
-    np.savez(folder / TASK_INPUTS, **build_task_inputs(data_dir, human))
+    np.savez(folder / SCPRINT2_TASK_INPUTS, **build_task_inputs(data_dir, human))
     if not peer_python(PEER).exists():
         log.info("creating the peer venv %s (needs a package index)", PEER)
         create(PEER, None)
     stdout = run_peer(
-        PEER, HERE / "peer_scprint2.py", folder / INPUTS, folder / TASK_INPUTS, folder, *CONFIGS
+        PEER,
+        HERE / "peer_scprint2.py",
+        folder / INPUTS,
+        folder / SCPRINT2_TASK_INPUTS,
+        folder,
+        *SCPRINT2_CONFIGS,
     )
     log.info("%s: %s", PEER, stdout.strip().splitlines()[-1][:200])
-    for name in CONFIGS:
+    for name in SCPRINT2_CONFIGS:
         for suffix in ("ckpt", "npz"):
             (folder / f"{name}.{suffix}").rename(folder / f"scprint2_{name}.{suffix}")
 
@@ -185,94 +175,19 @@ def network_rows(name: str, pretrained: Any, inputs: dict, reference: dict) -> l
     return out
 
 
-def denoise_row(name: str, pretrained: Any, task: dict, reference: dict) -> dict:
-    from scprint.tasks import Denoiser
-
-    vocab_genes = [str(g) for g in pretrained.vocab.genes]
-    genes = [vocab_genes[i] for i in task["gene_ids"][0]]
-    adata = task_anndata(task, vocab_genes)
-    out = Denoiser(
-        pretrained,
-        genes=genes,
-        depth_factor=DENOISE_DEPTH_MULT,
-        context_len=len(genes),
-        batch_size=int(task["batch_size"]),
-    )(adata, copy=True)
-    got = out.layers["scprint_denoised"][:, adata.var_names.get_indexer(genes)].toarray()
-    expected = reference["denoise_mean"]
-    diff = float(
-        np.abs(got / got.sum(1, keepdims=True) - expected / expected.sum(1, keepdims=True)).max()
-    )
-    return {
-        "config": name,
-        "output": "denoising (task)",
-        "compared": int(expected.size),
-        "max_abs_diff": f"{diff:.1e}",
-        "max_abs_value": f"{float(np.abs(expected).max()):.2e}",
-        "note": f"counts diff {float(np.abs(got - expected).max()):.1e}",
-        "bar": f"{TASK_TOLERANCE:g}",
-        "ok": diff <= TASK_TOLERANCE,
-    }
-
-
-def gninfer_rows(name: str, pretrained: Any, task: dict, reference: dict) -> list[dict]:
-    from scprint.tasks import GNInfer
-
-    vocab_genes = [str(g) for g in pretrained.vocab.genes]
-    genes = [vocab_genes[i] for i in task["gene_ids"][0]]
-    rows = []
-    for variant in ("mean", "heads", "max_sym_thresh", "scores"):
-        adata = task_anndata(task, vocab_genes)
-        grn = GNInfer(
-            pretrained,
-            genes=genes,
-            n_cells=0,
-            aggregation="fast",
-            cell_tokens=True,
-            batch_size=int(task["batch_size"]),
-            **OURS[variant],
-        ).network(adata)
-        network = grn.varp["GRN"]
-        network = network.toarray() if hasattr(network, "toarray") else np.asarray(network)
-        got = np.swapaxes(network, 0, 1)  # ours: rows = regulators = the original's columns
-        expected = reference[f"network_{variant}"]
-        diff = float(np.abs(got - expected).max())
-        ranking = same_ranking(got, expected)
-        note = "same edge ranking" if ranking else "edge ranking differs"
-        if variant == "scores":
-            # scprint2 1.0.3 leaves q.k unscaled when preprocess="none"; ours (like scprint
-            # 2.3.8) are the attention logits q.k / sqrt(head_dim)
-            factor = float(np.sqrt(pretrained.config.head_dim))
-            rescaled = float(np.abs(got * factor - expected).max())
-            note += f"; x sqrt(head_dim) = {factor:.3g}: {rescaled:.1e}"
-        rows.append(
-            {
-                "config": name,
-                "output": f"GRN {variant} (task)",
-                "compared": int(expected.size),
-                "max_abs_diff": f"{diff:.1e}",
-                "max_abs_value": f"{float(np.abs(expected).max()):.2e}",
-                "note": note,
-                "bar": f"{TASK_TOLERANCE:g} or same ranking",
-                "ok": diff <= TASK_TOLERANCE or ranking,
-            }
-        )
-    return rows
-
-
 def compare(folder: Path) -> list[dict[str, Any]]:
     import scprint
 
     inputs = dict(np.load(folder / INPUTS))
-    task = dict(np.load(folder / TASK_INPUTS))
+    task = dict(np.load(folder / SCPRINT2_TASK_INPUTS))
     rows = []
-    for name in CONFIGS:
+    for name in SCPRINT2_CONFIGS:
         pretrained = scprint.load(folder / f"scprint2_{name}.ckpt", device="cpu")
         reference = dict(np.load(folder / f"scprint2_{name}.npz"))
         network = {k: v for k, v in reference.items() if not k.startswith(("denoise_", "network_"))}
         rows += network_rows(name, pretrained, inputs, network)
-        rows.append(denoise_row(name, pretrained, task, reference))
-        rows += gninfer_rows(name, pretrained, task, reference)
+        rows.append(scprint2_denoise_row(name, pretrained, task, reference))
+        rows += scprint2_gninfer_rows(name, pretrained, task, reference)
     return rows
 
 

@@ -50,7 +50,6 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -59,24 +58,17 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from _common import write_results  # noqa: E402
-from bench_scprint2 import CONFIGS, FIXTURES, PEER, TASK_INPUTS, task_anndata  # noqa: E402
+from bench_scprint2 import FIXTURES, PEER  # noqa: E402
 from setup_peers import create, peer_python, run_peer  # noqa: E402
 
-EXTRA = "scprint2_tasks_extra.npz"
-TOLERANCE = 1e-4
-#: as the peer (peer_scprint2_tasks.IMPUTE_BATCH / IMPUTE_DEPTH_MULT)
-BATCH = 4
-DEPTH_FACTOR = 4.0
+from scprint.testing.parity import SCPRINT2_CONFIGS, SCPRINT2_TASK_INPUTS  # noqa: E402
+from scprint.testing.parity_tasks import EXTRA, compare, fixture_name  # noqa: E402
+
 N_IMPUTE = 16
 GRIT_LAMBDAS = (0.1, 1.0, 10.0)
 #: cells whose mean cell-type code is the counterfactual's target ("reference" label)
 REFERENCE_ROWS = np.arange(6)
-CELL_TYPE = "cell_type_ontology_term_id"
 log = logging.getLogger("benchmarks.parity.scprint2_tasks")
-
-
-def fixture_name(config: str) -> str:
-    return f"scprint2_tasks_{config}.npz"
 
 
 def build_extra(task: dict[str, np.ndarray], n_human: int) -> dict[str, np.ndarray]:
@@ -105,7 +97,7 @@ def build_extra(task: dict[str, np.ndarray], n_human: int) -> dict[str, np.ndarr
 
 def regenerate(folder: Path) -> None:
     """The original runs its tasks on the committed checkpoints and task cells."""
-    task = dict(np.load(FIXTURES / TASK_INPUTS))
+    task = dict(np.load(FIXTURES / SCPRINT2_TASK_INPUTS))
     n_human = int(np.load(FIXTURES / "scprint2_inputs.npz")["n_human_genes"])
     np.savez(folder / EXTRA, **build_extra(task, n_human))
     if not peer_python(PEER).exists():
@@ -114,157 +106,15 @@ def regenerate(folder: Path) -> None:
     stdout = run_peer(
         PEER,
         HERE / "peer_scprint2_tasks.py",
-        FIXTURES / TASK_INPUTS,
+        FIXTURES / SCPRINT2_TASK_INPUTS,
         folder / EXTRA,
         FIXTURES,
         folder,
-        *CONFIGS,
+        *SCPRINT2_CONFIGS,
     )
     log.info("%s: %s", PEER, stdout.strip().splitlines()[-1][:200])
-    for name in CONFIGS:
+    for name in SCPRINT2_CONFIGS:
         (folder / f"{name}.npz").rename(folder / fixture_name(name))
-
-
-def _row(config: str, output: str, diff: float, reference: np.ndarray, note: str, ok=None) -> dict:
-    return {
-        "config": config,
-        "output": output,
-        "compared": int(reference.size),
-        "max_abs_diff": f"{diff:.1e}",
-        "max_abs_value": f"{float(np.abs(reference).max()):.2e}",
-        "note": note,
-        "bar": f"{TOLERANCE:g}",
-        "ok": bool(diff <= TOLERANCE if ok is None else ok),
-    }
-
-
-def _fractions(values: np.ndarray) -> np.ndarray:
-    return values / values.sum(axis=1, keepdims=True)
-
-
-def impute_row(config: str, pretrained: Any, task: dict, extra: dict, reference: dict) -> dict:
-    from scprint.tasks import Imputer
-
-    vocab = [str(g) for g in pretrained.vocab.genes]
-    adata = task_anndata(task, vocab)
-    genes = [vocab[i] for i in extra["impute_ids"]]
-    imputer = Imputer(
-        pretrained,
-        genes_to_impute=genes,
-        input_genes=[vocab[i] for i in task["gene_ids"][0]],
-        depth_factor=DEPTH_FACTOR,
-        batch_size=BATCH,
-    )
-    got = imputer(adata, copy=True).obsm["scprint_imputed"][genes].to_numpy()
-    expected = reference["impute_mean"]
-    diff = float(np.abs(_fractions(got) - _fractions(expected)).max())
-    note = f"counts diff {float(np.abs(got - expected).max()):.1e}"
-    return _row(config, "imputation (fractions)", diff, expected, note)
-
-
-def gene_embedding_rows(config: str, pretrained: Any, task: dict, reference: dict) -> list[dict]:
-    from scprint.tasks import GeneEmbedder
-
-    vocab = [str(g) for g in pretrained.vocab.genes]
-    adata = task_anndata(task, vocab)
-    adata.obs["cell"] = [f"c{i:02d}" for i in range(adata.n_obs)]
-    genes = [vocab[i] for i in task["gene_ids"][0]]
-    out = GeneEmbedder(pretrained, genes=genes, groupby="cell", batch_size=BATCH)(adata, copy=True)
-    columns = adata.var_names.get_indexer(genes)
-    overall = out.varm["X_scprint_genes"][columns]
-    per_cell = np.stack([out.varm[f"X_scprint_genes_{c}"][columns] for c in adata.obs["cell"]])
-    expected = reference["gene_embedding"]
-    rows = []
-    for output, got, want in (
-        ("gene embeddings, mean over cells", overall, expected.mean(axis=0)),
-        (
-            "gene embeddings, original average=True",
-            overall,
-            reference["gene_embedding_average"],
-        ),
-        ("gene embeddings, per cell", per_cell, expected),
-    ):
-        rows.append(_row(config, output, float(np.abs(got - want).max()), want, ""))
-    return rows
-
-
-def grit_rows(config: str, extra: dict, reference: dict, n_cells: int) -> list[dict]:
-    import scipy.sparse as sp
-
-    from scprint.tasks.refine import refine_logits
-
-    graph = sp.csr_matrix(
-        (
-            extra["connectivities_data"],
-            extra["connectivities_indices"],
-            extra["connectivities_indptr"],
-        ),
-        shape=(n_cells, n_cells),
-    )
-    rows = []
-    inputs = {"grit": ("its cell-type logits", reference["grit_logits"])}
-    inputs["grit_scores"] = ("log1p counts of 6 genes", extra["grit_scores"])
-    for prefix, (what, scores) in inputs.items():
-        for lam in extra["grit_lambdas"]:
-            expected = reference[f"{prefix}_refined_{lam:g}"]
-            got = refine_logits(scores, graph, lambda_reg=float(lam))
-            same = bool((got.argmax(1) == reference[f"{prefix}_predictions_{lam:g}"]).all())
-            changed = int((expected.argmax(1) != scores.argmax(1)).sum())
-            note = f"same labels: {same}; labels changed by the refinement: {changed}"
-            diff = float(np.abs(got - expected).max())
-            ok = diff <= TOLERANCE and same
-            rows.append(_row(config, f"GRIT on {what}, lambda={lam:g}", diff, expected, note, ok))
-    return rows
-
-
-def counterfactual_rows(
-    config: str, pretrained: Any, task: dict, extra: dict, reference: dict
-) -> list[dict]:
-    from scprint.tasks import Generator
-
-    vocab = [str(g) for g in pretrained.vocab.genes]
-    adata = task_anndata(task, vocab)
-    labels = np.full(adata.n_obs, "other", dtype=object)
-    labels[extra["reference_rows"]] = "reference"
-    adata.obs["group"] = labels
-    genes = [vocab[i] for i in task["gene_ids"][0]]
-    generator = Generator(
-        pretrained,
-        target={CELL_TYPE: "reference"},
-        label_columns={CELL_TYPE: "group"},
-        space="code",
-        genes=genes,
-        input_genes=genes,
-        batch_size=BATCH,
-    )
-    out = generator(adata, copy=True)
-    columns = adata.var_names.get_indexer(genes)
-    got = out.layers["scprint_generated"][:, columns].toarray()
-    expected = reference["counterfactual_mean"]
-    code = np.asarray(out.uns["scprint_generated"]["target_codes"][CELL_TYPE])
-    code_diff = float(np.abs(code - reference["counterfactual_code"]).max())
-    diff = float(np.abs(_fractions(got) - _fractions(expected)).max())
-    note = f"counts diff {float(np.abs(got - expected).max()):.1e}"
-    return [
-        _row(config, "counterfactual code", code_diff, reference["counterfactual_code"], ""),
-        _row(config, "counterfactual generation (fractions)", diff, expected, note),
-    ]
-
-
-def compare(folder: Path) -> list[dict[str, Any]]:
-    import scprint
-
-    task = dict(np.load(FIXTURES / TASK_INPUTS))
-    extra = dict(np.load(folder / EXTRA))
-    rows = []
-    for name in CONFIGS:
-        pretrained = scprint.load(FIXTURES / f"scprint2_{name}.ckpt", device="cpu")
-        reference = dict(np.load(folder / fixture_name(name)))
-        rows.append(impute_row(name, pretrained, task, extra, reference))
-        rows += gene_embedding_rows(name, pretrained, task, reference)
-        rows += grit_rows(name, extra, reference, len(task["depth"]))
-        rows += counterfactual_rows(name, pretrained, task, extra, reference)
-    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -284,9 +134,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.peers:
             folder = Path(tmp)
             regenerate(folder)
-        rows = compare(folder)
+        rows = compare(FIXTURES, folder)
         if args.write_fixtures:
-            for path in [folder / EXTRA, *(folder / fixture_name(n) for n in CONFIGS)]:
+            for path in [folder / EXTRA, *(folder / fixture_name(n) for n in SCPRINT2_CONFIGS)]:
                 shutil.copy2(path, FIXTURES / path.name)
     source = (
         "regenerated live by scprint2 1.0.3"

@@ -10,10 +10,15 @@ Outputs (``benchmarks/results/``):
 - ``training_pretrain_small.{json,md}``: command, settings, final losses, wall time, cells/s, and
   the loss curves (every logged step) in the JSON;
 - ``training_pretrain_small_loss.png``: each loss term against the step;
-- ``training_throughput.{json,md}``: training cells/s of ``tiny`` and ``small`` on the
-  CPU it runs on (and on the GPU when one is available), measured after warm-up steps.
+- ``training_throughput.{json,md}``: training cells/s of ``tiny``, ``cpu-demo`` and ``small``
+  (``--throughput-models``; ``small`` at its own 2,200-gene context and at 256 genes) on the CPU
+  it runs on (and on the GPU when one is available), measured after warm-up steps.
 
-Run alone: ``python benchmarks/training/pretrain_small.py [--max-steps N] [--skip-throughput]``.
+``small`` keeps the original's 2,200-gene context, slow to train on a CPU; ``--max-len`` shortens
+the pretraining run's context (recorded in the results).
+
+Run alone: ``python benchmarks/training/pretrain_small.py [--max-steps N] [--max-len 256]
+[--skip-throughput]``.
 The checkpoint goes to ``--out-dir`` (default: a folder under the system temp dir), never into the
 repository.
 """
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import statistics
 import sys
 import tempfile
@@ -63,7 +69,7 @@ class StepTimer(L.Callback):
     def cells_per_second(self, batch_size: int, skip: int) -> float:
         """Cells per second from the median step time after the first ``skip`` steps (warm-up).
 
-        The median resists the spikes of a shared machine; validation steps are excluded.
+        The median resists spikes from other load on the CPUs; validation steps are excluded.
         """
         if len(self.times) <= skip + 1:
             raise ValueError(f"need more than {skip + 1} steps to time, got {len(self.times)}")
@@ -102,13 +108,42 @@ def plot_curves(frame: pd.DataFrame, path: Path) -> None:
     tmp.replace(path)
 
 
+def preset_max_len(config: str) -> int | None:
+    """The context (genes per cell) a shipped training preset sets, ``None`` if it sets none."""
+    import yaml
+
+    from scprint.training.cli import presets
+
+    content = yaml.safe_load(presets()[config].read_text()) or {}
+    return ((content.get("model") or {}).get("config") or {}).get("max_len")
+
+
+def parse_models(spec: str) -> list[tuple[str, int | None]]:
+    """``"tiny,small,small:256"`` -> ``[("tiny", None), ("small", None), ("small", 256)]``
+    (config, context override)."""
+    models = []
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        config, _, max_len = item.partition(":")
+        if max_len and not max_len.isdigit():
+            raise SystemExit(f"--throughput-models: {item!r} is not CONFIG or CONFIG:MAX_LEN")
+        models.append((config, int(max_len) if max_len else None))
+    return models
+
+
 def throughput(
-    data: list[Path], config: str, steps: int, batch_size: int, accelerator: str, out_dir: Path
+    data: list[Path],
+    config: str,
+    steps: int,
+    batch_size: int,
+    accelerator: str,
+    out_dir: Path,
+    max_len: int | None = None,
 ) -> float:
     """Training cells/s of ``config`` (after 5 warm-up steps) on Kang."""
     timer = StepTimer()
     fit(
         config,
+        model={"config": {"max_len": max_len}} if max_len else {},
         data={"files": [str(f) for f in data], "batch_size": batch_size, "val_fraction": 0.0},
         trainer={
             "max_steps": steps,
@@ -127,7 +162,18 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=600)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--out-dir", default=None, help="run folder (default: a temp folder)")
+    parser.add_argument(
+        "--max-len",
+        type=int,
+        default=None,
+        help="context (genes per cell) of the pretraining run (default: small's 2,200)",
+    )
     parser.add_argument("--throughput-steps", type=int, default=25)
+    parser.add_argument(
+        "--throughput-models",
+        default="tiny,cpu-demo,small:256,small",
+        help="comma-separated CONFIG or CONFIG:MAX_LEN whose training cells/s is measured",
+    )
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-pretrain", action="store_true")
     args = parser.parse_args()
@@ -137,10 +183,12 @@ def main() -> None:
     out_dir = Path(args.out_dir or tempfile.mkdtemp(prefix="scprint_pretrain_small_"))
 
     if not args.skip_pretrain:
+        load_before = f"{os.getloadavg()[0]:.2f}"
         timer = StepTimer()
         start = time.perf_counter()
-        checkpoint = fit(
+        fit(
             "small",
+            model={"config": {"max_len": args.max_len}} if args.max_len else {},
             data={
                 "files": [str(f) for f in data],
                 "labels": ["cell_type"],
@@ -179,12 +227,15 @@ def main() -> None:
             )
         cells_per_s = timer.cells_per_second(args.batch_size, skip=5)
         notes = (
-            f"small model, {args.max_steps} steps x {args.batch_size} cells on CPU ({torch.get_num_threads()} "
+            "small model"
+            + (f" with a {args.max_len}-gene context" if args.max_len else "")
+            + f", {args.max_steps} steps x {args.batch_size} cells on CPU ({torch.get_num_threads()} "
             f"threads), wall {wall:.0f} s including data loading and validation, {cells_per_s:.1f} training "
             f"cells/s (median step), peak RSS "
-            f"{peak_rss_mb():.0f} MiB. The machine's 2 cores were shared with other processes while this ran, so "
-            "times are pessimistic. Curves: training_pretrain_small_loss.png. Checkpoint (not in the "
-            f"repository): {checkpoint}."
+            f"{peak_rss_mb():.0f} MiB; 1-minute load average {load_before} before and "
+            f"{os.getloadavg()[0]:.2f} after on {os.cpu_count()} CPUs (above the CPU count, other "
+            "processes shared them and times are pessimistic). Curves: "
+            "training_pretrain_small_loss.png. The checkpoint is not kept in the repository."
         )
         columns = [c for c in frame.columns if c.startswith(("train/", "val/"))]
         write_results(
@@ -196,6 +247,7 @@ def main() -> None:
                     "datasets": list(DATASETS),
                     "max_steps": args.max_steps,
                     "batch_size": args.batch_size,
+                    "max_len": args.max_len or preset_max_len("small"),
                 },
                 "wall_s": wall,
                 "train_cells_per_s": cells_per_s,
@@ -208,24 +260,36 @@ def main() -> None:
         rows = []
         devices = [("cpu", "cpu")] + ([("gpu", "gpu")] if torch.cuda.is_available() else [])
         for label, accelerator in devices:
-            for config, batch_size in (("tiny", 16), ("small", 32)):
+            for config, max_len in parse_models(args.throughput_models):
+                batch_size = 16 if config == "tiny" else 32
+                load_before = os.getloadavg()[0]
                 with tempfile.TemporaryDirectory() as tmp:
                     speed = throughput(
-                        kang, config, args.throughput_steps, batch_size, accelerator, Path(tmp)
+                        kang,
+                        config,
+                        args.throughput_steps,
+                        batch_size,
+                        accelerator,
+                        Path(tmp),
+                        max_len=max_len,
                     )
                 rows.append(
                     {
                         "device": label,
                         "config": config,
+                        "max_len": max_len or preset_max_len(config),
                         "batch_size": batch_size,
                         "train_cells_per_s": speed,
+                        "load_avg_1min": f"{load_before:.2f} -> {os.getloadavg()[0]:.2f}",
                     }
                 )
                 log.info("%s %s: %.1f cells/s", label, config, speed)
         notes = (
             f"Training cells/s (forward, bottleneck-generation pass, backward, AdamW step): batch size "
             f"over the median step time of {args.throughput_steps - 6} steps after 5 warm-up steps, on Kang. CPU rows: fp32, "
-            f"{torch.get_num_threads()} threads, on a 2-core machine shared with other processes. GPU rows "
+            f"{torch.get_num_threads()} threads; load_avg_1min: the 1-minute load average before and after "
+            f"each row on {os.cpu_count()} CPUs (above the CPU count, other processes shared them, "
+            "which lowers cells/s). max_len: genes per cell. GPU rows "
             "(bf16 mixed precision) appear only when a GPU is available."
         )
         write_results("training_throughput", rows, notes)

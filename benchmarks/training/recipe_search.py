@@ -107,6 +107,21 @@ RECIPES: dict[str, dict[str, Any]] = {
     "tiny-len64-b64": _with(_TINY, model={"config": {"max_len": 64}}, data={"batch_size": 64}),
     "tiny-softmax-lean": _with(_TINY, model=_with(_SOFTMAX, objective={"generation": 0.0})),
     "tiny-softmax-pca": _with(_TINY, model=_SOFTMAX, gene_embeddings="pca"),
+    # second search (issue 26: the linear probe and the denoising gain were missed at 500
+    # steps): contexts of 256 genes (the embedding and the denoiser read the training context
+    # length at inference), longer runs, a decaying learning rate, a wider network
+    "cpu-demo-len256": {"config": "cpu-demo", "model": {"config": {"max_len": 256}}},
+    "cpu-demo-len256-cosine": {
+        "config": "cpu-demo",
+        "model": {"config": {"max_len": 256}, **_with(_COSINE, optim={"min_lr_ratio": 0.1})},
+    },
+    "cpu-demo-d64-len256": {
+        "config": "cpu-demo",
+        "model": {
+            "config": {"max_len": 256, "d_model": 64, "n_heads": 4, "classifier_layers": [64]}
+        },
+        "data": {"gene_embedding_dim": 64},
+    },
     "mid-64x4": _with(
         _TINY,
         model={

@@ -9,36 +9,23 @@ returned from ``scPrint._predict(predict_mode="denoise", depth_mult=3)`` on the 
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import scprint
+from scprint.testing.parity import denoised_means
+
 FIXTURES = Path(__file__).parent / "fixtures" / "parity"
-BENCH = Path(__file__).resolve().parents[3] / "benchmarks" / "parity"
-
-
-@pytest.fixture(scope="module")
-def bench():
-    """The comparison code of the benchmark (one definition of "our side")."""
-    sys.path[:0] = [str(BENCH), str(BENCH.parent)]
-    try:
-        import bench_denoise
-    finally:
-        sys.path.remove(str(BENCH))
-        sys.path.remove(str(BENCH.parent))
-    return bench_denoise
 
 
 @pytest.mark.parametrize("config", ["v2_pos_fsq", "v2_gqa_log"])
-def test_denoiser_equals_the_original_on_its_checkpoint(bench, config):
-    import scprint
-
+def test_denoiser_equals_the_original_on_its_checkpoint(config):
     inputs = dict(np.load(FIXTURES / "gninfer_inputs.npz"))
     reference = dict(np.load(FIXTURES / f"denoise_{config}.npz"))
     pretrained = scprint.load(FIXTURES / f"{config}.ckpt", device="cpu")
-    got = bench.ours(pretrained, inputs, float(reference["multiplier"]))
+    got = denoised_means(pretrained, inputs, float(reference["multiplier"]))
     expected = reference["mean"]
     assert got.shape == expected.shape == inputs["counts"].shape
     # the means sum to 3x each cell's counts over the genes, as the original's depth_mult

@@ -10,40 +10,26 @@ checkpoint ``<config>.ckpt`` (made by the original code, see ``benchmarks/parity
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import scprint
+from scprint.testing.parity import GNINFER_VARIANTS, gninfer_network
+
 FIXTURES = Path(__file__).parent / "fixtures" / "parity"
-BENCH = Path(__file__).resolve().parents[3] / "benchmarks" / "parity"
 CONFIGS = ("v2_pos_fsq", "v2_gqa_log")
 
 
-@pytest.fixture(scope="module")
-def bench():
-    """The comparison code of the benchmark (one definition of "our side")."""
-    sys.path.insert(0, str(BENCH))
-    sys.path.insert(0, str(BENCH.parent))
-    try:
-        import bench_gninfer
-    finally:
-        sys.path.remove(str(BENCH))
-        sys.path.remove(str(BENCH.parent))
-    return bench_gninfer
-
-
 @pytest.mark.parametrize("config", CONFIGS)
-def test_gninfer_equals_the_original_on_its_checkpoint(bench, config):
-    import scprint
-
+def test_gninfer_equals_the_original_on_its_checkpoint(config):
     inputs = dict(np.load(FIXTURES / "gninfer_inputs.npz"))
     reference = dict(np.load(FIXTURES / f"gninfer_{config}.npz"))
     pretrained = scprint.load(FIXTURES / f"{config}.ckpt", device="cpu")
-    for variant in bench.OURS:
+    for variant in GNINFER_VARIANTS:
         expected = reference[f"network_{variant}"]
         np.testing.assert_array_equal(reference[f"genes_{variant}"], inputs["gene_ids"][0])
-        got = bench.ours(pretrained, inputs, variant)
+        got = gninfer_network(pretrained, inputs, variant)
         assert got.shape == expected.shape
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5, err_msg=variant)

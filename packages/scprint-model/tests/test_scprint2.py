@@ -11,7 +11,6 @@ real Kang cells x 24 genes (``scprint2_task_inputs.npz``).
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,28 +20,15 @@ import torch
 import scprint
 from scprint.checkpoints.scprint1 import parity_errors
 from scprint.checkpoints.scprint2 import outputs_as_original
+from scprint.testing.parity import scprint2_denoise_row, scprint2_gninfer_rows
 
 FIXTURES = Path(__file__).parent / "fixtures" / "parity"
-BENCH = Path(__file__).resolve().parents[3] / "benchmarks" / "parity"
 CONFIGS = ("s2_cell_vae_metacell", "s2_shared_fsq_mvc", "s2_gqa_vae_grown")
 HUMAN, MOUSE = "NCBITaxon:9606", "NCBITaxon:10090"
 
 
 def checkpoint(name: str) -> Path:
     return FIXTURES / f"scprint2_{name}.ckpt"
-
-
-@pytest.fixture(scope="module")
-def bench():
-    """The comparison code of the benchmark (one definition of "our side")."""
-    sys.path.insert(0, str(BENCH))
-    sys.path.insert(0, str(BENCH.parent))
-    try:
-        import bench_scprint2
-    finally:
-        sys.path.remove(str(BENCH))
-        sys.path.remove(str(BENCH.parent))
-    return bench_scprint2
 
 
 @pytest.fixture(scope="module")
@@ -84,11 +70,11 @@ def test_loaded_scprint2_checkpoint_reproduces_every_original_output(name, input
 
 
 @pytest.mark.parametrize("name", CONFIGS)
-def test_our_denoising_and_grn_inference_equal_the_originals(name, bench, loaded):
+def test_our_denoising_and_grn_inference_equal_the_originals(name, loaded):
     task = dict(np.load(FIXTURES / "scprint2_task_inputs.npz"))
     reference = dict(np.load(FIXTURES / f"scprint2_{name}.npz"))
-    rows = [bench.denoise_row(name, loaded[name], task, reference)]
-    rows += bench.gninfer_rows(name, loaded[name], task, reference)
+    rows = [scprint2_denoise_row(name, loaded[name], task, reference)]
+    rows += scprint2_gninfer_rows(name, loaded[name], task, reference)
     for row in rows:
         assert row["ok"], row
     # the softmax networks are equal within 1e-4, not only in their ranking

@@ -290,19 +290,11 @@ def test_embedder_refines_labels_over_the_cell_graph(metacell, kang_adata):
 
 @pytest.fixture(scope="module")
 def task_rows() -> list[dict]:
-    """Our tasks against the original's fixtures, compared by the benchmark's code (one
-    definition of "our side")."""
-    import sys
+    """Our tasks against the original's fixtures, compared by :mod:`scprint.testing.parity_tasks`
+    (the benchmark's comparison too)."""
+    from scprint.testing.parity_tasks import compare
 
-    bench = Path(__file__).resolve().parents[3] / "benchmarks" / "parity"
-    sys.path.insert(0, str(bench))
-    sys.path.insert(0, str(bench.parent))
-    try:
-        import bench_scprint2_tasks
-    finally:
-        sys.path.remove(str(bench))
-        sys.path.remove(str(bench.parent))
-    return bench_scprint2_tasks.compare(FIXTURES)
+    return compare(FIXTURES)
 
 
 @pytest.mark.parametrize("name", ["s2_cell_vae_metacell", "s2_shared_fsq_mvc", "s2_gqa_vae_grown"])

@@ -1,44 +1,28 @@
 """The whole model on a CUDA device with ``backend="auto"``: forward, one training step, and the
-same numbers as with PyTorch's SDPA. The model is built by ``benchmarks/kernels/gpu_model.py``
-(the one place to adapt when the model's constructor changes)."""
+same numbers as with PyTorch's SDPA. The model is built by :mod:`scprint.testing.synthetic` (the
+one place to adapt when the model's constructor changes; the GPU benchmark uses it too)."""
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 from gpu_sizes import SIZES, SMOKE
 
 from scprint.kernels import dispatch
+from scprint.testing import synthetic
 
 pytestmark = pytest.mark.gpu
 
-BENCHMARKS = Path(__file__).resolve().parents[4] / "benchmarks" / "kernels"
 
-
-@pytest.fixture(scope="module")
-def gpu_model():
-    if not (BENCHMARKS / "gpu_model.py").is_file():
-        pytest.skip(f"{BENCHMARKS / 'gpu_model.py'} not found (run from a repository checkout)")
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        import gpu_model
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-    return gpu_model
-
-
-def test_model_forward_and_training_step_with_auto(device, gpu_model, monkeypatch):
+def test_model_forward_and_training_step_with_auto(device, monkeypatch):
     monkeypatch.setattr(dispatch, "_self_check_results", {})
     torch.manual_seed(0)
-    module = gpu_model.build_model(SIZES.model_preset, device)
-    batch = gpu_model.make_batch(module, SIZES.model_batch, device)
+    module = synthetic.build_model(SIZES.model_preset, device)
+    batch = synthetic.make_batch(module, SIZES.model_batch, device)
     head_dim = module.config.d_model // module.config.n_heads
 
     module.eval()
-    with torch.no_grad(), gpu_model._autocast(device):
+    with torch.no_grad(), synthetic.autocast(device):
         auto_losses = module.losses(batch)
     used = dispatch._self_check_results
     if SMOKE:
@@ -48,7 +32,7 @@ def test_model_forward_and_training_step_with_auto(device, gpu_model, monkeypatc
         assert key in used and used[key] is None, f"Triton self-check did not pass: {used}"
     # The same batch through SDPA: auto's kernels change nothing beyond bfloat16 rounding.
     monkeypatch.setattr(dispatch, "_auto_may_use_triton", lambda device: False)
-    with torch.no_grad(), gpu_model._autocast(device):
+    with torch.no_grad(), synthetic.autocast(device):
         sdpa_losses = module.losses(batch)
     monkeypatch.undo()
     for name, value in sdpa_losses.items():
@@ -57,7 +41,7 @@ def test_model_forward_and_training_step_with_auto(device, gpu_model, monkeypatc
 
     optimizer = torch.optim.AdamW(module.parameters(), lr=1e-3)
     before = [p.detach().clone() for p in module.parameters()]
-    loss = gpu_model.training_step(module, optimizer, batch)
+    loss = synthetic.training_step(module, optimizer, batch)
     assert torch.isfinite(loss)
     grads = [p.grad for p in module.parameters() if p.requires_grad]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
@@ -65,6 +49,6 @@ def test_model_forward_and_training_step_with_auto(device, gpu_model, monkeypatc
     assert attention_weights.grad.abs().sum() > 0, "no gradient reached the attention projection"
     changed = sum(not torch.equal(b, p) for b, p in zip(before, module.parameters()))
     assert changed >= len(before) // 2
-    embeddings = gpu_model.inference_step(module, batch)
+    embeddings = synthetic.inference_step(module, batch)
     assert embeddings.shape == (SIZES.model_batch, module.config.d_model)
     assert torch.isfinite(embeddings).all()

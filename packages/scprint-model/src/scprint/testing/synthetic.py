@@ -1,12 +1,14 @@
-"""The one place where the GPU check builds a whole scPRINT model and feeds it batches.
+"""A freshly initialised scPRINT model fed synthetic batches: the one place where the GPU check
+builds a whole model.
 
-Used by the GPU test of the full model (``packages/scprint-model/tests/gpu/test_gpu_model.py``)
-and the GPU benchmark's throughput rows (``bench_attention_gpu.py``). When the model's or the
+Used by the GPU test of the full model (``tests/gpu/test_gpu_model.py``) and the GPU benchmark's
+throughput rows (``benchmarks/kernels/bench_attention_gpu.py``). When the model's or the
 training module's constructor changes, adapt :func:`build_model` (and :func:`make_batch` if the
 batch keys change) here only.
 
-Batches are synthetic counts (negative-binomial-like, about 10 % of the cells padded): the GPU
-machine has no data folder, and throughput does not depend on the count values.
+Batches are synthetic counts (negative-binomial-like, about 10 % of the cells padded), labelled
+as such: they measure speed and check devices, never accuracy (throughput does not depend on the
+count values, and a GPU check needs no data folder).
 """
 
 from __future__ import annotations
@@ -16,6 +18,17 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+
+__all__ = [
+    "N_GENES",
+    "N_LABELS",
+    "autocast",
+    "build_model",
+    "cells_per_second",
+    "inference_step",
+    "make_batch",
+    "training_step",
+]
 
 #: Vocabulary size and leaf cell types of the synthetic setup.
 N_GENES = 20_000
@@ -69,7 +82,7 @@ def make_batch(
     return {name: tensor.to(device) for name, tensor in batch.items()}
 
 
-def _autocast(device: torch.device) -> Any:
+def autocast(device: torch.device) -> Any:
     """bfloat16 mixed precision on CUDA (what a GPU user trains with), none on CPU."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
@@ -80,7 +93,7 @@ def training_step(
     """One optimiser step on the pretraining loss; returns the (detached) loss."""
     module.train()
     optimizer.zero_grad(set_to_none=True)
-    with _autocast(batch["gene_ids"].device):
+    with autocast(batch["gene_ids"].device):
         loss = module.losses(batch)["loss"]
     loss.backward()
     optimizer.step()
@@ -90,7 +103,7 @@ def training_step(
 def inference_step(module: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """One forward pass in inference mode; returns the cell embeddings ``(B, d)``."""
     module.eval()
-    with torch.inference_mode(), _autocast(batch["gene_ids"].device):
+    with torch.inference_mode(), autocast(batch["gene_ids"].device):
         out = module.model(batch["gene_ids"], batch["counts"], batch["depth"])
     return out.cell_embedding
 
