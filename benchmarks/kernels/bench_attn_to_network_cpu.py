@@ -179,8 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         "(materialises the (cells, heads, seq, seq) maps, scatter-adds with index_put_); chunked = "
         "attention_to_network(backend='torch'). Each variant in a fresh subprocess; peak_extra_mb = peak RSS "
         "during the call minus RSS before it (VmHWM reset via /proc/self/clear_refs). "
-        f"Max |naive - chunked| = {max_abs_difference:.2e}. The machine was shared with other processes: "
-        "times are indicative."
+        f"Max |naive - chunked| = {max_abs_difference:.2e}. Times are indicative: they were taken "
+        "under the 1-minute load average recorded with this file."
     )
     write_results("kernels_attn_to_network_cpu", rows, notes)
     return 0

@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         f"before and {os.getloadavg()[0]:.2f} after, on {os.cpu_count()} CPUs."
     )
     notes.append(
-        "Timings on a machine shared with other processes are lower bounds of the idle throughput; "
+        "Under a load average above the CPU count the throughputs are lower bounds of the idle ones; "
         "each task is one end-to-end call (AnnData in, AnnData out) after a one-batch warm-up."
     )
     write_results(RESULT_NAME, rows, notes="\n\n".join(notes))

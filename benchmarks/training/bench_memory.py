@@ -165,8 +165,8 @@ def summarise(rows: list[dict], steps: int, buffer_mb: float) -> str:
         "buffer, which is full at both sizes (for `h5ad on disk` the larger collection also opens "
         "12 files instead of 2; per-file HDF5/anndata state is a candidate, not verified). The "
         "first step of a streamed source "
-        f"includes reading its first buffer. The {os.cpu_count()} CPUs were shared with other processes "
-        f"while this ran (1-minute load average {min(loads):.0f}-{max(loads):.0f}, in each row): "
+        f"includes reading its first buffer. The 1-minute load average was {min(loads):.0f}-"
+        f"{max(loads):.0f} on {os.cpu_count()} CPUs while this ran (in each row): "
         "the times are inflated and noisy, and per-step differences between sources of less than "
         "about 2x are within that noise; the memory figures are not affected.",
     ]

@@ -69,7 +69,7 @@ class StepTimer(L.Callback):
     def cells_per_second(self, batch_size: int, skip: int) -> float:
         """Cells per second from the median step time after the first ``skip`` steps (warm-up).
 
-        The median resists the spikes of a shared machine; validation steps are excluded.
+        The median resists spikes from other load on the CPUs; validation steps are excluded.
         """
         if len(self.times) <= skip + 1:
             raise ValueError(f"need more than {skip + 1} steps to time, got {len(self.times)}")

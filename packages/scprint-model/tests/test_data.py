@@ -17,6 +17,7 @@ from scprint.data import (
     sample_context,
 )
 from scprint.data.vocabulary import gene_table, position_bins
+from scprint.errors import InputError
 from scprint.training import CellDataModule
 
 
@@ -66,12 +67,12 @@ def test_position_bins_open_on_chromosome_change_or_gap() -> None:
 
 
 def test_unknown_organism_raises(kang_adata) -> None:
-    with pytest.raises(ValueError, match="unknown organism 'NCBITaxon:9999'"):
+    with pytest.raises(InputError, match="unknown organism 'NCBITaxon:9999'"):
         Vocabulary.build([kang_adata], organism="NCBITaxon:9999")
     mouse = kang_adata[:5].copy()
     mouse.obs["organism_ontology_term_id"] = "NCBITaxon:10090"
     source = CellSource(mouse)
-    with pytest.raises(ValueError, match="organism 'NCBITaxon:10090'"):
+    with pytest.raises(InputError, match=r"unsupported organism: .*\['NCBITaxon:10090'\]"):
         source.bind(Vocabulary.build([kang_adata]))
 
 
@@ -285,15 +286,49 @@ def test_files_beyond_the_in_memory_budget_stay_on_disk(
     assert CellSource(paths[1]).in_memory
 
 
-def test_a_dataset_of_another_organism_is_refused_by_name() -> None:
-    """Synthetic obs (3 cells): the one organism check shared by CellSource and SomaSource."""
-    from scprint.data.source import check_obs_organism
+def _organism_verdicts(adata: ad.AnnData, vocab: Vocabulary) -> tuple[str | None, str | None]:
+    """What training (``CellSource(adata).bind``) and the tasks (``match_vocabulary``) say of
+    the organism of the same AnnData: ``None`` (accepted) or the error after its subject."""
+    from scprint.tasks._input import match_vocabulary
 
-    obs = pd.DataFrame({"organism_ontology_term_id": ["NCBITaxon:10090"] * 3})
-    with pytest.raises(ValueError, match=r"dataset 'x' has organism 'NCBITaxon:10090'.*; hint$"):
-        check_obs_organism(obs, "NCBITaxon:9606", "dataset 'x'", "; hint")
-    check_obs_organism(obs, "NCBITaxon:10090", "dataset 'x'")
-    check_obs_organism(pd.DataFrame(index=range(3)), "NCBITaxon:9606", "dataset 'x'")
+    verdicts = []
+    for check in (lambda: CellSource(adata).bind(vocab), lambda: match_vocabulary(adata, vocab)):
+        try:
+            check()
+            verdicts.append(None)
+        except InputError as error:
+            assert "\n" not in str(error)
+            verdicts.append(str(error).split(" holds ", 1)[1])
+    return verdicts[0], verdicts[1]
+
+
+def test_training_and_tasks_check_the_organism_of_the_same_anndata_alike(kang_adata) -> None:
+    """One organism check (``scprint.data.organisms.check_cells_organism``) for both paths, on
+    50 real Kang cells (human Ensembl ids) declaring their organism in each way it is read."""
+    from scprint.data.organisms import HUMAN, MOUSE
+
+    cells = kang_adata[:50].copy()
+    human = Vocabulary(genes=list(cells.var_names[:500]), symbols=[""] * 500, organism=HUMAN)
+    mouse = Vocabulary(genes=list(cells.var_names[:500]), symbols=[""] * 500, organism=MOUSE)
+
+    assert _organism_verdicts(cells, human) == (None, None)  # Ensembl prefixes: human
+    training, task = _organism_verdicts(cells, mouse)
+    assert training == task and training.startswith("cells of an unsupported organism: Ensembl")
+
+    declared = cells.copy()
+    declared.obs["organism_ontology_term_id"] = MOUSE
+    training, task = _organism_verdicts(declared, human)
+    assert training == task
+    assert "obs['organism_ontology_term_id'] gives ['NCBITaxon:10090']" in training
+
+    by_name = cells.copy()
+    by_name.obs["organism"] = "human"
+    assert _organism_verdicts(by_name, human) == (None, None)
+
+    in_uns = cells.copy()
+    in_uns.uns["organism"] = "Mus musculus"
+    training, task = _organism_verdicts(in_uns, human)
+    assert training == task and "uns['organism'] gives ['NCBITaxon:10090']" in training
 
 
 def test_pca_gene_embeddings_place_co_expressed_genes_close(kang_adata):

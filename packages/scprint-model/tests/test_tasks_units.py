@@ -10,7 +10,7 @@ import pytest
 import scipy.sparse as sp
 from scipy import stats
 
-from scprint.tasks import _input, _model, label_metrics, write_anndata
+from scprint.tasks import _model, label_metrics, write_anndata
 from scprint.tasks.denoise import _rowwise_pearson, _rowwise_spearman
 from scprint.tasks.generate import sample_zinb
 from scprint.tasks.genes import (
@@ -233,19 +233,24 @@ def test_zinb_samples_have_the_zinb_mean():
 
 
 def test_organism_check_reads_obs_then_ensembl_prefixes():
+    from scprint.data.organisms import check_cells_organism
+
     mouse_obs = ad.AnnData(
         X=np.ones((2, 2), dtype=np.float32),
         obs=pd.DataFrame({"organism": ["Mus musculus"] * 2}, index=["a", "b"]),
     )
     with pytest.raises(ValueError, match="unsupported organism.*NCBITaxon:10090"):
-        _input.check_cells_organism(mouse_obs, ["NCBITaxon:9606"])
+        check_cells_organism(mouse_obs.obs, ["NCBITaxon:9606"])
     mouse_genes = ad.AnnData(
         X=np.ones((1, 3), dtype=np.float32),
         var=pd.DataFrame(index=["ENSMUSG00000000001", "ENSMUSG00000000028", "ENSMUSG00000000031"]),
     )
     with pytest.raises(ValueError, match="Ensembl prefixes"):
-        _input.check_cells_organism(mouse_genes, ["NCBITaxon:9606"])
-    _input.check_cells_organism(mouse_genes, ["NCBITaxon:10090"])
+        check_cells_organism(mouse_genes.obs, ["NCBITaxon:9606"], var_names=mouse_genes.var_names)
+    found = check_cells_organism(
+        mouse_genes.obs, ["NCBITaxon:10090"], var_names=mouse_genes.var_names
+    )
+    assert found == {"NCBITaxon:10090"}
 
 
 def test_resolve_device_auto_and_missing_gpu():

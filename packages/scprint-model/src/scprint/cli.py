@@ -18,6 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from grnndata.cli import CliParser, UsageError, add_common_options, run_cli
+from scprint.errors import InputError
 from scprint.tasks.cli import ALIASES, COMMANDS
 
 #: Subcommand -> module running it: training, then the task registry (:mod:`scprint.tasks.cli`).
@@ -78,7 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         names = " | ".join(_SHOWN)
         sys.stdout.write(f"usage: scprint [-v] [-q] [--debug] {{{names}}} [options]\n\n{__doc__}")
         return 0
-    return run_cli("scprint", build_parser(), _dispatch, argv)
+    # bad data found while training runs (scprint.data's checks) is a usage mistake too
+    return run_cli("scprint", build_parser(), _dispatch, argv, usage_errors=(InputError,))
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ from bengrn.methods._forest import (
     _node_sums,
     _pos_min,
     _set_positions,
+    _set_weighted,
     _split_node,
     split_matrix,
 )
@@ -133,14 +134,14 @@ def _split_rank(levels, base, lo_rank, hi_rank):  # pragma: no cover - compiled
 @nb.njit(cache=True, nogil=True)
 def _boost_target(  # pragma: no cover - compiled
     R, feats, offsets, levels, y, n_estimators, learning_rate, max_features, n_inbag, max_depth,
-    window, seed, out, binned, hist_min, pos_min, nz_ptr, nz_idx, nz_code, n_bins,
+    window, seed, out, binned, pos_min, nz_ptr, nz_idx, nz_code, n_bins,
 ):  # fmt: skip
     """Fit one target's boosting; ``out`` receives the importances; returns the stage count.
     Binned (``binned``): ``R`` holds bins, splits route bins ``<=`` the split's bin left."""
     np.random.seed(seed)  # noqa: NPY002 - numba's per-thread generator
     n = y.shape[0]
     p = feats.shape[0]
-    hb = _hist_buffers(binned, hist_min, pos_min, nz_ptr, nz_idx, nz_code, n, n_bins)
+    hb = _hist_buffers(binned, pos_min, nz_ptr, nz_idx, nz_code, n, n_bins)
     do_oob = n_inbag < n
     pred = np.empty(n, dtype=np.float64)
     pred[:] = y.mean()
@@ -182,6 +183,7 @@ def _boost_target(  # pragma: no cover - compiled
             previous /= n - n_inbag
         for s in range(n):
             resid[s] = y[s] - pred[s]
+        _set_weighted(hb, w, resid, n)
         if binned and n_root > pos_min:
             hb.pos[:] = -1
             _set_positions(hb, samples, 0, n_root)
@@ -327,7 +329,7 @@ def boosting_importances(
     ``((p,) float64 importances, stages fitted)``: importance = normalised impurity decrease x
     stages (arboreto's edge weight).
     """
-    R, binned, hist_min, nz_ptr, nz_idx, nz_code, n_bins = split_matrix(ranks)
+    R, binned, nz_ptr, nz_idx, nz_code, n_bins = split_matrix(ranks)
     if R.ndim != 2 or y.ndim != 1 or R.shape[1] != y.shape[0]:
         raise ValueError(
             f"ranks must be (features, samples) and y (samples,); got {R.shape} and {y.shape}"
@@ -364,7 +366,6 @@ def boosting_importances(
         int(seed) % 2**32,
         out,
         binned,
-        hist_min,
         _pos_min(nz_ptr, features) if binned else 0,
         nz_ptr,
         nz_idx,

@@ -12,6 +12,16 @@ unnormalised impurity-decrease importances, and organised for speed:
   ``FEATURE_THRESHOLD``). The partitions, impurities and importances are those of the raw values.
 * Single-cell features are mostly at their minimum (zero counts): samples at rank 0 are summed
   in one pass and only the others are sorted.
+* Binned fits (``splits="hist"``, :mod:`bengrn.methods._bins`): a feature's thresholds in a node
+  come from a histogram of the node's bins (weight and weight x response per bin, the latter
+  computed once per tree), whose non-empty bins are marked in a bitmap and visited in order by
+  their trailing zeros: a feature costs the node's samples plus its non-empty bins, never a sweep
+  over every bin, so histograms beat sorting down to the smallest nodes. Histogram subtraction
+  (a child's histogram = its parent's minus its sibling's, as LightGBM) does not apply: every node
+  draws its own ``max_features`` candidates, so a child rarely needs a feature its parent built.
+  A node of two samples stops drawing at its first non-constant candidate: every such candidate
+  separates the two samples alike, with the same decrease, so scikit-learn's loop would keep it
+  whatever it drew next (same split, same importance; only the later draws differ).
 * Nothing is stored but the importances: no tree objects, no per-tree Python calls. One call
   fits every tree of one target, with the GIL released, so targets run on threads.
 
@@ -30,9 +40,9 @@ from typing import Any
 
 import numba as nb
 import numpy as np
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 __all__ = [
-    "HIST_MIN",
     "feature_ranks",
     "forest_importances",
     "resolve_max_features",
@@ -42,9 +52,9 @@ __all__ = [
 FEATURE_THRESHOLD = 1e-7  # scikit-learn's: feature values closer than this are tied
 _EPSILON = float(np.finfo(np.float64).eps)  # scikit-learn's: a node this pure is a leaf
 _LOW32 = np.int64(0xFFFFFFFF)
-#: Binned fits: nodes with at least this many samples build histograms (smaller ones sort their
-#: bins, unless the feature has fewer samples outside bin 0 than the node).
-HIST_MIN = 16
+_ONE = np.uint64(1)
+_SIX = np.uint64(6)
+_MASK63 = np.uint64(63)
 
 
 def feature_ranks(X: np.ndarray) -> np.ndarray:
@@ -149,28 +159,38 @@ def _push(st_int, st_flt, top, start, end, depth, n_constant, W, S, Q):  # pragm
 
 
 #: Histogram state of a binned fit, passed through the compiled tree builders: ``binned`` (off =
-#: the exact path, the other fields unused), ``hist_min`` (nodes with at least this many samples
-#: use histograms), ``pos_min`` (the fewest samples outside bin 0 among the candidate features:
-#: only nodes larger than that read ``pos``), the sparse index of :class:`bengrn.methods._bins.Bins` (``nz_ptr``, ``nz_idx``,
-#: ``nz_code``), ``pos`` (``(n_samples,)``: each sample's position in ``samples``, -1 when it is
-#: not in the tree) and the histogram ``hist_w``/``hist_s``/``hist_n`` (per bin: weight, weighted
-#: sum, count; kept empty between uses).
+#: the exact path, the other fields unused), ``pos_min`` (the fewest samples outside bin 0 among
+#: the candidate features: only nodes larger than that read ``pos``), the sparse index of
+#: :class:`bengrn.methods._bins.Bins` (``nz_ptr``, ``nz_idx``, ``nz_code``), ``pos``
+#: (``(n_samples,)``: each sample's position in ``samples``, -1 when it is not in the tree),
+#: ``wy`` (``(n_samples,)``: weight x response of the tree being grown, :func:`_set_weighted`),
+#: and the histogram ``hist_w``/``hist_s`` (per bin: weight, weighted sum) with ``hist_bits``,
+#: the bitmap of its non-empty bins (64 bins a word), kept empty between uses.
 _HistBuffers = namedtuple(
-    "_HistBuffers", "binned hist_min pos_min nz_ptr nz_idx nz_code pos hist_w hist_s hist_n"
+    "_HistBuffers", "binned pos_min nz_ptr nz_idx nz_code pos wy hist_w hist_s hist_bits"
 )
 
 
 @nb.njit(cache=True, nogil=True)
 def _hist_buffers(  # pragma: no cover - compiled
-    binned, hist_min, pos_min, nz_ptr, nz_idx, nz_code, n_samples, n_bins
+    binned, pos_min, nz_ptr, nz_idx, nz_code, n_samples, n_bins
 ):
     size = n_bins if binned else 1
+    n = n_samples if binned else 1
     return _HistBuffers(
-        binned, hist_min, pos_min, nz_ptr, nz_idx, nz_code,
-        np.full(n_samples if binned else 1, -1, dtype=np.int64),
+        binned, pos_min, nz_ptr, nz_idx, nz_code,
+        np.full(n, -1, dtype=np.int64), np.zeros(n, dtype=np.float64),
         np.zeros(size, dtype=np.float64), np.zeros(size, dtype=np.float64),
-        np.zeros(size, dtype=np.int64),
+        np.zeros((size + 63) // 64, dtype=np.uint64),
     )  # fmt: skip
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _set_weighted(hb, w, y, n):  # pragma: no cover - compiled
+    """``hb.wy = w * y`` (binned fits; once per tree, the histograms' summands)."""
+    if hb.binned:
+        for s in range(n):
+            hb.wy[s] = w[s] * y[s]
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
@@ -195,9 +215,10 @@ def _best_split(  # pragma: no cover - compiled
     new count of known constants (recorded in ``known``) for the children.
 
     ``hb`` is the histogram state of binned features (:class:`_HistBuffers`); with ``hb.binned``
-    off (the exact path) every feature is sorted, otherwise a feature's candidate thresholds come
-    from a histogram of the node's bins (:func:`_histogram`) whenever the node has at least
-    ``hb.hist_min`` samples or the feature fewer samples outside bin 0 than the node.
+    off (the exact path) every feature's node values are sorted, otherwise a feature's candidate
+    thresholds come from a histogram of the node's bins (:func:`_histogram`) whose non-empty bins
+    are visited through its bitmap: a feature costs the node's samples (or the feature's samples
+    outside bin 0) plus its non-empty bins, never a sweep over every bin.
     """
     p = feats.shape[0]
     best_proxy = -np.inf
@@ -209,7 +230,9 @@ def _best_split(  # pragma: no cover - compiled
     n_found = 0
     n_drawn = 0
     n_total = n_known
-    n_node = end - start
+    # two samples: every non-constant feature splits them the same way, with the same proxy, so
+    # the first one drawn wins whatever is drawn after it (binned fits stop drawing there)
+    first_wins = hb.binned and end - start == 2
     while f_i > n_total and (n_visited < max_features or n_visited <= n_found + n_drawn):
         n_visited += 1
         f_j = np.random.randint(n_drawn, f_i - n_found)  # noqa: NPY002 (see module doc)
@@ -222,13 +245,9 @@ def _best_split(  # pragma: no cover - compiled
         f_j += n_found
         feature = features[f_j]
         row = feats[feature]
-        use_hist = False
         if hb.binned:
-            nnz = hb.nz_ptr[row + 1] - hb.nz_ptr[row]
-            use_hist = n_node >= hb.hist_min or nnz < n_node
-        if use_hist:
-            lo, hi = _histogram(R, row, y, w, samples, start, end, W, S, hb)
-            constant = lo == hi
+            _histogram(R, row, w, samples, start, end, W, S, hb)
+            constant = _histogram_is_constant(hb.hist_bits)
         else:
             w0 = 0.0
             s0 = 0.0
@@ -248,10 +267,8 @@ def _best_split(  # pragma: no cover - compiled
                 _sort_prefix(keys, m)
             constant = m == 0 or (n0 == 0 and (keys[0] >> 32) == (keys[m - 1] >> 32))
         if constant:
-            if use_hist:
-                hb.hist_w[lo] = 0.0
-                hb.hist_s[lo] = 0.0
-                hb.hist_n[lo] = 0
+            if hb.binned:
+                _histogram_scan(hb, W, S, -np.inf)  # empties the histogram
             tmp = features[f_j]
             features[f_j] = features[n_total]
             features[n_total] = tmp
@@ -262,28 +279,15 @@ def _best_split(  # pragma: no cover - compiled
         tmp = features[f_i]
         features[f_i] = features[f_j]
         features[f_j] = tmp
-        if use_hist:
-            # scan the thresholds between consecutive non-empty bins, emptying the histogram
-            wl = 0.0
-            sl = 0.0
-            prev = np.int64(-1)
-            for b in range(lo, hi + 1):
-                if hb.hist_n[b] == 0:
-                    continue
-                if prev >= 0:
-                    sr = S - sl
-                    proxy = sl * sl / wl + sr * sr / (W - wl)
-                    if proxy > best_proxy:
-                        best_proxy = proxy
-                        best_f = feature
-                        best_thr = prev
-                        best_next = b
-                wl += hb.hist_w[b]
-                sl += hb.hist_s[b]
-                prev = b
-                hb.hist_w[b] = 0.0
-                hb.hist_s[b] = 0.0
-                hb.hist_n[b] = 0
+        if hb.binned:
+            proxy, thr, nxt = _histogram_scan(hb, W, S, best_proxy)
+            if proxy > best_proxy:
+                best_proxy = proxy
+                best_f = feature
+                best_thr = thr
+                best_next = nxt
+            if first_wins:
+                break
             continue
         # scan the thresholds between consecutive distinct ranks
         wl = w0
@@ -312,16 +316,15 @@ def _best_split(  # pragma: no cover - compiled
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def _histogram(R, row, y, w, samples, start, end, W, S, hb):  # pragma: no cover - compiled
-    """Weight, weighted sum and count of ``y`` per bin of feature ``row`` over the node
-    ``samples[start:end]``, added to ``hb``'s (empty) histogram; returns the lowest and highest
-    non-empty bins. Sparse features are read from their samples outside bin 0 (those whose
+def _histogram(R, row, w, samples, start, end, W, S, hb):  # pragma: no cover - compiled
+    """Weight and weighted sum (``hb.wy``) per bin of feature ``row`` over the node
+    ``samples[start:end]``, added to ``hb``'s (empty) histogram, the non-empty bins marked in
+    ``hb.hist_bits``. Sparse features are read from their samples outside bin 0 (those whose
     position ``hb.pos`` lies in the node), bin 0 being the node's totals minus the rest."""
-    lo = np.int64(R.shape[1] + 65536)
-    hi = np.int64(-1)
     n_node = end - start
     first = hb.nz_ptr[row]
     last = hb.nz_ptr[row + 1]
+    bits = hb.hist_bits
     if last - first < n_node:
         w_rest = 0.0
         s_rest = 0.0
@@ -330,36 +333,75 @@ def _histogram(R, row, y, w, samples, start, end, W, S, hb):  # pragma: no cover
             s = hb.nz_idx[k]
             q = hb.pos[s]
             if q >= start and q < end:
-                b = np.int64(hb.nz_code[k])
+                c = np.uint64(hb.nz_code[k])
+                b = np.int64(c)
                 hb.hist_w[b] += w[s]
-                hb.hist_s[b] += w[s] * y[s]
-                hb.hist_n[b] += 1
+                hb.hist_s[b] += hb.wy[s]
+                bits[c >> _SIX] |= _ONE << (c & _MASK63)
                 w_rest += w[s]
-                s_rest += w[s] * y[s]
+                s_rest += hb.wy[s]
                 n_rest += 1
-                if b < lo:
-                    lo = b
-                if b > hi:
-                    hi = b
         if n_rest < n_node:
             hb.hist_w[0] = W - w_rest
             hb.hist_s[0] = S - s_rest
-            hb.hist_n[0] = n_node - n_rest
-            lo = 0
-            if hi < 0:
-                hi = 0
+            bits[0] |= _ONE
     else:
         for q in range(start, end):
             s = samples[q]
-            b = np.int64(R[row, s])
+            c = np.uint64(R[row, s])
+            b = np.int64(c)
             hb.hist_w[b] += w[s]
-            hb.hist_s[b] += w[s] * y[s]
-            hb.hist_n[b] += 1
-            if b < lo:
-                lo = b
-            if b > hi:
-                hi = b
-    return lo, hi
+            hb.hist_s[b] += hb.wy[s]
+            bits[c >> _SIX] |= _ONE << (c & _MASK63)
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _histogram_is_constant(bits):  # pragma: no cover - compiled
+    """Whether the histogram bitmap ``bits`` has at most one non-empty bin."""
+    seen = False
+    for i in range(bits.shape[0]):
+        x = bits[i]
+        if x != 0:
+            if seen or (x & (x - _ONE)) != 0:
+                return False
+            seen = True
+    return True
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _histogram_scan(hb, W, S, best_proxy):  # pragma: no cover - compiled
+    """Scan the thresholds between consecutive non-empty bins of ``hb``'s histogram (node weight
+    ``W``, weighted sum ``S``), emptying it. Returns ``(proxy, bin, next_bin)`` of the best
+    threshold whose proxy (``SL^2 / WL + SR^2 / WR``) exceeds ``best_proxy`` (``proxy =
+    best_proxy`` when none does): bins ``<= bin`` go left, ``next_bin`` is the next non-empty."""
+    bits = hb.hist_bits
+    wl = 0.0
+    sl = 0.0
+    prev = np.int64(-1)
+    thr = np.int64(0)
+    nxt = np.int64(0)
+    for i in range(bits.shape[0]):
+        x = bits[i]
+        while x != 0:
+            b = (i << 6) + np.int64(trailing_zeros(x))
+            if prev >= 0:
+                # proxy = SL^2 / WL + SR^2 / WR > best_proxy, without dividing
+                sr = S - sl
+                wr = W - wl
+                den = wl * wr
+                num = sl * sl * wr + sr * sr * wl
+                if num > best_proxy * den:
+                    best_proxy = num / den
+                    thr = prev
+                    nxt = b
+            wl += hb.hist_w[b]
+            sl += hb.hist_s[b]
+            prev = b
+            hb.hist_w[b] = 0.0
+            hb.hist_s[b] = 0.0
+            x &= x - _ONE
+        bits[i] = 0
+    return best_proxy, thr, nxt
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
@@ -382,30 +424,34 @@ def _partition(R, row, samples, start, end, thr):  # pragma: no cover - compiled
 @nb.njit(cache=True, nogil=True, inline="always")
 def _split_node(R, row, samples, start, end, thr, w, y, hb):  # pragma: no cover - compiled
     """:func:`_partition` and the children's :func:`_node_sums`: ``(mid, WL, SL, QL, WR, SR,
-    QR)``. Binned fits do it in one pass (each sample is summed into its side when the partition
-    settles it: the same terms, summed in another order), the exact path as before."""
+    QR)``. Binned fits do it in one branchless pass (each sample is summed into its side as the
+    partition settles it: the same terms, summed in another order), the exact path as before."""
     if not hb.binned:
         mid = _partition(R, row, samples, start, end, thr)
         WL, SL, QL = _node_sums(samples, w, y, start, mid)
         WR, SR, QR = _node_sums(samples, w, y, mid, end)
         return mid, WL, SL, QL, WR, SR, QR
+    # branchless (Lomuto): [start, i) goes left, [i, q) right; each sample swapped with the
+    # first right one and counted left or right by a 0/1 factor, no mispredicted branch
     WL = SL = QL = WR = SR = QR = 0.0
     i = start
-    j = end
-    while i < j:
-        s = samples[i]
-        if R[row, s] <= thr:
-            WL += w[s]
-            SL += w[s] * y[s]
-            QL += w[s] * y[s] * y[s]
-            i += 1
-        else:
-            WR += w[s]
-            SR += w[s] * y[s]
-            QR += w[s] * y[s] * y[s]
-            j -= 1
-            samples[i] = samples[j]
-            samples[j] = s
+    for q in range(start, end):
+        s = samples[q]
+        samples[q] = samples[i]
+        samples[i] = s
+        left = R[row, s] <= thr
+        fl = np.float64(left)
+        fr = 1.0 - fl
+        ws = w[s]
+        wy = hb.wy[s]
+        wyy = wy * y[s]
+        WL += fl * ws
+        SL += fl * wy
+        QL += fl * wyy
+        WR += fr * ws
+        SR += fr * wy
+        QR += fr * wyy
+        i += np.int64(left)
     return i, WL, SL, QL, WR, SR, QR
 
 
@@ -455,14 +501,14 @@ def _grow_tree(  # pragma: no cover - compiled
 
 @nb.njit(cache=True, nogil=True)
 def _target_importances(  # pragma: no cover - compiled
-    R, feats, y, n_trees, max_features, max_depth, bootstrap, seed, out, binned, hist_min,
-    pos_min, nz_ptr, nz_idx, nz_code, n_bins,
+    R, feats, y, n_trees, max_features, max_depth, bootstrap, seed, out, binned, pos_min, nz_ptr,
+    nz_idx, nz_code, n_bins,
 ):  # fmt: skip
     """Mean over ``n_trees`` trees of each feature's impurity decrease / root weight."""
     np.random.seed(seed)  # noqa: NPY002 - numba's per-thread generator
     n = y.shape[0]
     p = feats.shape[0]
-    hb = _hist_buffers(binned, hist_min, pos_min, nz_ptr, nz_idx, nz_code, n, n_bins)
+    hb = _hist_buffers(binned, pos_min, nz_ptr, nz_idx, nz_code, n, n_bins)
     w = np.empty(n, dtype=np.float64)
     samples = np.empty(n, dtype=np.int64)
     keys = np.empty(n, dtype=np.int64)
@@ -487,6 +533,7 @@ def _target_importances(  # pragma: no cover - compiled
         if binned and n_root > pos_min:
             hb.pos[:] = -1
             _set_positions(hb, samples, 0, n_root)
+        _set_weighted(hb, w, y, n)
         for k in range(p):
             features[k] = k
         imp[:] = 0.0
@@ -503,14 +550,14 @@ def _target_importances(  # pragma: no cover - compiled
 def split_matrix(matrix: Any) -> tuple:
     """The compiled builders' view of a feature matrix: ``ranks`` (:func:`feature_ranks`, exact
     splits) or :class:`bengrn.methods._bins.Bins` (histogram splits). Returns ``(R, binned,
-    hist_min, nz_ptr, nz_idx, nz_code, n_bins)`` (empty sparse index for ranks)."""
+    nz_ptr, nz_idx, nz_code, n_bins)`` (empty sparse index for ranks)."""
     if hasattr(matrix, "codes"):
         R = matrix.codes
         n_bins = int(matrix.n_bins.max(initial=1))
-        return R, True, HIST_MIN, matrix.nz_ptr, matrix.nz_idx, matrix.nz_code, n_bins
+        return R, True, matrix.nz_ptr, matrix.nz_idx, matrix.nz_code, n_bins
     R = np.ascontiguousarray(matrix)
     empty = np.zeros(R.shape[0] + 1, dtype=np.int64)
-    return R, False, 0, empty, np.zeros(0, np.int32), np.zeros(0, R.dtype), 1
+    return R, False, empty, np.zeros(0, np.int32), np.zeros(0, R.dtype), 1
 
 
 def _pos_min(nz_ptr: np.ndarray, features: np.ndarray) -> int:
@@ -552,7 +599,7 @@ def forest_importances(
     weighted by the node's sample weight and divided by the root's, averaged over the trees
     (scikit-learn's ``compute_feature_importances(normalize=False)`` averaged over the forest).
     """
-    R, binned, hist_min, nz_ptr, nz_idx, nz_code, n_bins = split_matrix(ranks)
+    R, binned, nz_ptr, nz_idx, nz_code, n_bins = split_matrix(ranks)
     if R.ndim != 2 or y.ndim != 1 or R.shape[1] != y.shape[0]:
         raise ValueError(
             f"ranks must be (features, samples) and y (samples,); got {R.shape} and {y.shape}"
@@ -575,7 +622,6 @@ def forest_importances(
         int(seed) % 2**32,
         out,
         binned,
-        hist_min,
         _pos_min(nz_ptr, features) if binned else 0,
         nz_ptr,
         nz_idx,

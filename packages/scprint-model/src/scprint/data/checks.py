@@ -1,6 +1,7 @@
 """Checks of count data, shared by training (:class:`~scprint.data.CellSource`, so
 ``scprint fit``) and the tasks (:func:`scprint.tasks._input.prepare`): the same input is
-refused the same way, before any compute, with one line naming the problem and what is expected.
+refused the same way, before any compute, with one line naming the problem and what is expected
+(:class:`scprint.errors.InputError`, a ``ValueError``: the ``scprint`` command exits 2 on it).
 
 - :func:`check_has_cells`: at least one cell;
 - :func:`check_unique_var_names`: each gene one column (a duplicate would silently be dropped);
@@ -17,6 +18,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from scprint.errors import InputError
+
 __all__ = [
     "check_finite_counts",
     "check_has_cells",
@@ -29,15 +32,16 @@ FINITE_CHECK_ROWS = 10_000
 
 
 def check_has_cells(n_cells: int, what: str = "the AnnData") -> None:
-    """Raise ``ValueError`` when the data hold no cell (``n_obs == 0``)."""
+    """Raise :class:`~scprint.errors.InputError` when the data hold no cell (``n_obs == 0``)."""
     if n_cells == 0:
-        raise ValueError(
+        raise InputError(
             f"{what} has no cells (n_obs == 0); expected raw counts of at least one cell"
         )
 
 
 def check_unique_var_names(names: Any, what: str = "adata.var_names") -> None:
-    """Raise ``ValueError`` when a gene name appears twice (one of its columns would be dropped).
+    """Raise :class:`~scprint.errors.InputError` when a gene name appears twice (one of its
+    columns would be dropped).
 
     Args:
         names: an AnnData (its ``var_names``) or a sequence of gene names.
@@ -46,7 +50,7 @@ def check_unique_var_names(names: Any, what: str = "adata.var_names") -> None:
     index = pd.Index(getattr(names, "var_names", names))
     if index.has_duplicates:
         repeated = index[index.duplicated()].unique()
-        raise ValueError(
+        raise InputError(
             f"{what} has {len(repeated)} duplicated gene name(s), e.g. "
             f"{[str(g) for g in repeated[:3]]}; each gene must be one column. Sum the duplicated "
             "columns or keep one of each, e.g. adata = adata[:, ~adata.var_names.duplicated()]"
@@ -54,8 +58,9 @@ def check_unique_var_names(names: Any, what: str = "adata.var_names") -> None:
 
 
 def check_finite_counts(matrix: Any, what: str = "X") -> None:
-    """Raise ``ValueError`` naming a cell when the counts ``matrix`` (cells x genes) hold NaN or
-    infinity. A backed (on-disk) matrix is read :data:`FINITE_CHECK_ROWS` cells at a time."""
+    """Raise :class:`~scprint.errors.InputError` naming a cell when the counts ``matrix``
+    (cells x genes) hold NaN or infinity. A backed (on-disk) matrix is read
+    :data:`FINITE_CHECK_ROWS` cells at a time."""
     n_rows = matrix.shape[0]
     in_memory = sp.issparse(matrix) or isinstance(matrix, np.ndarray)
     step = max(n_rows, 1) if in_memory else FINITE_CHECK_ROWS
@@ -77,7 +82,7 @@ def check_finite_counts(matrix: Any, what: str = "X") -> None:
 
 
 def _non_finite(what: str, n_bad: int, example: float, cell: Any) -> None:
-    raise ValueError(
+    raise InputError(
         f"{what} must hold finite raw counts; found {n_bad} non-finite value(s), e.g. "
         f"{example!r} in cell {cell}. Put the raw integer counts in X, e.g. "
         "adata.X = adata.layers['counts']"
@@ -87,7 +92,8 @@ def _non_finite(what: str, n_bad: int, example: float, cell: Any) -> None:
 def check_raw_counts(
     values: np.ndarray, what: str, cells: Sequence[Any] | None = None, rows: Any = None
 ) -> None:
-    """Raise ``ValueError`` when stored count values are not finite, non-negative integers.
+    """Raise :class:`~scprint.errors.InputError` when stored count values are not finite,
+    non-negative integers.
 
     Args:
         values: the stored values of a block of cells (CSR ``data`` or a dense block).
@@ -109,7 +115,7 @@ def check_raw_counts(
     if bad.any():
         example = float(values[np.flatnonzero(bad)[0]])
         kind = "negative values" if example < 0 else "non-integer values"
-        raise ValueError(
+        raise InputError(
             f"{what} must hold raw integer counts, found {example!r} ({kind}: log-normalised "
             "or scaled data?). Put the raw counts in X, e.g. adata.X = adata.layers['counts'] "
             "or adata.raw.X"

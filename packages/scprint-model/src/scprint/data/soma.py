@@ -24,7 +24,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .source import DEFAULT_BLOCK_SIZE, DEFAULT_BUFFER_MB, check_obs_organism
+from scprint.errors import InputError
+
+from .organisms import check_cells_organism, check_organism
+from .source import DEFAULT_BLOCK_SIZE, DEFAULT_BUFFER_MB
 from .vocabulary import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -107,7 +110,7 @@ class SomaSource:
     Raises:
         ImportError: tiledbsoma is not installed.
         FileNotFoundError: nothing at ``uri``.
-        ValueError: no such measurement or layer, a label column missing from ``obs``, a
+        InputError: no such measurement or layer, a label column missing from ``obs``, a
             ``value_filter`` that is invalid or matches no cells, no Ensembl id column, or
             non-integer counts in the first block.
     """
@@ -132,7 +135,7 @@ class SomaSource:
     ) -> None:
         soma = _tiledbsoma()
         if block_size < 1 or buffer_mb <= 0:
-            raise ValueError(
+            raise InputError(
                 f"block_size and buffer_mb must be positive, got {block_size} and {buffer_mb}"
             )
         self.uri, self.measurement, self.X_name = str(uri), measurement, X_name
@@ -151,14 +154,14 @@ class SomaSource:
         with experiment:
             measurements = sorted(experiment.ms.keys())
             if measurement not in measurements:
-                raise ValueError(
+                raise InputError(
                     f"SOMA experiment {self.uri!r} has no measurement {measurement!r}; "
                     f"available: {measurements}"
                 )
             ms = experiment.ms[measurement]
             layers = sorted(ms.X.keys()) if "X" in ms else []
             if X_name not in layers:
-                raise ValueError(
+                raise InputError(
                     f"measurement {measurement!r} of {self.uri!r} has no X layer {X_name!r}; "
                     f"available: {layers}"
                 )
@@ -207,7 +210,7 @@ class SomaSource:
                     if c in available and c not in wanted
                 ]
                 if not found and not (set(wanted) & {column, f"{column}_ontology_term_id"}):
-                    raise ValueError(
+                    raise InputError(
                         f"label column {column!r} is not in the obs of SOMA experiment {self.uri!r}; "
                         f"obs columns: {available}"
                     )
@@ -220,13 +223,13 @@ class SomaSource:
         except Exception as error:  # tiledbsoma raises several types for a bad filter
             if self.value_filter is None:
                 raise
-            raise ValueError(
+            raise InputError(
                 f"value_filter {self.value_filter!r} cannot be applied to the obs of {self.uri!r} "
                 f"({error}); obs columns: {available}"
             ) from error
         frame = table.to_pandas()
         if len(frame) == 0:
-            raise ValueError(
+            raise InputError(
                 f"value_filter {self.value_filter!r} matches no cells of SOMA experiment {self.uri!r} "
                 f"({int(obs.count)} cells)"
             )
@@ -237,7 +240,7 @@ class SomaSource:
     def _read_var(self, var: Any, var_id_column: str, symbol_column: str) -> pd.DataFrame:
         names = var.schema.names
         if var_id_column not in names:
-            raise ValueError(
+            raise InputError(
                 f"var of measurement {self.measurement!r} in {self.uri!r} has no gene id column "
                 f"{var_id_column!r}; columns: {[c for c in names if c != 'soma_joinid']} "
                 "(pass var_id_column=...)"
@@ -258,12 +261,15 @@ class SomaSource:
         return len(self.joinids)
 
     def check_organism(self, organism: str) -> None:
-        """Raise when ``obs["organism_ontology_term_id"]`` names another or an unknown organism."""
-        check_obs_organism(
+        """Raise :class:`~scprint.errors.InputError` when ``organism`` is unknown or the cells
+        declare another (:func:`~scprint.data.organisms.check_cells_organism`, as the tasks)."""
+        check_organism(organism)
+        check_cells_organism(
             self.meta.obs,
-            organism,
-            f"SOMA experiment {self.name!r}",
-            "; select cells with value_filter",
+            [organism],
+            var_names=self.meta.var_names,
+            what=f"SOMA experiment {self.name!r}",
+            hint="; select cells with value_filter",
         )
 
     def bind(self, vocab: Vocabulary) -> None:
@@ -314,7 +320,7 @@ class SomaSource:
     def _check_counts(self, values: np.ndarray) -> None:
         bad = (values < 0) | (values != np.round(values))
         if bad.any():
-            raise ValueError(
+            raise InputError(
                 f"SOMA experiment {self.name!r}: X[{self.X_name!r}] must hold raw integer counts, "
                 f"found {float(values[np.flatnonzero(bad)[0]])!r}; pick the raw layer with X_name="
             )
@@ -327,7 +333,7 @@ class SomaSource:
             ``self.vocab_index[j]``) and ``(len(rows),)`` float32 total counts over all genes.
 
         Raises:
-            ValueError: a value that is not a raw count, or a cell without counts.
+            InputError: a value that is not a raw count, or a cell without counts.
         """
         if self._column_of is None:
             raise RuntimeError(f"dataset {self.name!r}: call bind(vocab) before reading rows")
@@ -339,7 +345,7 @@ class SomaSource:
         depth = np.bincount(position, weights=values, minlength=len(unique)).astype(np.float32)
         empty = np.flatnonzero(depth <= 0)
         if empty.size:
-            raise ValueError(
+            raise InputError(
                 f"SOMA experiment {self.name!r}: cells with soma_joinid "
                 f"{self.joinids[unique[empty[:3]]].tolist()} have no counts in X[{self.X_name!r}]; "
                 "exclude them with value_filter (e.g. 'nnz > 0')"

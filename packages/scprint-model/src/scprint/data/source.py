@@ -19,11 +19,12 @@ from typing import Any
 
 import anndata as ad
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
+from scprint.errors import InputError
+
 from .checks import check_has_cells, check_raw_counts, check_unique_var_names
-from .organisms import check_organism
+from .organisms import check_cells_organism, check_organism
 from .vocabulary import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -66,19 +67,27 @@ def _open_matrix(path: Path) -> tuple[Any, ad.AnnData]:
 
     if path.suffix == ".h5ad":
         backed = ad.read_h5ad(path, backed="r")
-        return backed.X, ad.AnnData(obs=backed.obs, var=backed.var)
+        return backed.X, ad.AnnData(obs=backed.obs, var=backed.var, uns=_organism_uns(backed.uns))
     if not (path.suffix == ".zarr" or path.is_dir()):
-        raise ValueError(f"dataset {str(path)!r}: expected an .h5ad file or a .zarr store")
+        raise InputError(f"dataset {str(path)!r}: expected an .h5ad file or a .zarr store")
     import zarr
 
     store = zarr.open(str(path), mode="r")
     if "X" not in store:
-        raise ValueError(f"dataset {str(path)!r} has no X matrix")
+        raise InputError(f"dataset {str(path)!r} has no X matrix")
     node = store["X"]
     encoding = str(node.attrs.get("encoding-type", "array"))
     matrix = sparse_dataset(node) if encoding in ("csr_matrix", "csc_matrix") else node
-    meta = ad.AnnData(obs=read_elem(store["obs"]), var=read_elem(store["var"]))
+    uns = {}
+    if "uns" in store and "organism" in store["uns"]:
+        uns = {"organism": read_elem(store["uns"]["organism"])}
+    meta = ad.AnnData(obs=read_elem(store["obs"]), var=read_elem(store["var"]), uns=uns)
     return matrix, meta
+
+
+def _organism_uns(uns: Any) -> dict[str, Any]:
+    """The part of ``uns`` the organism check reads (``uns["organism"]``), nothing else."""
+    return {"organism": uns["organism"]} if "organism" in uns else {}
 
 
 def _to_csr(block: Any) -> sp.csr_matrix:
@@ -90,8 +99,10 @@ def _to_csr(block: Any) -> sp.csr_matrix:
 class CellSource:
     """Cells of one dataset, with raw-count checks and per-cell depth.
 
-    Refused on opening (:mod:`scprint.data.checks`, the tasks' checks): no cell, a duplicated
-    gene name, counts that are not finite, non-negative integers, a cell without counts.
+    Refused on opening with :class:`~scprint.errors.InputError` (:mod:`scprint.data.checks`,
+    the tasks' checks): no cell, a duplicated gene name, counts that are not finite,
+    non-negative integers, a cell without counts; on :meth:`bind`, cells of another organism
+    than the vocabulary's (:func:`~scprint.data.organisms.check_cells_organism`).
 
     Args:
         data: path to ``.h5ad``/``.zarr`` or an AnnData (raw counts in ``X``).
@@ -116,7 +127,9 @@ class CellSource:
     ) -> None:
         if isinstance(data, ad.AnnData):
             self.name = name or "AnnData"
-            self.meta = ad.AnnData(obs=data.obs.copy(), var=data.var.copy())
+            self.meta = ad.AnnData(
+                obs=data.obs.copy(), var=data.var.copy(), uns=_organism_uns(data.uns)
+            )
             self._matrix: Any = data.X
         else:
             path = Path(data)
@@ -125,14 +138,14 @@ class CellSource:
             self.name = name or path.name
             self._matrix, self.meta = _open_matrix(path)
         if self._matrix is None:
-            raise ValueError(
+            raise InputError(
                 f"dataset {self.name!r} has no X matrix (raw counts are required in X)"
             )
         check_has_cells(self.meta.n_obs, f"dataset {self.name!r}")
         check_unique_var_names(self.meta.var_names, f"dataset {self.name!r}: var_names")
         shape = tuple(self._matrix.shape)
         if shape != (self.meta.n_obs, self.meta.n_vars):
-            raise ValueError(
+            raise InputError(
                 f"dataset {self.name!r}: X has shape {shape} but obs x var is {self.meta.shape}"
             )
         n_values = _stored_values(self._matrix)
@@ -180,7 +193,7 @@ class CellSource:
             depth[start:stop] = np.asarray(block.sum(axis=1)).ravel()
         empty = np.flatnonzero(depth <= 0)
         if empty.size:
-            raise ValueError(
+            raise InputError(
                 f"dataset {self.name!r}: {empty.size} cells have no counts, e.g. "
                 f"{self.meta.obs_names[empty[:3]].tolist()}; remove them first "
                 "(e.g. adata = adata[adata.X.sum(axis=1).A1 > 0])"
@@ -207,8 +220,16 @@ class CellSource:
         return block if columns is None else block[:, columns]
 
     def check_organism(self, organism: str) -> None:
-        """Raise when ``obs["organism_ontology_term_id"]`` names another or an unknown organism."""
-        check_obs_organism(self.meta.obs, organism, f"dataset {self.name!r}")
+        """Raise :class:`~scprint.errors.InputError` when ``organism`` is unknown or the cells
+        declare another (:func:`~scprint.data.organisms.check_cells_organism`, as the tasks)."""
+        check_organism(organism)
+        check_cells_organism(
+            self.meta.obs,
+            [organism],
+            uns=self.meta.uns,
+            var_names=self.meta.var_names,
+            what=f"dataset {self.name!r}",
+        )
 
     def bind(self, vocab: Vocabulary) -> None:
         """Match this dataset's genes to ``vocab``; afterwards :meth:`rows` returns vocabulary genes."""
@@ -260,17 +281,3 @@ def _stored_values(matrix: Any) -> int:
     if hasattr(matrix, "group") and "data" in matrix.group:
         return int(matrix.group["data"].shape[0])
     return int(np.prod(matrix.shape))
-
-
-def check_obs_organism(obs: pd.DataFrame, organism: str, what: str, hint: str = "") -> None:
-    """Raise when ``organism`` is unknown or ``obs["organism_ontology_term_id"]`` names another
-    organism; ``what`` names the data in the message (e.g. ``"dataset 'pbmc.h5ad'"``) and
-    ``hint`` is appended to it."""
-    check_organism(organism)
-    if "organism_ontology_term_id" in obs:
-        other = sorted(set(obs["organism_ontology_term_id"].astype(str).unique()) - {organism})
-        if other:
-            raise ValueError(
-                f"{what} has organism {other[0]!r} in obs['organism_ontology_term_id'], "
-                f"but the model is for {organism!r}{hint}"
-            )

@@ -39,7 +39,7 @@ _EXPORTS = {
     "GeneEmbedder": "scprint.tasks.gene_emb",
     "Generator": "scprint.tasks.generate",
     "Imputer": "scprint.tasks.impute",
-    "InputError": "scprint.tasks._errors",
+    "InputError": "scprint.errors",
     "bengrn_method": "scprint.tasks.gninfer",
     "evaluate_denoising": "scprint.tasks.denoise",
     "imputed_anndata": "scprint.tasks.impute",

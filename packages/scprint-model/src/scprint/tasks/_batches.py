@@ -12,7 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 from scprint.checkpoints import Pretrained
-from scprint.tasks._errors import InputError
+from scprint.errors import InputError
 from scprint.tasks._input import GeneMatch, model_view, resolve_gene_list, var_names_to_vocab
 from scprint.tasks._model import model_device
 

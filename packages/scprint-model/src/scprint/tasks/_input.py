@@ -21,8 +21,14 @@ import scipy.sparse as sp
 from scprint.checkpoints import Pretrained
 from scprint.data import MIN_OVERLAP_GENES, ORGANISMS, CellSource, Vocabulary
 from scprint.data.checks import check_finite_counts, check_has_cells, check_unique_var_names
-from scprint.data.organisms import HUMAN, MOUSE, organism_id, organism_ids, organism_of_gene
-from scprint.tasks._errors import InputError
+from scprint.data.organisms import (
+    HUMAN,
+    MOUSE,
+    check_cells_organism,
+    organism_id,
+    organisms_of_cells,
+)
+from scprint.errors import InputError
 from scprint.tasks.genes import GENE_SELECTIONS, select_genes
 from scprint.tasks.options import GENE_CHOICES
 
@@ -33,7 +39,6 @@ __all__ = [
     "GENE_MATCHING_OPTIONS",
     "GeneMatch",
     "TaskInput",
-    "check_cells_organism",
     "check_finite_counts",
     "check_genes",
     "choose_genes",
@@ -47,45 +52,6 @@ __all__ = [
     "supported_organisms",
     "var_names_to_vocab",
 ]
-
-
-def check_cells_organism(adata: ad.AnnData, supported: Sequence[str]) -> None:
-    """Raise ``ValueError`` when the cells come from an organism the model does not support.
-
-    The organism is read from ``obs["organism_ontology_term_id"]`` (CELLxGENE convention, e.g.
-    ``"NCBITaxon:9606"``), else ``obs["organism"]`` / ``uns["organism"]`` (``"Homo sapiens"``), else
-    inferred from Ensembl gene-id prefixes of ``var_names`` (``ENSG`` human, ``ENSMUSG`` mouse).
-    """
-    supported_set = set(supported)
-    found: set[str] = set()
-    source = ""
-    if "organism_ontology_term_id" in adata.obs:
-        found = organism_ids(pd.unique(adata.obs["organism_ontology_term_id"].astype(str)))
-        source = "obs['organism_ontology_term_id']"
-    elif "organism" in adata.obs:
-        found = organism_ids(pd.unique(adata.obs["organism"].astype(str)))
-        source = "obs['organism']"
-    elif "organism" in adata.uns:
-        found = organism_ids([adata.uns["organism"]])
-        source = "uns['organism']"
-    else:
-        names = pd.Index(adata.var_names[: min(2000, adata.n_vars)]).astype(str)
-        counts: dict[str, int] = {}
-        for name in names:
-            taxon = organism_of_gene(name)
-            if taxon is not None:
-                counts[taxon] = counts.get(taxon, 0) + 1
-        if counts:
-            majority = max(counts, key=counts.__getitem__)
-            if counts[majority] >= 0.5 * len(names):
-                found = {majority}
-                source = "Ensembl prefixes of var_names"
-    unsupported = sorted(found - supported_set)
-    if unsupported:
-        raise InputError(
-            f"cells of an unsupported organism: {source} gives {unsupported}; "
-            f"this model supports {sorted(supported_set)} (e.g. 'NCBITaxon:9606' = Homo sapiens)"
-        )
 
 
 @dataclass(frozen=True)
@@ -189,28 +155,25 @@ def _resolve_organism(
                 f"unknown organism {organism!r}; expected one of {sorted(set(ORGANISMS) | set(supported))} "
                 "(e.g. 'NCBITaxon:9606' for human, 'NCBITaxon:10090' for mouse)"
             )
-        if "organism_ontology_term_id" in adata.obs:
-            found = organism_ids(pd.unique(adata.obs["organism_ontology_term_id"].astype(str)))
-            if found - {organism}:
-                raise InputError(
-                    f"organism {organism!r} was given but obs['organism_ontology_term_id'] holds "
-                    f"{sorted(found)}"
-                )
+        found, source = organisms_of_cells(adata.obs)
+        if found - {organism}:
+            raise InputError(f"organism {organism!r} was given but {source} holds {sorted(found)}")
         if organism not in supported:
             raise InputError(
                 f"cells of an unsupported organism: {organism!r} was given; this model supports "
                 f"{sorted(supported)}"
             )
         return organism
-    check_cells_organism(adata, supported)
+    found = check_cells_organism(
+        adata.obs, supported, uns=adata.uns, var_names=adata.var_names, what="the AnnData"
+    )
     if "organism_ontology_term_id" in adata.obs:
-        found = sorted(organism_ids(pd.unique(adata.obs["organism_ontology_term_id"].astype(str))))
         if len(found) > 1:
             raise InputError(
-                f"obs['organism_ontology_term_id'] mixes organisms {found}; run the task once per "
-                "organism"
+                f"obs['organism_ontology_term_id'] mixes organisms {sorted(found)}; run the task "
+                "once per organism"
             )
-        return found[0]
+        return next(iter(found))
     return supported[0] if len(supported) == 1 else None
 
 
@@ -317,7 +280,8 @@ def prepare(
     :data:`scprint.data.MIN_OVERLAP_GENES`, the data layer's own minimum.
 
     Also raises ``ValueError`` when ``X`` does not hold raw integer counts or has empty cells, or
-    when the cells come from another organism than the model's (:func:`check_cells_organism`).
+    when the cells come from another organism than the model's
+    (:func:`scprint.data.organisms.check_cells_organism`).
 
     Raises ``ValueError`` when ``var_names`` has duplicates or ``X`` holds NaN or infinity.
     """

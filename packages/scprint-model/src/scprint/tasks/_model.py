@@ -37,7 +37,7 @@ from typing import Any, TypeAlias
 import torch
 
 from scprint.checkpoints import Pretrained, resolve_device
-from scprint.tasks._errors import InputError
+from scprint.errors import InputError
 
 __all__ = [
     "AGREEMENT_TARGETS",

@@ -13,7 +13,7 @@ import anndata as ad
 
 from grnndata import atomic
 from scprint.checkpoints import Pretrained
-from scprint.tasks._errors import InputError
+from scprint.errors import InputError
 
 log = logging.getLogger(__name__)
 

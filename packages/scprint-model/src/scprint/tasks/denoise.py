@@ -18,8 +18,8 @@ import scipy.sparse as sp
 import torch
 from scipy.stats import rankdata
 
+from scprint.errors import InputError
 from scprint.tasks._batches import iter_model_batches, model_inputs
-from scprint.tasks._errors import InputError
 from scprint.tasks._input import (
     GeneMatch,
     TaskInput,

@@ -42,8 +42,8 @@ import pandas as pd
 import torch
 
 from scprint.data import LabelEncoder
+from scprint.errors import InputError
 from scprint.tasks._batches import iter_model_batches, model_inputs
-from scprint.tasks._errors import InputError
 from scprint.tasks._input import gene_matching_options, prepare
 from scprint.tasks._model import Checkpoint, load_model, model_device
 from scprint.tasks._output import provenance, store_result

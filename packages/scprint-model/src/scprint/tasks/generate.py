@@ -25,8 +25,8 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
+from scprint.errors import InputError
 from scprint.tasks._batches import iter_model_batches, model_inputs
-from scprint.tasks._errors import InputError
 from scprint.tasks._input import (
     GeneMatch,
     TaskInput,

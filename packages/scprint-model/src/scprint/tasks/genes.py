@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from scprint.tasks._errors import InputError
+from scprint.errors import InputError
 
 __all__ = [
     "GENE_SELECTIONS",

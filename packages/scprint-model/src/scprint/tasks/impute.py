@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from scprint.errors import InputError
 from scprint.tasks._batches import iter_model_batches, model_inputs
-from scprint.tasks._errors import InputError
 from scprint.tasks._input import (
     GeneMatch,
     TaskInput,

@@ -27,7 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import spsolve
 
-from scprint.tasks._errors import InputError
+from scprint.errors import InputError
 
 log = logging.getLogger(__name__)
 

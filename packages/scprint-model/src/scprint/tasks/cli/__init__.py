@@ -50,7 +50,7 @@ from grnndata.cli import (
     run_cli,
     use_data_dir,
 )
-from scprint.tasks._errors import InputError
+from scprint.errors import InputError
 
 from ._io import check_input, check_output_path, output_path, read_adata
 from ._options import add_task_common, apply_params, match_options, set_organism, task_class

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from scprint.tasks._errors import InputError
+from scprint.errors import InputError
 
 __all__ = ["FILTRATIONS", "ORIGINAL_FILTRATIONS", "average_product_correction", "filter_network"]
 

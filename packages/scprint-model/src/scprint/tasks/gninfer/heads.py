@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scprint.tasks._errors import InputError
+from scprint.errors import InputError
 
 __all__ = [
     "HEAD_AGGREGATIONS",

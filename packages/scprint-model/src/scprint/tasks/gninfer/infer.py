@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from grnndata import GRNAnnData, as_network
-from scprint.tasks._errors import InputError
+from scprint.errors import InputError
 from scprint.tasks._input import (
     GENE_CHOICES,
     TaskInput,

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from scprint.checkpoints import Pretrained
-from scprint.tasks._errors import InputError
+from scprint.errors import InputError
 from scprint.tasks._input import TaskInput, choose_genes
 
 log = logging.getLogger(__name__)

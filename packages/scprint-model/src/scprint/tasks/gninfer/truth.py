@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from grnndata import as_network
-from scprint.tasks._errors import InputError
+from scprint.errors import InputError
 
 log = logging.getLogger(__name__)
 
