@@ -143,6 +143,8 @@ RECIPES: dict[str, dict[str, Any]] = {
         },
         "data": {"gene_embedding_dim": 64},
     },
+    # the denoising term weighted twice (cpu-demo is cpu-demo-len256-cosine from here on)
+    "cpu-demo-denoise2": {"config": "cpu-demo", "model": {"objective": {"denoise": 2.0}}},
     "cpu-demo-d64-len256": {
         "config": "cpu-demo",
         "model": {
