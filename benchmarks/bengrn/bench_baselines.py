@@ -789,8 +789,8 @@ def main() -> None:
         "child process per row; `peak_rss_mb_during_call` = its RSS sampled every 20 ms during the "
         "correlation call (`rss_mb_before_call` = input + interpreter), "
         "`peak_allocated_mb_during_call` = numpy/Python allocations traced (tracemalloc) in the "
-        "call; the dense size is the largest that fits the ~6 GB this job may use on the shared "
-        "24 GB machine (float32 matrix + numpy's float64 copy: 24 kB per cell at 2,000 genes)."
+        "call; the dense size is the largest that fits in about 6 GB of memory (float32 matrix + "
+        "numpy's float64 copy: 24 kB per cell at 2,000 genes)."
     )
     commands = _merge_earlier_parts(args.results_name, parts, rows)
     notes += " Parts run by separate commands (rows of each part, in the order of the table): " + (

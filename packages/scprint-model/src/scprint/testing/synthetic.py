@@ -47,7 +47,8 @@ def build_model(preset: str, device: torch.device) -> Any:
         the pretraining loss terms, ``"loss"`` their weighted sum).
     """
     from scprint.model import ModelConfig, ScPrint
-    from scprint.training.lightning_module import Objective, OptimOptions, ScPrintLightning
+    from scprint.training.lightning_module import OptimOptions, ScPrintLightning
+    from scprint.training.objective import Objective
 
     config = ModelConfig.from_yaml(preset)
     model = ScPrint(config, N_GENES, label_sizes={"cell_type": N_LABELS})

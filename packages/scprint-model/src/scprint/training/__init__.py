@@ -7,7 +7,8 @@ from ..checkpoints import FORMAT_VERSION, CheckpointError, Pretrained, load, loa
 from .cli import FinalCheckpoint
 from .datamodule import CellDataModule
 from .fit import fit
-from .lightning_module import Objective, OptimOptions, ScPrintLightning
+from .lightning_module import OptimOptions, ScPrintLightning
+from .objective import Objective
 
 __all__ = [
     "FORMAT_VERSION",

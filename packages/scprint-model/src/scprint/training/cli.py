@@ -38,7 +38,8 @@ from grnndata.cli import UsageError
 
 from ..model import ModelConfig
 from .datamodule import CellDataModule
-from .lightning_module import Objective, OptimOptions, ScPrintLightning
+from .lightning_module import OptimOptions, ScPrintLightning
+from .objective import Objective
 from .runs import check_run_folder, command_logger, is_default_logger
 
 log = logging.getLogger(__name__)
