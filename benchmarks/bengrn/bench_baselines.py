@@ -235,7 +235,11 @@ def _timed(kind, adata, regulators, targets, seed, backend="compiled", splits="h
 
 
 def part_shapes(
-    rows: list[dict], hesc_targets: int, sergio_targets: int, genie3_trees: int
+    rows: list[dict],
+    hesc_targets: int,
+    sergio_targets: int,
+    genie3_trees: int,
+    timing_rounds: int = 1,
 ) -> None:
     """Per shape and method, one thread, interleaved: ours binned (default), ours exact
     (``splits="exact"``), scikit-learn (``backend="sklearn"``, seeds 1 and 2, the reference
@@ -254,6 +258,13 @@ def part_shapes(
             runs["sklearn_2"] = _timed(kind, adata, regulators, targets, 2, "sklearn", **common)
             reference = runs["sklearn_1"][0]
             sk_cpu = (runs["sklearn_1"][2] + runs["sklearn_2"][2]) / 2
+            # further rounds time ours (binned) and the reference (seed 1) again, interleaved:
+            # one CPU ratio per round, the first from the runs above
+            ratios = [sk_cpu / runs["hist"][2]]
+            for _ in range(timing_rounds - 1):
+                ours = _timed(kind, adata, regulators, targets, 0, **common)[2]
+                theirs = _timed(kind, adata, regulators, targets, 1, "sklearn", **common)[2]
+                ratios.append(theirs / ours)
             sk_wall = (runs["sklearn_1"][1] + runs["sklearn_2"][1]) / 2
             seeds_r = _per_target_correlations(runs["sklearn_2"][0], reference, targets)
             for name, title in (
@@ -282,6 +293,9 @@ def part_shapes(
                     "load_avg_1min_before": load_before,
                     "load_avg_1min": _load(),
                 }
+                if name == "hist" and timing_rounds > 1:
+                    row["speedup_vs_sklearn_cpu_rounds"] = [round(x, 2) for x in ratios]
+                    row["speedup_vs_sklearn_cpu_median"] = round(float(np.median(ratios)), 2)
                 rows.append(row)
                 log.info("%s", row)
 
@@ -683,6 +697,13 @@ def main() -> None:
     parser.add_argument(
         "--shape-sergio-targets", type=int, default=25, help="shapes: SERGIO targets per set"
     )
+    parser.add_argument(
+        "--shape-timing-rounds",
+        type=int,
+        default=1,
+        help="shapes: rounds of interleaved timing of ours (binned) vs scikit-learn; each gives "
+        "one CPU ratio, the median is reported next to the first",
+    )
     parser.add_argument("--genie3-trees", type=int, default=100, help="shapes: GENIE3 trees")
     parser.add_argument("--projection-targets", type=int, default=100, help="GRNBoost2 targets")
     parser.add_argument("--projection-genie3-targets", type=int, default=20)
@@ -703,7 +724,13 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown --part {unknown}; expected some of {list(_PARTS)}")
     if "shapes" in parts:
-        part_shapes(rows, args.shape_hesc_targets, args.shape_sergio_targets, args.genie3_trees)
+        part_shapes(
+            rows,
+            args.shape_hesc_targets,
+            args.shape_sergio_targets,
+            args.genie3_trees,
+            args.shape_timing_rounds,
+        )
     if "compile" in parts:
         part_compile(rows)
     if "grnboost2" in parts:
@@ -733,6 +760,10 @@ def main() -> None:
         "shared bins / ranks are `seconds_shared_bins_or_ranks`, the expression transform and "
         "network assembly, equal for all, are left out; numba compile excluded, see the compile "
         "part); `speedup_vs_sklearn_cpu` = mean CPU of the two scikit-learn runs / this row's; "
+        "with `--shape-timing-rounds` N > 1, ours (binned) and the reference (seed 1) are timed "
+        "again, interleaved, N - 1 times: `speedup_vs_sklearn_cpu_rounds` lists one CPU ratio "
+        "per round (the first = `speedup_vs_sklearn_cpu`), `speedup_vs_sklearn_cpu_median` is "
+        "their median (the cores are shared, so one round's ratio can be off by 15% either way); "
         "`corr_with_reference_per_target` = mean over the targets of the Pearson correlation of "
         "the importance column with the reference's seed-1 network, next to the reference's own "
         "seed 2 (`reference_seed_to_seed_corr`); `agrees_within_0.02` = the row's correlation is "

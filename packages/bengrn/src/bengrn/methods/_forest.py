@@ -231,7 +231,8 @@ def _best_split(  # pragma: no cover - compiled
     n_drawn = 0
     n_total = n_known
     # two samples: every non-constant feature splits them the same way, with the same proxy, so
-    # the first one drawn wins whatever is drawn after it (binned fits stop drawing there)
+    # the first one drawn wins whatever is drawn after it (binned fits stop drawing there, and
+    # compare the two samples' bins instead of building histograms)
     first_wins = hb.binned and end - start == 2
     while f_i > n_total and (n_visited < max_features or n_visited <= n_found + n_drawn):
         n_visited += 1
@@ -245,7 +246,16 @@ def _best_split(  # pragma: no cover - compiled
         f_j += n_found
         feature = features[f_j]
         row = feats[feature]
-        if hb.binned:
+        if first_wins:  # two samples: their two bins decide, no histogram needed
+            a = np.int64(R[row, samples[start]])
+            b = np.int64(R[row, samples[start + 1]])
+            if a != b:
+                best_f = feature
+                best_thr = min(a, b)
+                best_next = max(a, b)
+                break
+            constant = True
+        elif hb.binned:
             _histogram(R, row, w, samples, start, end, W, S, hb)
             constant = _histogram_is_constant(hb.hist_bits)
         else:
@@ -267,7 +277,7 @@ def _best_split(  # pragma: no cover - compiled
                 _sort_prefix(keys, m)
             constant = m == 0 or (n0 == 0 and (keys[0] >> 32) == (keys[m - 1] >> 32))
         if constant:
-            if hb.binned:
+            if hb.binned and not first_wins:
                 _histogram_scan(hb, W, S, -np.inf)  # empties the histogram
             tmp = features[f_j]
             features[f_j] = features[n_total]
@@ -286,8 +296,6 @@ def _best_split(  # pragma: no cover - compiled
                 best_f = feature
                 best_thr = thr
                 best_next = nxt
-            if first_wins:
-                break
             continue
         # scan the thresholds between consecutive distinct ranks
         wl = w0
