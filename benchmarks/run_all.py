@@ -121,6 +121,22 @@ JOBS: tuple[Job, ...] = (
         full=True,
         peer_venvs=("arboreto016",),
     ),
+    Job(
+        "benchmarks/bengrn/bench_baselines.py",
+        (
+            "--part",
+            "shapes",
+            "--shape-sergio-targets",
+            "100",
+            "--shape-timing-rounds",
+            "1",
+            "--results-name",
+            "bengrn_baselines_all_sergio_targets",
+        ),
+        ("bengrn_baselines_all_sergio_targets",),
+        full=True,
+        note="the shapes of bengrn_baselines with every SERGIO target (agreement on 100, not 25)",
+    ),
     Job("benchmarks/checkpoints/bench_finite_check.py", (), ("checkpoints_finite_check",)),
     Job(
         "benchmarks/inference/bench_cpu.py",
