@@ -27,6 +27,7 @@ original). The total is the weighted sum of the terms.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -158,6 +159,15 @@ class _Pass:
     terms: dict[str, torch.Tensor]
 
 
+def _zinb_parameters(out: Any) -> dict[str, torch.Tensor]:
+    """The ZINB parameters of a forward pass, keyed as the expression loss reads them."""
+    return {
+        "mean": out.zinb_mean,
+        "dispersion": out.zinb_dispersion,
+        "dropout_logit": out.zinb_dropout_logit,
+    }
+
+
 def pretraining_losses(
     model: ScPrint | ScPrint2,
     objective: Objective,
@@ -205,11 +215,7 @@ def pretraining_losses(
             mask=hidden,
             return_mvc=first and objective.mvc > 0,
         )
-        expression = {
-            "mean": out.zinb_mean,
-            "dispersion": out.zinb_dispersion,
-            "dropout_logit": out.zinb_dropout_logit,
-        }
+        expression = _zinb_parameters(out)
         passes[f"mask_{round(ratio * 100)}"] = _pass_terms(
             model,
             objective,
@@ -240,11 +246,7 @@ def pretraining_losses(
             target_depth=context_total,
             return_mvc=first and objective.mvc > 0,
         )
-        expression = {
-            "mean": out.zinb_mean,
-            "dispersion": out.zinb_dispersion,
-            "dropout_logit": out.zinb_dropout_logit,
-        }
+        expression = _zinb_parameters(out)
         passes[pass_name] = _pass_terms(
             model,
             objective,
