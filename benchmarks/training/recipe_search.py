@@ -167,6 +167,10 @@ RECIPES: dict[str, dict[str, Any]] = {
     "cpu-demo-ecs1": {"config": "cpu-demo", "model": {"objective": {"ecs": 1.0}}},
     # label balancing off (cells drawn uniformly) instead of w / (n + w) with w = 100
     "cpu-demo-unbalanced": {"config": "cpu-demo", "data": {"balance_weight": None}},
+    # the cell-type token free to carry more than its label: no disentanglement of the cell
+    # tokens (0.1 -> 0), or the generation from the cell tokens weighted 3 instead of 1
+    "cpu-demo-diss0": {"config": "cpu-demo", "model": {"objective": {"disentanglement": 0.0}}},
+    "cpu-demo-gen3": {"config": "cpu-demo", "model": {"objective": {"generation": 3.0}}},
     # 64 cells per step (run for half the steps: the same cells seen)
     "cpu-demo-b64": {"config": "cpu-demo", "data": {"batch_size": 64}},
     "mid-64x4": _with(
