@@ -151,6 +151,31 @@ def portable_command(argv: list[str] | None = None) -> str:
     return " ".join(["python", *(portable(a) for a in args)])
 
 
+def make_files_portable(folder: Path, paths: list[str]) -> list[Path]:
+    """Rewrite the text result files under ``folder`` (``.md``, ``.json``, ``.csv``, ``.txt``) so
+    that each of the absolute ``paths`` (e.g. a checkpoint a tool recorded in its outputs) reads
+    as :func:`portable_path` gives it. Longer paths are replaced first; each file is replaced
+    atomically. Returns the files changed."""
+    swaps = sorted(
+        ((p, portable_path(p)) for p in {str(p) for p in paths} if portable_path(p) != p),
+        key=lambda pair: -len(pair[0]),
+    )
+    changed = []
+    for path in sorted(folder.rglob("*")):
+        if path.suffix not in {".md", ".json", ".csv", ".txt"} or not path.is_file():
+            continue
+        text = path.read_text()
+        new = text
+        for old, portable in swaps:
+            new = new.replace(old, portable)
+        if new != text:
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(new)
+            tmp.replace(path)
+            changed.append(path)
+    return changed
+
+
 def machine_paths_in_results(results_dir: Path = RESULTS_DIR) -> list[str]:
     """``file:line`` of every result line that names a path of the machine that produced it
     (``/work/``, ``/root/``, ``/home/``, ``/tmp/``); the ``lint`` session requires none."""
@@ -163,7 +188,8 @@ def machine_paths_in_results(results_dir: Path = RESULTS_DIR) -> list[str]:
             continue
         for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
             if pattern.search(line):
-                found.append(f"{path.relative_to(REPO_ROOT)}:{number}")
+                name = path.relative_to(REPO_ROOT) if REPO_ROOT in path.parents else path
+                found.append(f"{name}:{number}")
     return found
 
 

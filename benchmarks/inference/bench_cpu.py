@@ -85,6 +85,19 @@ class ForwardClock:
         self.seconds += time.perf_counter() - self._start
 
 
+#: Where each task writes its settings (its default ``key_added``, issue 24's contract).
+TASK_KEYS = {"embed": "X_scprint", "denoise": "scprint_denoised", "gninfer": "GRN"}
+
+
+def precision_of(adata: Any, task: str) -> dict[str, Any]:
+    """The precision record a task stored in ``adata.uns`` (``"gninfer fast"`` -> ``"gninfer"``)."""
+    settings = adata.uns[TASK_KEYS[task.split()[0]]]
+    record = settings["precision"] if "precision" in settings else None
+    if record is None:  # GNInfer keeps it with its other parameters
+        record = settings["parameters"]["precision"]
+    return record
+
+
 def worker(args: argparse.Namespace) -> int:
     """Time our tasks for one checkpoint and precision; write outputs and timings to --out-dir."""
     import anndata as ad
@@ -124,14 +137,7 @@ def worker(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         result = task(data, copy=name.startswith("gninfer"))
         seconds = time.perf_counter() - start
-        uns = data.uns if result is None else result.uns
-        record = (
-            uns["scprint"]["precision"]
-            if name == "embed"
-            else uns["scprint_denoised"]["precision"]
-            if name == "denoise"
-            else result.grn_metadata["parameters"]["precision"]
-        )
+        record = precision_of(data if result is None else result, name)
         check = record.get("first_batch_vs_float32", {})
         timings[name] = {
             "seconds": seconds,

@@ -41,7 +41,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "demo"))
 
-from _common import RESULTS_DIR, data_dir_argument, resolve_data_dir, write_results  # noqa: E402
+from _common import (  # noqa: E402
+    RESULTS_DIR,
+    data_dir_argument,
+    make_files_portable,
+    portable_path,
+    resolve_data_dir,
+    write_results,
+)
 from evaluation import knn_smoothing, log_normalise  # noqa: E402
 
 log = logging.getLogger("benchmarks.quality")
@@ -272,7 +279,15 @@ def networks(ckpt: Path, data: Path, held_out: ad.AnnData, quick: bool, seed: in
     )
     for table, run in zip(tables, ("hESC Chen", "hESC Liu", "PBMC CD14+ monocytes", "BEELINE")):
         table.insert(0, "expression", run)
-    return pd.concat(tables, ignore_index=True)
+    # the runner records the checkpoint path it was given: committed results name no machine path
+    make_files_portable(out, [str(ckpt), str(ckpt.resolve())])
+    table = pd.concat(tables, ignore_index=True)
+    if "params" in table.columns:
+        portable = portable_path(str(ckpt))
+        table["params"] = table["params"].map(
+            lambda text: text.replace(str(ckpt), portable) if isinstance(text, str) else text
+        )
+    return table
 
 
 def _top_expressed(adata: ad.AnnData, n: int) -> list[str]:

@@ -103,6 +103,29 @@ def test_rerun_with_other_parameters_runs_again(data_dir, tmp_path):
     assert json.loads(grnndata.read_zarr(net_file).uns["grn"]["parameters"])["n_trees"] == 7
 
 
+def test_a_table_parameter_is_recorded_by_digest_and_a_changed_row_reruns(data_dir, tmp_path):
+    """A DataFrame parameter (a prior network) used to be recorded as its truncated repr: a table
+    changed in a middle row recorded the same text, so the changed run was skipped as done."""
+    from bengrn.datasets import load_omnipath
+
+    prior = load_omnipath().iloc[:2000].reset_index(drop=True)
+    changed = prior.copy()
+    changed.loc[1000, "target"] = "not-a-gene"
+    assert repr(prior) == repr(changed)  # what the old record compared
+    task = BeelineTask("synthetic", networks=["dyn-LL"])
+    run_file = tmp_path / "runs" / "beeline-synthetic" / "dyn-LL" / "with_prior.json"
+    method = ["tests.plugin_methods:with_prior"]
+    run_benchmark(method, [task], tmp_path, params={"with_prior": {"prior": prior}}, report=False)
+    record = json.loads(run_file.read_text())["params"]["prior"]
+    assert record.startswith("<DataFrame 2000 x 5, sha1 ") and len(record) < 60
+    stamp = run_file.stat().st_mtime_ns
+    run_benchmark(method, [task], tmp_path, params={"with_prior": {"prior": prior}}, report=False)
+    assert run_file.stat().st_mtime_ns == stamp  # same contents: skipped
+    run_benchmark(method, [task], tmp_path, params={"with_prior": {"prior": changed}}, report=False)
+    assert run_file.stat().st_mtime_ns != stamp
+    assert json.loads(run_file.read_text())["params"]["prior"] != record
+
+
 def test_forced_rerun_gives_identical_networks(cli_run):
     _, out = cli_run
     task = BeelineTask("synthetic", networks=["dyn-BF"])

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -87,15 +88,41 @@ def as_requested(payload: Mapping[str, Any]) -> Any:
 
 
 def params_for_record(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Parameters as recorded: long lists (candidate regulators) become their size and digest."""
-    out = {}
-    for key, value in params.items():
-        if isinstance(value, list | tuple) and len(value) > 10:
-            digest = hashlib.sha1("\n".join(map(str, value)).encode()).hexdigest()[:12]
-            out[key] = f"<{len(value)} items, sha1 {digest}>"
-        else:
-            out[key] = value
-    return out
+    """Parameters as recorded (JSON-ready, and equal for equal contents, since a rerun compares
+    them to decide whether a finished run can be skipped): long lists (candidate regulators),
+    tables and arrays become their size and a digest of their contents, paths become strings."""
+    return {key: _record_value(value) for key, value in params.items()}
+
+
+def _digest(*parts: bytes) -> str:
+    sha = hashlib.sha1()
+    for part in parts:
+        sha.update(part)
+    return sha.hexdigest()[:12]
+
+
+def _record_value(value: Any) -> Any:
+    if isinstance(value, pd.DataFrame | pd.Series):
+        columns = "\n".join(map(str, value.columns)) if isinstance(value, pd.DataFrame) else ""
+        rows = pd.util.hash_pandas_object(value, index=True).to_numpy()
+        shape = " x ".join(map(str, value.shape))
+        return f"<{type(value).__name__} {shape}, sha1 {_digest(columns.encode(), rows.tobytes())}>"
+    if sp.issparse(value):
+        csr = sp.csr_matrix(value)
+        digest = _digest(
+            str(csr.shape).encode(), csr.indptr.tobytes(), csr.indices.tobytes(), csr.data.tobytes()
+        )
+        return f"<sparse {csr.shape[0]} x {csr.shape[1]}, {csr.nnz} stored, sha1 {digest}>"
+    if isinstance(value, np.ndarray):
+        array = np.ascontiguousarray(value)
+        shape = " x ".join(map(str, array.shape))
+        return f"<array {shape} {array.dtype}, sha1 {_digest(str(array.dtype).encode(), array.tobytes())}>"
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, list | tuple) and len(value) > 10:
+        joined = "\n".join(map(str, value))
+        return f"<{len(value)} items, sha1 {_digest(joined.encode())}>"
+    return value
 
 
 def coverage(network_genes: pd.Index, expression_genes: pd.Index) -> dict[str, Any]:

@@ -56,9 +56,9 @@ class ScPrintOutput:
         cell_embedding: ``(B, d)`` mean of the class tokens (the base token without classes): the
             embedding the original's ``Embedder`` writes.
         class_embeddings: label class -> ``(B, d)`` output token of that class.
-        gene_embeddings: ``(B, L, d)`` output gene tokens.
+        gene_embeddings: ``(B, L, d)`` output gene tokens (``None`` for a ``cells_only`` pass).
         zinb_mean: ``(B, L)`` expected counts, summing over the context to the library size
-            (0 at padding).
+            (0 at padding); ``None`` for a ``cells_only`` pass, as are the two below.
         zinb_dispersion: ``(B, L)`` inverse dispersion ``theta``, or ``None`` without ZINB.
         zinb_dropout_logit: ``(B, L)`` logit of the zero-inflation probability, or ``None``.
         logits: label class -> ``(B, n_labels)``.
@@ -72,8 +72,8 @@ class ScPrintOutput:
     cell_tokens: torch.Tensor
     cell_embedding: torch.Tensor
     class_embeddings: dict[str, torch.Tensor]
-    gene_embeddings: torch.Tensor
-    zinb_mean: torch.Tensor
+    gene_embeddings: torch.Tensor | None
+    zinb_mean: torch.Tensor | None
     zinb_dispersion: torch.Tensor | None
     zinb_dropout_logit: torch.Tensor | None
     logits: dict[str, torch.Tensor]
@@ -266,16 +266,22 @@ class ScPrint(nn.Module):
         padding: torch.Tensor,
         library_size: torch.Tensor,
         depth: torch.Tensor | None,
-    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    ) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Cell tokens, gene tokens, expression and logits of ``hidden`` ``(B, C + L, d)``; a
+        ``hidden`` of the cell tokens alone ``(B, C, d)`` gives no gene tokens nor expression."""
         cells = hidden[:, : self.n_cell_tokens]
-        genes = hidden[:, self.n_cell_tokens :]
-        log_depth = None
-        if not self.config.depth_at_input:
-            if depth is None:
-                raise ValueError("this model's expression decoder reads the cell depth; pass depth")
-            log_depth = torch.log2(1 + depth.float())
-        expression = self.expr_decoder(genes, padding, log_depth)
-        expression["mean"] = library_size.unsqueeze(1).to(genes.dtype) * expression["mean"]
+        genes = hidden[:, self.n_cell_tokens :] if hidden.shape[1] > self.n_cell_tokens else None
+        expression: dict[str, torch.Tensor] = {}
+        if genes is not None:
+            log_depth = None
+            if not self.config.depth_at_input:
+                if depth is None:
+                    raise ValueError(
+                        "this model's expression decoder reads the cell depth; pass depth"
+                    )
+                log_depth = torch.log2(1 + depth.float())
+            expression = self.expr_decoder(genes, padding, log_depth)
+            expression["mean"] = library_size.unsqueeze(1).to(genes.dtype) * expression["mean"]
         if self.bottleneck_mlps is not None:
             cells = cells.clone()
             for name in self.label_classes:
@@ -314,6 +320,7 @@ class ScPrint(nn.Module):
         return_qk: bool = False,
         mask: torch.Tensor | None = None,
         return_mvc: bool = False,
+        cells_only: bool = False,
     ) -> ScPrintOutput:
         """Encode cells and read them out.
 
@@ -328,8 +335,16 @@ class ScPrint(nn.Module):
             return_qk: also return each layer's queries and keys.
             mask: ``(B, L)`` bool, True where the expression is hidden from the model.
             return_mvc: also run the MVC decoder (requires one).
+            cells_only: only the cell tokens' read-outs (``cell_tokens``, ``cell_embedding``,
+                ``class_embeddings``, ``logits``), equal to a full pass's, with less arithmetic:
+                the expression decoder is skipped, and when the cell tokens share the gene
+                sequence the last block computes queries, out-projection, MLP and final norm for
+                the cell tokens alone (their keys and values still from every gene). The gene
+                read-outs (``gene_embeddings``, ``zinb_*``) are ``None``.
         """
         self._check_inputs(gene_ids, depth, counts)
+        if cells_only and (return_qk or return_mvc):
+            raise ValueError("cells_only skips the gene tokens that return_qk/return_mvc need")
         padding = gene_ids < 0
         counts = counts.float().masked_fill(padding, 0.0)
         expression = normalise_counts(counts, self.config.normalisation)
@@ -340,13 +355,18 @@ class ScPrint(nn.Module):
         cell_inputs = self.input_cell_tokens(depth)
         if self.cell_transformer is None:
             sequence = torch.cat([cell_inputs, genes], dim=1)
-            hidden, qk = self.transformer(sequence, self._padding_with_cells(padding), return_qk)
+            hidden, qk = self.transformer(
+                sequence,
+                self._padding_with_cells(padding),
+                return_qk,
+                outputs=self.n_cell_tokens if cells_only else None,
+            )
         else:
             genes, qk = self.transformer(genes, padding, return_qk)
             cells, _ = self.cell_transformer(
                 cell_inputs, None, context=genes, context_padding=padding
             )
-            hidden = torch.cat([cells, genes], dim=1)
+            hidden = cells if cells_only else torch.cat([cells, genes], dim=1)
         library_size = counts.sum(1) if target_depth is None else target_depth
         cells, gene_out, expr, logits = self._read_out(hidden, padding, library_size, depth)
         mvc = None
@@ -360,7 +380,7 @@ class ScPrint(nn.Module):
             cell_embedding=self.cell_embedding(cells),
             class_embeddings={n: cells[:, self.cell_token_index[n]] for n in self.label_classes},
             gene_embeddings=gene_out,
-            zinb_mean=expr["mean"],
+            zinb_mean=expr.get("mean"),
             zinb_dispersion=expr.get("disp"),
             zinb_dropout_logit=expr.get("zero_logits"),
             logits=logits,

@@ -418,6 +418,7 @@ class ScPrint2(nn.Module):
         neighbour_distances: torch.Tensor | None = None,
         metacell: torch.Tensor | None = None,
         sample_latent: bool | None = None,
+        cells_only: bool = False,
     ) -> ScPrint2Output:
         """Encode cells and read them out.
 
@@ -440,8 +441,18 @@ class ScPrint2(nn.Module):
                 metacell token).
             sample_latent: decode VAE compressors from a draw (``None``: in training mode only;
                 ``True`` reproduces the original, which draws in evaluation too).
+            cells_only: only the cell tokens' read-outs (``cell_tokens``, ``cell_embedding``,
+                ``class_embeddings``, ``logits``, ``input_cell_tokens``, ``cell_codes``), equal
+                to a full pass's, with less arithmetic: the expression decoder is skipped, and
+                without cell-specific blocks the last block computes queries, out-projection,
+                MLP and final norm for the cell tokens alone (keys and values still from every
+                gene). With cell-specific blocks every gene output is the cell transformer's
+                context, so only the decoder is skipped. ``gene_embeddings`` and ``zinb_*`` are
+                ``None``.
         """
         self._check_inputs(gene_ids, depth, counts)
+        if cells_only and (return_qk or return_mvc):
+            raise ValueError("cells_only skips the gene tokens that return_qk/return_mvc need")
         padding = gene_ids < 0
         counts = counts.float().masked_fill(padding, 0.0)
         expression = normalise_counts(counts, self.config.normalisation)
@@ -472,7 +483,10 @@ class ScPrint2(nn.Module):
                 padding.shape[0], self.n_cell_tokens, dtype=torch.bool, device=padding.device
             )
             hidden, qk = self.transformer(
-                sequence, torch.cat([cell_flags, gene_padding], dim=1), return_qk
+                sequence,
+                torch.cat([cell_flags, gene_padding], dim=1),
+                return_qk,
+                outputs=self.n_cell_tokens if cells_only else None,
             )
             cells, gene_out = hidden[:, : self.n_cell_tokens], hidden[:, self.n_cell_tokens :]
         else:
@@ -480,11 +494,16 @@ class ScPrint2(nn.Module):
             cells, _ = self.cell_transformer(
                 cell_inputs, None, context=gene_out, context_padding=gene_padding
             )
-        gene_out = gene_out[:, int(self.config.metacell_token) :]
         library_size = counts.sum(1) if target_depth is None else target_depth
         log_depth = torch.log2(1 + depth.float())
-        expr = self.expr_decoder(gene_out, padding, log_depth)
-        mean = library_size.unsqueeze(1).to(expr["mean"].dtype) * expr["mean"]
+        expr: dict[str, torch.Tensor] = {}
+        mean = None
+        if cells_only:
+            gene_out = None
+        else:
+            gene_out = gene_out[:, int(self.config.metacell_token) :]
+            expr = self.expr_decoder(gene_out, padding, log_depth)
+            mean = library_size.unsqueeze(1).to(expr["mean"].dtype) * expr["mean"]
         sample = self.training if sample_latent is None else sample_latent
         outputs, codes, kl, embedding, per_class, logits = self._cell_read_out(cells, sample)
         mvc = None

@@ -61,25 +61,36 @@ class MHA(nn.Module):
         self.out_proj = nn.Linear(d_model, d_model)
 
     def forward(
-        self, x: torch.Tensor, bias: torch.Tensor | None, context: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        bias: torch.Tensor | None,
+        context: torch.Tensor | None = None,
+        queries: int | None = None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """``x`` ``(B, S, d)``; ``bias`` additive ``(B, 1, 1, S_keys)`` (``-inf`` masks a key) or
-        ``None``; ``context`` ``(B, S_keys, d)`` the keys' and values' source for cross-attention.
+        ``None``; ``context`` ``(B, S_keys, d)`` the keys' and values' source for cross-attention;
+        ``queries``: attend from the first ``queries`` positions of ``x`` only (keys and values
+        still from all of them; self-attention), ``S' = queries``, else ``S' = S``.
 
-        Returns the output ``(B, S, d)`` and ``(q, k)``, ``q`` ``(B, n_heads, S, head_dim)``, ``k``
-        ``(B, n_heads, S_keys, head_dim)`` (keys repeated over the query heads that share them).
+        Returns the output ``(B, S', d)`` and ``(q, k)``, ``q`` ``(B, n_heads, S', head_dim)``,
+        ``k`` ``(B, n_heads, S_keys, head_dim)`` (keys repeated over the query heads that share
+        them).
         """
         batch, seq, _ = x.shape
         if self.cross:
             if context is None:
                 raise ValueError("a cross-attention block needs a context sequence")
+            if queries is not None:
+                raise ValueError("queries= is for self-attention (slice x for cross-attention)")
             q = self.Wq(x).view(batch, seq, self.n_heads, self.head_dim)
             kv = self.Wkv(context).view(batch, context.shape[1], 2, self.n_heads_kv, self.head_dim)
         else:
             qkv = self.Wqkv(x)
             split = self.n_heads * self.head_dim
-            q = qkv[..., :split].view(batch, seq, self.n_heads, self.head_dim)
             kv = qkv[..., split:].view(batch, seq, 2, self.n_heads_kv, self.head_dim)
+            if queries is not None:
+                qkv, seq = qkv[:, :queries], queries
+            q = qkv[..., :split].view(batch, seq, self.n_heads, self.head_dim)
         k, v = kv.unbind(dim=2)
         if self.n_heads_kv != self.n_heads:
             group = self.n_heads // self.n_heads_kv
@@ -143,7 +154,12 @@ class Block(nn.Module):
         bias: torch.Tensor | None,
         context: torch.Tensor | None = None,
         context_bias: torch.Tensor | None = None,
+        queries: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """One block on ``(B, S, d)`` streams. ``queries``: only the first ``queries`` positions
+        come out, ``(B, queries, d)`` (a self-attention block: they attend to all ``S``; the
+        out-projection and MLP run on them alone), what a last block feeding only some read-outs
+        needs."""
         dropped = self.dropout1(branch)
         residual = dropped if residual is None else dropped + residual
         x = self.norm1(residual)
@@ -151,7 +167,9 @@ class Block(nn.Module):
             attended, _ = self.cross_attn(x, context_bias, context)
             residual = self.dropout3(attended) + residual
             x = self.norm3(residual)
-        branch, qk = self.mixer(x, bias, context if self.mixer.cross else None)
+        branch, qk = self.mixer(x, bias, context if self.mixer.cross else None, queries)
+        if queries is not None:
+            residual = residual[:, :queries]
         residual = self.dropout2(branch) + residual
         return self.mlp(self.norm2(residual)), residual, qk
 
@@ -190,6 +208,7 @@ class Transformer(nn.Module):
         return_qk: bool = False,
         context: torch.Tensor | None = None,
         context_padding: torch.Tensor | None = None,
+        outputs: int | None = None,
     ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]] | None]:
         """Encode a sequence.
 
@@ -202,23 +221,37 @@ class Transformer(nn.Module):
                 built with ``cross_attention`` or ``context_dim``; without it cross-attention is
                 skipped).
             context_padding: ``(B, S_c)`` bool padding of ``context``.
+            outputs: return only the first ``outputs`` positions, ``(B, outputs, d)``, equal to
+                those of the full output: the last block (a self-attention block) computes
+                queries, out-projection, MLP and the final norm for them alone (keys and values
+                still from every position), e.g. when only the cell tokens are read out.
 
         Returns:
-            ``(B, S, d)`` and the per-layer ``(q, k)`` list, or ``None``.
+            ``(B, S, d)`` (``(B, outputs, d)``) and the per-layer ``(q, k)`` list, or ``None``.
         """
         if context is not None and not self.cross_attention:
             raise ValueError("context is only for a transformer with cross-attention blocks")
+        if outputs is not None:
+            if return_qk:
+                raise ValueError("return_qk needs every position's queries; drop outputs=")
+            if self.blocks[-1].mixer.cross or not 0 < outputs <= x.shape[1]:
+                raise ValueError(
+                    f"outputs must be in 1..{x.shape[1]} (the sequence length) and the last "
+                    f"block a self-attention block, got {outputs}"
+                )
         bias = _padding_bias(padding, x.dtype)
         context_bias = _padding_bias(context_padding, x.dtype)
         qks: list[tuple[torch.Tensor, torch.Tensor]] = []
         branch, residual = x, None
-        for block in self.blocks:
+        last = len(self.blocks) - 1
+        for i, block in enumerate(self.blocks):
             if block.mixer.cross:
                 if context is None:
                     continue
                 branch, residual, _ = block(branch, residual, context_bias, context)
                 continue
-            branch, residual, qk = block(branch, residual, bias, context, context_bias)
+            queries = outputs if i == last else None
+            branch, residual, qk = block(branch, residual, bias, context, context_bias, queries)
             if return_qk:
                 qks.append(qk)
         residual = self.dropout(branch) + residual

@@ -335,7 +335,8 @@ def agreement(reference: Any, reduced: Any, gene_ids: torch.Tensor | None) -> di
     ``embedding_cosine_min`` / ``_mean``: per-cell cosine similarity of ``cell_embedding``;
     ``label_agreement``: share of (cell, label class) predictions equal; and
     ``expression_spearman_min`` / ``_mean``: per-cell Spearman correlation of the expected
-    expression (``zinb_mean``) over the cell's genes (not padding). ``n_cells`` is the batch size.
+    expression (``zinb_mean``) over the cell's genes (not padding), absent for a ``cells_only``
+    pass (no expression read out). ``n_cells`` is the batch size.
     (:class:`_PrecisionRun` adds ``float32_seconds``, the time of the float32 pass it cost.)
     """
     record: dict[str, Any] = {"n_cells": int(reference.cell_embedding.shape[0])}
@@ -350,6 +351,8 @@ def agreement(reference: Any, reduced: Any, gene_ids: torch.Tensor | None) -> di
             for k in reference.logits
         ]
         record["label_agreement"] = float(torch.cat(same).mean())
+    if reference.zinb_mean is None:  # a cells_only pass: no expression to compare
+        return {k: round(v, 6) if isinstance(v, float) else v for k, v in record.items()}
     valid = (
         torch.ones_like(reference.zinb_mean, dtype=torch.bool)
         if gene_ids is None

@@ -269,7 +269,8 @@ class Embedder:
                 batch_size=self.batch_size,
                 description="embed",
             ):
-                out = model(**model_inputs(batch))
+                # without gene embeddings only the cell tokens are read: skip the rest (exact)
+                out = model(**model_inputs(batch), cells_only=not self.gene_embeddings)
                 index = batch["cell_index"].cpu().numpy()
                 if self.classes is None:
                     chosen = out.cell_embedding
