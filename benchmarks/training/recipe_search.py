@@ -37,6 +37,7 @@ import datetime as _dt
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -386,6 +387,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="recipe_search", help="results file name")
     parser.add_argument("--list", action="store_true", help="print the recipes and exit")
     parser.add_argument(
+        "--keep",
+        default=None,
+        metavar="DIR",
+        help="copy each trained checkpoint to DIR/<recipe>-seed<seed>-<steps>.ckpt",
+    )
+    parser.add_argument(
         "--rewrite",
         action="store_true",
         help="rewrite the results files from their recorded rows (after a change of the notes)",
@@ -462,6 +469,10 @@ def main(argv: list[str] | None = None) -> int:
                 start = time.perf_counter()
                 row.update(score(ckpt, held_out, pca, seed, args.network))
                 row["score_seconds"] = round(time.perf_counter() - start, 1)
+                if args.keep:
+                    keep = Path(args.keep)
+                    keep.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(ckpt, keep / f"{name}-seed{seed}-{args.steps}.ckpt")
             row.update(
                 load_average=[round(load_before, 2), round(os.getloadavg()[0], 2)],
                 date=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
