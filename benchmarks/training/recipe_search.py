@@ -166,6 +166,12 @@ RECIPES: dict[str, dict[str, Any]] = {
     "cpu-demo-cce1": {"config": "cpu-demo", "model": {"objective": {"cce": 1.0}}},
     # the elastic cell similarity 0.1 -> 1
     "cpu-demo-ecs1": {"config": "cpu-demo", "model": {"objective": {"ecs": 1.0}}},
+    # further along the ECS axis (1: probe 0.777 -> 0.805, seed 0), and with disentanglement 1
+    "cpu-demo-ecs3": {"config": "cpu-demo", "model": {"objective": {"ecs": 3.0}}},
+    "cpu-demo-ecs1-diss1": {
+        "config": "cpu-demo",
+        "model": {"objective": {"ecs": 1.0, "disentanglement": 1.0}},
+    },
     # label balancing off (cells drawn uniformly) instead of w / (n + w) with w = 100
     "cpu-demo-unbalanced": {"config": "cpu-demo", "data": {"balance_weight": None}},
     # the cell-type token free to carry more than its label: no disentanglement of the cell
