@@ -172,6 +172,11 @@ RECIPES: dict[str, dict[str, Any]] = {
         "config": "cpu-demo",
         "model": {"objective": {"ecs": 1.0, "disentanglement": 1.0}},
     },
+    "cpu-demo-ecs1-unbalanced": {
+        "config": "cpu-demo",
+        "model": {"objective": {"ecs": 1.0}},
+        "data": {"balance_weight": None},
+    },
     # label balancing off (cells drawn uniformly) instead of w / (n + w) with w = 100
     "cpu-demo-unbalanced": {"config": "cpu-demo", "data": {"balance_weight": None}},
     # the cell-type token free to carry more than its label: no disentanglement of the cell
