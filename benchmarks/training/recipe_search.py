@@ -152,6 +152,27 @@ RECIPES: dict[str, dict[str, Any]] = {
         },
         "data": {"gene_embedding_dim": 64},
     },
+    # third search (issue 26, from the current cpu-demo at 1,000 steps): the axes not tried yet
+    # gene identities initialised from the PCA but trained with the network
+    "cpu-demo-genes-trainable": {
+        "config": "cpu-demo",
+        "model": {"config": {"freeze_gene_embeddings": False}},
+    },
+    # training noise concentrated where the evaluation is (70 % of counts removed: keep 0.3)
+    # instead of a keep probability drawn in 0.1-1
+    "cpu-demo-thin-01-05": {"config": "cpu-demo", "data": {"thinning": [0.1, 0.5]}},
+    # the contrastive term between the full and the denoising pass's cell embeddings 0.1 -> 1
+    "cpu-demo-cce1": {"config": "cpu-demo", "model": {"objective": {"cce": 1.0}}},
+    # the elastic cell similarity 0.1 -> 1
+    "cpu-demo-ecs1": {"config": "cpu-demo", "model": {"objective": {"ecs": 1.0}}},
+    # label balancing off (cells drawn uniformly) instead of w / (n + w) with w = 100
+    "cpu-demo-unbalanced": {"config": "cpu-demo", "data": {"balance_weight": None}},
+    # the cell-type token free to carry more than its label: no disentanglement of the cell
+    # tokens (0.1 -> 0), or the generation from the cell tokens weighted 3 instead of 1
+    "cpu-demo-diss0": {"config": "cpu-demo", "model": {"objective": {"disentanglement": 0.0}}},
+    "cpu-demo-gen3": {"config": "cpu-demo", "model": {"objective": {"generation": 3.0}}},
+    # 64 cells per step (run for half the steps: the same cells seen)
+    "cpu-demo-b64": {"config": "cpu-demo", "data": {"batch_size": 64}},
     "mid-64x4": _with(
         _TINY,
         model={
