@@ -373,8 +373,10 @@ def main(argv: list[str] | None = None) -> int:
         "pass of the first batch (the agreement check recorded in uns); "
         "`cells_per_s_without_check` leaves it out (what a long run approaches). "
         "`outside_forward_share`: share of embed time not in the model's forward pass (gene "
-        "matching, batching, writing results). Accuracy: against float32 of the same model on "
-        f"the same cells; targets {TARGETS}."
+        "matching, batching, writing results). Embed reads only the cell tokens "
+        "(`cells_only`: the last block computes them alone, no expression decoder; exact). "
+        "Accuracy: against float32 of the same model on the same cells; targets "
+        f"{TARGETS}. What the kernels allow at best: `inference_cpu_ceiling.md`."
     )
     write_results(
         RESULT_NAME,

@@ -155,3 +155,18 @@ def test_an_unsupported_precision_runs_in_float32_and_says_why(cells, monkeypatc
     record = out.uns["X_scprint"]["precision"]
     assert record["requested"] == "bf16" and record["used"] == "32"
     assert "first_batch_vs_float32" not in record
+
+
+@pytest.mark.parametrize("name", ["v2_pos_fsq", "v2_cell_blocks"])
+def test_int8_quantises_each_stack_but_its_last_block_per_output_channel(name):
+    if not int8_support(torch.device("cpu"))[0]:
+        pytest.skip("this PyTorch build has no quantised CPU engine")
+    model = load_model(FIXTURES / f"{name}.ckpt", "cpu", precision="int8").model
+    stacks = [model.transformer] + ([model.cell_transformer] if model.cell_transformer else [])
+    for stack in stacks:
+        *quantised, last = stack.blocks
+        for block in quantised:
+            layer = block.mlp.fc1
+            assert layer.weight().qscheme() == torch.per_channel_affine, type(layer)
+        assert type(last.mlp.fc1) is torch.nn.Linear and type(last.mixer.Wqkv) is torch.nn.Linear
+    assert type(model.expr_decoder.fc[0]) is torch.nn.Linear
