@@ -73,7 +73,7 @@ def flops_per_cell(d: int, n_layers: int, cells_only: bool) -> dict[str, float]:
     }
 
 
-def seconds_of(fn: Callable[[], Any], repeats: int = 3) -> float:
+def seconds_of(fn: Callable[[], Any], repeats: int = 5) -> float:
     """Best of ``repeats`` timed calls after one warm-up."""
     fn()
     best = float("inf")
