@@ -231,9 +231,8 @@ def _quantise_linear(model: torch.nn.Module) -> torch.nn.Module:
     all the arithmetic is) are converted, each weight with one scale per output channel
     (:data:`torch.ao.quantization.per_channel_dynamic_qconfig`), except those of each stack's
     last block, which feed the read-outs directly; the embeddings, the expression / label
-    decoders and the attention itself (scores, softmax) stay float32. (One scale per tensor, or
-    quantising the last blocks too, lowered the denoised expression's per-cell Spearman
-    correlation with float32 below 0.99 on real cells: ``benchmarks/results/inference_cpu.md``.)
+    decoders and the attention itself (scores, softmax) stay float32. Agreement with float32 on
+    real cells: ``benchmarks/results/inference_cpu.md``.
     """
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
