@@ -37,6 +37,7 @@ import datetime as _dt
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -165,12 +166,25 @@ RECIPES: dict[str, dict[str, Any]] = {
     "cpu-demo-cce1": {"config": "cpu-demo", "model": {"objective": {"cce": 1.0}}},
     # the elastic cell similarity 0.1 -> 1
     "cpu-demo-ecs1": {"config": "cpu-demo", "model": {"objective": {"ecs": 1.0}}},
+    # further along the ECS axis (1: probe 0.777 -> 0.805, seed 0), and with disentanglement 1
+    "cpu-demo-ecs3": {"config": "cpu-demo", "model": {"objective": {"ecs": 3.0}}},
+    "cpu-demo-ecs1-diss1": {
+        "config": "cpu-demo",
+        "model": {"objective": {"ecs": 1.0, "disentanglement": 1.0}},
+    },
+    "cpu-demo-ecs1-unbalanced": {
+        "config": "cpu-demo",
+        "model": {"objective": {"ecs": 1.0}},
+        "data": {"balance_weight": None},
+    },
     # label balancing off (cells drawn uniformly) instead of w / (n + w) with w = 100
     "cpu-demo-unbalanced": {"config": "cpu-demo", "data": {"balance_weight": None}},
     # the cell-type token free to carry more than its label: no disentanglement of the cell
     # tokens (0.1 -> 0), or the generation from the cell tokens weighted 3 instead of 1
     "cpu-demo-diss0": {"config": "cpu-demo", "model": {"objective": {"disentanglement": 0.0}}},
     "cpu-demo-gen3": {"config": "cpu-demo", "model": {"objective": {"generation": 3.0}}},
+    # and the other way: the disentanglement 0.1 -> 1 (without it the probe fell 0.777 -> 0.725)
+    "cpu-demo-diss1": {"config": "cpu-demo", "model": {"objective": {"disentanglement": 1.0}}},
     # 64 cells per step (run for half the steps: the same cells seen)
     "cpu-demo-b64": {"config": "cpu-demo", "data": {"batch_size": 64}},
     "mid-64x4": _with(
@@ -384,6 +398,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="recipe_search", help="results file name")
     parser.add_argument("--list", action="store_true", help="print the recipes and exit")
     parser.add_argument(
+        "--keep",
+        default=None,
+        metavar="DIR",
+        help="copy each trained checkpoint to DIR/<recipe>-seed<seed>-<steps>.ckpt",
+    )
+    parser.add_argument(
         "--rewrite",
         action="store_true",
         help="rewrite the results files from their recorded rows (after a change of the notes)",
@@ -460,6 +480,10 @@ def main(argv: list[str] | None = None) -> int:
                 start = time.perf_counter()
                 row.update(score(ckpt, held_out, pca, seed, args.network))
                 row["score_seconds"] = round(time.perf_counter() - start, 1)
+                if args.keep:
+                    keep = Path(args.keep)
+                    keep.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(ckpt, keep / f"{name}-seed{seed}-{args.steps}.ckpt")
             row.update(
                 load_average=[round(load_before, 2), round(os.getloadavg()[0], 2)],
                 date=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
