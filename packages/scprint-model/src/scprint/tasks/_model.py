@@ -17,7 +17,8 @@ Precision (``precision=`` of every task, ``--precision`` of the command line):
 
 No silent accuracy loss: with ``"bf16"`` or ``"int8"``, the first forward pass is also run in
 float32 and compared (:func:`agreement`): per-cell cosine similarity of the cell embedding,
-agreement of the predicted labels and per-cell Spearman correlation of the expected expression.
+agreement of the predicted labels and per-cell Spearman correlation of the expected expression
+(not for a ``cells_only`` pass such as the Embedder's, which reads out no expression).
 The comparison is recorded in ``uns[key_added]["precision"]`` of every task's output, and a
 :class:`PrecisionWarning` names the numbers when one falls below :data:`AGREEMENT_TARGETS`.
 """
