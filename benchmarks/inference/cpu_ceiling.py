@@ -9,8 +9,8 @@ two classes of operation:
 * attention (``softmax(q kᵀ) v``: ``4 L² d`` FLOPs per layer): PyTorch's CPU flash-attention kernel.
 
 ``cells_only`` (what ``Embedder`` runs without gene embeddings) computes the last block for the
-``C`` cell tokens alone (keys and values still from every token), so its last layer costs
-``2 L 2 d²`` (keys, values) ``+ 2 C 10 d² + 4 C L d``. The script measures, with the run's
+``C`` cell tokens alone (its fused ``Wqkv`` still over every token, for the keys and values), so
+its last layer costs ``2 L 3 d² + 2 C 9 d² + 4 C L d``. The script measures, with the run's
 threads, each class's speed at the preset's own shapes: float32, bfloat16 (oneDNN) and int8
 (``torch.ao`` dynamic quantisation, per-channel weights, what ``precision="int8"`` runs) linear
 layers, and float32 / bfloat16 attention (``scaled_dot_product_attention``). The best possible
@@ -65,7 +65,7 @@ def flops_per_cell(d: int, n_layers: int, cells_only: bool) -> dict[str, float]:
     attention_layer = 4 * seq * seq * d
     if not cells_only:
         return {"linear": n_layers * linear_layer, "attention": n_layers * attention_layer}
-    last_linear = 2 * seq * 2 * d * d + 2 * CELL_TOKENS * 10 * d * d
+    last_linear = 2 * seq * 3 * d * d + 2 * CELL_TOKENS * 9 * d * d
     last_attention = 4 * CELL_TOKENS * seq * d
     return {
         "linear": (n_layers - 1) * linear_layer + last_linear,
@@ -73,7 +73,7 @@ def flops_per_cell(d: int, n_layers: int, cells_only: bool) -> dict[str, float]:
     }
 
 
-def seconds_of(fn: Callable[[], Any], repeats: int = 3) -> float:
+def seconds_of(fn: Callable[[], Any], repeats: int = 5) -> float:
     """Best of ``repeats`` timed calls after one warm-up."""
     fn()
     best = float("inf")

@@ -17,7 +17,8 @@ Precision (``precision=`` of every task, ``--precision`` of the command line):
 
 No silent accuracy loss: with ``"bf16"`` or ``"int8"``, the first forward pass is also run in
 float32 and compared (:func:`agreement`): per-cell cosine similarity of the cell embedding,
-agreement of the predicted labels and per-cell Spearman correlation of the expected expression.
+agreement of the predicted labels and per-cell Spearman correlation of the expected expression
+(not for a ``cells_only`` pass such as the Embedder's, which reads out no expression).
 The comparison is recorded in ``uns[key_added]["precision"]`` of every task's output, and a
 :class:`PrecisionWarning` names the numbers when one falls below :data:`AGREEMENT_TARGETS`.
 """
@@ -231,9 +232,8 @@ def _quantise_linear(model: torch.nn.Module) -> torch.nn.Module:
     all the arithmetic is) are converted, each weight with one scale per output channel
     (:data:`torch.ao.quantization.per_channel_dynamic_qconfig`), except those of each stack's
     last block, which feed the read-outs directly; the embeddings, the expression / label
-    decoders and the attention itself (scores, softmax) stay float32. (One scale per tensor, or
-    quantising the last blocks too, lowered the denoised expression's per-cell Spearman
-    correlation with float32 below 0.99 on real cells: ``benchmarks/results/inference_cpu.md``.)
+    decoders and the attention itself (scores, softmax) stay float32. Agreement with float32 on
+    real cells: ``benchmarks/results/inference_cpu.md``.
     """
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
