@@ -177,6 +177,8 @@ RECIPES: dict[str, dict[str, Any]] = {
         "model": {"objective": {"ecs": 1.0}},
         "data": {"balance_weight": None},
     },
+    # a masked pass (30 % of the genes hidden) beside the denoising one
+    "cpu-demo-mask03": {"config": "cpu-demo", "model": {"objective": {"mask_ratios": [0.3]}}},
     # label balancing off (cells drawn uniformly) instead of w / (n + w) with w = 100
     "cpu-demo-unbalanced": {"config": "cpu-demo", "data": {"balance_weight": None}},
     # the cell-type token free to carry more than its label: no disentanglement of the cell
