@@ -336,10 +336,14 @@ def token_probes(
     representation ``ckpt`` makes of ``held_out`` with ``max_len`` genes per cell (the expressed
     genes, weighted by count, as :class:`scprint.tasks.Embedder` reads them): each output cell
     token ``(n_cells, d_model)``, ``X_scprint`` (the mean of the label-class tokens), the
-    concatenation of every cell token ``(n_cells, n_tokens * d_model)`` and the mean output gene
-    token ``(n_cells, d_model)``. One row per (max_len, representation)."""
+    concatenation of every cell token ``(n_cells, n_tokens * d_model)``, the mean output gene
+    token ``(n_cells, d_model)``, and, as the ceiling of what the input holds, a PCA (``d_model``
+    and 8 components) of the log-normalised counts of the genes the model read for each cell
+    (zero elsewhere). One row per (max_len, representation)."""
+    import scipy.sparse as sp
     import torch
-    from evaluation import POPULATION, embedding_probes
+    from evaluation import POPULATION, embedding_probes, log_normalise
+    from sklearn.decomposition import PCA
 
     from scprint.tasks._batches import iter_model_batches, model_inputs
     from scprint.tasks._input import prepare
@@ -354,6 +358,9 @@ def token_probes(
         tokens = np.zeros((held_out.n_obs, model.n_cell_tokens, model.config.d_model), np.float32)
         embedding = np.zeros((held_out.n_obs, model.config.d_model), np.float32)
         genes = np.zeros_like(embedding)
+        seen_rows: list[np.ndarray] = []
+        seen_genes: list[np.ndarray] = []
+        seen_counts: list[np.ndarray] = []
         with torch.inference_mode():
             for batch in iter_model_batches(
                 held_out,
@@ -371,11 +378,28 @@ def token_probes(
                 context = (batch["gene_ids"] >= 0).unsqueeze(-1).float()
                 gene_sum = (out.gene_embeddings.float() * context).sum(1)
                 genes[index] = (gene_sum / context.sum(1).clamp(min=1)).numpy()
+                ids, counts = batch["gene_ids"].numpy(), batch["counts"].float().numpy()
+                read = (ids >= 0) & (counts > 0)
+                seen_rows.append(np.broadcast_to(index[:, None], ids.shape)[read])
+                seen_genes.append(ids[read])
+                seen_counts.append(counts[read])
+        # the model's input, without the model: the counts of the genes it read for each cell
+        seen = sp.csr_matrix(
+            (np.concatenate(seen_counts), (np.concatenate(seen_rows), np.concatenate(seen_genes))),
+            shape=(held_out.n_obs, len(pretrained.vocab)),
+        )
+        seen_log = log_normalise(seen).toarray()
         representations = {
             **{f"cell token {name}": tokens[:, i] for name, i in model.cell_token_index.items()},
             "X_scprint (mean of the label-class tokens)": embedding,
             "every cell token, concatenated": tokens.reshape(held_out.n_obs, -1),
             "mean output gene token": genes,
+            **{
+                f"PCA-{k} of the genes read (input counts, no model)": PCA(
+                    k, random_state=seed
+                ).fit_transform(seen_log)
+                for k in (model.config.d_model, 8)
+            },
         }
         for name, values in representations.items():
             probes = embedding_probes(values, populations, seed)
@@ -463,7 +487,10 @@ def main(argv: list[str] | None = None) -> int:
                 "populations): 5-fold linear-probe and 15-NN accuracy of each representation "
                 "of the network, the model reading max_len expressed genes per cell (weighted by "
                 "count; X_scprint is what scprint.tasks.Embedder writes, at the training context "
-                "length by default). PCA-50 of the log-normalised counts: recipe_search.md."
+                "length by default). 'PCA-k of the genes read' is the input alone, without the "
+                "model: a k-component PCA of the log-normalised counts of the genes the model "
+                "read for each cell (zero elsewhere), how much of what separates the populations "
+                "the context holds. PCA-50 of every gene's counts: recipe_search.md."
             ),
         )
         return 0
