@@ -181,6 +181,12 @@ RECIPES: dict[str, dict[str, Any]] = {
     "cpu-demo-mask03": {"config": "cpu-demo", "model": {"objective": {"mask_ratios": [0.3]}}},
     # label balancing off (cells drawn uniformly) instead of w / (n + w) with w = 100
     "cpu-demo-unbalanced": {"config": "cpu-demo", "data": {"balance_weight": None}},
+    # the two that raised the probe most, together: width 64 and label balancing off
+    "cpu-demo-d64-unbalanced": {
+        "config": "cpu-demo",
+        "model": {"config": {"d_model": 64, "n_heads": 4, "classifier_layers": [64]}},
+        "data": {"gene_embedding_dim": 64, "balance_weight": None},
+    },
     # the cell-type token free to carry more than its label: no disentanglement of the cell
     # tokens (0.1 -> 0), or the generation from the cell tokens weighted 3 instead of 1
     "cpu-demo-diss0": {"config": "cpu-demo", "model": {"objective": {"disentanglement": 0.0}}},
