@@ -263,7 +263,8 @@ class Generator:
         total = None
         with torch.inference_mode():
             for batch in self._batches(reference, match, f"token {label}", rows):
-                out = model(**model_inputs(batch))
+                # only the cell tokens (or codes) are read: skip the gene read-outs (exact)
+                out = model(**model_inputs(batch), cells_only=True)
                 if self.space == "code":
                     tokens = out.cell_codes[token_class]
                 else:
@@ -326,7 +327,7 @@ class Generator:
         dropout = np.zeros_like(means)
         with torch.inference_mode():
             for batch in self._batches(adata, match, "generate"):
-                out = model(**model_inputs(batch))
+                out = model(**model_inputs(batch), cells_only=True)
                 tokens = out.cell_tokens.clone()
                 for position, vector in replacements.items():
                     tokens[:, position] = vector.to(tokens.dtype)

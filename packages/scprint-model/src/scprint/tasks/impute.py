@@ -230,7 +230,8 @@ class Imputer:
                 depth = batch["depth"] * self.depth_factor
                 library = inputs["counts"].sum(1) * self.depth_factor
                 inputs["depth"] = depth
-                encoded = model(**inputs, target_depth=library)
+                # only the cell tokens are decoded from: skip the gene read-outs (exact)
+                encoded = model(**inputs, target_depth=library, cells_only=True)
                 decoded = model.decode_from_cell_tokens(
                     encoded.cell_tokens,
                     targets.expand(len(depth), -1),
